@@ -1,0 +1,37 @@
+# odh-hub: two commands. `make up` runs the local platform; `make test` runs every test.
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export ODH_PROXY_COMMAND ?= $(CURDIR)/.tools/chp/node_modules/.bin/configurable-http-proxy
+ODH_CONFIG_DIR ?= $(CURDIR)/config/demo
+ODH_STATE_DIR ?= $(CURDIR)/.odh-state
+PYTEST_ARGS ?=
+
+.PHONY: install up test test-unit test-integration test-browser bench check-config clean
+
+install:
+	@scripts/install.sh
+
+up: install
+	@$(PY) -m odh_spawner.cli up --config-dir "$(ODH_CONFIG_DIR)" --state-dir "$(ODH_STATE_DIR)"
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-browser: install
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+check-config: install
+	$(PY) -m odh_spawner.cli check-config "$(ODH_CONFIG_DIR)"
+
+clean:
+	rm -rf .odh-state test-artifacts .pytest_cache

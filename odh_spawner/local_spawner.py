@@ -1,0 +1,128 @@
+"""OdhLocalSpawner: the local backend. A JupyterHub local process started from the SpawnPlan.
+
+No container engine runs here: the server runs in the profile's *local environment* (the hub's own
+Python, or a named virtualenv), never pretending to run the image. CPU and memory limits are applied
+through cgroups where the OS allows; image, GPUs, volumes and scheduling apply on Kubernetes only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.utils import maybe_future
+from traitlets import Bool, Dict, Unicode
+
+from .errors import ProfileError
+from .local_limits import CgroupLimits, join
+from .mixin import OdhSpawnerMixin, user_error
+from .resolve import SpawnPlan
+
+
+class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
+    backend_name = "local"
+
+    environments = Dict(
+        {},
+        config=True,
+        help="""Named local environments a profile's `local.environment` may use: name -> path of a
+        virtualenv (its bin/jupyterhub-singleuser is run). The name 'hub' always means the hub's own
+        Python environment.""",
+    )
+    enforce_limits = Bool(
+        True,
+        config=True,
+        help="""Apply the chosen size's CPU and memory limits through Linux cgroups when the hub may write
+        them (root on a writable cgroupfs). Elsewhere servers run unlimited and the form says so.""",
+    )
+    cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
+
+    _limits: CgroupLimits | None = None
+
+    @property
+    def limits(self) -> CgroupLimits | None:
+        if not self.enforce_limits:
+            return None
+        cls = type(self)
+        if cls._limits is None or cls._limits.root != self.cgroup_root:
+            cls._limits = CgroupLimits(self.cgroup_root)
+        return cls._limits if cls._limits.available() else None
+
+    def limits_note(self) -> str:
+        if self.limits is not None:
+            return "CPU and memory limits are enforced on this machine (cgroups)."
+        return "CPU and memory sizes are not enforced on this machine (no writable cgroups); they apply on Kubernetes."
+
+    @property
+    def cgroup_name(self) -> str:
+        return f"{self.user.name}-{self.name or 'default'}"
+
+    def environment_bin(self, name: str) -> str:
+        if name == "hub":
+            return os.path.dirname(sys.executable)
+        path = self.environments.get(name)
+        if not path:
+            raise ProfileError(f"local environment {name!r} is not configured on this hub "
+                               f"(OdhLocalSpawner.environments knows: hub, {', '.join(sorted(self.environments))})")
+        return os.path.join(path, "bin")
+
+    async def apply_plan(self, plan: SpawnPlan) -> None:
+        try:
+            bindir = self.environment_bin(plan.local_environment)
+        except ProfileError as e:
+            raise user_error(400, str(e)) from None
+        exe = os.path.join(bindir, "jupyterhub-singleuser")
+        if not os.access(exe, os.X_OK):
+            raise user_error(400, f"The local environment {plan.local_environment!r} has no jupyterhub-singleuser.")
+        self.cmd = [exe]
+        self.cpu_limit, self.cpu_guarantee = plan.cpu_limit, plan.cpu_request
+        self.mem_limit, self.mem_guarantee = plan.mem_limit, plan.mem_request
+
+    def get_env(self):
+        env = super().get_env()
+        if self.plan is not None:
+            env.update(self.odh_env(self.plan))
+            env["ODH_LOCAL_ENVIRONMENT"] = self.plan.local_environment
+        return env
+
+    def get_args(self):
+        args = super().get_args()
+        if os.geteuid() == 0 and "--allow-root" not in args:
+            args.append("--allow-root")
+        return args
+
+    def make_preexec_fn(self, name):
+        parent = super().make_preexec_fn(name)
+        procs = self._cgroup_procs
+
+        def preexec():
+            if procs:
+                join(procs)
+            parent()
+
+        return preexec
+
+    async def start(self):
+        self._cgroup_procs = []
+        limits = self.limits
+        plan = self.plan
+        try:
+            if limits is not None and plan is not None:
+                self._cgroup_procs = limits.create(self.cgroup_name, plan.cpu_limit, plan.mem_limit)
+                self.odh_progress(30, f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
+            elif plan is not None:
+                self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
+            env_name = plan.local_environment if plan else "hub"
+            self.odh_progress(50, f"Starting JupyterLab in the local '{env_name}' environment")
+            result = await super().start()
+            self.odh_progress(70, "Server process started; waiting for it to answer")
+            return result
+        finally:
+            self.odh_progress_done()
+
+    async def run_post_stop_hook(self):
+        limits = self.limits
+        if limits is not None:
+            limits.remove(self.cgroup_name)
+        return await maybe_future(super().run_post_stop_hook())

@@ -1,0 +1,140 @@
+"""Run JupyterHub (with its proxy and managed services) as a child process, and stop it leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Callable
+
+from .ports import free_port
+from .settings import PlatformSettings
+
+CONFIG_FILE = os.path.join(os.path.dirname(__file__), "jupyterhub_config.py")
+
+
+class HubError(RuntimeError):
+    pass
+
+
+def find_proxy() -> list[str]:
+    """configurable-http-proxy (Node): $ODH_PROXY_COMMAND, else the one on PATH."""
+    cmd = os.environ.get("ODH_PROXY_COMMAND") or shutil.which("configurable-http-proxy")
+    if not cmd or not os.access(cmd, os.X_OK):
+        raise HubError("configurable-http-proxy not found: run `make install` or set ODH_PROXY_COMMAND")
+    return [os.path.abspath(cmd)]
+
+
+def runtime_settings(settings: PlatformSettings, state_dir: str, s3_endpoint: str = "") -> dict:
+    port = settings.hub_port or free_port()
+    return {
+        "bind_url": f"http://{settings.hub_ip}:{port}",
+        "hub_bind_url": f"http://127.0.0.1:{free_port()}",
+        "proxy_api_url": f"http://127.0.0.1:{free_port()}",
+        "proxy_command": find_proxy(),
+        "state_dir": os.path.abspath(state_dir),
+        "profiles_file": settings.profiles_file,
+        "users_file": settings.users_file,
+        "start_timeout": settings.start_timeout,
+        "s3_endpoint": s3_endpoint,
+        "idle_culler": {
+            "enabled": settings.culler_enabled,
+            "timeout_seconds": settings.culler_timeout,
+            "every_seconds": settings.culler_every,
+        },
+    }
+
+
+class HubProcess:
+    def __init__(self, runtime: dict, log_path: str | None = None, report: Callable[[str], None] | None = None):
+        self.runtime = runtime
+        self.state_dir = runtime["state_dir"]
+        self.log_path = log_path or os.path.join(self.state_dir, "jupyterhub.log")
+        self.report = report or (lambda msg: None)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.runtime["bind_url"]
+
+    def start(self, timeout: float = 60, extra_env: dict | None = None) -> "HubProcess":
+        os.makedirs(self.state_dir, exist_ok=True)
+        settings_path = os.path.join(self.state_dir, "hub-settings.json")
+        fd = os.open(settings_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.runtime, f, indent=1)
+        env = dict(os.environ, ODH_HUB_SETTINGS=settings_path, **(extra_env or {}))
+        # the hub's own venv first on PATH, so services and servers find their scripts
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", CONFIG_FILE],
+            cwd=self.state_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.report("JupyterHub: starting hub and proxy")
+        deadline = time.monotonic() + timeout
+        while not self._healthy():
+            if self.proc.poll() is not None:
+                raise HubError(f"JupyterHub exited with {self.proc.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise HubError(f"JupyterHub did not answer within {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.2)
+        self.report(f"JupyterHub ready at {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/hub/health", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def server_pids(self) -> list[int]:
+        """PIDs of single-user servers the hub recorded (to reap them if the hub died uncleanly)."""
+        db = os.path.join(self.state_dir, "jupyterhub.sqlite")
+        if not os.path.exists(db):
+            return []
+        pids = []
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                for (state,) in conn.execute("select state from spawners"):
+                    pid = (json.loads(state) if isinstance(state, str) else state or {}).get("pid")
+                    if isinstance(pid, int) and pid > 0:
+                        pids.append(pid)
+        except (sqlite3.Error, ValueError, AttributeError):
+            return []
+        return pids
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM the hub (it stops servers, services and the proxy), then reap anything left, by PID."""
+        if self.proc is None:
+            return
+        pids = self.server_pids()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.report("JupyterHub did not stop in time; killing it")
+        _kill_group(self.proc.pid)
+        for pid in pids + self.server_pids():
+            _kill_group(pid)
+        self.proc.wait(5)
+
+
+def _kill_group(pid: int) -> None:
+    """Kill a process group we started (start_new_session=True makes pid the group id)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,55 @@
+"""JupyterHub configuration for the local platform, from plain data (never templated Python). Pure."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# what a single-user server needs to talk to RGW (pyarrow/boto3 multipart against RGW needs these)
+S3_CLIENT_ENV = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "WHEN_REQUIRED",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def configure(c, s: dict) -> None:
+    """Apply runtime settings `s` (written by the launcher as JSON) to the traitlets config `c`."""
+    state = s["state_dir"]
+    c.JupyterHub.bind_url = s["bind_url"]
+    c.JupyterHub.hub_bind_url = s["hub_bind_url"]
+    c.JupyterHub.db_url = "sqlite:///" + os.path.join(state, "jupyterhub.sqlite")
+    c.JupyterHub.cookie_secret_file = os.path.join(state, "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = os.path.join(state, "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+    c.ConfigurableHTTPProxy.api_url = s["proxy_api_url"]
+    c.ConfigurableHTTPProxy.command = list(s["proxy_command"])
+    c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "proxy.pid")
+
+    c.JupyterHub.authenticator_class = "odh_spawner.auth.OdhFileAuthenticator"
+    c.OdhFileAuthenticator.users_file = s["users_file"]
+
+    c.JupyterHub.spawner_class = "odh-local"
+    c.OdhLocalSpawner.profiles_path = s["profiles_file"]
+    c.OdhLocalSpawner.home_dir_template = os.path.join(state, "home", "{username}")
+    c.OdhLocalSpawner.default_url = "/lab"
+    c.OdhLocalSpawner.start_timeout = s.get("start_timeout", 120)
+    c.OdhLocalSpawner.http_timeout = s.get("start_timeout", 120)
+    env = {}
+    if s.get("s3_endpoint"):
+        env.update(S3_CLIENT_ENV, S3_ENDPOINT_URL=s["s3_endpoint"])
+    c.OdhLocalSpawner.environment = env
+
+    culler = s.get("idle_culler") or {}
+    if culler.get("enabled"):
+        c.JupyterHub.services = [{
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                        f"--timeout={culler['timeout_seconds']}", f"--cull-every={culler['every_seconds']}"],
+        }]
+        c.JupyterHub.load_roles = [{
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }]

@@ -1,0 +1,99 @@
+"""`odh-hub up`: Ceph RGW + JupyterHub (proxy, idle culler, odh spawner) on this machine, until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from ..profiles import load_profiles
+from ..users import load_users
+from .ceph import CephCluster
+from .hub import HubProcess, runtime_settings
+from .settings import load_settings
+
+
+class _StopFlag:
+    flag = False
+    running = False
+
+    def is_set(self) -> bool:
+        return self.flag
+
+
+def _say(msg: str) -> None:
+    print(f"[odh-hub {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
+    settings = load_settings(config_dir)
+    profiles = load_profiles(settings.profiles_file)  # fail before starting anything
+    users = load_users(settings.users_file)
+    _say(f"Configuration {settings.config_dir}: {len(profiles)} profiles, {len(users)} users")
+    os.makedirs(state_dir, exist_ok=True)
+
+    stop = _StopFlag()
+
+    def on_signal(signum, _frame):
+        # no locks in a signal handler (an Event here can deadlock the main thread)
+        if not stop.is_set():
+            _say(f"{signal.Signals(signum).name} received: stopping")
+        stop.flag = True
+        if not stop.running:
+            raise KeyboardInterrupt  # still starting: unwind now; `finally` stops what was started
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    ceph = hub = None
+    try:
+        s3_endpoint = ""
+        if settings.ceph_enabled:
+            _say("Starting Ceph (monitor, OSD, RADOS gateway); this takes about 15 s")
+            ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say)
+            ceph.start()
+            s3_endpoint = ceph.endpoint
+        hub = HubProcess(runtime_settings(settings, state_dir, s3_endpoint), report=_say)
+        hub.start()
+        stop.running = True
+        _banner(hub.url, users, s3_endpoint, hub.log_path)
+        if not wait:
+            return 0
+        while not stop.is_set():
+            if hub.proc.poll() is not None:
+                _say(f"JupyterHub exited unexpectedly ({hub.proc.returncode}); see {hub.log_path}")
+                return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a clear message, then clean up everything we started
+        _say(f"error: {e}")
+        return 1
+    finally:
+        stop.running = True  # a second Ctrl-C must not interrupt the cleanup
+        if hub is not None:
+            _say("Stopping JupyterHub (servers, proxy, idle culler)")
+            hub.stop()
+        if ceph is not None:
+            _say("Stopping Ceph")
+            ceph.stop()
+        if hub is not None or ceph is not None:
+            _say("Stopped; nothing left running")
+
+
+def _banner(url: str, users, s3_endpoint: str, log_path: str) -> None:
+    lines = ["", "=" * 64, f"  odh-hub is running:  {url}", "", "  Log in as:"]
+    for u in users.values():
+        hint = f" ({u.login_hint})" if u.login_hint else ""
+        groups = ", ".join(u.groups) or "no groups"
+        lines.append(f"    {u.name:<10} groups: {groups}{' [admin]' if u.admin else ''}{hint}")
+    if s3_endpoint:
+        lines.append(f"\n  Ceph RGW (S3): {s3_endpoint}")
+    lines += [f"  Hub log: {log_path}", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(up(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,90 @@
+"""platform.yaml of a configuration directory (hub address, idle culler, Ceph): parsed and validated. Pure."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import yaml
+
+from ..errors import ProfileError
+
+SECTIONS = {
+    "hub": {"ip": str, "port": int},
+    "idle_culler": {"enabled": bool, "timeout_seconds": int, "every_seconds": int},
+    "ceph": {"enabled": bool, "rgw_port": int},
+    "spawner": {"start_timeout_seconds": int},
+}
+
+
+class SettingsError(ProfileError):
+    """platform.yaml is invalid (names the file and the field)."""
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    config_dir: str
+    hub_ip: str = "127.0.0.1"
+    hub_port: int = 0
+    culler_enabled: bool = True
+    culler_timeout: int = 3600
+    culler_every: int = 300
+    ceph_enabled: bool = True
+    rgw_port: int = 0
+    start_timeout: int = 120
+
+    @property
+    def profiles_file(self) -> str:
+        return os.path.join(self.config_dir, "profiles.yaml")
+
+    @property
+    def users_file(self) -> str:
+        return os.path.join(self.config_dir, "users.yaml")
+
+
+def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> PlatformSettings:
+    data = data or {}
+    if not isinstance(data, dict):
+        raise SettingsError("must be a mapping", source=source)
+    values: dict = {}
+    for section, raw in data.items():
+        if section not in SECTIONS:
+            raise SettingsError(f"unknown section; allowed: {', '.join(SECTIONS)}", source=source, field=str(section))
+        if not isinstance(raw, dict):
+            raise SettingsError("must be a mapping", source=source, field=section)
+        for key, value in raw.items():
+            kind = SECTIONS[section].get(key)
+            field = f"{section}.{key}"
+            if kind is None:
+                raise SettingsError(f"unknown key; allowed: {', '.join(SECTIONS[section])}", source=source, field=field)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise SettingsError(f"must be {kind.__name__}, got {value!r}", source=source, field=field)
+            if kind is int and not (0 <= value <= 65535 if key.endswith("port") else value > 0):
+                raise SettingsError(f"out of range: {value}", source=source, field=field)
+            values[field] = value
+    g = values.get
+    return PlatformSettings(
+        config_dir=os.path.abspath(config_dir),
+        hub_ip=g("hub.ip", "127.0.0.1"),
+        hub_port=g("hub.port", 0),
+        culler_enabled=g("idle_culler.enabled", True),
+        culler_timeout=g("idle_culler.timeout_seconds", 3600),
+        culler_every=g("idle_culler.every_seconds", 300),
+        ceph_enabled=g("ceph.enabled", True),
+        rgw_port=g("ceph.rgw_port", 0),
+        start_timeout=g("spawner.start_timeout_seconds", 120),
+    )
+
+
+def load_settings(config_dir: str) -> PlatformSettings:
+    path = os.path.join(config_dir, "platform.yaml")
+    if not os.path.isdir(config_dir):
+        raise SettingsError("configuration directory does not exist", source=config_dir)
+    data = {}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise SettingsError(f"not valid YAML: {e}", source=path) from None
+    return parse_settings(data, config_dir, path)

@@ -1,0 +1,124 @@
+"""What both odh spawners share: profiles -> form -> enforced SpawnPlan, and progress messages.
+
+Built on JupyterHub's own hooks: `options_form`, `options_from_form`, `apply_user_options` (5.3+)
+and `progress()`. Backends implement `apply_plan(plan)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from tornado import web
+from traitlets import Any, Unicode, default
+from traitlets.config import Configurable
+
+from .errors import OptionsError, ProfileError
+from .form import options_from_form, render_form
+from .resolve import SpawnPlan, resolve, visible_profiles
+from .store import ProfileStore, shared_store
+
+
+def user_error(status: int, message: str) -> web.HTTPError:
+    """An HTTPError whose message JupyterHub shows to the user as is (form page and REST API)."""
+    err = web.HTTPError(status, "%s", message)
+    err.jupyterhub_message = message
+    err.reason = message[:200].replace("\r", " ").replace("\n", " ")
+    return err
+
+
+class OdhSpawnerMixin(Configurable):
+    backend_name = "local"
+
+    profiles_path = Unicode(
+        os.environ.get("ODH_PROFILES", ""),
+        config=True,
+        help="""Path of the profile file (YAML). Re-read on change before each form and spawn, so editing
+        it (or the ConfigMap it is mounted from) takes effect without restarting the hub. A broken edit
+        keeps the last good profiles and logs why. Defaults to $ODH_PROFILES.""",
+    )
+
+    plan = Any(None, allow_none=True, help="The SpawnPlan of the current or last start (set by apply_user_options).")
+
+    # -- profiles ------------------------------------------------------------------------------
+    @property
+    def profile_store(self) -> ProfileStore:
+        if not self.profiles_path:
+            raise ProfileError("no profile file configured: set OdhSpawner profiles_path or $ODH_PROFILES")
+        return shared_store(self.profiles_path, self.log)
+
+    def user_groups(self) -> list[str]:
+        return sorted(g.name for g in getattr(self.user, "groups", []) or [])
+
+    def visible(self):
+        return visible_profiles(self.profile_store.get(), self.user.name, self.user_groups())
+
+    def limits_note(self) -> str:
+        return ""
+
+    # -- JupyterHub hooks ----------------------------------------------------------------------
+    @default("options_form")
+    def _odh_options_form(self):
+        return OdhSpawnerMixin._render_options_form
+
+    @staticmethod
+    def _render_options_form(spawner) -> str:
+        previous = spawner.orm_spawner.user_options if spawner.orm_spawner is not None else {}
+        return render_form(spawner.visible(), spawner.user.name, spawner.user_groups(), previous,
+                           spawner.backend_name, spawner.limits_note())
+
+    @default("options_from_form")
+    def _odh_options_from_form(self):
+        return options_from_form
+
+    @default("apply_user_options")
+    def _odh_apply_user_options(self):
+        return OdhSpawnerMixin._apply_odh_options
+
+    @staticmethod
+    async def _apply_odh_options(spawner, user_options) -> None:
+        spawner._odh_reset_progress()
+        try:
+            plan = resolve(spawner.profile_store.get(), spawner.user.name, spawner.user_groups(), user_options)
+        except OptionsError as e:
+            spawner.log.warning("Refused user_options for %s: %s", spawner._log_name, e)
+            raise user_error(e.status_code, str(e)) from None
+        spawner.plan = plan
+        spawner.user_options = plan.user_options()
+        spawner.log.info("Spawning %s with profile %s, size %s", spawner._log_name, plan.profile, plan.size)
+        spawner.odh_progress(10, f"Profile {plan.display_name}, size {plan.size}")
+        await spawner.apply_plan(plan)
+
+    async def apply_plan(self, plan: SpawnPlan) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def odh_env(self, plan: SpawnPlan) -> dict[str, str]:
+        env = dict(plan.env)
+        env.update(ODH_PROFILE=plan.profile, ODH_SIZE=plan.size, ODH_BACKEND=self.backend_name)
+        return env
+
+    # -- progress ------------------------------------------------------------------------------
+    def _odh_reset_progress(self):
+        self._odh_events = []
+        self._odh_done = False
+
+    def odh_progress(self, percent: int, message: str) -> None:
+        if not hasattr(self, "_odh_events"):
+            self._odh_reset_progress()
+        self._odh_events.append({"progress": percent, "message": message})
+
+    def odh_progress_done(self) -> None:
+        self._odh_done = True
+
+    async def progress(self):
+        sent = 0
+        if not hasattr(self, "_odh_events"):
+            self._odh_reset_progress()
+        while True:
+            events = self._odh_events
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if self._odh_done:
+                return
+            await asyncio.sleep(0.2)

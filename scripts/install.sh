@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything odh-hub needs on a fresh Debian bookworm machine:
+# Debian packages (Ceph, Chromium, Java for Spark later), the Python venv, and the Node proxy.
+# Re-running is cheap: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${ODH_VENV:-$ROOT/.venv}
+TOOLS=$ROOT/.tools
+CHP_VERSION=5.3.0
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+say() { printf '[install] %s\n' "$*"; }
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+
+# 1. Debian packages: a real single-node Ceph (mon, osd, radosgw) and Chromium for browser tests.
+need_apt=()
+for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool; do command -v $bin >/dev/null || need_apt+=(ceph-mon ceph-osd radosgw ceph-common); done
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v uuidgen >/dev/null || need_apt+=(uuid-runtime)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')
+  say "apt-get install $pkgs"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+else
+  say "Debian packages present (ceph, radosgw, chromium, node)"
+fi
+
+# 2. Python environment: the package and its pinned dependencies (+ test extras).
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtualenv $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.odh-installed"
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "pip install -e .[test] (pinned versions from pyproject.toml)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  echo "$want" > "$stamp"
+else
+  say "Python environment up to date"
+fi
+
+# 3. The proxy: configurable-http-proxy (Node), pinned, installed under .tools/.
+CHP="$TOOLS/chp/node_modules/.bin/configurable-http-proxy"
+if [ ! -x "$CHP" ] || ! grep -q "\"version\": \"$CHP_VERSION\"" "$TOOLS/chp/node_modules/configurable-http-proxy/package.json" 2>/dev/null; then
+  say "npm install configurable-http-proxy@$CHP_VERSION"
+  mkdir -p "$TOOLS/chp"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/chp" "configurable-http-proxy@$CHP_VERSION" >/dev/null
+else
+  say "configurable-http-proxy $CHP_VERSION present"
+fi
+say "done"

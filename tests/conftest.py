@@ -1,0 +1,18 @@
+"""Test layers: tests/unit (pure, nothing running), tests/integration (real hub, proxy, Ceph RGW),
+tests/browser (real Chromium). Each test is marked by its folder so one layer runs alone (`-m unit`)."""
+
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+
+_LAYERS = ("unit", "integration", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = os.path.relpath(str(item.fspath), os.path.join(ROOT, "tests")).split(os.sep)
+        if parts[0] in _LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

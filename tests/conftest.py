@@ -7,6 +7,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+# the proxy that `make install` puts under .tools/ (the Makefile exports the same path)
+os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools", "chp", "node_modules", ".bin",
+                                                        "configurable-http-proxy"))
 
 _LAYERS = ("unit", "integration", "browser")
 

@@ -30,11 +30,12 @@ def _chosen(visible: list[Profile], user: str, groups, previous) -> dict:
 
 
 def render_form(visible: list[Profile], user: str, groups, previous: Mapping | None, backend: str,
-                limits_note: str = "") -> str:
+                limits_note: str = "", spark_available: bool = False) -> str:
     chosen = _chosen(visible, user, groups, previous)
     chosen.setdefault("spark", None)
     return _env.get_template("options_form.html").render(
-        profiles=visible, chosen=chosen, user=user, backend=backend, limits_note=limits_note
+        profiles=visible, chosen=chosen, user=user, backend=backend, limits_note=limits_note,
+        spark_available=spark_available,
     )
 
 

@@ -113,6 +113,9 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
                 self.odh_progress(30, f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
             elif plan is not None:
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
+            if plan is not None and plan.spark is not None:
+                self.odh_progress(40, f"Spark cluster requested ({plan.spark.workers} workers) and within limits; "
+                                      "this release does not start Spark clusters yet")
             env_name = plan.local_environment if plan else "hub"
             self.odh_progress(50, f"Starting JupyterLab in the local '{env_name}' environment")
             result = await super().start()

@@ -1,0 +1,80 @@
+"""`odh-hub up` (what `make up` runs): starts Ceph RGW + hub + proxy + culler, prints the URL and logins,
+and on Ctrl-C ends every process it started, leaving nothing listening."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import requests
+
+from tests.integration.conftest import pid_alive
+from tests.support.hubclient import HubUserSession
+
+
+def _listening(pids: set[int]) -> set[int]:
+    ports = set()
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            ports.add(conn.laddr.port)
+    return ports
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odh_spawner.cli", "up", "--config-dir", config_dir, "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    lines = []
+    url = None
+    deadline = time.monotonic() + 120
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            m = re.search(r"odh-hub is running:\s+(http://\S+)", line)
+            if m:
+                url = m.group(1)
+            if url and "Press Ctrl-C" in line:
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        out = "".join(lines)
+        assert url, out
+        # progress while starting, and how to log in as each demo user
+        assert "Ceph RGW ready at http://127.0.0.1:" in out
+        assert "alice" in out and "password alice-odh" in out and "data-science" in out
+        assert "bob" in out and "ml-engineering" in out
+        assert requests.get(f"{url}/hub/health", timeout=5).status_code == 200
+        alice = HubUserSession(url, "alice", "alice-odh")
+        assert alice.api("POST", "/users/alice/server", json={"profile": "minimal"}).status_code in (201, 202)
+        alice.wait_ready()
+
+        tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)} | {proc.pid}
+        server_pid = HubUserSession(url, "admin", "admin-odh").api("GET", "/users/alice").json()["servers"][""]["state"]["pid"]
+        tree.add(server_pid)
+        ports = _listening(tree)
+        names = {psutil.Process(p).name() for p in tree if pid_alive(p)}
+        assert {"ceph-mon", "ceph-osd", "radosgw"} <= names, names
+        assert len(ports) >= 5, ports  # proxy, hub API, proxy API, RGW, mon v1/v2, server, ...
+
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=90)[0]
+        assert proc.returncode == 0, rest
+        assert "Stopped; nothing left running" in rest
+        left = [p for p in tree if pid_alive(p)]
+        assert not left, [(p, psutil.Process(p).cmdline()) for p in left]
+        still_open = [p for p in ports if _port_open(p)]
+        assert not still_open, still_open
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

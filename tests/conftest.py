@@ -11,11 +11,18 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools", "chp", "node_modules", ".bin",
                                                         "configurable-http-proxy"))
 
+pytest_plugins = ["tests.support.fixtures"]
+
 _LAYERS = ("unit", "integration", "browser")
+
+
+def _layer(item) -> str:
+    return os.path.relpath(str(item.fspath), os.path.join(ROOT, "tests")).split(os.sep)[0]
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        parts = os.path.relpath(str(item.fspath), os.path.join(ROOT, "tests")).split(os.sep)
-        if parts[0] in _LAYERS:
-            item.add_marker(getattr(pytest.mark, parts[0]))
+        if _layer(item) in _LAYERS:
+            item.add_marker(getattr(pytest.mark, _layer(item)))
+    # fast layers first; the browser layer last (Playwright's sync API owns the main thread's loop while open)
+    items.sort(key=lambda item: _LAYERS.index(_layer(item)) if _layer(item) in _LAYERS else 0)

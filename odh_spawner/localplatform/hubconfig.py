@@ -30,16 +30,19 @@ def configure(c, s: dict) -> None:
     c.JupyterHub.authenticator_class = "odh_spawner.auth.OdhFileAuthenticator"
     c.OdhFileAuthenticator.users_file = s["users_file"]
 
-    c.JupyterHub.spawner_class = "odh-local"
+    c.JupyterHub.spawner_class = s.get("spawner_class", "odh-local")
     c.OdhLocalSpawner.profiles_path = s["profiles_file"]
-    c.OdhLocalSpawner.home_dir_template = os.path.join(state, "home", "{username}")
-    c.OdhLocalSpawner.default_url = "/lab"
-    c.OdhLocalSpawner.start_timeout = s.get("start_timeout", 120)
-    c.OdhLocalSpawner.http_timeout = s.get("start_timeout", 120)
+    # shared with any LocalProcessSpawner (benchmarks compare against the plain SimpleLocalProcessSpawner)
+    c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "home", "{username}")
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = s.get("start_timeout", 120)
+    c.Spawner.http_timeout = s.get("start_timeout", 120)
+    if os.geteuid() == 0:
+        c.SimpleLocalProcessSpawner.args = ["--allow-root"]
     env = {}
     if s.get("s3_endpoint"):
         env.update(S3_CLIENT_ENV, S3_ENDPOINT_URL=s["s3_endpoint"])
-    c.OdhLocalSpawner.environment = env
+    c.Spawner.environment = env
 
     culler = s.get("idle_culler") or {}
     if culler.get("enabled"):

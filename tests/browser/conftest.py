@@ -5,7 +5,6 @@ import os
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.integration.conftest import ceph, config_dir, hub, login  # noqa: F401 - shared session fixtures
 
 CHROMIUM = os.environ.get("ODH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -13,7 +12,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = os.path.join(ARTIFACTS, "screenshots")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

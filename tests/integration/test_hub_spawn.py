@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from odh_spawner.local_limits import CgroupLimits
-from tests.integration.conftest import pid_alive
+from tests.support.fixtures import pid_alive
 
 
 def server_pid(login, name) -> int:

@@ -12,7 +12,7 @@ import time
 import psutil
 import requests
 
-from tests.integration.conftest import pid_alive
+from tests.support.fixtures import pid_alive
 from tests.support.hubclient import HubUserSession
 
 

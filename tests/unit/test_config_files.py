@@ -90,8 +90,8 @@ def test_hub_config_from_data():
     })
     assert c.JupyterHub.spawner_class == "odh-local"
     assert c.OdhLocalSpawner.profiles_path == "/c/profiles.yaml"
-    assert c.OdhLocalSpawner.environment["S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
-    assert c.OdhLocalSpawner.environment["AWS_REQUEST_CHECKSUM_CALCULATION"] == "WHEN_REQUIRED"
+    assert c.Spawner.environment["S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert c.Spawner.environment["AWS_REQUEST_CHECKSUM_CALCULATION"] == "WHEN_REQUIRED"
     assert c.JupyterHub.db_url == "sqlite:////state/jupyterhub.sqlite"
     (svc,) = c.JupyterHub.services
     assert svc["name"] == "idle-culler" and "--timeout=600" in svc["command"]

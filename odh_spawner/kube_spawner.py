@@ -6,9 +6,14 @@ from the plan. KubeSpawner's `profile_list` is not used: profiles come from the 
 
 from __future__ import annotations
 
+import asyncio
+
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 
-from .mixin import OdhSpawnerMixin
+from .credentials.kube import s3_env, s3_secret
+
+from .mixin import OdhSpawnerMixin, user_error
 from .quantities import format_cpu, format_memory
 from .resolve import SpawnPlan
 
@@ -68,11 +73,34 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         self.volumes = [*self.volumes, *volumes]
         self.volume_mounts = [*self.volume_mounts, *mounts]
         self.environment = {**self.environment, **self.odh_env(plan)}
+        creds = await self.odh_s3_credentials()
+        if creds is not None:
+            await self._apply_s3_secret(s3_secret(self.user.name, creds, self.namespace))
+            # the keys reach the pod only through secretKeyRef, never as literal values in the pod spec
+            self.environment = {**self.environment, **s3_env(self.user.name, self.storage.s3_endpoint)}
         self.extra_labels = {**self.extra_labels, "odh-hub/profile": plan.profile, "odh-hub/size": plan.size}
         self.extra_annotations = {
             **self.extra_annotations,
             "odh-hub/resources": f"cpu={format_cpu(plan.cpu_limit)},memory={format_memory(plan.mem_limit)}",
         }
+
+    async def _apply_s3_secret(self, manifest: dict) -> None:
+        """Create the user's Secret, or replace it when it exists (409). Errors never log its data."""
+        name, timeout = manifest["metadata"]["name"], self.k8s_api_request_timeout
+        try:
+            try:
+                await asyncio.wait_for(self.api.create_namespaced_secret(self.namespace, manifest), timeout)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await asyncio.wait_for(self.api.replace_namespaced_secret(name, self.namespace, manifest), timeout)
+        except asyncio.CancelledError:
+            raise
+        except (ApiException, asyncio.TimeoutError, OSError) as e:
+            self.log.error("Could not store Secret %s/%s: %s", self.namespace, name,
+                           getattr(e, "status", None) or type(e).__name__)
+            raise user_error(503, "Your storage credentials could not be stored in the cluster; "
+                                  "tell your platform admin.") from None
 
     async def load_user_options(self):
         """KubeSpawner calls this in start(); the plan was already applied by apply_user_options."""

@@ -39,6 +39,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
     cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
 
     _limits: CgroupLimits | None = None
+    _s3_env: dict = {}
 
     @property
     def limits(self) -> CgroupLimits | None:
@@ -84,6 +85,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         if self.plan is not None:
             env.update(self.odh_env(self.plan))
             env["ODH_LOCAL_ENVIRONMENT"] = self.plan.local_environment
+        env.update(self._s3_env)
         return env
 
     def get_args(self):
@@ -108,6 +110,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         limits = self.limits
         plan = self.plan
         try:
+            creds = await self.odh_s3_credentials()  # locally the keys reach the process environment
+            self._s3_env = creds.env() if creds is not None else {}
             if limits is not None and plan is not None:
                 self._cgroup_procs = limits.create(self.cgroup_name, plan.cpu_limit, plan.mem_limit)
                 self.odh_progress(30, f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")

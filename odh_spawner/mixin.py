@@ -13,6 +13,8 @@ from tornado import web
 from traitlets import Any, Unicode, default
 from traitlets.config import Configurable
 
+from .credentials import CredentialsUnavailable, S3Credentials
+from .credentials.config import OdhStorage
 from .errors import OptionsError, ProfileError
 from .form import options_from_form, render_form
 from .resolve import SpawnPlan, resolve, visible_profiles
@@ -96,6 +98,27 @@ class OdhSpawnerMixin(Configurable):
         env = dict(plan.env)
         env.update(ODH_PROFILE=plan.profile, ODH_SIZE=plan.size, ODH_BACKEND=self.backend_name)
         return env
+
+    # -- per-user object storage -------------------------------------------------------------
+    _odh_storage = None
+
+    @property
+    def storage(self) -> OdhStorage:
+        if self._odh_storage is None:
+            self._odh_storage = OdhStorage(parent=self)
+        return self._odh_storage
+
+    async def odh_s3_credentials(self) -> S3Credentials | None:
+        """The user's own S3 keys (created on first spawn), or None when storage is not configured."""
+        if not self.storage.enabled:
+            return None
+        self.odh_progress(20, "Getting your object-storage credentials")
+        try:
+            creds = await self.storage.store().ensure(self.user.name)
+        except CredentialsUnavailable as e:
+            raise user_error(503, str(e)) from None
+        self.odh_progress(25, "Object-storage credentials ready")
+        return creds
 
     # -- progress ------------------------------------------------------------------------------
     def _odh_reset_progress(self):

@@ -42,6 +42,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
   say "Python environment up to date"
 fi
+# editable installs skip data-files: enable the notebook-side server extension explicitly
+mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
+cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyter_server_config.d/odh-hub.json"
 
 # 3. The proxy: configurable-http-proxy (Node), pinned, installed under .tools/.
 CHP="$TOOLS/chp/node_modules/.bin/configurable-http-proxy"

@@ -73,7 +73,7 @@ mon data = {d}/mon/$id
 [osd]
 osd data = {d}/osd/$id
 osd objectstore = memstore
-memstore device bytes = {4 * 2**30}
+memstore device bytes = {8 * 2**30}
 osd memory target = 939524096
 osd max object name len = 460
 osd max object namespace len = 64
@@ -102,6 +102,11 @@ class CephCluster:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.rgw_port}"
+
+    @property
+    def admin_keys_file(self) -> str:
+        """JSON {access_key, secret_key, endpoint} of the platform's RGW admin user (mode 0600)."""
+        return os.path.join(self.dir, "admin-keys.json")
 
     @property
     def pids(self) -> list[int]:
@@ -219,8 +224,7 @@ class CephCluster:
                         "--caps=users=*;buckets=*;usage=read;metadata=read")
         key = json.loads(out)["keys"][0]
         keys = RgwAdminKeys(key["access_key"], key["secret_key"])
-        path = os.path.join(self.dir, "admin-keys.json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(self.admin_keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"access_key": keys.access_key, "secret_key": keys.secret_key, "endpoint": self.endpoint}, f)
         return keys

@@ -32,7 +32,8 @@ def find_proxy() -> list[str]:
     return [os.path.abspath(cmd)]
 
 
-def runtime_settings(settings: PlatformSettings, state_dir: str, s3_endpoint: str = "") -> dict:
+def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None) -> dict:
+    """Runtime settings (plain data) for the hub config; `ceph` is a started CephCluster or None."""
     port = settings.hub_port or free_port()
     return {
         "bind_url": f"http://{settings.hub_ip}:{port}",
@@ -43,7 +44,9 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, s3_endpoint: st
         "profiles_file": settings.profiles_file,
         "users_file": settings.users_file,
         "start_timeout": settings.start_timeout,
-        "s3_endpoint": s3_endpoint,
+        "s3_endpoint": ceph.endpoint if ceph is not None else "",
+        "rgw_admin_keys_file": ceph.admin_keys_file if ceph is not None else "",
+        "user_quota": {"max_size": settings.quota_max_size, "max_objects": settings.quota_max_objects},
         "idle_culler": {
             "enabled": settings.culler_enabled,
             "timeout_seconds": settings.culler_timeout,

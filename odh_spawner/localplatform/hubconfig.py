@@ -5,13 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-# what a single-user server needs to talk to RGW (pyarrow/boto3 multipart against RGW needs these)
-S3_CLIENT_ENV = {
-    "AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED",
-    "AWS_RESPONSE_CHECKSUM_VALIDATION": "WHEN_REQUIRED",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
 
 def configure(c, s: dict) -> None:
     """Apply runtime settings `s` (written by the launcher as JSON) to the traitlets config `c`."""
@@ -39,10 +32,15 @@ def configure(c, s: dict) -> None:
     c.Spawner.http_timeout = s.get("start_timeout", 120)
     if os.geteuid() == 0:
         c.SimpleLocalProcessSpawner.args = ["--allow-root"]
-    env = {}
     if s.get("s3_endpoint"):
-        env.update(S3_CLIENT_ENV, S3_ENDPOINT_URL=s["s3_endpoint"])
-    c.Spawner.environment = env
+        # per-user RGW users and keys, created by the hub through the Admin Ops API
+        c.OdhStorage.admin_endpoint = s["s3_endpoint"]
+        c.OdhStorage.admin_keys_file = s["rgw_admin_keys_file"]
+        quota = s.get("user_quota") or {}
+        if quota.get("max_size"):
+            c.OdhStorage.quota_max_size = quota["max_size"]
+        if quota.get("max_objects"):
+            c.OdhStorage.quota_max_objects = quota["max_objects"]
 
     culler = s.get("idle_culler") or {}
     if culler.get("enabled"):

@@ -48,16 +48,14 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
 
     ceph = hub = None
     try:
-        s3_endpoint = ""
         if settings.ceph_enabled:
             _say("Starting Ceph (monitor, OSD, RADOS gateway); this takes about 15 s")
             ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say)
             ceph.start()
-            s3_endpoint = ceph.endpoint
-        hub = HubProcess(runtime_settings(settings, state_dir, s3_endpoint), report=_say)
+        hub = HubProcess(runtime_settings(settings, state_dir, ceph), report=_say)
         hub.start()
         stop.running = True
-        _banner(hub.url, users, s3_endpoint, hub.log_path)
+        _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path)
         if not wait:
             return 0
         while not stop.is_set():

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import yaml
 
 from ..errors import ProfileError
+from ..quantities import parse_memory
 
 SECTIONS = {
     "hub": {"ip": str, "port": int},
     "idle_culler": {"enabled": bool, "timeout_seconds": int, "every_seconds": int},
-    "ceph": {"enabled": bool, "rgw_port": int},
+    "ceph": {"enabled": bool, "rgw_port": int, "user_quota_max_size": str, "user_quota_max_objects": int},
     "spawner": {"start_timeout_seconds": int},
 }
 
@@ -31,6 +32,8 @@ class PlatformSettings:
     culler_every: int = 300
     ceph_enabled: bool = True
     rgw_port: int = 0
+    quota_max_size: str = ""
+    quota_max_objects: int = 0
     start_timeout: int = 120
 
     @property
@@ -59,8 +62,14 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
                 raise SettingsError(f"unknown key; allowed: {', '.join(SECTIONS[section])}", source=source, field=field)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise SettingsError(f"must be {kind.__name__}, got {value!r}", source=source, field=field)
-            if kind is int and not (0 <= value <= 65535 if key.endswith("port") else value > 0):
+            low = 0 if key.endswith("port") or key.endswith("max_objects") else 1
+            if kind is int and not (low <= value <= (65535 if key.endswith("port") else 2**62)):
                 raise SettingsError(f"out of range: {value}", source=source, field=field)
+            if field == "ceph.user_quota_max_size":
+                try:
+                    parse_memory(value)
+                except ValueError as e:
+                    raise SettingsError(str(e), source=source, field=field) from None
             values[field] = value
     g = values.get
     return PlatformSettings(
@@ -72,6 +81,8 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         culler_every=g("idle_culler.every_seconds", 300),
         ceph_enabled=g("ceph.enabled", True),
         rgw_port=g("ceph.rgw_port", 0),
+        quota_max_size=g("ceph.user_quota_max_size", ""),
+        quota_max_objects=g("ceph.user_quota_max_objects", 0),
         start_timeout=g("spawner.start_timeout_seconds", 120),
     )
 

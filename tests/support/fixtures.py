@@ -50,7 +50,7 @@ def config_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hub(ceph, config_dir, tmp_path_factory):
     state = tmp_path_factory.mktemp("hub-state")
-    runtime = runtime_settings(load_settings(config_dir), str(state), ceph.endpoint)
+    runtime = runtime_settings(load_settings(config_dir), str(state), ceph)
     os.makedirs(ARTIFACTS, exist_ok=True)
     proc = HubProcess(runtime, log_path=os.path.join(ARTIFACTS, "jupyterhub-integration.log"), report=print)
     proc.start()
@@ -69,3 +69,45 @@ def login(hub):
         return sessions[name]
 
     return _login
+
+
+class RunningServer:
+    """A user's running notebook server, reached through the hub's proxy."""
+
+    def __init__(self, session: HubUserSession, pid: int):
+        self.session = session
+        self.name = session.name
+        self.pid = pid
+        self.url = f"{session.url}/user/{session.name}/"
+        self.token = session.token
+
+    @property
+    def env(self) -> dict:
+        with open(f"/proc/{self.pid}/environ", "rb") as f:
+            items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
+        return {k.decode(): v.decode() for k, v in items}
+
+    def client(self):
+        from server_extension.client import BucketClient
+
+        return BucketClient(self.url, self.token)
+
+
+@pytest.fixture(scope="session")
+def user_server(login):
+    """Start (once per session) a user's server with the minimal profile; all are stopped at the end."""
+    running: dict[str, RunningServer] = {}
+
+    def _server(name: str) -> RunningServer:
+        if name not in running:
+            user = login(name)
+            r = user.api("POST", f"/users/{name}/server", json={"profile": "minimal"})
+            assert r.status_code in (201, 202), r.text
+            user.wait_ready()
+            pid = login("admin").api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"]
+            running[name] = RunningServer(user, pid)
+        return running[name]
+
+    yield _server
+    for server in running.values():
+        server.session.stop()

@@ -86,12 +86,14 @@ def test_hub_config_from_data():
         "state_dir": "/state", "bind_url": "http://127.0.0.1:1234", "hub_bind_url": "http://127.0.0.1:2345",
         "proxy_api_url": "http://127.0.0.1:3456", "proxy_command": ["/bin/chp"], "profiles_file": "/c/profiles.yaml",
         "users_file": "/c/users.yaml", "s3_endpoint": "http://127.0.0.1:9000", "start_timeout": 60,
+        "rgw_admin_keys_file": "/state/ceph/admin-keys.json", "user_quota": {"max_size": "10Gi", "max_objects": 0},
         "idle_culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
     })
     assert c.JupyterHub.spawner_class == "odh-local"
     assert c.OdhLocalSpawner.profiles_path == "/c/profiles.yaml"
-    assert c.Spawner.environment["S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
-    assert c.Spawner.environment["AWS_REQUEST_CHECKSUM_CALCULATION"] == "WHEN_REQUIRED"
+    assert c.OdhStorage.admin_endpoint == "http://127.0.0.1:9000"
+    assert c.OdhStorage.admin_keys_file == "/state/ceph/admin-keys.json"
+    assert c.OdhStorage.quota_max_size == "10Gi" and "quota_max_objects" not in c.OdhStorage
     assert c.JupyterHub.db_url == "sqlite:////state/jupyterhub.sqlite"
     (svc,) = c.JupyterHub.services
     assert svc["name"] == "idle-culler" and "--timeout=600" in svc["command"]

@@ -1,0 +1,13 @@
+import { LabIcon } from '@jupyterlab/ui-components';
+
+const bucketSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M12 2C7.03 2 3 3.57 3 5.5v.2l1.9 14.2C5.14 21.67 8.2 23 12 23s6.86-1.33 7.1-3.1L21 5.7v-.2C21 3.57 16.97 2 12 2zm0 2c3.87 0 6.5 1.03 6.94 1.5C18.5 5.97 15.87 7 12 7S5.5 5.97 5.06 5.5C5.5 5.03 8.13 4 12 4zm5.13 15.6c-.2.63-2.27 1.4-5.13 1.4s-4.93-.77-5.13-1.4L5.3 7.8C6.95 8.55 9.35 9 12 9s5.05-.45 6.7-1.2l-1.57 11.8z"/>
+  </g>
+</svg>`;
+
+/** The bucket browser's icon (sidebar tab, bucket rows, settings). */
+export const bucketIcon = new LabIcon({
+  name: '@odh-hub/labextension:bucket',
+  svgstr: bucketSvg
+});

@@ -1,0 +1,133 @@
+"""Per-user RGW users and keys through the RGW Admin Ops API (the `rgwadmin` client), with the platform's
+admin keys. Idempotent and safe under concurrent spawns of the same user; bounded in time; leaves nothing
+half-made when it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlparse
+
+from rgwadmin import RGWAdmin
+from rgwadmin import exceptions as rgw_errors
+
+from .model import CredentialsUnavailable, S3Credentials
+from .naming import rgw_uid
+
+log = logging.getLogger("odh_spawner.credentials")
+
+UNREACHABLE = ("Object storage is not reachable right now, so your server cannot get its storage "
+               "credentials. Try again in a minute; if it persists, tell your platform admin.")
+
+
+class RgwCredentialStore:
+    def __init__(self, admin_endpoint: str, admin_access_key: str, admin_secret_key: str, *,
+                 s3_endpoint: str = "", timeout: float = 10.0, quota_max_size_kb: int | None = None,
+                 quota_max_objects: int | None = None, logger: logging.Logger | None = None):
+        url = urlparse(admin_endpoint)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(f"RGW admin endpoint must be an http(s) URL, got {admin_endpoint!r}")
+        self.s3_endpoint = s3_endpoint or admin_endpoint
+        self.timeout = timeout
+        self.quota_max_size_kb = quota_max_size_kb
+        self.quota_max_objects = quota_max_objects
+        self.log = logger or log
+        self._admin = RGWAdmin(admin_access_key, admin_secret_key, url.netloc, secure=url.scheme == "https",
+                               timeout=timeout)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- public ------------------------------------------------------------------------------
+    async def ensure(self, username: str) -> S3Credentials:
+        """The user's keys: created on first use, the same ones afterwards."""
+        uid = rgw_uid(username)
+        async with self._lock(uid):
+            return await self._call(self._ensure_sync, uid, username)
+
+    async def rotate(self, username: str) -> S3Credentials:
+        """New keys for the user; the old ones stop working."""
+        uid = rgw_uid(username)
+        async with self._lock(uid):
+            return await self._call(self._rotate_sync, uid, username)
+
+    async def remove(self, username: str, purge_data: bool = True) -> bool:
+        """Remove the RGW user (and by default its buckets and objects). False if there was none."""
+        uid = rgw_uid(username)
+        async with self._lock(uid):
+            return await self._call(self._remove_sync, uid, purge_data)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    async def _call(self, fn, *args):
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), self.timeout * 3)
+        except asyncio.CancelledError:
+            raise
+        except CredentialsUnavailable:
+            raise
+        except (asyncio.TimeoutError, rgw_errors.ServerDown, OSError) as e:
+            self.log.error("RGW admin API unreachable (%s): %s", type(e).__name__, _safe(e))
+            raise CredentialsUnavailable(UNREACHABLE) from None
+        except Exception as e:  # requests' connection errors, rgwadmin's typed errors
+            self.log.error("RGW admin API call failed (%s): %s", type(e).__name__, _safe(e))
+            raise CredentialsUnavailable(UNREACHABLE) from None
+
+    def _keys(self, info: dict) -> S3Credentials | None:
+        for key in info.get("keys", []):
+            if key.get("user") == info.get("user_id") and key.get("access_key"):
+                return S3Credentials(key["access_key"], key["secret_key"], self.s3_endpoint)
+        return None
+
+    def _ensure_sync(self, uid: str, username: str) -> S3Credentials:
+        try:
+            info = self._admin.get_user(uid=uid)
+        except rgw_errors.NoSuchUser:
+            info = self._create_sync(uid, username)
+        creds = self._keys(info)
+        if creds is None:  # a user without keys (e.g. an admin removed them): make one
+            self._admin.create_key(uid=uid, generate_key=True)
+            creds = self._keys(self._admin.get_user(uid=uid))
+        if creds is None:
+            raise CredentialsUnavailable("Object storage did not return keys for your user.")
+        return creds
+
+    def _create_sync(self, uid: str, username: str) -> dict:
+        try:
+            info = self._admin.create_user(uid=uid, display_name=f"odh-hub user {username}", generate_key=True)
+        except (rgw_errors.UserExists, rgw_errors.UserAlreadyExists):
+            return self._admin.get_user(uid=uid)  # a concurrent spawn created it first
+        self.log.info("Created object-storage user %s for %s", uid, username)
+        if self.quota_max_size_kb is not None or self.quota_max_objects is not None:
+            try:
+                self._admin.set_user_quota(uid=uid, quota_type="user", max_size_kb=self.quota_max_size_kb,
+                                           max_objects=self.quota_max_objects, enabled=True)
+            except Exception:
+                self._admin.remove_user(uid=uid, purge_data=True)  # nothing half-made
+                raise
+        return self._admin.get_user(uid=uid)
+
+    def _rotate_sync(self, uid: str, username: str) -> S3Credentials:
+        info = self._admin.get_user(uid=uid)
+        old = [k["access_key"] for k in info.get("keys", [])]
+        self._admin.create_key(uid=uid, generate_key=True)
+        for access_key in old:
+            self._admin.remove_key(access_key=access_key, uid=uid)
+        creds = self._keys(self._admin.get_user(uid=uid))
+        if creds is None:
+            raise CredentialsUnavailable("Object storage did not return the new keys.")
+        self.log.info("Rotated object-storage keys of %s (%d old key(s) removed)", uid, len(old))
+        return creds
+
+    def _remove_sync(self, uid: str, purge_data: bool) -> bool:
+        try:
+            self._admin.remove_user(uid=uid, purge_data=purge_data)
+        except rgw_errors.NoSuchUser:
+            return False
+        self.log.info("Removed object-storage user %s", uid)
+        return True
+
+
+def _safe(e: Exception) -> str:
+    """An exception text for logs, cut short (never includes request bodies or keys we sent)."""
+    return str(e).splitlines()[0][:300] if str(e) else type(e).__name__

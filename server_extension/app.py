@@ -1,0 +1,39 @@
+"""The odh Jupyter server extension: /odh/api/... inside each user's notebook server."""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Int
+
+from .handlers import HANDLERS
+from .s3 import client_from_env
+from .validate import MiB
+
+SPEC_PATH = os.path.join(os.path.dirname(__file__), "openapi.yaml")
+
+
+class OdhExtensionApp(ExtensionApp):
+    name = "odh"
+    load_other_extensions = True
+
+    part_size = Int(
+        8 * MiB,
+        config=True,
+        help="""Multipart upload part size in bytes (at least 5 MiB; raised automatically so a file fits
+        in 10,000 parts). The server holds at most one part per request in memory.""",
+    )
+    max_part_size = Int(64 * MiB, config=True, help="Largest part accepted for uploads this server did not start.")
+    single_put_max = Int(8 * MiB, config=True, help="Largest object accepted in one PUT; larger files use /uploads.")
+    max_upload_size = Int(5 * 2**40, config=True, help="Largest object an upload may announce (S3 allows 5 TiB).")
+    default_page_size = Int(1000, config=True, help="Objects per listing page when the client does not say (1-1000).")
+    presign_max_seconds = Int(7 * 24 * 3600, config=True, help="Longest validity of a presigned URL, in seconds.")
+
+    def initialize_settings(self):
+        self.s3 = client_from_env()
+        self.uploads: dict[str, dict] = {}
+        self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
+
+    def initialize_handlers(self):
+        self.handlers.extend(HANDLERS)

@@ -1,0 +1,363 @@
+"""REST handlers for /odh/api/buckets...: the user's own buckets, one page at a time, streamed transfers.
+
+Every input is validated at the boundary; every failure is a 4xx JSON answer with a message (5xx only when
+object storage itself fails or is unreachable). No credential is ever returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import json
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from . import validate as v
+from .s3 import http_error
+
+CHUNK = 1024 * 1024
+
+
+def s3_path(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def api(method):
+    """Validated, authenticated API method: typed errors become JSON 4xx answers."""
+
+    @web.authenticated
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except v.BadRequest as e:
+            self.reply_error(e.status_code, str(e))
+        except (ClientError, BotoCoreError) as e:
+            err = http_error(e)
+            self.log.info("odh: S3 %s -> %s %s", type(e).__name__, err.status_code, err)
+            self.reply_error(err.status_code, str(err))
+
+    return wrapper
+
+
+class OdhHandler(ExtensionHandlerMixin, APIHandler):
+    @property
+    def s3(self):
+        return self.extensionapp.s3
+
+    @property
+    def uploads(self) -> dict:
+        return self.extensionapp.uploads
+
+    async def call(self, fn, /, **kwargs):
+        """Run one blocking boto3 call in a thread."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, **kwargs))
+
+    def reply_error(self, status: int, message: str) -> None:
+        self.clear()
+        self.set_status(status)
+        self.finish(json.dumps({"message": message, "reason": self._reason}))
+
+    def reply(self, data, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def body(self, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+        try:
+            data = json.loads(self.request.body or b"null")
+        except ValueError:
+            raise v.BadRequest("the request body is not valid JSON") from None
+        return v.body_object(data, required, optional)
+
+    def arg(self, name: str):
+        return self.get_query_argument(name, None)
+
+
+class BucketsHandler(OdhHandler):
+    @api
+    async def get(self):
+        out = await self.call(self.s3.list_buckets)
+        buckets = [{"name": b["Name"], "created": _iso(b.get("CreationDate")), "path": s3_path(b["Name"])}
+                   for b in out.get("Buckets", [])]
+        self.reply({"buckets": buckets})
+
+    @api
+    async def post(self):
+        name = v.bucket(self.body(("name",))["name"])
+        try:  # RGW answers 200 to re-creating your own bucket; say so instead
+            await self.call(self.s3.head_bucket, Bucket=name)
+        except ClientError as e:
+            if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+                raise v.BadRequest("that bucket name is taken", 409) from None
+            if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                raise
+        else:
+            raise v.BadRequest("you already have a bucket with that name", 409)
+        await self.call(self.s3.create_bucket, Bucket=name)
+        self.reply({"name": name, "created": None, "path": s3_path(name)}, 201)
+
+
+class ObjectsHandler(OdhHandler):
+    @api
+    async def get(self, bucket):
+        bucket = v.bucket(bucket)
+        prefix = v.prefix(self.arg("prefix"))
+        delimiter = v.delimiter(self.arg("delimiter"))
+        size = v.integer(self.arg("page_size"), "page_size", 1, 1000, self.extensionapp.default_page_size)
+        params = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        token = v.token(self.arg("continuation_token"))
+        if token:
+            params["ContinuationToken"] = token
+        out = await self.call(self.s3.list_objects_v2, **params)
+        folders = [{"prefix": p["Prefix"], "name": p["Prefix"][len(prefix):].rstrip("/"), "path": s3_path(bucket, p["Prefix"])}
+                   for p in out.get("CommonPrefixes", [])]
+        objects = [{"key": o["Key"], "name": o["Key"][len(prefix):], "size": o["Size"],
+                    "last_modified": _iso(o.get("LastModified")), "etag": o.get("ETag", "").strip('"'),
+                    "path": s3_path(bucket, o["Key"])}
+                   for o in out.get("Contents", []) if o["Key"] != prefix]
+        self.reply({"bucket": bucket, "prefix": prefix, "folders": folders, "objects": objects,
+                    "next_token": out.get("NextContinuationToken") if out.get("IsTruncated") else None})
+
+    @api
+    async def delete(self, bucket):
+        bucket = v.bucket(bucket)
+        key, prefix = self.arg("key"), self.arg("prefix")
+        if (key is None) == (prefix is None):
+            raise v.BadRequest("give exactly one of key or prefix")
+        if key is not None:
+            key = v.key(key)
+            await self.call(self.s3.head_object, Bucket=bucket, Key=key)  # 404 / 403 before we claim success
+            await self.call(self.s3.delete_object, Bucket=bucket, Key=key)
+            return self.reply({"deleted": 1})
+        prefix = v.prefix(prefix)
+        if not prefix:
+            raise v.BadRequest("prefix must not be empty")
+        if self.arg("confirm") != "true":
+            raise v.BadRequest("deleting a prefix needs confirm=true")
+        self.reply({"deleted": await self._delete_prefix(bucket, prefix)})
+
+    async def _delete_prefix(self, bucket: str, prefix: str) -> int:
+        deleted, token = 0, None
+        while True:
+            params = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+            if token:
+                params["ContinuationToken"] = token
+            page = await self.call(self.s3.list_objects_v2, **params)
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                out = await self.call(self.s3.delete_objects, Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                errors = out.get("Errors", [])
+                if errors:
+                    raise v.BadRequest(f"{len(errors)} object(s) could not be deleted: {errors[0].get('Code')}", 403)
+                deleted += len(keys)
+            if not page.get("IsTruncated"):
+                return deleted
+            token = page.get("NextContinuationToken")
+
+
+class ObjectHandler(OdhHandler):
+    @api
+    async def get(self, bucket):
+        bucket, key = v.bucket(bucket), v.key(self.arg("key"))
+        head = await self.call(self.s3.head_object, Bucket=bucket, Key=key)
+        self.reply({"key": key, "name": key.rsplit("/", 1)[-1], "size": head.get("ContentLength", 0),
+                    "last_modified": _iso(head.get("LastModified")), "etag": head.get("ETag", "").strip('"'),
+                    "content_type": head.get("ContentType", ""), "metadata": head.get("Metadata", {}),
+                    "path": s3_path(bucket, key)})
+
+    @api
+    async def put(self, bucket):
+        bucket, key = v.bucket(bucket), v.key(self.arg("key"))
+        body = self.request.body or b""
+        if len(body) > self.extensionapp.single_put_max:
+            raise v.BadRequest(f"{len(body)} bytes is more than one request takes "
+                               f"({self.extensionapp.single_put_max}); use /uploads", 413)
+        md5 = hashlib.md5(body).digest()
+        out = await self.call(self.s3.put_object, Bucket=bucket, Key=key, Body=body,
+                              ContentMD5=base64.b64encode(md5).decode())
+        self.reply({"key": key, "name": key.rsplit("/", 1)[-1], "size": len(body),
+                    "etag": out.get("ETag", "").strip('"'), "path": s3_path(bucket, key)}, 201)
+
+
+class DownloadHandler(OdhHandler):
+    @api
+    async def get(self, bucket):
+        bucket, key = v.bucket(bucket), v.key(self.arg("key"))
+        obj = await self.call(self.s3.get_object, Bucket=bucket, Key=key)
+        body = obj["Body"]
+        name = key.rstrip("/").rsplit("/", 1)[-1] or "download"
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Length", str(obj["ContentLength"]))
+        self.set_header("Content-Disposition",
+                        f"attachment; filename=\"{_ascii(name)}\"; filename*=UTF-8''{quote(name, safe='')}")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                chunk = await loop.run_in_executor(None, body.read, CHUNK)
+                if not chunk:
+                    break
+                self.write(chunk)
+                await self.flush()  # back-pressure: one chunk in flight, memory stays bounded
+        except StreamClosedError:
+            self.log.info("odh: download of s3://%s/%s cancelled by the client", bucket, key)
+        finally:
+            body.close()
+        if not self._finished:
+            self.finish(set_content_type="application/octet-stream")
+
+
+class FoldersHandler(OdhHandler):
+    @api
+    async def post(self, bucket):
+        bucket = v.bucket(bucket)
+        path = v.folder(self.body(("path",))["path"])
+        await self.call(self.s3.put_object, Bucket=bucket, Key=path, Body=b"")
+        self.reply({"prefix": path, "name": path.rstrip("/").rsplit("/", 1)[-1], "path": s3_path(bucket, path)}, 201)
+
+
+class PresignHandler(OdhHandler):
+    @api
+    async def get(self, bucket):
+        bucket, key = v.bucket(bucket), v.key(self.arg("key"))
+        expires = v.integer(self.arg("expires"), "expires", 1, self.extensionapp.presign_max_seconds, 3600)
+        await self.call(self.s3.head_object, Bucket=bucket, Key=key)  # only for objects you can read
+        url = self.s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+        self.reply({"url": url, "expires_in": expires})
+
+
+class UploadsHandler(OdhHandler):
+    @api
+    async def post(self, bucket):
+        bucket = v.bucket(bucket)
+        data = self.body(("key", "size"), ("content_type",))
+        key = v.key(data["key"])
+        size = v.integer(data["size"], "size", 0, self.extensionapp.max_upload_size)
+        extra = {}
+        if data.get("content_type") is not None:
+            if not isinstance(data["content_type"], str) or len(data["content_type"]) > 255:
+                raise v.BadRequest("content_type must be a short string")
+            extra["ContentType"] = data["content_type"]
+        part_size = v.part_size_for(size, self.extensionapp.part_size)
+        out = await self.call(self.s3.create_multipart_upload, Bucket=bucket, Key=key, **extra)
+        upload_id = out["UploadId"]
+        parts = max(1, -(-size // part_size))
+        self.uploads[upload_id] = {"bucket": bucket, "key": key, "size": size, "part_size": part_size}
+        self.reply({"upload_id": upload_id, "key": key, "part_size": part_size, "parts": parts}, 201)
+
+
+class UploadHandler(OdhHandler):
+    def target(self, bucket: str, upload_id: str) -> tuple[str, str, str]:
+        bucket, key = v.bucket(bucket), v.key(self.arg("key"))
+        upload_id = v.token(upload_id, "upload_id")
+        if not upload_id or len(upload_id) > 512:
+            raise v.BadRequest("invalid upload_id")
+        known = self.uploads.get(upload_id)
+        if known is not None and (known["bucket"], known["key"]) != (bucket, key):
+            raise v.BadRequest("this upload belongs to another object", 409)
+        return bucket, key, upload_id
+
+    async def received_parts(self, bucket: str, key: str, upload_id: str) -> list[dict]:
+        parts, marker = [], 0
+        while True:
+            out = await self.call(self.s3.list_parts, Bucket=bucket, Key=key, UploadId=upload_id,
+                                  PartNumberMarker=marker)
+            parts += [{"part_number": p["PartNumber"], "etag": p["ETag"].strip('"'), "size": p["Size"]}
+                      for p in out.get("Parts", [])]
+            if not out.get("IsTruncated"):
+                return parts
+            marker = out["NextPartNumberMarker"]
+
+    @api
+    async def get(self, bucket, upload_id):
+        bucket, key, upload_id = self.target(bucket, upload_id)
+        self.reply({"parts": await self.received_parts(bucket, key, upload_id)})
+
+    @api
+    async def delete(self, bucket, upload_id):
+        bucket, key, upload_id = self.target(bucket, upload_id)
+        await self.call(self.s3.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id)
+        self.uploads.pop(upload_id, None)
+        self.set_status(204)
+        self.finish()
+
+
+class PartHandler(UploadHandler):
+    @api
+    async def put(self, bucket, upload_id, part_number):
+        bucket, key, upload_id = self.target(bucket, upload_id)
+        number = v.integer(part_number, "part_number", 1, v.MAX_PARTS)
+        body = self.request.body or b""
+        known = self.uploads.get(upload_id)
+        limit = known["part_size"] if known else self.extensionapp.max_part_size
+        if len(body) > limit:
+            raise v.BadRequest(f"part of {len(body)} bytes is larger than the part size {limit}", 413)
+        claimed = self.request.headers.get("Content-MD5")
+        md5 = hashlib.md5(body).digest()
+        if claimed is not None and claimed != base64.b64encode(md5).decode():
+            raise v.BadRequest("Content-MD5 does not match the part's bytes (corrupted in transit?)")
+        out = await self.call(self.s3.upload_part, Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                              Body=body, ContentMD5=base64.b64encode(md5).decode())
+        etag = out.get("ETag", "").strip('"')
+        self.reply({"part_number": number, "etag": etag, "size": len(body)})
+
+
+class CompleteHandler(UploadHandler):
+    @api
+    async def post(self, bucket, upload_id):
+        bucket, key, upload_id = self.target(bucket, upload_id)
+        raw = self.body(("parts",))["parts"]
+        if not isinstance(raw, list) or not raw or len(raw) > v.MAX_PARTS:
+            raise v.BadRequest("parts must be a non-empty list")
+        parts = []
+        for p in raw:
+            p = v.body_object(p, ("part_number", "etag"), ("size",))
+            number = v.integer(p["part_number"], "part_number", 1, v.MAX_PARTS)
+            if not isinstance(p["etag"], str) or not p["etag"] or len(p["etag"]) > 128:
+                raise v.BadRequest("each part needs its etag")
+            parts.append({"PartNumber": number, "ETag": p["etag"]})
+        parts.sort(key=lambda p: p["PartNumber"])
+        known = self.uploads.get(upload_id)
+        if known is not None:  # integrity: what S3 holds must add up to what was announced
+            received = {p["part_number"]: p["size"] for p in await self.received_parts(bucket, key, upload_id)}
+            total = sum(received.get(p["PartNumber"], 0) for p in parts)
+            if total != known["size"]:
+                raise v.BadRequest(f"received {total} of {known['size']} bytes; send the missing parts and retry")
+        out = await self.call(self.s3.complete_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id,
+                              MultipartUpload={"Parts": parts})
+        self.uploads.pop(upload_id, None)
+        head = await self.call(self.s3.head_object, Bucket=bucket, Key=key)
+        self.reply({"key": key, "name": key.rsplit("/", 1)[-1], "size": head.get("ContentLength", 0),
+                    "etag": (out.get("ETag") or head.get("ETag") or "").strip('"'), "path": s3_path(bucket, key)})
+
+
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+
+
+B = r"(?P<bucket>[^/]+)"
+U = r"(?P<upload_id>[^/]+)"
+HANDLERS = [
+    (r"/odh/api/buckets", BucketsHandler),
+    (rf"/odh/api/buckets/{B}/objects", ObjectsHandler),
+    (rf"/odh/api/buckets/{B}/object", ObjectHandler),
+    (rf"/odh/api/buckets/{B}/download", DownloadHandler),
+    (rf"/odh/api/buckets/{B}/folders", FoldersHandler),
+    (rf"/odh/api/buckets/{B}/presign", PresignHandler),
+    (rf"/odh/api/buckets/{B}/uploads", UploadsHandler),
+    (rf"/odh/api/buckets/{B}/uploads/{U}", UploadHandler),
+    (rf"/odh/api/buckets/{B}/uploads/{U}/parts/(?P<part_number>[^/]+)", PartHandler),
+    (rf"/odh/api/buckets/{B}/uploads/{U}/complete", CompleteHandler),
+]

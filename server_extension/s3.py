@@ -1,0 +1,80 @@
+"""The user's S3 client (keys from the server's environment) and S3 errors mapped to HTTP answers."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from .validate import BadRequest
+
+# S3 error code -> (HTTP status, message for the user)
+_CODES = {
+    "NoSuchBucket": (404, "no such bucket"),
+    "NoSuchKey": (404, "no such object"),
+    "404": (404, "no such object"),
+    "NotFound": (404, "not found"),
+    "NoSuchUpload": (404, "no such upload (it was completed or aborted)"),
+    "AccessDenied": (403, "access denied: this bucket or object is not yours"),
+    "403": (403, "access denied"),
+    "InvalidAccessKeyId": (403, "this server's storage keys are not valid (they may have been rotated); restart your server"),
+    "SignatureDoesNotMatch": (403, "this server's storage keys are not valid; restart your server"),
+    "QuotaExceeded": (403, "your storage quota is exhausted"),
+    "TooManyBuckets": (403, "you have too many buckets"),
+    "BucketAlreadyExists": (409, "that bucket name is taken"),
+    "BucketAlreadyOwnedByYou": (409, "you already have a bucket with that name"),
+    "BucketNotEmpty": (409, "the bucket is not empty"),
+    "InvalidBucketName": (400, "invalid bucket name"),
+    "InvalidPart": (400, "a part is missing or its ETag does not match"),
+    "InvalidPartOrder": (400, "parts must be listed in ascending order"),
+    "EntityTooSmall": (400, "every part but the last must be at least 5 MiB"),
+    "BadDigest": (400, "the part's Content-MD5 does not match its bytes"),
+    "InvalidDigest": (400, "invalid Content-MD5"),
+    "InvalidArgument": (400, "invalid argument"),
+    "InvalidRequest": (400, "invalid request"),
+    "InvalidRange": (416, "invalid range"),
+    "KeyTooLongError": (400, "key too long"),
+}
+
+
+def client_from_env(env=os.environ):
+    """boto3 S3 client for the user's own keys (AWS_ACCESS_KEY_ID/SECRET and S3_ENDPOINT_URL)."""
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=32,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        config=config,
+    )
+
+
+def http_error(e: Exception) -> BadRequest:
+    """Map a botocore error to a BadRequest(status, message) safe for the user."""
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _CODES:
+            s, msg = _CODES[code]
+            return BadRequest(msg, s)
+        if 400 <= status < 500:
+            return BadRequest(f"object storage refused the request ({code or status})", status)
+        return BadRequest(f"object storage failed ({code or status}); try again", 502)
+    if isinstance(e, NoCredentialsError):
+        return BadRequest("this server has no object-storage credentials (AWS_ACCESS_KEY_ID is not set)", 503)
+    if isinstance(e, EndpointConnectionError):
+        return BadRequest("object storage is not reachable right now; try again in a minute", 503)
+    if isinstance(e, BotoCoreError):
+        return BadRequest(f"object storage request failed ({type(e).__name__})", 502)
+    raise e

@@ -1,0 +1,100 @@
+"""Per-user RGW users and keys through the real Admin Ops API of a real Ceph RGW."""
+
+import asyncio
+import logging
+import socket
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from rgwadmin import RGWAdmin
+
+from odh_spawner.credentials import CredentialsUnavailable, rgw_uid
+from odh_spawner.credentials.rgw import RgwCredentialStore
+
+
+def s3(creds, endpoint):
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=creds.access_key,
+                        aws_secret_access_key=creds.secret_key, region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def store(ceph):
+    return RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key, timeout=5,
+                              quota_max_size_kb=1024 * 1024, quota_max_objects=50_000)
+
+
+async def test_first_use_creates_then_reuses_even_when_concurrent(store, ceph):
+    first, second = await asyncio.gather(store.ensure("cred-carol"), store.ensure("cred-carol"))
+    assert first == second
+    assert await store.ensure("cred-carol") == first
+    s3(first, ceph.endpoint).create_bucket(Bucket="carol-bucket")
+    admin = RGWAdmin(ceph.admin.access_key, ceph.admin.secret_key, ceph.endpoint.split("//")[1], secure=False)
+    info = admin.get_user(uid=rgw_uid("cred-carol"))
+    assert len(info["keys"]) == 1
+    quota = admin.get_user_quota(uid=rgw_uid("cred-carol"))
+    assert quota["enabled"] and quota["max_objects"] == 50_000 and quota["max_size_kb"] == 1024 * 1024
+
+
+async def test_two_stores_racing_on_one_user(ceph):
+    """Two hub processes (two stores, no shared lock) creating the same user at once."""
+    a = RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key)
+    b = RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key)
+    results = await asyncio.gather(*[s.ensure("cred-race") for s in (a, b, a, b)])
+    assert len({r.access_key for r in results}) == 1
+
+
+async def test_rotate_invalidates_old_keys(store, ceph):
+    old = await store.ensure("cred-dave")
+    s3(old, ceph.endpoint).list_buckets()
+    new = await store.rotate("cred-dave")
+    assert new.access_key != old.access_key
+    s3(new, ceph.endpoint).list_buckets()
+    with pytest.raises(ClientError) as e:
+        s3(old, ceph.endpoint).list_buckets()
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert await store.ensure("cred-dave") == new
+
+
+async def test_remove_user(store, ceph):
+    creds = await store.ensure("cred-erin")
+    assert await store.remove("cred-erin") is True
+    assert await store.remove("cred-erin") is False
+    with pytest.raises(ClientError) as e:
+        s3(creds, ceph.endpoint).list_buckets()
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+async def test_unreachable_rgw_fails_fast_with_a_clear_message():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = RgwCredentialStore(f"http://127.0.0.1:{port}", "AK", "SK", timeout=1)
+    t0 = time.monotonic()
+    with pytest.raises(CredentialsUnavailable, match="not reachable"):
+        await store.ensure("nobody")
+    assert time.monotonic() - t0 < 3
+
+
+async def test_hanging_rgw_is_bounded_in_time():
+    """A server that accepts the connection and never answers: the spawn still gets an answer in time."""
+    with socket.socket() as hang:
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(16)
+        store = RgwCredentialStore(f"http://127.0.0.1:{hang.getsockname()[1]}", "AK", "SK", timeout=1)
+        t0 = time.monotonic()
+        with pytest.raises(CredentialsUnavailable):
+            await store.ensure("nobody")
+        assert time.monotonic() - t0 < 4
+
+
+async def test_secrets_never_logged_or_printed(store, caplog):
+    with caplog.at_level(logging.DEBUG):
+        creds = await store.ensure("cred-frank")
+        rotated = await store.rotate("cred-frank")
+    text = caplog.text + repr(creds) + str(rotated)
+    assert creds.secret_key not in text and rotated.secret_key not in text
+    assert "cred-frank" in caplog.text

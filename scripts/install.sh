@@ -46,6 +46,9 @@ fi
 mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
 cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyter_server_config.d/odh-hub.json"
 
+# 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
+ODH_VENV="$VENV" labextension/install.sh
+
 # 3. The proxy: configurable-http-proxy (Node), pinned, installed under .tools/.
 CHP="$TOOLS/chp/node_modules/.bin/configurable-http-proxy"
 if [ ! -x "$CHP" ] || ! grep -q "\"version\": \"$CHP_VERSION\"" "$TOOLS/chp/node_modules/configurable-http-proxy/package.json" 2>/dev/null; then

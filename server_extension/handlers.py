@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import json
+import tempfile
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -254,7 +255,7 @@ class UploadsHandler(OdhHandler):
         self.reply({"upload_id": upload_id, "key": key, "part_size": part_size, "parts": parts}, 201)
 
 
-class UploadHandler(OdhHandler):
+class UploadBase(OdhHandler):
     def target(self, bucket: str, upload_id: str) -> tuple[str, str, str]:
         bucket, key = v.bucket(bucket), v.key(self.arg("key"))
         upload_id = v.token(upload_id, "upload_id")
@@ -276,6 +277,8 @@ class UploadHandler(OdhHandler):
                 return parts
             marker = out["NextPartNumberMarker"]
 
+
+class UploadHandler(UploadBase):
     @api
     async def get(self, bucket, upload_id):
         bucket, key, upload_id = self.target(bucket, upload_id)
@@ -290,27 +293,50 @@ class UploadHandler(OdhHandler):
         self.finish()
 
 
-class PartHandler(UploadHandler):
+@web.stream_request_body
+class PartHandler(UploadBase):
+    """One part, streamed to a spool file as it arrives: the server never holds a whole part in memory."""
+
+    async def prepare(self):
+        await super().prepare()
+        if not self.current_user:  # refuse before reading any body
+            raise web.HTTPError(403)
+        self._spool = tempfile.TemporaryFile(prefix="odh-part-")
+        # with a Content-MD5 from the client, object storage verifies the bytes; else we hash them here
+        self._md5 = None if self.request.headers.get("Content-MD5") else hashlib.md5()
+        self._received = 0
+        self._limit = self.extensionapp.max_part_size
+        self.request.connection.set_max_body_size(self._limit + 1)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self._limit:
+            if self._md5 is not None:
+                self._md5.update(chunk)
+            self._spool.write(chunk)
+
+    def on_finish(self):
+        spool = getattr(self, "_spool", None)
+        if spool is not None:
+            spool.close()
+
     @api
     async def put(self, bucket, upload_id, part_number):
         bucket, key, upload_id = self.target(bucket, upload_id)
         number = v.integer(part_number, "part_number", 1, v.MAX_PARTS)
-        body = self.request.body or b""
         known = self.uploads.get(upload_id)
-        limit = known["part_size"] if known else self.extensionapp.max_part_size
-        if len(body) > limit:
-            raise v.BadRequest(f"part of {len(body)} bytes is larger than the part size {limit}", 413)
-        claimed = self.request.headers.get("Content-MD5")
-        md5 = hashlib.md5(body).digest()
-        if claimed is not None and claimed != base64.b64encode(md5).decode():
-            raise v.BadRequest("Content-MD5 does not match the part's bytes (corrupted in transit?)")
+        limit = known["part_size"] if known else self._limit
+        if self._received > limit:
+            raise v.BadRequest(f"part of {self._received} bytes is larger than the part size {limit}", 413)
+        md5 = self.request.headers.get("Content-MD5") or base64.b64encode(self._md5.digest()).decode()
+        self._spool.seek(0)
         out = await self.call(self.s3.upload_part, Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                              Body=body, ContentMD5=base64.b64encode(md5).decode())
+                              Body=self._spool, ContentLength=self._received, ContentMD5=md5)
         etag = out.get("ETag", "").strip('"')
-        self.reply({"part_number": number, "etag": etag, "size": len(body)})
+        self.reply({"part_number": number, "etag": etag, "size": self._received})
 
 
-class CompleteHandler(UploadHandler):
+class CompleteHandler(UploadBase):
     @api
     async def post(self, bucket, upload_id):
         bucket, key, upload_id = self.target(bucket, upload_id)

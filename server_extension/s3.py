@@ -30,7 +30,7 @@ _CODES = {
     "InvalidPart": (400, "a part is missing or its ETag does not match"),
     "InvalidPartOrder": (400, "parts must be listed in ascending order"),
     "EntityTooSmall": (400, "every part but the last must be at least 5 MiB"),
-    "BadDigest": (400, "the part's Content-MD5 does not match its bytes"),
+    "BadDigest": (400, "Content-MD5 does not match the bytes received (corrupted in transit?)"),
     "InvalidDigest": (400, "invalid Content-MD5"),
     "InvalidArgument": (400, "invalid argument"),
     "InvalidRequest": (400, "invalid request"),

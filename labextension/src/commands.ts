@@ -139,7 +139,7 @@ export function addCommands(ctx: ICommandContext): void {
   app.contextMenu.addItem({ command: CommandIDs.download, selector: OBJECT_SELECTOR, rank: 1 });
   app.contextMenu.addItem({ command: CommandIDs.copyPath, selector: ROW_SELECTOR, rank: 2 });
   app.contextMenu.addItem({ command: CommandIDs.insertSnippet, selector: OBJECT_SELECTOR, rank: 3 });
-  app.contextMenu.addItem({ command: CommandIDs.remove, selector: '#odh-bucket-browser .odh-row[data-key], #odh-bucket-browser .odh-row[data-prefix]', rank: 4 });
+  app.contextMenu.addItem({ command: CommandIDs.remove, selector: '#odh-bucket-browser .odh-row:not([data-bucket])', rank: 4 });
 
   if (palette) {
     const category = 'Buckets';

@@ -1,7 +1,17 @@
 /** Small DOM helpers and the row markup of the bucket browser. */
-import { LabIcon } from '@jupyterlab/ui-components';
+import {
+  caretRightIcon,
+  codeIcon,
+  copyIcon,
+  deleteIcon,
+  downloadIcon,
+  fileIcon,
+  folderIcon,
+  LabIcon
+} from '@jupyterlab/ui-components';
 
 import { IBucket, IFolder, IObject } from './api';
+import { bucketIcon } from './icons';
 import { formatBytes } from './upload';
 
 /** Create an element with a class, attributes and children. */
@@ -30,13 +40,13 @@ export function iconButton(
   label?: string
 ): HTMLButtonElement {
   const button = h('button', {
-    class: 'odh-button jp-Button jp-mod-minimal',
+    class: 'odh-button',
     type: 'button',
     title,
     'aria-label': title,
     ...attrs
   });
-  icon.element({ container: button, tag: 'span', className: 'odh-button-icon' });
+  button.append(icon.element({ tag: 'span', className: 'odh-button-icon' }));
   if (label) {
     button.append(h('span', { class: 'odh-button-label' }, label));
   }
@@ -72,6 +82,17 @@ export interface IRowIcons {
   snippet: LabIcon;
   remove: LabIcon;
 }
+
+export const ICONS: IRowIcons = {
+  bucket: bucketIcon,
+  folder: folderIcon,
+  file: fileIcon,
+  open: caretRightIcon,
+  download: downloadIcon,
+  copy: copyIcon,
+  snippet: codeIcon,
+  remove: deleteIcon
+};
 
 function row(
   kind: string,
@@ -174,4 +195,71 @@ export function objectRow(
     ],
     false
   );
+}
+
+/**
+ * Breadcrumb buttons `Buckets / bucket / a / b` for a location, each calling
+ * `navigate(bucket, prefix)`; the last one is marked `odh-crumb-current`.
+ */
+export function breadcrumbs(
+  bucket: string | null,
+  prefix: string,
+  navigate: (bucket: string | null, prefix: string) => void
+): HTMLElement[] {
+  const crumb = (label: string, b: string | null, p: string): HTMLElement => {
+    const el = h('button', { class: 'odh-crumb odh-link', type: 'button', title: b === null ? 'All buckets' : `s3://${b}/${p}` }, label);
+    el.dataset.crumbPrefix = p;
+    el.addEventListener('click', () => navigate(b, p));
+    return el;
+  };
+  const parts: HTMLElement[] = [crumb('Buckets', null, '')];
+  if (bucket !== null) {
+    parts.push(crumb(bucket, bucket, ''));
+    let acc = '';
+    for (const segment of prefix.split('/').slice(0, -1)) {
+      acc += segment + '/';
+      parts.push(crumb(segment || '(empty)', bucket, acc));
+    }
+  }
+  parts[parts.length - 1].classList.add('odh-crumb-current');
+  const out: HTMLElement[] = [];
+  parts.forEach((p, i) => {
+    if (i) {
+      out.push(h('span', { class: 'odh-crumb-sep' }, '/'));
+    }
+    out.push(p);
+  });
+  return out;
+}
+
+/** The panel's error line (`.odh-error`, dismissible, stays) and status line (`.odh-status`, fades). */
+export class Messages {
+  readonly error: HTMLElement;
+  readonly status = h('div', { class: 'odh-status', 'aria-live': 'polite' });
+
+  constructor() {
+    const dismiss = h('button', { class: 'odh-error-dismiss', type: 'button', title: 'Dismiss' }, '×');
+    dismiss.addEventListener('click', () => this.clearError());
+    this.error = h('div', { class: 'odh-error', role: 'alert' }, this._errorText, dismiss);
+    this.error.hidden = true;
+  }
+
+  showError(message: string): void {
+    this._errorText.textContent = message;
+    this.error.hidden = false;
+  }
+
+  clearError(): void {
+    this.error.hidden = true;
+    this._errorText.textContent = '';
+  }
+
+  showStatus(message: string): void {
+    this.status.textContent = message;
+    window.clearTimeout(this._timer);
+    this._timer = window.setTimeout(() => (this.status.textContent = ''), 5000);
+  }
+
+  private _errorText = h('span', { class: 'odh-error-text' });
+  private _timer = 0;
 }

@@ -1,40 +1,35 @@
 /** The left-sidebar bucket browser. */
-import { Clipboard, Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
+import { Clipboard } from '@jupyterlab/apputils';
 import {
   addIcon,
-  codeIcon,
-  copyIcon,
-  deleteIcon,
-  downloadIcon,
-  fileIcon,
   fileUploadIcon,
-  folderIcon,
   moveUpIcon,
   newFolderIcon,
-  refreshIcon,
-  caretRightIcon
+  refreshIcon
 } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
-import { bucketRow, folderRow, h, iconButton, IRowIcons, IRowTarget, objectRow, rowTarget } from './dom';
+import { askBucketName, askFolderName, confirmDelete } from './dialogs';
+import {
+  breadcrumbs,
+  bucketRow,
+  folderRow,
+  h,
+  iconButton,
+  ICONS,
+  IRowTarget,
+  Messages,
+  objectRow,
+  rowTarget
+} from './dom';
+import { installDropZone } from './dropzone';
 import { errorMessage } from './handler';
 import { bucketIcon } from './icons';
-import { filesFromDataTransfer, IFileToUpload, uploadFile, UploadView } from './upload';
+import { IFileToUpload, uploadAll } from './upload';
 
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
-const ICONS: IRowIcons = {
-  bucket: bucketIcon,
-  folder: folderIcon,
-  file: fileIcon,
-  open: caretRightIcon,
-  download: downloadIcon,
-  copy: copyIcon,
-  snippet: codeIcon,
-  remove: deleteIcon
-};
+const NEED_BUCKET = 'Open a bucket first: files are uploaded into the open bucket and folder.';
 
 export interface IBucketBrowserOptions {
   /** Insert a snippet for an object into the active notebook (the snippet command). */
@@ -69,15 +64,12 @@ export class BucketBrowser extends Widget {
     const newBucket = iconButton(addIcon, 'New bucket', { id: 'odh-new-bucket-button' });
     newBucket.addEventListener('click', () => void this.newBucket());
     const refresh = iconButton(refreshIcon, 'Refresh', { id: 'odh-refresh-button' });
-    refresh.addEventListener('click', () => void this.refresh());
+    refresh.addEventListener('click', () => {
+      this.clearError();
+      void this.refresh();
+    });
 
     this._crumbs = h('div', { class: 'odh-breadcrumbs' });
-    this._errorText = h('span', { class: 'odh-error-text' });
-    const dismiss = h('button', { class: 'odh-error-dismiss jp-Button jp-mod-minimal', type: 'button', title: 'Dismiss' }, '×');
-    dismiss.addEventListener('click', () => this.clearError());
-    this._error = h('div', { class: 'odh-error', role: 'alert' }, this._errorText, dismiss);
-    this._error.hidden = true;
-    this._status = h('div', { class: 'odh-status', 'aria-live': 'polite' });
     this._uploads = h('div', { class: 'odh-uploads' });
     this._list = h('ul', { class: 'odh-list' });
     this._list.addEventListener('click', e => this._onListClick(e));
@@ -94,15 +86,18 @@ export class BucketBrowser extends Widget {
       h('div', { class: 'odh-header' }, h('span', { class: 'odh-title' }, 'Buckets'), h('span', { class: 'odh-loading-indicator' }, 'Loading…')),
       h('div', { class: 'odh-toolbar' }, refresh, newBucket, this._folderButton, this._uploadButton, this._input),
       h('div', { class: 'odh-nav' }, this._upButton, this._crumbs),
-      this._error,
-      this._status,
+      this._messages.error,
+      this._messages.status,
       this._uploads,
       h('div', { class: 'odh-listing' }, this._list, this._empty, this._loadMore),
       this._dropHint
     );
-    for (const type of ['dragenter', 'dragover', 'dragleave', 'drop']) {
-      this.node.addEventListener(type, e => this._onDrag(e as DragEvent));
-    }
+    installDropZone(this.node, {
+      canDrop: () => this._bucket !== null,
+      refusal: NEED_BUCKET,
+      onFiles: files => this.uploadFiles(files),
+      onError: message => this.showError(message)
+    });
     this._renderNav();
   }
 
@@ -127,6 +122,7 @@ export class BucketBrowser extends Widget {
     this._bucket = bucket;
     this._prefix = bucket === null ? '' : prefix;
     this._renderNav();
+    this.clearError();
     await this.refresh();
   }
 
@@ -154,37 +150,23 @@ export class BucketBrowser extends Widget {
   }
 
   showError(message: string): void {
-    this._errorText.textContent = message;
-    this._error.hidden = false;
+    this._messages.showError(message);
   }
 
   clearError(): void {
-    this._error.hidden = true;
-    this._errorText.textContent = '';
+    this._messages.clearError();
   }
 
   showStatus(message: string): void {
-    this._status.textContent = message;
-    window.clearTimeout(this._statusTimer);
-    this._statusTimer = window.setTimeout(() => (this._status.textContent = ''), 5000);
+    this._messages.showStatus(message);
   }
 
   async newBucket(): Promise<void> {
-    const result = await InputDialog.getText({
-      title: 'New bucket',
-      label: 'Name (3–63 characters: a–z, 0–9, "." and "-")',
-      placeholder: 'my-data',
-      okLabel: 'Create'
-    });
-    const name = (result.value ?? '').trim();
-    if (!result.button.accept || !name) {
-      return;
-    }
-    if (!BUCKET_NAME.test(name)) {
-      this.showError(`"${name}" is not a valid bucket name: use 3–63 characters a–z, 0–9, "." and "-", starting and ending with a letter or digit.`);
-      return;
-    }
     await this._run(async () => {
+      const name = await askBucketName();
+      if (name === null) {
+        return;
+      }
       const bucket = await api.createBucket(name);
       this.showStatus(`Created bucket ${bucket.path || api.s3Path(name)}`);
       if (this._bucket === null) {
@@ -195,17 +177,16 @@ export class BucketBrowser extends Widget {
 
   async newFolder(): Promise<void> {
     const bucket = this._bucket;
-    if (bucket === null) {
-      this.showError('Open a bucket first.');
-      return;
-    }
-    const result = await InputDialog.getText({ title: 'New folder', label: 'Folder name', okLabel: 'Create' });
-    const name = (result.value ?? '').trim().replace(/^\/+|\/+$/g, '');
-    if (!result.button.accept || !name) {
-      return;
-    }
     const prefix = this._prefix;
+    if (bucket === null) {
+      this.showError(NEED_BUCKET);
+      return;
+    }
     await this._run(async () => {
+      const name = await askFolderName();
+      if (name === null) {
+        return;
+      }
       await api.createFolder(bucket, `${prefix}${name}/`);
       this.showStatus(`Created folder ${api.s3Path(bucket, `${prefix}${name}/`)}`);
       await this._refreshIfAt(bucket, prefix);
@@ -216,33 +197,11 @@ export class BucketBrowser extends Widget {
   async uploadFiles(files: IFileToUpload[]): Promise<void> {
     const bucket = this._bucket;
     if (bucket === null) {
-      this.showError('Open a bucket first: files are uploaded into the open bucket and folder.');
+      this.showError(NEED_BUCKET);
       return;
     }
     const prefix = this._prefix;
-    const jobs = files.map(f => {
-      const key = prefix + f.relativePath;
-      const view = new UploadView(bucket, key, f.file.size);
-      this._uploads.append(view.node);
-      return { file: f.file, key, view };
-    });
-    let ok = 0;
-    for (const job of jobs) {
-      if (job.view.controller.signal.aborted) {
-        job.view.fail(new DOMException('cancelled', 'AbortError'));
-        continue;
-      }
-      try {
-        await uploadFile(bucket, job.key, job.file, loaded => job.view.update(loaded), job.view.controller.signal);
-        job.view.done();
-        ok++;
-      } catch (error) {
-        job.view.fail(error);
-        if (!job.view.controller.signal.aborted) {
-          this.showError(`Upload of ${api.s3Path(bucket, job.key)} failed: ${errorMessage(error)}`);
-        }
-      }
-    }
+    const ok = await uploadAll(this._uploads, bucket, prefix, files, message => this.showError(message));
     if (ok) {
       this.showStatus(`Uploaded ${ok} file${ok === 1 ? '' : 's'} to ${api.s3Path(bucket, prefix)}`);
       await this._refreshIfAt(bucket, prefix);
@@ -265,24 +224,17 @@ export class BucketBrowser extends Widget {
 
   /** Delete an object or (with a prefix) a whole folder, after confirmation. */
   async remove(target: IRowTarget): Promise<boolean> {
-    const isFolder = target.key === undefined;
-    if (isFolder && !target.prefix) {
+    if (target.key === undefined && !target.prefix) {
       return false;
     }
-    const result = await showDialog({
-      title: isFolder ? 'Delete folder' : 'Delete object',
-      body: isFolder
-        ? `Delete ${target.path} and everything in it? This cannot be undone.`
-        : `Delete ${target.path}? This cannot be undone.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-    });
-    if (!result.button.accept) {
+    if (!(await confirmDelete(target))) {
       return false;
     }
     return this._run(async () => {
-      const reply = isFolder
-        ? await api.deletePrefix(target.bucket, target.prefix as string)
-        : await api.deleteObject(target.bucket, target.key as string);
+      const reply =
+        target.key === undefined
+          ? await api.deletePrefix(target.bucket, target.prefix as string)
+          : await api.deleteObject(target.bucket, target.key);
       const n = reply?.deleted ?? 0;
       this.showStatus(`Deleted ${n} object${n === 1 ? '' : 's'} under ${target.path}`);
       this._findRow(target)?.remove();
@@ -325,7 +277,9 @@ export class BucketBrowser extends Widget {
     }
   }
 
+  /** Run a user action: a new action clears the previous error; a failure shows its message. */
   private async _run<T>(fn: () => Promise<T>, fallback?: T): Promise<T> {
+    this.clearError();
     try {
       return await fn();
     } catch (error) {
@@ -364,9 +318,6 @@ export class BucketBrowser extends Widget {
           this._nextToken = page.next_token || null;
         }
       }
-      if (gen === this._gen && !append) {
-        this.clearError();
-      }
     } catch (error) {
       if (gen === this._gen) {
         this.showError(errorMessage(error));
@@ -399,28 +350,8 @@ export class BucketBrowser extends Widget {
     this._upButton.disabled = !inBucket;
     this._folderButton.disabled = !inBucket;
     this._uploadButton.disabled = !inBucket;
-    const crumb = (label: string, bucket: string | null, prefix: string): HTMLElement => {
-      const el = h('button', { class: 'odh-crumb odh-link', type: 'button', title: bucket === null ? 'All buckets' : api.s3Path(bucket, prefix) }, label);
-      el.addEventListener('click', () => void this.navigate(bucket, prefix));
-      return el;
-    };
-    const parts: HTMLElement[] = [crumb('Buckets', null, '')];
-    if (this._bucket !== null) {
-      parts.push(crumb(this._bucket, this._bucket, ''));
-      let acc = '';
-      for (const segment of this._prefix.split('/').slice(0, -1)) {
-        acc += segment + '/';
-        parts.push(crumb(segment || '(empty)', this._bucket, acc));
-      }
-    }
     this._crumbs.textContent = '';
-    parts.forEach((p, i) => {
-      if (i) {
-        this._crumbs.append(h('span', { class: 'odh-crumb-sep' }, '/'));
-      }
-      this._crumbs.append(p);
-    });
-    parts[parts.length - 1].classList.add('odh-crumb-current');
+    this._crumbs.append(...breadcrumbs(this._bucket, this._prefix, (b, p) => void this.navigate(b, p)));
     this._dropHint.textContent = inBucket
       ? `Drop files to upload them to ${api.s3Path(this._bucket as string, this._prefix)}`
       : 'Open a bucket to upload files into it';
@@ -466,47 +397,18 @@ export class BucketBrowser extends Widget {
     }
   }
 
-  private _onDrag(event: DragEvent): void {
-    const dt = event.dataTransfer;
-    if (!dt || !Array.from(dt.types).includes('Files')) {
-      return;
-    }
-    event.preventDefault();
-    event.stopPropagation();
-    if (event.type === 'dragenter' || event.type === 'dragover') {
-      dt.dropEffect = this._bucket === null ? 'none' : 'copy';
-      this.node.classList.add('odh-drop-target');
-    } else if (event.type === 'dragleave') {
-      if (!this.node.contains(event.relatedTarget as Node | null)) {
-        this.node.classList.remove('odh-drop-target');
-      }
-    } else if (event.type === 'drop') {
-      this.node.classList.remove('odh-drop-target');
-      if (this._bucket === null) {
-        this.showError('Open a bucket first: files are uploaded into the open bucket and folder.');
-        return;
-      }
-      void filesFromDataTransfer(dt)
-        .then(files => this.uploadFiles(files))
-        .catch(error => this.showError(errorMessage(error)));
-    }
-  }
-
   private _options: IBucketBrowserOptions;
   private _bucket: string | null = null;
   private _prefix = '';
   private _nextToken: string | null = null;
   private _gen = 0;
   private _loaded = false;
-  private _statusTimer = 0;
   private _input: HTMLInputElement;
   private _upButton: HTMLButtonElement;
   private _folderButton: HTMLButtonElement;
   private _uploadButton: HTMLButtonElement;
   private _crumbs: HTMLElement;
-  private _error: HTMLElement;
-  private _errorText: HTMLElement;
-  private _status: HTMLElement;
+  private _messages = new Messages();
   private _uploads: HTMLElement;
   private _list: HTMLUListElement;
   private _empty: HTMLElement;

@@ -106,6 +106,45 @@ async function multipartUpload(
   }
 }
 
+/**
+ * Upload files below `prefix`, one after the other, each with its progress element added to
+ * `container`. Failures go to `onError` (not cancellations). Returns how many succeeded.
+ */
+export async function uploadAll(
+  container: HTMLElement,
+  bucket: string,
+  prefix: string,
+  files: IFileToUpload[],
+  onError: (message: string) => void
+): Promise<number> {
+  const jobs = files.map(f => {
+    const key = prefix + f.relativePath;
+    const view = new UploadView(bucket, key, f.file.size);
+    container.append(view.node);
+    return { file: f.file, key, view };
+  });
+  let ok = 0;
+  for (const { file, key, view } of jobs) {
+    const signal = view.controller.signal;
+    if (signal.aborted) {
+      view.fail(new DOMException('Upload cancelled', 'AbortError'));
+      continue;
+    }
+    try {
+      view.start();
+      await uploadFile(bucket, key, file, loaded => view.update(loaded), signal);
+      view.done();
+      ok++;
+    } catch (error) {
+      view.fail(error);
+      if (!signal.aborted) {
+        onError(`Upload of s3://${bucket}/${key} failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+  return ok;
+}
+
 /** A file with the key suffix it should get (its path below the drop, for dropped folders). */
 export interface IFileToUpload {
   file: File;
@@ -188,7 +227,7 @@ export function formatBytes(n: number): string {
 /**
  * The DOM of one upload: `.odh-upload-progress[data-key][data-state]` holding a name,
  * a `<progress>` and a status text, plus a cancel button while it runs.
- * `data-state` is `uploading`, `done`, `error` or `cancelled`.
+ * `data-state` is `queued`, `uploading`, `done`, `error` or `cancelled`.
  */
 export class UploadView {
   readonly node: HTMLElement;
@@ -200,7 +239,6 @@ export class UploadView {
     node.className = 'odh-upload-progress';
     node.dataset.key = key;
     node.dataset.bucket = bucket;
-    node.dataset.state = 'uploading';
     node.title = `s3://${bucket}/${key}`;
 
     const name = document.createElement('span');
@@ -212,18 +250,24 @@ export class UploadView {
     this._status = document.createElement('span');
     this._status.className = 'odh-upload-status';
     this._button = document.createElement('button');
-    this._button.className = 'odh-upload-cancel jp-Button jp-mod-minimal';
+    this._button.className = 'odh-upload-cancel';
     this._button.title = 'Cancel upload';
     this._button.dataset.action = 'cancel';
-    closeIcon.element({ container: this._button });
+    this._button.append(closeIcon.element({ tag: 'span', className: 'odh-button-icon' }));
     this._button.addEventListener('click', () => {
-      if (this.node.dataset.state === 'uploading') {
+      if (['queued', 'uploading'].includes(this.node.dataset.state ?? '')) {
         this.controller.abort();
       } else {
         this.node.remove();
       }
     });
     node.append(name, this._progress, this._status, this._button);
+    this.node.dataset.state = 'queued';
+    this._status.textContent = `Queued (${formatBytes(size)})`;
+  }
+
+  start(): void {
+    this.node.dataset.state = 'uploading';
     this.update(0);
   }
 

@@ -21,6 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     p_check = sub.add_parser("check-config", help="validate a configuration directory and exit")
     p_check.add_argument("config_dir")
     sub.add_parser("hash-password", help="print a password hash for users.yaml (reads the password from stdin)")
+    p_cred = sub.add_parser("credentials", help="manage a user's object-storage (RGW) user and keys")
+    p_cred.add_argument("action", choices=("rotate", "remove"),
+                        help="rotate: new keys, old ones stop working (restart the user's server to pick them up); "
+                             "remove: delete the RGW user and all its buckets")
+    p_cred.add_argument("username", help="the JupyterHub user name")
+    p_cred.add_argument("--admin-keys", default=os.environ.get("ODH_RGW_ADMIN_KEYS", ".odh-state/ceph/admin-keys.json"),
+                        help="JSON file with the RGW admin access_key, secret_key and endpoint "
+                             "(default: $ODH_RGW_ADMIN_KEYS or the local platform's .odh-state/ceph/admin-keys.json)")
+    p_cred.add_argument("--endpoint", default=os.environ.get("ODH_RGW_ENDPOINT", ""),
+                        help="RGW URL (default: the endpoint in the admin keys file, or $ODH_RGW_ENDPOINT)")
+    p_cred.add_argument("--keep-data", action="store_true", help="with remove: keep the user's buckets")
     args = parser.parse_args(argv)
 
     try:
@@ -30,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return up(args.config_dir, args.state_dir)
         if args.command == "check-config":
             return check_config(args.config_dir)
+        if args.command == "credentials":
+            return credentials(args)
         if args.command == "hash-password":
             from .passwords import hash_password
 
@@ -43,6 +56,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 2
+
+
+def credentials(args) -> int:
+    import asyncio
+    import json
+
+    from .credentials import CredentialsUnavailable
+    from .credentials.rgw import RgwCredentialStore
+
+    try:
+        with open(args.admin_keys, encoding="utf-8") as f:
+            keys = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read admin keys from {args.admin_keys}: {e}", file=sys.stderr)
+        return 2
+    endpoint = args.endpoint or keys.get("endpoint", "")
+    if not endpoint:
+        print("error: no RGW endpoint: pass --endpoint", file=sys.stderr)
+        return 2
+    store = RgwCredentialStore(endpoint, keys["access_key"], keys["secret_key"])
+    try:
+        if args.action == "rotate":
+            creds = asyncio.run(store.rotate(args.username))
+            print(f"rotated: {args.username} now has access key {creds.access_key}; restart their server to use it")
+        else:
+            removed = asyncio.run(store.remove(args.username, purge_data=not args.keep_data))
+            print(f"removed {args.username}'s object-storage user" if removed else f"{args.username} had no object-storage user")
+    except CredentialsUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def check_config(config_dir: str) -> int:

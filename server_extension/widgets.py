@@ -104,7 +104,7 @@ class BucketBrowser(w.VBox):
         self.buttons["more"].disabled = self.next_token is None
 
     @_guard
-    def open(self, label: str):
+    def open_entry(self, label: str):
         entry = self.entries[label]
         if entry["type"] == "bucket":
             self.bucket, self.prefix = entry["name"], ""
@@ -217,7 +217,7 @@ class BucketBrowser(w.VBox):
 
     def _on_open(self, _):
         if self.listing.value:
-            self.open(self.listing.value)
+            self.open_entry(self.listing.value)
 
     def _on_more(self, _):
         self.load_more()

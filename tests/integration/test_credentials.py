@@ -98,3 +98,26 @@ async def test_secrets_never_logged_or_printed(store, caplog):
     text = caplog.text + repr(creds) + str(rotated)
     assert creds.secret_key not in text and rotated.secret_key not in text
     assert "cred-frank" in caplog.text
+
+
+def test_admin_commands_rotate_and_remove(ceph, capsys):
+    """`odh-hub credentials rotate|remove USER`."""
+    from odh_spawner.cli import main
+
+    import subprocess
+    import sys
+
+    # the command runs its own event loop, so create the user from another process first
+    created = subprocess.run([sys.executable, "-c", (
+        "import asyncio, json, sys; from odh_spawner.credentials.rgw import RgwCredentialStore as S; "
+        "k = json.load(open(sys.argv[1])); "
+        "print(asyncio.run(S(k['endpoint'], k['access_key'], k['secret_key']).ensure('cred-gina')).access_key)"),
+        ceph.admin_keys_file], capture_output=True, text=True, check=True).stdout.strip()
+    assert main(["credentials", "rotate", "cred-gina", "--admin-keys", ceph.admin_keys_file]) == 0
+    out = capsys.readouterr().out
+    assert "rotated" in out and created not in out
+    assert main(["credentials", "remove", "cred-gina", "--admin-keys", ceph.admin_keys_file]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert main(["credentials", "remove", "cred-gina", "--admin-keys", ceph.admin_keys_file]) == 0
+    assert "had no object-storage user" in capsys.readouterr().out
+    assert main(["credentials", "rotate", "cred-gina", "--admin-keys", "/nonexistent.json"]) == 2

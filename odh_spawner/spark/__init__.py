@@ -1,0 +1,33 @@
+"""On-demand Spark for user servers: limits, a local standalone cluster, Kubernetes manifests.
+
+- `limits`: SparkLimits (configurable), check_request / check_scale -> SparkLimitError (HTTP 403).
+- `local`: LocalSparkCluster, a real standalone master + workers as local processes; `reap_orphans`.
+- `kube`: pure manifest builders (anchor ConfigMap, master/worker Deployments, Service, SparkConnect).
+"""
+
+from .env import spark_env, spark_memory
+from .errors import SparkError, SparkLimitError, SparkStartError
+from .kube import (
+    KubeSparkSpec,
+    anchor_configmap,
+    master_deployment,
+    master_service,
+    notebook_env,
+    spark_connect,
+    spark_connect_env,
+    standalone_manifests,
+    worker_deployment,
+)
+from .limits import SparkLimits, SparkUsage, check_request, check_scale
+from .local import LocalSparkCluster
+from .naming import cluster_slug
+from .state import current_usage, reap_orphans, stop_cluster
+from .status import AppStatus, SparkStatus, WorkerStatus, parse_master_json
+
+__all__ = [
+    "AppStatus", "KubeSparkSpec", "LocalSparkCluster", "SparkError", "SparkLimitError", "SparkLimits",
+    "SparkStartError", "SparkStatus", "SparkUsage", "WorkerStatus", "anchor_configmap", "check_request",
+    "check_scale", "cluster_slug", "current_usage", "master_deployment", "master_service", "notebook_env",
+    "parse_master_json", "reap_orphans", "spark_connect", "spark_connect_env", "spark_env", "spark_memory",
+    "standalone_manifests", "stop_cluster", "worker_deployment",
+]

@@ -1,0 +1,279 @@
+"""Kubernetes manifests for one user server's Spark cluster. Pure: dicts in, dicts out, no API calls.
+
+A per-server **anchor** ConfigMap owns everything else through `ownerReferences`; the spawner deletes the
+anchor in `post_stop_hook` and Kubernetes garbage-collects the cluster. Create the anchor first: the owned
+objects need its `metadata.uid`. Two ways to run the cluster:
+
+- standalone: a master Deployment + Service (7077 RPC, 8080 UI) and a worker Deployment (one pod per
+  worker, cpu = cores, memory = worker memory + JVM overhead), started with Spark's own `spark-class`;
+- the kubeflow spark-operator's `SparkConnect` (sparkoperator.k8s.io/v1alpha1), where it is installed.
+
+The user's S3 keys reach Spark pods only by `valueFrom.secretKeyRef` to the per-user Secret, never as values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
+from ..quantities import format_cpu, format_memory
+from ..resolve import SparkRequest
+from .env import MIB, spark_env, spark_memory
+from .naming import cluster_slug, label_value
+
+MASTER_PORT, MASTER_UI_PORT = 7077, 8080
+WORKER_PORT, WORKER_UI_PORT = 7078, 8081
+CONNECT_PORT = 15002  # the operator's Spark Connect gRPC port
+DAEMON_MEMORY = 256 * MIB  # heap of the master and worker JVMs (SPARK_DAEMON_MEMORY)
+MIN_EXECUTOR_OVERHEAD = 384 * MIB  # Spark's own minimum off-heap overhead per executor
+SPARK_CONNECT_API = "sparkoperator.k8s.io/v1alpha1"
+TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+
+
+@dataclass(frozen=True)
+class KubeSparkSpec:
+    """Everything the manifests of one user server's cluster depend on."""
+
+    user: str
+    server: str
+    namespace: str
+    image: str  # the profile's image (pinned by digest): it carries the same Spark as the notebook
+    request: SparkRequest
+    anchor_uid: str = ""  # metadata.uid of the created anchor ConfigMap (needed by the owned objects)
+    s3_secret: str = ""  # the per-user Secret holding the S3 keys; "" = no S3 settings
+    s3_endpoint: str = ""
+    spark_class: str = "spark-class"  # on PATH in images with pip-installed pyspark; /opt/spark/bin/... in apache/spark
+    spark_version: str = "4.3.0"
+    image_pull_policy: str = "IfNotPresent"
+    master_cpu: float = 0.5
+    master_memory: int = 768 * MIB
+    node_selector: dict = field(default_factory=dict)
+    tolerations: tuple = ()
+
+    @property
+    def slug(self) -> str:
+        return cluster_slug(self.user, self.server)
+
+
+def names(user: str, server: str = "") -> dict[str, str]:
+    """Object names: anchor, master (Deployment and Service), worker, connect (SparkConnect)."""
+    slug = cluster_slug(user, server)
+    return {"anchor": f"spark-anchor-{slug}", "master": f"spark-{slug}-master", "worker": f"spark-{slug}-worker",
+            "connect": f"spark-{slug}", "instance": f"spark-{slug}"}
+
+
+def master_url(spec: KubeSparkSpec) -> str:
+    return f"spark://{names(spec.user, spec.server)['master']}.{spec.namespace}.svc:{MASTER_PORT}"
+
+
+def ui_url(spec: KubeSparkSpec) -> str:
+    return f"http://{names(spec.user, spec.server)['master']}.{spec.namespace}.svc:{MASTER_UI_PORT}"
+
+
+def selector(spec: KubeSparkSpec, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "spark", "app.kubernetes.io/instance": names(spec.user, spec.server)["instance"],
+            "app.kubernetes.io/component": component}
+
+
+def labels(spec: KubeSparkSpec, component: str) -> dict[str, str]:
+    return {**selector(spec, component), "app.kubernetes.io/managed-by": "odh-hub",
+            "odh-hub/user": label_value(spec.user), "odh-hub/server": label_value(spec.server)}
+
+
+def _metadata(spec: KubeSparkSpec, name: str, component: str, owned: bool = True) -> dict:
+    meta = {"name": name, "namespace": spec.namespace, "labels": labels(spec, component),
+            "annotations": {"hub.jupyter.org/username": spec.user, "hub.jupyter.org/servername": spec.server}}
+    if owned:
+        meta["ownerReferences"] = [owner_reference(spec)]
+    return meta
+
+
+def owner_reference(spec: KubeSparkSpec) -> dict:
+    """The anchor as owner. No blockOwnerDeletion: it would need finalizer rights on the anchor (OpenShift)."""
+    if not spec.anchor_uid:
+        raise ValueError("anchor_uid is required: create the anchor ConfigMap first and pass its metadata.uid")
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": names(spec.user, spec.server)["anchor"],
+            "uid": spec.anchor_uid}
+
+
+def anchor_configmap(spec: KubeSparkSpec) -> dict:
+    """The per-server anchor: deleting it (post_stop_hook) garbage-collects the whole cluster."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(spec, names(spec.user, spec.server)["anchor"], "spark-anchor", owned=False),
+        "data": {"purpose": "Owner of this server's Spark cluster; deleted when the server stops.",
+                 "workers": str(spec.request.workers), "worker_cores": str(spec.request.worker_cores),
+                 "worker_memory": format_memory(spec.request.worker_memory)},
+    }
+
+
+def worker_pod_memory(worker_memory: int) -> int:
+    """Pod memory of a worker: what its executors may use, plus the worker JVM and the executor's overhead."""
+    overhead = max(MIN_EXECUTOR_OVERHEAD, worker_memory // 10)
+    return -(-(worker_memory + DAEMON_MEMORY + overhead) // MIB) * MIB
+
+
+def s3_env(spec: KubeSparkSpec) -> list[dict]:
+    """The user's S3 settings for Spark pods: keys by secretKeyRef only, plain client settings as values."""
+    if not spec.s3_secret:
+        return []
+    env: list[dict[str, Any]] = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": spec.s3_secret, "key": key}}}
+        for key in (ACCESS_KEY_ENV, SECRET_KEY_ENV)
+    ]
+    env += [{"name": k, "value": v} for k, v in S3_CLIENT_SETTINGS.items()]
+    if spec.s3_endpoint:
+        env += [{"name": ENDPOINT_ENV, "value": spec.s3_endpoint},
+                {"name": "AWS_ENDPOINT_URL_S3", "value": spec.s3_endpoint}]
+    return env
+
+
+def _container_security() -> dict:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_spec(spec: KubeSparkSpec, container: dict) -> dict:
+    pod = {
+        "automountServiceAccountToken": False,  # standalone Spark never calls the Kubernetes API
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [TMP_VOLUME],
+    }
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod["tolerations"] = list(spec.tolerations)
+    return pod
+
+
+def _deployment(spec: KubeSparkSpec, name: str, component: str, replicas: int, container: dict) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(spec, name, component),
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(spec, component)},
+            "template": {"metadata": {"labels": labels(spec, component)}, "spec": _pod_spec(spec, container)},
+        },
+    }
+
+
+def _daemon_env() -> list[dict]:
+    return [
+        {"name": "SPARK_LOCAL_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "SPARK_DAEMON_MEMORY", "value": spark_memory(DAEMON_MEMORY)},
+        {"name": "SPARK_NO_DAEMONIZE", "value": "true"},
+    ]
+
+
+def master_deployment(spec: KubeSparkSpec) -> dict:
+    memory = format_memory(spec.master_memory)
+    container = {
+        "name": "spark-master",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": [spec.spark_class, "org.apache.spark.deploy.master.Master"],
+        "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT)],
+        "env": _daemon_env() + [{"name": "SPARK_MASTER_OPTS",
+                                 "value": "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false"}],
+        "ports": [{"name": "spark", "containerPort": MASTER_PORT, "protocol": "TCP"},
+                  {"name": "http", "containerPort": MASTER_UI_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": "spark"}, "initialDelaySeconds": 30, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": format_cpu(spec.master_cpu), "memory": memory},
+                      "limits": {"cpu": format_cpu(max(1.0, spec.master_cpu)), "memory": memory}},
+        "securityContext": _container_security(),
+        "volumeMounts": [TMP_MOUNT],
+    }
+    return _deployment(spec, names(spec.user, spec.server)["master"], "spark-master", 1, container)
+
+
+def master_service(spec: KubeSparkSpec) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec, names(spec.user, spec.server)["master"], "spark-master"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(spec, "spark-master"),
+            "ports": [{"name": "spark", "port": MASTER_PORT, "targetPort": "spark", "protocol": "TCP"},
+                      {"name": "http", "port": MASTER_UI_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def worker_deployment(spec: KubeSparkSpec) -> dict:
+    r = spec.request
+    resources = {"cpu": str(r.worker_cores), "memory": format_memory(worker_pod_memory(r.worker_memory))}
+    container = {
+        "name": "spark-worker",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": [spec.spark_class, "org.apache.spark.deploy.worker.Worker"],
+        "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(WORKER_PORT), "--webui-port", str(WORKER_UI_PORT),
+                 "--cores", str(r.worker_cores), "--memory", spark_memory(r.worker_memory),
+                 "--work-dir", "/tmp/spark-work", master_url(spec)],
+        "env": _daemon_env() + s3_env(spec),
+        "ports": [{"name": "spark", "containerPort": WORKER_PORT, "protocol": "TCP"},
+                  {"name": "http", "containerPort": WORKER_UI_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": "spark"}, "initialDelaySeconds": 30, "periodSeconds": 20},
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "securityContext": _container_security(),
+        "volumeMounts": [TMP_MOUNT],
+    }
+    return _deployment(spec, names(spec.user, spec.server)["worker"], "spark-worker", r.workers, container)
+
+
+def standalone_manifests(spec: KubeSparkSpec) -> list[dict]:
+    """The owned objects of a standalone cluster, in creation order (the anchor comes first, separately)."""
+    return [master_deployment(spec), master_service(spec), worker_deployment(spec)]
+
+
+def _connect_template(spec: KubeSparkSpec, container_name: str, component: str) -> dict:
+    container = {"name": container_name, "image": spec.image, "imagePullPolicy": spec.image_pull_policy,
+                 "securityContext": _container_security()}
+    env = s3_env(spec)
+    if env:
+        container["env"] = env
+    pod = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+           "containers": [container]}
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod["tolerations"] = list(spec.tolerations)
+    return {"metadata": {"labels": labels(spec, component)}, "spec": pod}
+
+
+def spark_connect(spec: KubeSparkSpec, server_cores: int = 1, server_memory: int = 1024 * MIB) -> dict:
+    """A kubeflow spark-operator SparkConnect: a Spark Connect server with `workers` executors."""
+    r = spec.request
+    body: dict[str, Any] = {
+        "sparkVersion": spec.spark_version,
+        "image": spec.image,
+        "server": {"cores": server_cores, "memory": spark_memory(server_memory),
+                   "template": _connect_template(spec, "spark-kubernetes-driver", "spark-connect-server")},
+        "executor": {"instances": r.workers, "cores": r.worker_cores, "memory": spark_memory(r.worker_memory),
+                     "template": _connect_template(spec, "spark-kubernetes-executor", "spark-executor")},
+    }
+    if spec.s3_endpoint:
+        body["hadoopConf"] = {"fs.s3a.endpoint": spec.s3_endpoint, "fs.s3a.path.style.access": "true"}
+    return {"apiVersion": SPARK_CONNECT_API, "kind": "SparkConnect",
+            "metadata": _metadata(spec, names(spec.user, spec.server)["connect"], "spark-connect"), "spec": body}
+
+
+def notebook_env(spec: KubeSparkSpec) -> dict[str, str]:
+    """Environment for the notebook pod of a standalone cluster (SparkSession.builder.getOrCreate() uses it)."""
+    return spark_env(master_url(spec), ui_url(spec), spec.request)
+
+
+def spark_connect_env(spec: KubeSparkSpec) -> dict[str, str]:
+    """Environment for the notebook pod of a SparkConnect cluster (pyspark's Connect client reads SPARK_REMOTE)."""
+    host = f"{names(spec.user, spec.server)['connect']}-server.{spec.namespace}.svc.cluster.local"
+    return {"SPARK_REMOTE": f"sc://{host}:{CONNECT_PORT}"}

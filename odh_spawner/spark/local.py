@@ -1,0 +1,380 @@
+"""LocalSparkCluster: a real Spark standalone cluster (one master, N workers) for one local user server.
+
+The daemons are started with Spark's own `bin/spark-class`, each in its own session, bound to 127.0.0.1 on
+free ports, with logs, work directories, configuration and a state file under `<state_root>/<name>/`.
+They get a clean environment (never the hub's): PATH, locale, JAVA_HOME, the Spark settings and whatever
+`env` the caller passes (e.g. the user's own S3 keys, which executors inherit from their worker).
+
+Master and workers boot together. A worker registers as soon as it is up, and one that reaches the master
+before the master leads is ignored and tries again only 5-15 s later; workers boot faster than the master,
+so each worker that is up (RPC port bound) before the master leads is held (SIGSTOP) and released (SIGCONT)
+once it does. A worker that still missed the master is restarted at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import replace
+from typing import Callable, Mapping
+
+from traitlets import Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..localplatform.ports import free_port
+from ..resolve import SparkRequest
+from . import procs
+from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
+                     spawn)
+from .env import spark_env, spark_memory
+from .errors import SparkError, SparkStartError
+from .limits import SparkLimits, SparkUsage, check_scale
+from .state import ClusterState, read_state, remove_state, write_state
+from .status import SparkStatus, parse_master_json
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RESCUE_AFTER = 3.0  # seconds a worker may stay unregistered once it has tried and the master leads
+MAX_RELAUNCHES = 3
+
+
+class LocalSparkCluster(LoggingConfigurable):
+    spark_home = Unicode(
+        "",
+        config=True,
+        help="""Spark installation to run (its bin/spark-class). Empty: $SPARK_HOME, else the Spark shipped in
+        the installed pyspark package.""",
+    )
+    java_home = Unicode("", config=True,
+                        help="JAVA_HOME for the Spark daemons. Empty: $JAVA_HOME, else `java` on PATH.")
+    daemon_memory = Unicode(
+        "256m",
+        config=True,
+        help="""Heap of each master and worker JVM (SPARK_DAEMON_MEMORY). Executors get the worker memory the
+        user chose; the daemons themselves only coordinate.""",
+    )
+    daemon_java_opts = Unicode(
+        "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+        config=True,
+        help="""JVM options of the master and worker daemons (SPARK_DAEMON_JAVA_OPTS). The default (serial GC,
+        client compiler only) about halves their start time on small machines; executors are not affected.""",
+    )
+    start_timeout = Float(120.0, config=True, help="Seconds a cluster may take to report all workers ALIVE.")
+    stop_timeout = Float(10.0, config=True, help="Seconds Spark processes get after SIGTERM before SIGKILL.")
+    poll_interval = Float(0.1, config=True, help="Seconds between readiness polls of the master's JSON.")
+
+    def __init__(self, state_root: str, name: str, request: SparkRequest, *, user: str = "", server: str = "",
+                 owner_pid: int | None = None, env: Mapping[str, str] | None = None,
+                 progress: Callable[[str], None] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not NAME_RE.match(name):
+            raise ValueError(f"invalid cluster name {name!r}: letters, digits, '.', '_' and '-' only")
+        self.directory = os.path.join(os.path.abspath(state_root), name)
+        self.name, self.user, self.server = name, user, server
+        self.request = request
+        self.extra_env = dict(env or {})
+        self.progress = progress or (lambda message: None)
+        self.master_port, self.master_ui_port = free_port(), free_port()
+        self._owner_pid = owner_pid
+        self._master: Daemon | None = None
+        self._workers: dict[int, Daemon] = {}
+        self._ports_fixed = False
+        self._owns_directory = False  # set once no other live cluster uses the directory
+
+    # -- where things are --------------------------------------------------------------------
+    @property
+    def conf_dir(self) -> str:
+        return os.path.join(self.directory, "conf")
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.directory, "logs")
+
+    @property
+    def work_dir(self) -> str:
+        return os.path.join(self.directory, "work")
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://127.0.0.1:{self.master_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.master_ui_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._master is not None
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs()]
+
+    @property
+    def ports(self) -> list[int]:
+        return [port for p in self._procs() for port in (p.port, p.ui_port)]
+
+    def notebook_env(self, python: str = "") -> dict[str, str]:
+        """Environment for the notebook server: its SparkSession finds this cluster and binds 127.0.0.1.
+        `python`: the notebook's interpreter, which executors then run for Python code (PYSPARK_PYTHON)."""
+        env = {**spark_env(self.master_url, self.ui_url, self.request), "SPARK_LOCAL_IP": "127.0.0.1"}
+        if python:
+            env["PYSPARK_PYTHON"] = python
+        return env
+
+    def _procs(self) -> list[Daemon]:
+        return ([self._master] if self._master else []) + [self._workers[i] for i in sorted(self._workers)]
+
+    # -- state file ----------------------------------------------------------------------------
+    def _state(self) -> ClusterState:
+        owner = self._owner_pid
+        return ClusterState(
+            name=self.name, directory=self.directory, user=self.user, server=self.server,
+            owner_pid=owner, owner_started=procs.start_time(owner) if owner else None,
+            creator_pid=os.getpid(), creator_started=procs.start_time(os.getpid()),
+            workers_requested=self.request.workers, processes=[p.record() for p in self._procs()],
+        )
+
+    def _save(self) -> None:
+        write_state(self._state())
+
+    def set_owner(self, pid: int | None) -> None:
+        """Record the notebook server this cluster belongs to (the reaper stops the cluster once it is gone)."""
+        self._owner_pid = pid
+        if self.running:
+            self._save()
+
+    # -- launching -----------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        previous = read_state(self.directory) if os.path.isdir(self.directory) else None
+        if previous is not None and previous.live_processes():
+            raise SparkError(f"A Spark cluster named {self.name!r} is already running.")
+        self._owns_directory = True
+        for d in (self.conf_dir, self.log_dir, self.work_dir):
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(self.conf_dir, "spark-defaults.conf"), "w") as f:
+            f.writelines(f"{k} {v}\n" for k, v in SPARK_DEFAULTS.items())
+        self._spark_class = os.path.join(procs.find_spark_home(self.spark_home), "bin", "spark-class")
+        self._java = procs.find_java(self.java_home)
+
+    def _env(self) -> dict[str, str]:
+        env = {k: os.environ[k] for k in CLEAN_ENV if k in os.environ}
+        env.update(self.extra_env)
+        env.update(
+            SPARK_HOME=os.path.dirname(os.path.dirname(self._spark_class)),
+            JAVA_HOME=os.path.dirname(os.path.dirname(os.path.realpath(self._java))),
+            SPARK_CONF_DIR=self.conf_dir, SPARK_LOG_DIR=self.log_dir, SPARK_WORKER_DIR=self.work_dir,
+            SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY=self.daemon_memory,
+            SPARK_DAEMON_JAVA_OPTS=self.daemon_java_opts,
+        )
+        return env
+
+    def master_args(self) -> list[str]:
+        return [MASTER_CLASS, "--host", "127.0.0.1", "--port", str(self.master_port),
+                "--webui-port", str(self.master_ui_port)]
+
+    def worker_args(self, index: int, port: int, ui_port: int) -> list[str]:
+        return [WORKER_CLASS, "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port),
+                "--cores", str(self.request.worker_cores), "--memory", spark_memory(self.request.worker_memory),
+                "--work-dir", os.path.join(self.work_dir, f"worker-{index}"), self.master_url]
+
+    def _spawn(self, role: str, args: list[str], port: int, ui_port: int) -> Daemon:
+        return spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port)
+
+    def _launch_master(self) -> None:
+        self._master = self._spawn("master", self.master_args(), self.master_port, self.master_ui_port)
+        self._save()
+
+    def _launch_worker(self, index: int, relaunches: int = 0) -> Daemon:
+        port, ui_port = free_port(), free_port()
+        proc = self._spawn(f"worker-{index}", self.worker_args(index, port, ui_port), port, ui_port)
+        proc.relaunches = relaunches
+        self._workers[index] = proc
+        self._save()
+        return proc
+
+    def _relaunch_worker(self, index: int) -> None:
+        old = self._workers[index]
+        procs.terminate([(old.pid, old.started, old.popen)], self.conf_dir, self.stop_timeout)
+        self._launch_worker(index, old.relaunches + 1)
+
+    # -- readiness -----------------------------------------------------------------------------
+    def _hold_early_workers(self, indices: list[int], held: set[int]) -> None:
+        """Stop workers that are up before the master leads, so that they register after it does."""
+        for i in indices:
+            w = self._workers[i]
+            if i not in held and not w.exited() and w.rpc_bound():
+                procs.signal_pid(w.pid, signal.SIGSTOP)
+                held.add(i)
+
+    def _release(self, held: set[int]) -> None:
+        for i in held:
+            if i in self._workers:
+                procs.signal_pid(self._workers[i].pid, signal.SIGCONT)
+        held.clear()
+
+    def _fetch_json(self) -> dict | None:
+        return fetch_master_json(self.ui_url)
+
+    async def status(self) -> SparkStatus:
+        """Workers alive, cores, memory and running applications, as the master reports them."""
+        if not self.running:
+            raise SparkError(f"The Spark cluster {self.name!r} is not running.")
+        data = await asyncio.to_thread(self._fetch_json)
+        if data is None:
+            raise SparkError("The Spark master is not answering; try restarting the cluster.")
+        return parse_master_json(data, self.ui_url, [p.port for p in self._workers.values()])
+
+    @staticmethod
+    def _failed(proc: Daemon, what: str) -> SparkStartError:
+        return SparkStartError(what, log_path=proc.log_path, log_tail=proc.tail(lines=25))
+
+    async def _wait_ready(self, indices: list[int], deadline: float, budget: float) -> SparkStatus:
+        """Wait until the master leads and the workers `indices` are ALIVE; hold early workers, relaunch
+        workers that missed the master."""
+        held: set[int] = set()
+        try:
+            return await self._poll_ready(indices, deadline, budget, held)
+        finally:
+            self._release(held)
+
+    async def _poll_ready(self, indices: list[int], deadline: float, budget: float, held: set[int]) -> SparkStatus:
+        leading_since = None
+        tried_at: dict[int, float] = {}  # when a worker was first seen to have tried while the master led
+        waiting = indices
+        while True:
+            if self._master.exited():
+                raise self._failed(self._master, f"The Spark master exited during start "
+                                                 f"(code {self._master.popen.returncode}).")
+            for i in indices:
+                w = self._workers[i]
+                if w.exited():
+                    if w.bind_failed() and w.relaunches < MAX_RELAUNCHES:
+                        self._launch_worker(i, w.relaunches + 1)
+                        continue
+                    raise self._failed(w, f"Spark worker {i} exited during start (code {w.popen.returncode}).")
+            data = await asyncio.to_thread(self._fetch_json)
+            now = time.monotonic()
+            if data is None or data.get("status") != "ALIVE":
+                self._hold_early_workers(indices, held)
+            else:
+                self._release(held)
+                leading_since = leading_since or now
+                status = parse_master_json(data, self.ui_url, [p.port for p in self._workers.values()])
+                alive_ports = {w.port for w in status.alive_workers}
+                waiting = [i for i in indices if self._workers[i].port not in alive_ports]
+                if not waiting:
+                    return status
+                for i in waiting:
+                    w = self._workers[i]
+                    if i not in tried_at and w.tried_to_register():
+                        tried_at[i] = now
+                    missed = missed_master(w, self._master) or (i in tried_at and now - tried_at[i] > RESCUE_AFTER)
+                    if missed and w.relaunches < MAX_RELAUNCHES:
+                        self.log.info("Spark worker %s of %s missed the master's start; restarting it", i, self.name)
+                        await asyncio.to_thread(self._relaunch_worker, i)
+                        tried_at.pop(i, None)
+            if now > deadline:
+                late = self._master if leading_since is None else self._workers[waiting[0]]
+                raise self._failed(late, f"The Spark cluster was not ready within {budget:.0f}s.")
+            await asyncio.sleep(self.poll_interval)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, timeout: float | None = None) -> "LocalSparkCluster":
+        """Start master and workers; return once the master reports every worker ALIVE.
+
+        On any failure (or cancellation) every process started so far is stopped before the error propagates.
+        """
+        if self.running:
+            raise SparkError(f"The Spark cluster {self.name!r} is already running.")
+        budget = timeout or self.start_timeout
+        deadline = time.monotonic() + budget
+        n = self.request.workers
+        try:
+            self._prepare()
+            for attempt in range(MAX_RELAUNCHES):
+                self.progress("starting Spark master")
+                self._launch_master()
+                for i in range(1, n + 1):
+                    self.progress(f"starting Spark worker {i}/{n}")
+                    self._launch_worker(i)
+                try:
+                    status = await self._wait_ready(list(range(1, n + 1)), deadline, budget)
+                    break
+                except SparkStartError:
+                    if not (self._master.exited() and self._master.bind_failed()) or attempt == MAX_RELAUNCHES - 1:
+                        raise
+                    if self._ports_fixed:
+                        raise SparkStartError(f"The Spark master's port {self.master_port} or "
+                                              f"{self.master_ui_port} is taken by another process.") from None
+                    await asyncio.to_thread(self._stop_processes)
+                    self.master_port, self.master_ui_port = free_port(), free_port()
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.stop_blocking))
+            raise
+        self._ports_fixed = True
+        self.progress(f"Spark cluster ready: {status.workers_alive} workers, {status.cores} cores")
+        return self
+
+    async def scale(self, workers: int, *, limits: SparkLimits | None = None, usage: SparkUsage | None = None,
+                    timeout: float | None = None) -> SparkStatus:
+        """Add or remove workers. With `limits`, the new size is checked first (`usage`: what runs now,
+        this cluster included; default: only this cluster). A scale-up that fails leaves the old size."""
+        if not self.running:
+            raise SparkError(f"The Spark cluster {self.name!r} is not running.")
+        current = len(self._workers)
+        usage = usage or SparkUsage(user_workers=current, total_workers=current)
+        target = check_scale(limits, replace(self.request, workers=current), workers, usage)
+        if workers > current:
+            top = max(self._workers, default=0)
+            new = list(range(top + 1, top + 1 + workers - current))
+            budget = timeout or self.start_timeout
+            try:
+                for k, i in enumerate(new, 1):
+                    self.progress(f"starting Spark worker {k}/{len(new)}")
+                    self._launch_worker(i)
+                status = await self._wait_ready(new, time.monotonic() + budget, budget)
+            except BaseException:
+                await asyncio.shield(asyncio.to_thread(self._stop_workers, new))
+                raise
+        else:
+            await asyncio.to_thread(self._stop_workers, sorted(self._workers)[workers:])
+            status = await self.status()
+        self.request = replace(self.request, workers=target.workers)
+        self._save()
+        return status
+
+    async def restart(self, timeout: float | None = None) -> "LocalSparkCluster":
+        """Stop every process and start the cluster again on the same master URL."""
+        await self.stop()
+        self._ports_fixed = True
+        return await self.start(timeout)
+
+    def _stop_workers(self, indices: list[int]) -> None:
+        gone = [self._workers.pop(i) for i in indices if i in self._workers]
+        procs.terminate([(p.pid, p.started, p.popen) for p in gone], self.conf_dir, self.stop_timeout)
+        if self._master is not None:
+            self._save()
+
+    def _stop_processes(self) -> list[int]:
+        targets = list(reversed(self._procs()))
+        records = [(p.pid, p.started, p.popen) for p in targets]
+        self._master, self._workers = None, {}
+        return procs.terminate(records, self.conf_dir, self.stop_timeout, sweep=self._owns_directory)
+
+    def stop_blocking(self) -> list[int]:
+        """Stop every process of the cluster (SIGTERM, then SIGKILL after stop_timeout); idempotent.
+
+        Returns the PIDs that needed SIGKILL. Logs stay; the work directories and the state file go.
+        """
+        killed = self._stop_processes()
+        if self._owns_directory:
+            remove_state(self.directory)
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        return killed
+
+    async def stop(self) -> list[int]:
+        return await asyncio.to_thread(self.stop_blocking)

@@ -1,0 +1,183 @@
+"""Processes of local Spark clusters: find Spark, identify its JVMs through /proc, stop them by PID.
+
+A cluster's JVMs are recognised by their command line: a `java` binary running a Spark master, worker or
+executor class, with the cluster's own configuration directory on the class path (spark-class puts
+$SPARK_CONF_DIR first on it, and workers hand it to their executors). A PID is signalled only after that
+check, and only when its start time matches the one recorded, so a recycled PID is never touched.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Iterable
+
+from .errors import SparkError
+
+SPARK_CLASSES = (
+    "org.apache.spark.deploy.master.Master",
+    "org.apache.spark.deploy.worker.Worker",
+    "org.apache.spark.executor.CoarseGrainedExecutorBackend",
+)
+
+
+def find_spark_home(configured: str = "") -> str:
+    """SPARK_HOME: `configured`, else $SPARK_HOME, else the Spark shipped inside the pyspark package."""
+    candidates = [configured, os.environ.get("SPARK_HOME", "")]
+    spec = importlib.util.find_spec("pyspark")
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(list(spec.submodule_search_locations)[0])
+    for home in candidates:
+        if home and os.access(os.path.join(home, "bin", "spark-class"), os.X_OK):
+            return os.path.abspath(home)
+    raise SparkError("Spark is not installed on this hub (no bin/spark-class in SPARK_HOME or the pyspark "
+                     "package); install the pinned pyspark.")
+
+
+def find_java(java_home: str = "") -> str:
+    """The java binary spark-class will run (JAVA_HOME first, like spark-class itself)."""
+    home = java_home or os.environ.get("JAVA_HOME", "")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.access(java, os.X_OK):
+        raise SparkError("Java is not installed on this hub (Spark needs Java 17 or newer); "
+                         "install a JRE or set JAVA_HOME.")
+    return java
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (index 0 is field 3, the state)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (stable for its life; differs for a reused PID)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def alive(pid: int | None, started: int | None = None) -> bool:
+    """True when `pid` runs (zombies count as gone) and, if `started` is given, is the same process."""
+    if not pid or pid <= 0:
+        return False
+    fields = _stat_fields(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    return started is None or (len(fields) > 19 and int(fields[19]) == started)
+
+
+def is_spark_process(pid: int, conf_dir: str, started: int | None = None) -> bool:
+    """True when `pid` is a Spark JVM (master, worker or executor) of the cluster configured in `conf_dir`."""
+    if not alive(pid, started):
+        return False
+    args = cmdline(pid)
+    if not args or os.path.basename(args[0]) != "java":
+        return False
+    conf = os.path.abspath(conf_dir).rstrip("/")
+    on_classpath = any(conf + "/" in a.split(":") or conf in a.split(":") for a in args)
+    return on_classpath and any(cls in args for cls in SPARK_CLASSES)
+
+
+def cluster_pids(conf_dir: str) -> list[int]:
+    """Every live Spark JVM of the cluster configured in `conf_dir` (found by scanning /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and is_spark_process(int(entry), conf_dir):
+            found.append(int(entry))
+    return sorted(found)
+
+
+def signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]], conf_dir: str,
+              timeout: float, sweep: bool = False) -> list[int]:
+    """Stop a cluster's processes: SIGTERM, wait up to `timeout`, SIGKILL what is left. Returns the PIDs killed.
+
+    `procs` holds (pid, start time, Popen or None). Our own unreaped children are signalled as such (before
+    spark-class has exec'd into java their command line is still the shell script's); any other PID only
+    after `is_spark_process` confirms it. A child's process group (executors, spark-class's launcher) is
+    killed while the child is unreaped, so its PID cannot have been reused. With `sweep` (a whole cluster
+    stops), any JVM still carrying the cluster's configuration directory (an executor whose worker died) is
+    then killed by PID too.
+    """
+    targets = []
+    for pid, started, popen in procs:
+        own = popen is not None and popen.returncode is None
+        if own or is_spark_process(pid, conf_dir, started):
+            targets.append((pid, started, popen if own else None))
+    for pid, _, _ in targets:
+        signal_pid(pid, signal.SIGTERM)
+        signal_pid(pid, signal.SIGCONT)  # a worker held during start handles SIGTERM only once continued
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(pid, started) for pid, started, _ in targets):
+        time.sleep(0.05)
+    killed = []
+    for pid, started, popen in targets:
+        if popen is not None:
+            if alive(pid):
+                killed.append(pid)
+            _killpg(pid, signal.SIGKILL)  # the leader is unreaped (at worst a zombie): the group is ours
+        elif is_spark_process(pid, conf_dir, started):
+            signal_pid(pid, signal.SIGKILL)
+            killed.append(pid)
+    for pid in cluster_pids(conf_dir) if sweep else ():
+        signal_pid(pid, signal.SIGKILL)
+        killed.append(pid)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(pid) for pid in killed):
+        time.sleep(0.05)
+    for _, _, popen in targets:
+        if popen is not None:
+            try:
+                popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+    return killed
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: str, offset: int = 0, lines: int = 25, max_bytes: int = 64 * 1024) -> str:
+    """The last `lines` lines of a log written since `offset`."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(offset, size - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

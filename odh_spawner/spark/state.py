@@ -1,0 +1,165 @@
+"""State files of local Spark clusters, and the reaper that stops clusters whose owner is gone.
+
+Each cluster keeps `<state_root>/<name>/spark-cluster.json`: who it belongs to (the notebook server's PID
+once known, else the hub process that started it, each with its start time so a reused PID is not mistaken
+for the owner), and the PID, start time and ports of each of its processes. After a hub crash and restart,
+`reap_orphans(state_root)` stops every cluster whose owner is no longer running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+
+from . import procs
+from .limits import SparkUsage
+
+STATE_FILE = "spark-cluster.json"
+STATE_VERSION = 1
+log = logging.getLogger("odh_spawner.spark")
+
+
+@dataclass
+class ProcessRecord:
+    role: str  # "master" or "worker-N"
+    pid: int
+    started: int | None  # /proc start time, clock ticks
+    port: int
+    ui_port: int
+
+
+@dataclass
+class ClusterState:
+    name: str
+    directory: str
+    user: str = ""
+    server: str = ""
+    owner_pid: int | None = None  # the notebook server this cluster belongs to
+    owner_started: int | None = None
+    creator_pid: int | None = None  # the hub process that started it (the owner until owner_pid is known)
+    creator_started: int | None = None
+    workers_requested: int = 0
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    @property
+    def conf_dir(self) -> str:
+        return os.path.join(self.directory, "conf")
+
+    def owner_alive(self) -> bool:
+        if self.owner_pid:
+            return procs.alive(self.owner_pid, self.owner_started)
+        if self.creator_pid:
+            return procs.alive(self.creator_pid, self.creator_started)
+        return False
+
+    def live_processes(self) -> list[ProcessRecord]:
+        return [p for p in self.processes if procs.is_spark_process(p.pid, self.conf_dir, p.started)]
+
+    def to_json(self) -> dict:
+        return {"version": STATE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ClusterState":
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        fields = {k: v for k, v in data.items() if k != "version"}
+        fields["processes"] = [ProcessRecord(**p) for p in fields.get("processes", [])]
+        return cls(**fields)
+
+
+def state_path(directory: str) -> str:
+    return os.path.join(directory, STATE_FILE)
+
+
+def write_state(state: ClusterState) -> None:
+    """Write atomically: a reaper never reads half a file."""
+    path = state_path(state.directory)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state.to_json(), f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_state(directory: str) -> ClusterState | None:
+    try:
+        with open(state_path(directory)) as f:
+            return ClusterState.from_json(json.load(f))
+    except FileNotFoundError:
+        return None
+
+
+def remove_state(directory: str) -> None:
+    try:
+        os.remove(state_path(directory))
+    except FileNotFoundError:
+        pass
+
+
+def all_states(state_root: str) -> list[ClusterState]:
+    """Every readable cluster state under `state_root` (unreadable ones are logged and skipped)."""
+    out = []
+    try:
+        names = sorted(os.listdir(state_root))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        directory = os.path.join(state_root, name)
+        try:
+            state = read_state(directory)
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("Ignoring unreadable Spark cluster state in %s: %s", directory, e)
+            continue
+        if state is not None:
+            out.append(state)
+    return out
+
+
+def current_usage(state_root: str, user: str) -> SparkUsage:
+    """Workers running now (live processes), for this user and for everyone, from the state files."""
+    mine = total = 0
+    for state in all_states(state_root):
+        workers = sum(1 for p in state.live_processes() if p.role.startswith("worker"))
+        total += workers
+        if state.user == user:
+            mine += workers
+    return SparkUsage(user_workers=mine, total_workers=total)
+
+
+def stop_recorded(state: ClusterState, timeout: float = 10.0) -> list[int]:
+    """Stop a cluster from its state file alone (no Popen objects): verified PIDs only. Returns PIDs killed."""
+    records = [(p.pid, p.started, None) for p in state.processes]
+    return procs.terminate(records, state.conf_dir, timeout, sweep=True)
+
+
+def reap_orphans(state_root: str, timeout: float = 10.0) -> list[str]:
+    """Stop the clusters under `state_root` whose owner process is gone; return their names.
+
+    Clusters whose owner still runs are left alone. A state file whose processes are all gone is removed.
+    Every PID is checked (/proc command line, cluster configuration directory, start time) before a signal.
+    """
+    reaped = []
+    for state in all_states(state_root):
+        if state.owner_alive():
+            continue
+        live = state.live_processes() or procs.cluster_pids(state.conf_dir)
+        if live:
+            log.warning("Reaping Spark cluster %s of user %r: its owner (pid %s) is gone", state.name, state.user,
+                        state.owner_pid or state.creator_pid)
+            stop_recorded(state, timeout)
+            reaped.append(state.name)
+        remove_state(state.directory)
+    return reaped
+
+
+def stop_cluster(state_root: str, name: str, timeout: float = 10.0) -> bool:
+    """Stop a cluster from its state file alone: for a restarted hub that holds no LocalSparkCluster for it
+    (its server stops). Returns False when there is no such cluster."""
+    directory = os.path.join(os.path.abspath(state_root), name)
+    state = read_state(directory)
+    if state is None:
+        return False
+    stop_recorded(state, timeout)
+    remove_state(directory)
+    return True

@@ -7,21 +7,25 @@ through cgroups where the OS allows; image, GPUs, volumes and scheduling apply o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import maybe_future
-from traitlets import Bool, Dict, Unicode
+from traitlets import Bool, Dict, Unicode, default
 
 from .errors import ProfileError
 from .local_limits import CgroupLimits, join
 from .mixin import OdhSpawnerMixin, user_error
 from .resolve import SpawnPlan
+from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
+                    current_usage, reap_orphans, stop_cluster)
 
 
 class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
     backend_name = "local"
+    spark_available = True
 
     environments = Dict(
         {},
@@ -37,9 +41,21 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         them (root on a writable cgroupfs). Elsewhere servers run unlimited and the form says so.""",
     )
     cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
+    spark_state_dir = Unicode(
+        config=True,
+        help="""Where local Spark clusters keep their state files, logs and work directories. Clusters whose
+        server is gone (e.g. after a hub crash) are found here and stopped. Defaults to ./spark-clusters.""",
+    )
+
+    @default("spark_state_dir")
+    def _default_spark_state_dir(self):
+        return os.path.abspath("spark-clusters")
 
     _limits: CgroupLimits | None = None
     _s3_env: dict = {}
+    _spark_env: dict = {}
+    _spark: LocalSparkCluster | None = None
+    _reaped_dirs: set = set()
 
     @property
     def limits(self) -> CgroupLimits | None:
@@ -86,6 +102,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
             env.update(self.odh_env(self.plan))
             env["ODH_LOCAL_ENVIRONMENT"] = self.plan.local_environment
         env.update(self._s3_env)
+        env.update(self._spark_env)
         return env
 
     def get_args(self):
@@ -117,18 +134,58 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
                 self.odh_progress(30, f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
             elif plan is not None:
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
+            self._spark_env = {}
             if plan is not None and plan.spark is not None:
-                self.odh_progress(40, f"Spark cluster requested ({plan.spark.workers} workers) and within limits; "
-                                      "this release does not start Spark clusters yet")
+                await self._start_spark(plan)
             env_name = plan.local_environment if plan else "hub"
             self.odh_progress(50, f"Starting JupyterLab in the local '{env_name}' environment")
             result = await super().start()
+            if self._spark is not None:
+                self._spark.set_owner(self.pid)  # the cluster lives and dies with this process
             self.odh_progress(70, "Server process started; waiting for it to answer")
             return result
         finally:
             self.odh_progress_done()
 
+    async def _start_spark(self, plan: SpawnPlan) -> None:
+        """A Spark standalone cluster for this server, within the admin's limits, before the server starts."""
+        await self._reap_once()
+        try:
+            check_request(SparkLimits(parent=self), plan.spark, current_usage(self.spark_state_dir, self.user.name))
+        except SparkLimitError as e:
+            raise user_error(403, str(e)) from None
+        cluster = LocalSparkCluster(
+            self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
+            server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self)
+        self._spark = cluster
+        try:
+            await cluster.start()
+        except SparkError as e:
+            self._spark = None
+            self.log.error("Spark cluster for %s failed to start: %s", self._log_name, e)
+            raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
+        python = os.path.join(self.environment_bin(plan.local_environment), "python")
+        self._spark_env = cluster.notebook_env(python=python)
+
+    async def _reap_once(self) -> None:
+        """After a hub crash, clusters whose servers are gone are stopped (once per process and state dir)."""
+        if self.spark_state_dir in OdhLocalSpawner._reaped_dirs:
+            return
+        OdhLocalSpawner._reaped_dirs.add(self.spark_state_dir)
+        reaped = await asyncio.to_thread(reap_orphans, self.spark_state_dir)
+        if reaped:
+            self.log.warning("Stopped %d orphaned Spark cluster(s): %s", len(reaped), ", ".join(reaped))
+
+    async def poll(self):
+        await self._reap_once()  # the hub polls every server at start-up: reap what a crash left
+        return await super().poll()
+
     async def run_post_stop_hook(self):
+        cluster, self._spark, self._spark_env = self._spark, None, {}
+        if cluster is not None:
+            await cluster.stop()
+        elif os.path.isdir(self.spark_state_dir):  # a hub restarted since the start holds no handle
+            await asyncio.to_thread(stop_cluster, self.spark_state_dir, cluster_slug(self.user.name, self.name))
         limits = self.limits
         if limits is not None:
             limits.remove(self.cgroup_name)

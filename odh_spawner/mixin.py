@@ -58,6 +58,8 @@ class OdhSpawnerMixin(Configurable):
     def limits_note(self) -> str:
         return ""
 
+    spark_available = False  # backends that start the profile's Spark cluster with the server say True
+
     # -- JupyterHub hooks ----------------------------------------------------------------------
     @default("options_form")
     def _odh_options_form(self):
@@ -67,7 +69,7 @@ class OdhSpawnerMixin(Configurable):
     def _render_options_form(spawner) -> str:
         previous = spawner.orm_spawner.user_options if spawner.orm_spawner is not None else {}
         return render_form(spawner.visible(), spawner.user.name, spawner.user_groups(), previous,
-                           spawner.backend_name, spawner.limits_note())
+                           spawner.backend_name, spawner.limits_note(), spawner.spark_available)
 
     @default("options_from_form")
     def _odh_options_from_form(self):

@@ -27,6 +27,7 @@ def configure(c, s: dict) -> None:
     c.OdhLocalSpawner.profiles_path = s["profiles_file"]
     # shared with any LocalProcessSpawner (benchmarks compare against the plain SimpleLocalProcessSpawner)
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "home", "{username}")
+    c.OdhLocalSpawner.spark_state_dir = os.path.join(state, "spark-clusters")
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)
     c.Spawner.http_timeout = s.get("start_timeout", 120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Int
@@ -29,9 +30,11 @@ class OdhExtensionApp(ExtensionApp):
     max_upload_size = Int(5 * 2**40, config=True, help="Largest object an upload may announce (S3 allows 5 TiB).")
     default_page_size = Int(1000, config=True, help="Objects per listing page when the client does not say (1-1000).")
     presign_max_seconds = Int(7 * 24 * 3600, config=True, help="Longest validity of a presigned URL, in seconds.")
+    s3_threads = Int(16, config=True, help="Threads for blocking S3 calls (parallel part uploads and listings).")
 
     def initialize_settings(self):
         self.s3 = client_from_env()
+        self.executor = ThreadPoolExecutor(max_workers=self.s3_threads, thread_name_prefix="odh-s3")
         self.uploads: dict[str, dict] = {}
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 

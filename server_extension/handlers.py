@@ -59,7 +59,8 @@ class OdhHandler(ExtensionHandlerMixin, APIHandler):
 
     async def call(self, fn, /, **kwargs):
         """Run one blocking boto3 call in a thread."""
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(self.extensionapp.executor,
+                                                                 functools.partial(fn, **kwargs))
 
     def reply_error(self, status: int, message: str) -> None:
         self.clear()
@@ -203,7 +204,7 @@ class DownloadHandler(OdhHandler):
         loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await loop.run_in_executor(None, body.read, CHUNK)
+                chunk = await loop.run_in_executor(self.extensionapp.executor, body.read, CHUNK)
                 if not chunk:
                     break
                 self.write(chunk)

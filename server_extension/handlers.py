@@ -259,9 +259,7 @@ class UploadsHandler(OdhHandler):
 class UploadBase(OdhHandler):
     def target(self, bucket: str, upload_id: str) -> tuple[str, str, str]:
         bucket, key = v.bucket(bucket), v.key(self.arg("key"))
-        upload_id = v.token(upload_id, "upload_id")
-        if not upload_id or len(upload_id) > 512:
-            raise v.BadRequest("invalid upload_id")
+        upload_id = v.upload_id(upload_id)
         known = self.uploads.get(upload_id)
         if known is not None and (known["bucket"], known["key"]) != (bucket, key):
             raise v.BadRequest("this upload belongs to another object", 409)

@@ -99,6 +99,15 @@ def token(value: Any, what: str = "continuation_token") -> str | None:
     return value
 
 
+UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
+
+
+def upload_id(value: Any) -> str:
+    if not isinstance(value, str) or not UPLOAD_ID_RE.match(value):
+        raise BadRequest("invalid upload_id")
+    return value
+
+
 def delimiter(value: Any) -> str:
     if value is None:
         return "/"

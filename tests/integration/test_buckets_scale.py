@@ -15,7 +15,7 @@ N_OBJECTS = 100_000
 GiB = 2**30
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def big_bucket(user_server, ceph):
     client = user_server("alice").client()
     client.create_bucket("alice-big")

@@ -93,9 +93,10 @@ class RunningServer:
         return BucketClient(self.url, self.token)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def user_server(login):
-    """Start (once per session) a user's server with the minimal profile; all are stopped at the end."""
+    """Start (once per test module) a user's server with the minimal profile; stopped after the module,
+    so other modules find users without servers."""
     running: dict[str, RunningServer] = {}
 
     def _server(name: str) -> RunningServer:

@@ -24,7 +24,11 @@ class HubUserSession:
 
     @property
     def xsrf(self) -> str:
-        return self.s.cookies.get("_xsrf", "")
+        """The hub's XSRF cookie (a user's server sets its own, with its own path)."""
+        for cookie in self.s.cookies:
+            if cookie.name == "_xsrf" and cookie.path.startswith("/hub"):
+                return cookie.value
+        return next((c.value for c in self.s.cookies if c.name == "_xsrf"), "")
 
     def _token(self) -> str:
         r = self.s.post(f"{self.url}/hub/api/users/{self.name}/tokens", json={"note": "tests", "expires_in": 3600},

@@ -86,3 +86,10 @@ def test_s3_errors_map_to_http(code, status, expected):
 def test_unreachable_and_missing_credentials():
     assert http_error(EndpointConnectionError(endpoint_url="http://x")).status_code == 503
     assert "AWS_ACCESS_KEY_ID" in str(http_error(NoCredentialsError()))
+
+
+def test_upload_ids():
+    assert v.upload_id("2~n0gclrqrITcHS4_IwWAC_zKmaNsaY5s") == "2~n0gclrqrITcHS4_IwWAC_zKmaNsaY5s"
+    for bad in ("", "a/b", "x" * 513, "ü", None):
+        with pytest.raises(v.BadRequest):
+            v.upload_id(bad)

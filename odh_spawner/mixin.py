@@ -1,7 +1,8 @@
 """What both odh spawners share: profiles -> form -> enforced SpawnPlan, and progress messages.
 
 Built on JupyterHub's own hooks: `options_form`, `options_from_form`, `apply_user_options` (5.3+)
-and `progress()`. Backends implement `apply_plan(plan)`.
+and `progress()`. Each backend class defines `async apply_plan(plan: SpawnPlan)`, which the
+apply_user_options hook calls once the plan is resolved.
 """
 
 from __future__ import annotations
@@ -92,9 +93,6 @@ class OdhSpawnerMixin(Configurable):
         spawner.log.info("Spawning %s with profile %s, size %s", spawner._log_name, plan.profile, plan.size)
         spawner.odh_progress(10, f"Profile {plan.display_name}, size {plan.size}")
         await spawner.apply_plan(plan)
-
-    async def apply_plan(self, plan: SpawnPlan) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def odh_env(self, plan: SpawnPlan) -> dict[str, str]:
         env = dict(plan.env)

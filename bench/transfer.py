@@ -2,7 +2,6 @@
 own managed transfer (upload_file/download_file, default TransferConfig) of the same file to the same RGW.
 Also the notebook server's RSS growth during the transfer. Targets: throughput ratio >= 0.8; RSS <= 64 MiB."""
 
-import hashlib
 import os
 import sys
 import time

@@ -49,12 +49,17 @@ class BucketBrowser(w.VBox):
         self.new_name = w.Text(placeholder="new bucket or folder name")
         self.uploader = w.FileUpload(description="Upload", multiple=True)
         self.confirm = w.Checkbox(value=False, description="yes, delete")
+        actions = {
+            "up": ("Up", self.up), "open": ("Open", self._open_selected), "more": ("Load more", self.load_more),
+            "refresh": ("Refresh", self.refresh), "download": ("Download", self.download),
+            "delete": ("Delete", self.delete), "copy": ("Copy path", self.copy_path),
+            "snippet": ("Snippet", self.make_snippet), "new_bucket": ("New bucket", lambda: self.create("bucket")),
+            "new_folder": ("New folder", lambda: self.create("folder")),
+        }
         buttons = {}
-        for name, label in (("up", "Up"), ("open", "Open"), ("more", "Load more"), ("refresh", "Refresh"),
-                            ("download", "Download"), ("delete", "Delete"), ("copy", "Copy path"),
-                            ("snippet", "Snippet"), ("new_bucket", "New bucket"), ("new_folder", "New folder")):
+        for name, (label, action) in actions.items():
             buttons[name] = w.Button(description=label)
-            buttons[name].on_click(getattr(self, f"_on_{name}"))
+            buttons[name].on_click(lambda _button, action=action: action())
         self.buttons = buttons
         self.uploader.observe(self._on_upload, names="value")
         self.listing.observe(self._on_select, names="value")
@@ -80,7 +85,7 @@ class BucketBrowser(w.VBox):
         return run
 
     @_guard
-    def refresh(self, _=None):
+    def refresh(self):
         self.entries, self.next_token = {}, None
         if self.bucket is None:
             self.location.value = "<b>Buckets</b>"
@@ -212,36 +217,9 @@ class BucketBrowser(w.VBox):
     def _on_select(self, change):
         self.copy_path()
 
-    def _on_up(self, _):
-        self.up()
-
-    def _on_open(self, _):
+    def _open_selected(self):
         if self.listing.value:
             self.open_entry(self.listing.value)
-
-    def _on_more(self, _):
-        self.load_more()
-
-    def _on_refresh(self, _):
-        self.refresh()
-
-    def _on_download(self, _):
-        self.download()
-
-    def _on_delete(self, _):
-        self.delete()
-
-    def _on_copy(self, _):
-        self.copy_path()
-
-    def _on_snippet(self, _):
-        self.make_snippet()
-
-    def _on_new_bucket(self, _):
-        self.create("bucket")
-
-    def _on_new_folder(self, _):
-        self.create("folder")
 
     def _on_upload(self, change):
         for item in change["new"] or ():

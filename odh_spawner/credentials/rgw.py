@@ -94,7 +94,7 @@ class RgwCredentialStore:
 
     def _create_sync(self, uid: str, username: str) -> dict:
         try:
-            info = self._admin.create_user(uid=uid, display_name=f"odh-hub user {username}", generate_key=True)
+            self._admin.create_user(uid=uid, display_name=f"odh-hub user {username}", generate_key=True)
         except (rgw_errors.UserExists, rgw_errors.UserAlreadyExists):
             return self._admin.get_user(uid=uid)  # a concurrent spawn created it first
         self.log.info("Created object-storage user %s for %s", uid, username)

@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS
 
 BUCKET = "alice-browser"
 

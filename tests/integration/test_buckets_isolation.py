@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from odh_spawner.credentials import rgw_uid
 from server_extension.client import OdhApiError
+from tests.support.fixtures import server_pid
 
 
 def own_s3(server):
@@ -48,7 +49,7 @@ def test_restart_reuses_the_same_keys(user_server, login):
     r = login("alice").api("POST", "/users/alice/server", json={"profile": "minimal"})
     assert r.status_code in (201, 202)
     login("alice").wait_ready()
-    alice.pid = login("admin").api("GET", "/users/alice").json()["servers"][""]["state"]["pid"]
+    alice.pid = server_pid(login("admin"), "alice")
     assert alice.env["AWS_ACCESS_KEY_ID"] == before
 
 
@@ -117,7 +118,7 @@ def test_state_changing_calls_need_xsrf_with_cookie_auth(user_server, login):
     assert alice.s.get(api, timeout=10).status_code == 200
     r = alice.s.post(api, json={"name": "xsrf-test"}, timeout=10)
     assert r.status_code == 403, r.text
-    xsrf = alice.s.cookies.get("_xsrf", path=f"/user/alice/") or alice.s.cookies.get("_xsrf")
+    xsrf = alice.s.cookies.get("_xsrf", path="/user/alice/") or alice.s.cookies.get("_xsrf")
     r = alice.s.post(api, json={"name": "xsrf-test"}, headers={"X-XSRFToken": xsrf}, timeout=10)
     assert r.status_code == 201, r.text
 

@@ -9,19 +9,7 @@ import pytest
 import yaml
 
 from odh_spawner.local_limits import CgroupLimits
-from tests.support.fixtures import pid_alive
-
-
-def server_pid(login, name) -> int:
-    """The server's PID from the hub's server state (admin:server_state scope)."""
-    model = login("admin").api("GET", f"/users/{name}").json()
-    return model["servers"][""]["state"]["pid"]
-
-
-def process_env(pid: int) -> dict:
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
-    return {k.decode(): v.decode() for k, v in items}
+from tests.support.fixtures import pid_alive, process_env, server_pid
 
 
 def test_each_user_sees_only_their_profiles(login):
@@ -45,7 +33,7 @@ def test_spawn_from_form_reach_status_and_stop(login):
     status = alice.server_api("/api/status")
     assert status.status_code == 200 and "last_activity" in status.json()
 
-    pid = server_pid(login, "alice")
+    pid = server_pid(login("admin"), "alice")
     env = process_env(pid)
     assert env["ODH_PROFILE"] == "datascience" and env["ODH_SIZE"] == "medium"
     assert env["S3_ENDPOINT_URL"].startswith("http://127.0.0.1:")

@@ -12,7 +12,7 @@ import time
 import psutil
 import requests
 
-from tests.support.fixtures import pid_alive
+from tests.support.fixtures import pid_alive, server_pid
 from tests.support.hubclient import HubUserSession
 
 
@@ -59,8 +59,7 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         alice.wait_ready()
 
         tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)} | {proc.pid}
-        server_pid = HubUserSession(url, "admin", "admin-odh").api("GET", "/users/alice").json()["servers"][""]["state"]["pid"]
-        tree.add(server_pid)
+        tree.add(server_pid(HubUserSession(url, "admin", "admin-odh"), "alice"))
         ports = _listening(tree)
         names = {psutil.Process(p).name() for p in tree if pid_alive(p)}
         assert {"ceph-mon", "ceph-osd", "radosgw"} <= names, names

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from tests.support.fixtures import pid_alive
+from tests.support.fixtures import pid_alive, process_env, server_pid
 
 
 def test_server_with_spark_cluster_lives_and_dies_together(login):
@@ -12,12 +12,9 @@ def test_server_with_spark_cluster_lives_and_dies_together(login):
     r = bob.api("POST", "/users/bob/server", json={"profile": "datascience", "spark": {"workers": 2}})
     assert r.status_code in (201, 202), r.text
     bob.wait_ready(timeout=180)
-    state = login("admin").api("GET", "/users/bob").json()["servers"][""]["state"]
-    with open(f"/proc/{state['pid']}/environ", "rb") as f:
-        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-    master = env[b"SPARK_MASTER_URL"].decode()
-    ui = env[b"ODH_SPARK_UI_URL"].decode()
-    assert master.startswith("spark://127.0.0.1:") and env[b"MASTER"].decode() == master
+    env = process_env(server_pid(login("admin"), "bob"))
+    master, ui = env["SPARK_MASTER_URL"], env["ODH_SPARK_UI_URL"]
+    assert master.startswith("spark://127.0.0.1:") and env["MASTER"] == master
     status = requests.get(ui + "/json/", timeout=10).json()
     alive = [w for w in status["workers"] if w["state"] == "ALIVE"]
     assert len(alive) == 2 and status["status"] == "ALIVE"

@@ -28,6 +28,18 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def process_env(pid: int) -> dict[str, str]:
+    """A process's environment, read from /proc (how tests see what a server really got)."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
+    return {k.decode(): v.decode() for k, v in items}
+
+
+def server_pid(admin: HubUserSession, name: str) -> int:
+    """A user's server PID from the hub's server state (needs the admin:server_state scope)."""
+    return admin.api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"]
+
+
 @pytest.fixture(scope="session")
 def ceph(tmp_path_factory):
     cluster = CephCluster(str(tmp_path_factory.mktemp("ceph")), report=print)
@@ -83,9 +95,7 @@ class RunningServer:
 
     @property
     def env(self) -> dict:
-        with open(f"/proc/{self.pid}/environ", "rb") as f:
-            items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
-        return {k.decode(): v.decode() for k, v in items}
+        return process_env(self.pid)
 
     def client(self):
         from server_extension.client import BucketClient
@@ -105,8 +115,7 @@ def user_server(login):
             r = user.api("POST", f"/users/{name}/server", json={"profile": "minimal"})
             assert r.status_code in (201, 202), r.text
             user.wait_ready()
-            pid = login("admin").api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"]
-            running[name] = RunningServer(user, pid)
+            running[name] = RunningServer(user, server_pid(login("admin"), name))
         return running[name]
 
     yield _server

@@ -6,7 +6,7 @@ import pytest
 
 from odh_spawner.credentials import S3Credentials, rgw_uid, secret_name
 from odh_spawner.credentials.kube import s3_env, s3_secret
-from tests.support.kube import serialize, validate
+from tests.support.kube import validate
 from tests.unit.test_kube_pod import make_spawner, pod_for  # noqa: F401 - fixture
 
 CREDS = S3Credentials("AKIAEXAMPLEACCESS", "very-secret-key-0123456789", "http://rgw.ceph:8080")

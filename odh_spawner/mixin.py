@@ -15,6 +15,7 @@ from traitlets import Any, Unicode, default
 from traitlets.config import Configurable
 
 from .credentials import CredentialsUnavailable, S3Credentials
+from .credentials.naming import models_bucket
 from .credentials.config import OdhStorage
 from .errors import OptionsError, ProfileError
 from .form import options_from_form, render_form
@@ -96,7 +97,8 @@ class OdhSpawnerMixin(Configurable):
 
     def odh_env(self, plan: SpawnPlan) -> dict[str, str]:
         env = dict(plan.env)
-        env.update(ODH_PROFILE=plan.profile, ODH_SIZE=plan.size, ODH_BACKEND=self.backend_name)
+        env.update(ODH_PROFILE=plan.profile, ODH_SIZE=plan.size, ODH_BACKEND=self.backend_name,
+                   ODH_MODELS_BUCKET=models_bucket(self.user.name))
         return env
 
     # -- per-user object storage -------------------------------------------------------------

@@ -6,8 +6,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Int
+from traitlets import Int, Unicode
 
+from .deployments import HANDLERS as DEPLOY_HANDLERS
+from .deployments import Platform
 from .handlers import HANDLERS
 from .s3 import client_from_env
 from .validate import MiB
@@ -32,11 +34,24 @@ class OdhExtensionApp(ExtensionApp):
     presign_max_seconds = Int(7 * 24 * 3600, config=True, help="Longest validity of a presigned URL, in seconds.")
     s3_threads = Int(16, config=True, help="Threads for blocking S3 calls (parallel part uploads and listings).")
 
+    models_bucket = Unicode(
+        os.environ.get("ODH_MODELS_BUCKET", ""),
+        config=True,
+        help="Bucket (the user's own) that models deployed from files of this server are uploaded to.",
+    )
+    max_model_upload = Int(2 * 2**30, config=True, help="Largest model (bytes) the Deploy command uploads.")
+    platform_url = Unicode(
+        os.environ.get("ODH_PLATFORM_URL", ""),
+        config=True,
+        help="The platform service's URL (set by the spawner); deploy calls are forwarded there.",
+    )
+
     def initialize_settings(self):
         self.s3 = client_from_env()
         self.executor = ThreadPoolExecutor(max_workers=self.s3_threads, thread_name_prefix="odh-s3")
         self.uploads: dict[str, dict] = {}
+        self.platform = Platform(self.platform_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 
     def initialize_handlers(self):
-        self.handlers.extend(HANDLERS)
+        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS)

@@ -41,7 +41,9 @@ class Page:
     next_token: str | None
 
 
-class BucketClient:
+class ApiClient:
+    """HTTP plumbing shared by the notebook's API clients: base URL, token, JSON errors as OdhApiError."""
+
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 120,
                  session: requests.Session | None = None):
         base_url = base_url or os.environ.get("JUPYTERHUB_SERVICE_URL") or os.environ.get("ODH_SERVER_URL")
@@ -55,15 +57,7 @@ class BucketClient:
             self.http.headers["Authorization"] = f"token {self.token}"
 
     def __repr__(self) -> str:
-        return f"BucketClient({self.api!r})"
-
-    # -- plumbing ------------------------------------------------------------------------------
-    def _url(self, bucket: str | None = None, *rest: str) -> str:
-        parts = [self.api, "buckets"]
-        if bucket is not None:
-            parts.append(quote(bucket, safe=""))
-        parts += [quote(r, safe="") for r in rest]
-        return "/".join(parts)
+        return f"{type(self).__name__}({self.api!r})"
 
     def _check(self, r: requests.Response) -> requests.Response:
         if r.status_code >= 400:
@@ -78,7 +72,15 @@ class BucketClient:
         r = self._check(self.http.request(method, url, timeout=self.timeout, **kw))
         return r.json() if r.content else None
 
-    # -- buckets and listing -------------------------------------------------------------------
+
+class BucketClient(ApiClient):
+    def _url(self, bucket: str | None = None, *rest: str) -> str:
+        parts = [self.api, "buckets"]
+        if bucket is not None:
+            parts.append(quote(bucket, safe=""))
+        parts += [quote(r, safe="") for r in rest]
+        return "/".join(parts)
+
     def list_buckets(self) -> list[dict]:
         return self._json("GET", self._url())["buckets"]
 

@@ -20,6 +20,8 @@ ENDPOINT_ENV = "S3_ENDPOINT_URL"
 class CredentialsUnavailable(OdhError):
     """Object storage could not provide credentials. The message is safe to show the user."""
 
+    status_code = 503
+
 
 @dataclass(frozen=True)
 class S3Credentials:

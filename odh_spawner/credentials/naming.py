@@ -25,3 +25,8 @@ def rgw_uid(username: str) -> str:
 def secret_name(username: str) -> str:
     """The per-user Kubernetes Secret holding the S3 keys."""
     return f"odh-s3-{_slug(username, 56)}"
+
+
+def models_bucket(username: str) -> str:
+    """The user's bucket for models the platform uploads for deployments (a valid S3 bucket name)."""
+    return f"odh-models-{_slug(username, 52)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
+from ..deploy.local import stop_recorded
 from .ports import free_port
 from .settings import PlatformSettings
 
@@ -39,6 +41,10 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None) -> d
         "bind_url": f"http://{settings.hub_ip}:{port}",
         "hub_bind_url": f"http://127.0.0.1:{free_port()}",
         "proxy_api_url": f"http://127.0.0.1:{free_port()}",
+        "proxy_auth_token": secrets.token_hex(32),
+        "platform_url": f"http://127.0.0.1:{free_port()}",
+        "deployments": {"max_model_size": settings.deploy_max_model_size,
+                        "max_per_user": settings.deploy_max_per_user},
         "proxy_command": find_proxy(),
         "state_dir": os.path.abspath(state_dir),
         "profiles_file": settings.profiles_file,
@@ -133,6 +139,11 @@ class HubProcess:
         for pid in pids + self.server_pids():
             _kill_group(pid)
         self.proc.wait(5)
+        # model servers outlive the hub and the platform service by design; the local platform as a whole
+        # stopping takes them down too (their records stay: the next start serves them again)
+        stopped = stop_recorded(os.path.join(self.state_dir, "platform", "deployments"))
+        if stopped:
+            self.report(f"Stopped {stopped} model server(s)")
 
 
 def _kill_group(pid: int) -> None:

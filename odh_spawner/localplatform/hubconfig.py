@@ -19,6 +19,8 @@ def configure(c, s: dict) -> None:
     c.ConfigurableHTTPProxy.api_url = s["proxy_api_url"]
     c.ConfigurableHTTPProxy.command = list(s["proxy_command"])
     c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "proxy.pid")
+    if s.get("proxy_auth_token"):
+        c.ConfigurableHTTPProxy.auth_token = s["proxy_auth_token"]
 
     c.JupyterHub.authenticator_class = "odh_spawner.auth.OdhFileAuthenticator"
     c.OdhFileAuthenticator.users_file = s["users_file"]
@@ -43,15 +45,50 @@ def configure(c, s: dict) -> None:
         if quota.get("max_objects"):
             c.OdhStorage.quota_max_objects = quota["max_objects"]
 
+    services, roles = [], []
+    if s.get("platform_url"):
+        services.append(platform_service(s))
+        # every user may call the platform service, and so may their servers' tokens (the notebook
+        # forwards deploy and Spark calls with its own JUPYTERHUB_API_TOKEN)
+        roles.append({"name": "user", "scopes": ["self", f"access:services!service={PLATFORM}"]})
+        c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                         f"access:services!service={PLATFORM}"]
+        c.Spawner.environment = {"ODH_PLATFORM_URL": s["platform_url"] + f"/services/{PLATFORM}/"}
+
     culler = s.get("idle_culler") or {}
     if culler.get("enabled"):
-        c.JupyterHub.services = [{
+        services.append({
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler",
                         f"--timeout={culler['timeout_seconds']}", f"--cull-every={culler['every_seconds']}"],
-        }]
-        c.JupyterHub.load_roles = [{
+        })
+        roles.append({
             "name": "idle-culler",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
-        }]
+        })
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+
+
+PLATFORM = "odh-platform"
+
+
+def platform_service(s: dict) -> dict:
+    """The platform service as a hub-managed service. Its secrets travel in its environment only."""
+    state = s["state_dir"]
+    args = [f"--PlatformService.state_dir={os.path.join(state, 'platform')}",
+            f"--PlatformService.public_url={s['bind_url']}",
+            f"--PlatformService.proxy_api_url={s['proxy_api_url']}"]
+    limits = s.get("deployments") or {}
+    if limits.get("max_model_size"):
+        args.append(f"--PlatformService.max_model_size={limits['max_model_size']}")
+    if limits.get("max_per_user"):
+        args.append(f"--PlatformService.max_deployments_per_user={limits['max_per_user']}")
+    if s.get("s3_endpoint"):
+        args.append(f"--OdhStorage.admin_endpoint={s['s3_endpoint']}")
+    env = {"CONFIGPROXY_AUTH_TOKEN": s.get("proxy_auth_token", "")}
+    if s.get("rgw_admin_keys_file"):
+        env["ODH_RGW_ADMIN_KEYS"] = s["rgw_admin_keys_file"]
+    return {"name": PLATFORM, "url": s["platform_url"], "environment": env,
+            "command": [sys.executable, "-m", "odh_spawner.platform", *args]}

@@ -14,6 +14,7 @@ SECTIONS = {
     "hub": {"ip": str, "port": int},
     "idle_culler": {"enabled": bool, "timeout_seconds": int, "every_seconds": int},
     "ceph": {"enabled": bool, "rgw_port": int, "user_quota_max_size": str, "user_quota_max_objects": int},
+    "deployments": {"max_model_size": str, "max_per_user": int},
     "spawner": {"start_timeout_seconds": int},
 }
 
@@ -34,6 +35,8 @@ class PlatformSettings:
     rgw_port: int = 0
     quota_max_size: str = ""
     quota_max_objects: int = 0
+    deploy_max_model_size: str = "2Gi"
+    deploy_max_per_user: int = 20
     start_timeout: int = 120
 
     @property
@@ -65,7 +68,7 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
             low = 0 if key.endswith("port") or key.endswith("max_objects") else 1
             if kind is int and not (low <= value <= (65535 if key.endswith("port") else 2**62)):
                 raise SettingsError(f"out of range: {value}", source=source, field=field)
-            if field == "ceph.user_quota_max_size":
+            if field in ("ceph.user_quota_max_size", "deployments.max_model_size"):
                 try:
                     parse_memory(value)
                 except ValueError as e:
@@ -83,6 +86,8 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         rgw_port=g("ceph.rgw_port", 0),
         quota_max_size=g("ceph.user_quota_max_size", ""),
         quota_max_objects=g("ceph.user_quota_max_objects", 0),
+        deploy_max_model_size=g("deployments.max_model_size", "2Gi"),
+        deploy_max_per_user=g("deployments.max_per_user", 20),
         start_timeout=g("spawner.start_timeout_seconds", 120),
     )
 

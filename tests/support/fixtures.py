@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+import yaml
 
 from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
@@ -56,6 +57,9 @@ def config_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("config")
     for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
+    platform = yaml.safe_load((d / "platform.yaml").read_text())
+    platform["deployments"]["max_model_size"] = "8Mi"  # so the size limit is testable with small uploads
+    (d / "platform.yaml").write_text(yaml.safe_dump(platform))
     return str(d)
 
 

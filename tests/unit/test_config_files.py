@@ -88,6 +88,7 @@ def test_hub_config_from_data():
         "users_file": "/c/users.yaml", "s3_endpoint": "http://127.0.0.1:9000", "start_timeout": 60,
         "rgw_admin_keys_file": "/state/ceph/admin-keys.json", "user_quota": {"max_size": "10Gi", "max_objects": 0},
         "idle_culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
+        "proxy_auth_token": "proxy-secret-123", "platform_url": "http://127.0.0.1:4567",
     })
     assert c.JupyterHub.spawner_class == "odh-local"
     assert c.OdhLocalSpawner.profiles_path == "/c/profiles.yaml"
@@ -95,9 +96,18 @@ def test_hub_config_from_data():
     assert c.OdhStorage.admin_keys_file == "/state/ceph/admin-keys.json"
     assert c.OdhStorage.quota_max_size == "10Gi" and "quota_max_objects" not in c.OdhStorage
     assert c.JupyterHub.db_url == "sqlite:////state/jupyterhub.sqlite"
-    (svc,) = c.JupyterHub.services
-    assert svc["name"] == "idle-culler" and "--timeout=600" in svc["command"]
-    assert set(c.JupyterHub.load_roles[0]["scopes"]) >= {"delete:servers", "read:users:activity"}
+    platform, culler = c.JupyterHub.services
+    assert culler["name"] == "idle-culler" and "--timeout=600" in culler["command"]
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert set(roles["idle-culler"]["scopes"]) >= {"delete:servers", "read:users:activity"}
+    # the platform service: reachable by every user and by their servers' tokens; its secrets only in env
+    assert platform["name"] == "odh-platform" and platform["url"] == "http://127.0.0.1:4567"
+    assert "access:services!service=odh-platform" in roles["user"]["scopes"]
+    assert "access:services!service=odh-platform" in c.Spawner.server_token_scopes
+    assert c.Spawner.environment["ODH_PLATFORM_URL"] == "http://127.0.0.1:4567/services/odh-platform/"
+    assert platform["environment"]["CONFIGPROXY_AUTH_TOKEN"] == "proxy-secret-123"
+    assert not any("proxy-secret-123" in arg for arg in platform["command"])
+    assert c.ConfigurableHTTPProxy.auth_token == "proxy-secret-123"
 
 
 def test_entry_points_registered():

@@ -1,0 +1,1 @@
+"""Model deployments: one-click deploy from the notebook, owned by the platform service."""

@@ -1,0 +1,289 @@
+"""Local serving backend: one MLServer process per deployment version, on free ports of 127.0.0.1,
+reachable through the hub's proxy under a stable path.
+
+A process is started detached (its own session) so it keeps serving when the platform service restarts; it
+is identified afterwards by PID, start time and its model directory on the command line, so a recycled PID
+is never mistaken for it. The process gets a minimal environment: none of the service's tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Float, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..localplatform.ports import free_port
+from ..spark import procs
+from . import artifacts
+from .model import BackendFailed, Deployment, Version, parse_model_uri
+from .proxyroutes import ProxyRoutes
+from .store import owner_slug
+
+IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "mlflow": "mlserver_mlflow.MLflowRuntime"}
+MODEL_URIS = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": (".",)}
+LOG = "mlserver.log"
+ROUTE_PREFIX = "/v2/models/"
+
+
+def model_settings(model_name: str, version: Version, model_dir: str) -> dict:
+    """MLServer's model-settings.json for a downloaded model. Pure."""
+    uri = next((f for f in MODEL_URIS[version.framework] if os.path.exists(os.path.join(model_dir, f))),
+               MODEL_URIS[version.framework][0])
+    return {"name": model_name, "implementation": IMPLEMENTATIONS[version.framework],
+            "parameters": {"uri": f"./{uri}", "version": f"v{version.version}"}}
+
+
+def server_settings(http_port: int, grpc_port: int, metrics_port: int) -> dict:
+    """MLServer's settings.json: loopback only, one process (parallel workers crash under uvloop 0.23)."""
+    return {"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port,
+            "parallel_workers": 0, "load_models_at_startup": True, "debug": False}
+
+
+class LocalMLServerBackend(LoggingConfigurable):
+    name = "local"
+
+    mlserver_command = List(
+        Unicode(),
+        config=True,
+        help="""Command that runs MLServer; `start <model dir>` is appended. Defaults to the `mlserver` script
+        beside this Python.""",
+    )
+
+    @default("mlserver_command")
+    def _default_command(self):
+        return [os.path.join(os.path.dirname(sys.executable), "mlserver")]
+
+    ready_timeout = Float(120, config=True, help="Seconds a model may take to load before the deployment fails.")
+    stop_timeout = Float(10, config=True, help="Seconds MLServer gets to stop on SIGTERM before SIGKILL.")
+    public_url = Unicode(
+        "",
+        config=True,
+        help="""The hub's public URL (e.g. http://127.0.0.1:8000). Deployment URLs are this plus
+        /v2/models/<owner>.<name>; empty means the MLServer address itself (no proxy).""",
+    )
+
+    def __init__(self, proxy: ProxyRoutes | None = None, **kw):
+        super().__init__(**kw)
+        self.proxy = proxy
+        self._children: dict[int, subprocess.Popen] = {}
+
+    # -- naming ------------------------------------------------------------------------------
+    @staticmethod
+    def model_name_for(owner: str, name: str) -> str:
+        """Unique per (owner, name): an owner slug has no '.', and neither has a deployment name."""
+        return f"{owner_slug(owner)}.{name}"
+
+    def endpoint(self, d: Deployment, port: int) -> str:
+        if self.public_url and self.proxy:
+            return self.public_url.rstrip("/")
+        return f"http://127.0.0.1:{port}"
+
+    # -- processes ---------------------------------------------------------------------------
+    def start_process(self, d: Deployment, v: Version, model_dir: str, ports: dict | None = None) -> dict:
+        """Write MLServer's settings into `model_dir` and start it; returns the runtime record."""
+        ports = ports if ports and not any(procs.listening(p) for p in ports.values()) else {
+            "port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+        with open(os.path.join(model_dir, "model-settings.json"), "w") as f:
+            json.dump(model_settings(d.model_name, v, model_dir), f)
+        with open(os.path.join(model_dir, "settings.json"), "w") as f:
+            json.dump(server_settings(ports["port"], ports["grpc_port"], ports["metrics_port"]), f)
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "HOME") if k in os.environ}
+        env["PYTHONUNBUFFERED"] = "1"
+        log_path = os.path.join(model_dir, LOG)
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            p = subprocess.Popen([*self.mlserver_command, "start", model_dir], cwd=model_dir, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+        self._children[p.pid] = p
+        self.log.info("Started MLServer for %s/%s v%d: pid %d, port %d", d.owner, d.name, v.version, p.pid,
+                      ports["port"])
+        return {**ports, "pid": p.pid, "started": procs.start_time(p.pid), "dir": model_dir, "version": v.version,
+                "log_offset": offset}
+
+    def alive(self, rt: dict | None) -> bool:
+        if not rt or not rt.get("pid"):
+            return False
+        child = self._children.get(rt["pid"])
+        if child is not None:
+            return child.poll() is None
+        return procs.alive(rt["pid"], rt.get("started")) and rt["dir"] in procs.cmdline(rt["pid"])
+
+    def exit_status(self, rt: dict) -> str:
+        child = self._children.get(rt.get("pid", 0))
+        code = child.poll() if child is not None else None
+        if code is None:
+            return "it stopped"
+        return f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code}"
+
+    def log_tail(self, rt: dict | None, lines: int = 20) -> list[str]:
+        if not rt:
+            return []
+        text = procs.log_tail(os.path.join(rt["dir"], LOG), rt.get("log_offset", 0), lines=lines)
+        return text.splitlines()
+
+    async def wait_ready(self, d: Deployment, rt: dict) -> None:
+        """Until MLServer says the model is ready; BackendFailed (with its log) if it exits or times out."""
+        url = f"http://127.0.0.1:{rt['port']}/v2/models/{d.model_name}/ready"
+        deadline = time.monotonic() + self.ready_timeout
+        http = AsyncHTTPClient()
+        while True:
+            if not self.alive(rt):
+                raise BackendFailed(f"The model server could not load the model ({self.exit_status(rt)}).",
+                                    log_tail=self.log_tail(rt))
+            try:
+                r = await http.fetch(HTTPRequest(url, request_timeout=2), raise_error=False)
+                if r.code == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                tail = self.log_tail(rt)
+                await self.stop_process(rt)
+                raise BackendFailed(f"The model did not become ready within {self.ready_timeout:.0f} s.",
+                                    log_tail=tail)
+            await asyncio.sleep(0.1)
+
+    async def stop_process(self, rt: dict | None) -> None:
+        if not rt or not rt.get("pid"):
+            return
+        await asyncio.to_thread(self._stop_sync, rt)
+
+    def _stop_sync(self, rt: dict) -> None:
+        pid = rt["pid"]
+        child = self._children.pop(pid, None)
+        if child is None and not self.alive(rt):
+            return
+        if child is not None and child.poll() is not None:
+            return
+        procs.signal_pid(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and procs.alive(pid, rt.get("started")):
+            if child is not None and child.poll() is not None:
+                break
+            time.sleep(0.05)
+        if procs.alive(pid, rt.get("started")):
+            try:
+                os.killpg(pid, signal.SIGKILL)  # our session leader: the group is MLServer's
+            except (ProcessLookupError, PermissionError):
+                pass
+        if child is not None:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    # -- the backend interface the DeploymentManager uses --------------------------------------
+    def supports(self, framework: str) -> bool:
+        module = IMPLEMENTATIONS[framework].split(".")[0]
+        return importlib.util.find_spec(module) is not None
+
+    async def bring_up(self, d: Deployment, v: Version, creds, objects: list[dict], version_dir: str,
+                       report) -> None:
+        """Serve version `v`: fetch the model, start MLServer, wait until the model is ready, switch the
+        route, then stop the process of the version served before. BackendFailed leaves nothing running."""
+        bucket, prefix = parse_model_uri(v.model_uri)
+        self.remove_files(version_dir)
+        os.makedirs(version_dir, mode=0o700)
+        await asyncio.to_thread(artifacts.download, creds, bucket, prefix, objects, version_dir)
+        report("starting")
+        rt = self.start_process(d, v, version_dir)
+        d.runtime["pending"] = rt
+        try:
+            await self.wait_ready(d, rt)
+        except BaseException:
+            await self.stop_process(rt)
+            d.runtime.pop("pending", None)
+            raise
+        old = d.runtime.get("serving")
+        d.url = await self.route(d, rt)
+        d.runtime["serving"] = d.runtime.pop("pending")
+        if old and old.get("pid") != rt["pid"]:
+            await self.stop_process(old)
+            if old.get("dir") != version_dir:
+                self.remove_files(old["dir"])
+
+    async def check(self, d: Deployment) -> str | None:
+        """None while the served process lives; else what happened (and the log tail into the record)."""
+        rt = d.runtime.get("serving")
+        if self.alive(rt):
+            return None
+        d.log_tail = self.log_tail(rt)
+        return f"The model server stopped unexpectedly ({self.exit_status(rt or {})})."
+
+    async def recover(self, d: Deployment, v: Version) -> None:
+        """Start the served version again from its local files, on its old ports when they are free."""
+        old = d.runtime.get("serving") or {}
+        rt = self.start_process(d, v, old["dir"], {k: old[k] for k in ("port", "grpc_port", "metrics_port")})
+        try:
+            await self.wait_ready(d, rt)
+        except BaseException:
+            await self.stop_process(rt)
+            raise
+        d.runtime["serving"] = rt
+        d.url = await self.route(d, rt)
+
+    async def adopt(self, d: Deployment) -> bool:
+        """After a restart of the service: keep a live process (re-adding its route), stop a half-started one."""
+        pending = d.runtime.pop("pending", None)
+        if pending and self.alive(pending):
+            await self.stop_process(pending)
+        rt = d.runtime.get("serving")
+        if not self.alive(rt):
+            return False
+        d.url = await self.route(d, rt)
+        return True
+
+    async def teardown(self, d: Deployment) -> None:
+        await self.unroute(d)
+        for key in ("pending", "serving"):
+            await self.stop_process(d.runtime.pop(key, None))
+
+    # -- routes ------------------------------------------------------------------------------
+    def route_path(self, d: Deployment) -> str:
+        return ROUTE_PREFIX + d.model_name
+
+    async def route(self, d: Deployment, rt: dict) -> str:
+        """Point the deployment's stable URL at the process; returns the URL base."""
+        if self.proxy:
+            await self.proxy.add(self.route_path(d), f"http://127.0.0.1:{rt['port']}", owner=d.owner,
+                                 deployment=d.name)
+        return self.endpoint(d, rt["port"])
+
+    async def unroute(self, d: Deployment) -> None:
+        if self.proxy:
+            try:
+                await self.proxy.remove(self.route_path(d))
+            except (HTTPClientError, OSError) as e:
+                self.log.warning("Could not remove proxy route of %s/%s: %s", d.owner, d.name, e)
+
+    @staticmethod
+    def remove_files(path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stop_recorded(store_root: str, timeout: float = 10) -> int:
+    """Stop every model server a deployment record names (verified by PID, start time and model dir).
+    Used when the whole local platform stops; returns how many were running."""
+    from .store import DeploymentStore
+
+    if not os.path.isdir(store_root):
+        return 0
+    backend, count = LocalMLServerBackend(stop_timeout=timeout), 0
+    for d in DeploymentStore(store_root).load_all():
+        for key in ("pending", "serving"):
+            rt = d.runtime.get(key)
+            if backend.alive(rt):
+                backend._stop_sync(rt)
+                count += 1
+    return count

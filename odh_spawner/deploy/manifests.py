@@ -1,0 +1,250 @@
+"""Kubernetes objects for "deploy a model from a notebook". Pure: plain dicts in, plain dicts out, no I/O.
+
+Two serving backends speak the same inputs:
+
+- Seldon Core v1 `SeldonDeployment` (prepackaged `SKLEARN_SERVER` / `MLFLOW_SERVER`, MLServer via protocol v2)
+  reading the model with rclone, whose settings come from a per-user Secret named by `envSecretRefName`;
+- KServe `InferenceService` (runtime `kserve-mlserver`) whose storage initializer finds the user's S3 keys
+  through the predictor's ServiceAccount, which lists a Secret annotated in KServe's S3 convention.
+
+Credentials only ever live in those Secrets (base64 in `data`); the serving resources name them, never hold them.
+
+Names. `resource_name(owner, name)` is `owner--name` when the owner is a plain DNS label without `--`, which
+the first `--` splits back into the pair; anything else becomes a readable prefix plus a hash of the pair,
+with no `--` at all, so the two forms never meet. Per-user object names work the other way round: a plain
+owner as is, anything else `prefix--hash`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from urllib.parse import urlsplit
+
+from ..spark.naming import label_value
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
+SELDON_API_VERSION = "machinelearning.seldon.io/v1"
+KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
+SELDON_SERVERS = {"sklearn": "SKLEARN_SERVER", "mlflow": "MLFLOW_SERVER"}
+KSERVE_RUNTIME = "kserve-mlserver"
+DNS_LABEL_MAX = 63
+
+_PLAIN = re.compile(r"^[a-z]([a-z0-9]|-(?!-))*(?<!-)$")  # a DNS label that starts with a letter and has no "--"
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+def _digest(*parts: str, length: int = 10) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:length]
+
+
+def _readable(text: str, limit: int) -> str:
+    """Lower-case alphanumerics joined by single '-', starting with a letter, at most `limit` characters."""
+    prefix = _NON_ALNUM.sub("-", text.lower()).strip("-")
+    if not prefix[:1].isalpha():
+        prefix = ("x-" + prefix).rstrip("-")
+    return prefix[:limit].rstrip("-")
+
+
+def _per_user_name(prefix: str, owner: str) -> str:
+    """`prefix` + the owner as is when plain and short enough, else + a readable part, '--' and a hash."""
+    room = DNS_LABEL_MAX - len(prefix)
+    if _PLAIN.match(owner) and len(owner) <= room:
+        return prefix + owner
+    digest = _digest(owner)
+    return f"{prefix}{_readable(owner, room - len(digest) - 2)}--{digest}"
+
+
+def storage_secret_name(owner: str) -> str:
+    """The per-user Secret holding the rclone settings Seldon's storage initializer reads."""
+    return _per_user_name("odh-model-storage-", owner)
+
+
+def kserve_storage_secret_name(owner: str) -> str:
+    """The per-user Secret holding S3 keys in KServe's convention."""
+    return _per_user_name("odh-kserve-storage-", owner)
+
+
+def kserve_service_account_name(owner: str) -> str:
+    """The per-user ServiceAccount KServe predictors run as (it lists the storage Secret)."""
+    return _per_user_name("odh-model-serving-", owner)
+
+
+def resource_name(owner: str, name: str) -> str:
+    """The SeldonDeployment/InferenceService name for `owner`'s deployment `name` (a DNS label of ≤ 40 chars).
+
+    A DNS-1123 label of at most 63 characters starting with a letter, distinct for every (owner, name) pair."""
+    plain = f"{owner}--{name}"
+    if _PLAIN.match(owner) and len(plain) <= DNS_LABEL_MAX:
+        return plain
+    digest = _digest(owner, name)
+    readable = _readable(f"{owner}-{name}", DNS_LABEL_MAX - len(digest) - 1)
+    return f"{readable}-{digest}"
+
+
+# -- labels and metadata ----------------------------------------------------------------------------------------
+def owner_labels(owner: str, component: str, labels: dict | None = None) -> dict:
+    """Labels every object carries: who manages it, whose it is (label-safe), and what it is."""
+    return {**MANAGED_BY, "odh-hub/user": label_value(owner), "app.kubernetes.io/component": component,
+            **(labels or {})}
+
+
+def _deployment_metadata(owner: str, name: str, namespace: str, version: int, labels: dict | None) -> dict:
+    return {
+        "name": resource_name(owner, name),
+        "namespace": namespace,
+        "labels": owner_labels(owner, "model-serving", {"odh-hub/deployment": name,
+                                                        "odh-hub/version": str(version), **(labels or {})}),
+        "annotations": {"hub.jupyter.org/username": owner, "odh-hub/deployment": name,
+                        "odh-hub/version": str(version)},
+    }
+
+
+def _check_model(model_uri: str, framework: str) -> None:
+    if framework not in SELDON_SERVERS:
+        raise ValueError(f"unsupported model framework {framework!r}; choose one of {sorted(SELDON_SERVERS)}")
+    if not model_uri.startswith("s3://") or len(model_uri) <= len("s3://"):
+        raise ValueError(f"model URI must be an s3:// URI, got {model_uri!r}")
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, bool]:
+    """(host[:port], uses https) of an http(s) endpoint URL."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"S3 endpoint must be an http:// or https:// URL, got {endpoint!r}")
+    return parts.netloc, parts.scheme == "https"
+
+
+# -- Seldon Core v1 ---------------------------------------------------------------------------------------------
+def rclone_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
+                          labels: dict | None = None) -> dict:
+    """The Secret a SeldonDeployment's `envSecretRefName` points at: rclone's `s3` remote for Ceph RGW."""
+    _split_endpoint(endpoint)
+    settings = {
+        "RCLONE_CONFIG_S3_TYPE": "s3",
+        "RCLONE_CONFIG_S3_PROVIDER": "Ceph",
+        "RCLONE_CONFIG_S3_ENV_AUTH": "false",
+        "RCLONE_CONFIG_S3_ACCESS_KEY_ID": access_key,
+        "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": secret_key,
+        "RCLONE_CONFIG_S3_ENDPOINT": endpoint,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": storage_secret_name(owner), "namespace": namespace,
+                     "labels": owner_labels(owner, "model-storage", labels),
+                     "annotations": {"hub.jupyter.org/username": owner}},
+        "data": {key: _b64(value) for key, value in settings.items()},
+    }
+
+
+def seldon_deployment(owner: str, name: str, namespace: str, *, model_uri: str, framework: str, secret_name: str,
+                      version: int, resources: dict | None = None, labels: dict | None = None) -> dict:
+    """A SeldonDeployment serving one sklearn/MLflow model from S3 with MLServer (protocol v2)."""
+    _check_model(model_uri, framework)
+    predictor: dict = {
+        "name": "default",
+        "replicas": 1,
+        "graph": {
+            "name": name,
+            "implementation": SELDON_SERVERS[framework],
+            "modelUri": model_uri,
+            "envSecretRefName": secret_name,
+            "children": [],
+        },
+    }
+    if resources:
+        predictor["componentSpecs"] = [{"spec": {"containers": [{"name": name, "resources": resources}]}}]
+    return {
+        "apiVersion": SELDON_API_VERSION,
+        "kind": "SeldonDeployment",
+        "metadata": _deployment_metadata(owner, name, namespace, version, labels),
+        "spec": {"protocol": "v2", "predictors": [predictor]},
+    }
+
+
+# -- KServe -----------------------------------------------------------------------------------------------------
+def kserve_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
+                          labels: dict | None = None) -> dict:
+    """S3 keys in KServe's convention: AWS_* keys, endpoint and TLS settings as `serving.kserve.io/` annotations."""
+    host, https = _split_endpoint(endpoint)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": kserve_storage_secret_name(owner),
+            "namespace": namespace,
+            "labels": owner_labels(owner, "model-storage", labels),
+            "annotations": {
+                "hub.jupyter.org/username": owner,
+                "serving.kserve.io/s3-endpoint": host,
+                "serving.kserve.io/s3-usehttps": "1" if https else "0",
+                "serving.kserve.io/s3-verifyssl": "1",
+                "serving.kserve.io/s3-region": "us-east-1",
+            },
+        },
+        "data": {"AWS_ACCESS_KEY_ID": _b64(access_key), "AWS_SECRET_ACCESS_KEY": _b64(secret_key)},
+    }
+
+
+def kserve_service_account(owner: str, namespace: str, secret_name: str, labels: dict | None = None) -> dict:
+    """The ServiceAccount a user's predictors run as; KServe takes S3 keys from the Secrets it lists."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": kserve_service_account_name(owner), "namespace": namespace,
+                     "labels": owner_labels(owner, "model-serving", labels),
+                     "annotations": {"hub.jupyter.org/username": owner}},
+        "secrets": [{"name": secret_name}],
+    }
+
+
+def inference_service(owner: str, name: str, namespace: str, *, model_uri: str, framework: str,
+                      service_account: str, version: int, resources: dict | None = None,
+                      labels: dict | None = None) -> dict:
+    """A KServe InferenceService serving one sklearn/MLflow model from S3 with MLServer (protocol v2)."""
+    _check_model(model_uri, framework)
+    model: dict = {"modelFormat": {"name": framework}, "protocolVersion": "v2", "runtime": KSERVE_RUNTIME,
+                   "storageUri": model_uri}
+    if resources:
+        model["resources"] = resources
+    return {
+        "apiVersion": KSERVE_API_VERSION,
+        "kind": "InferenceService",
+        "metadata": _deployment_metadata(owner, name, namespace, version, labels),
+        "spec": {"predictor": {"serviceAccountName": service_account, "model": model}},
+    }
+
+
+# -- status -----------------------------------------------------------------------------------------------------
+def _state(state: str, url: str | None = None, message: str | None = None) -> dict:
+    return {"state": state, "url": url or None, "message": message or None}
+
+
+def deployment_state(cr: dict) -> dict:
+    """{"state": "Available"|"Creating"|"Failed", "url", "message"} of a SeldonDeployment or InferenceService."""
+    status = cr.get("status") or {}
+    if cr.get("kind") == "SeldonDeployment":
+        state = status.get("state")
+        return _state(state if state in ("Available", "Failed") else "Creating",
+                      (status.get("address") or {}).get("url"), status.get("description"))
+    if cr.get("kind") == "InferenceService":
+        conditions = status.get("conditions") or []
+        url = status.get("url") or (status.get("address") or {}).get("url")
+        ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+        if ready.get("status") == "True":
+            return _state("Available", url)
+        failed = [c for c in conditions if c.get("status") == "False" and "Fail" in (c.get("reason") or "")]
+        if failed:
+            return _state("Failed", url, failed[0].get("message") or failed[0]["reason"])
+        return _state("Creating", url, ready.get("message"))
+    raise ValueError(f"not a SeldonDeployment or InferenceService: {cr.get('kind')!r}")

@@ -1,0 +1,107 @@
+"""PlatformService: the JupyterHub service process. Run as `python -m odh_spawner.platform [--Class.trait=...]`.
+
+JupyterHub starts it (a managed service) with JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX and
+JUPYTERHUB_API_TOKEN; on Kubernetes it runs as its own Deployment with the same variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth
+from tornado import web
+from traitlets import Float, Int, Type, Unicode, default
+from traitlets.config import Application
+
+from ..credentials.config import OdhStorage
+from ..deploy.local import LocalMLServerBackend
+from ..deploy.manager import DeploymentManager
+from ..deploy.proxyroutes import ProxyRoutes
+from ..deploy.store import DeploymentStore
+from ..quantities import parse_memory
+from .handlers import NotFoundHandler, routes
+
+
+class PlatformService(Application):
+    name = "odh-platform"
+    description = "odh-hub platform service: model deployments and Spark scaling on users' behalf."
+
+    service_url = Unicode(
+        os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"),
+        config=True, help="Where to listen (host and port of this URL); JupyterHub sets JUPYTERHUB_SERVICE_URL.",
+    )
+    service_prefix = Unicode(
+        os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/odh-platform/"),
+        config=True, help="URL prefix of the API; JupyterHub sets JUPYTERHUB_SERVICE_PREFIX.",
+    )
+    state_dir = Unicode(
+        os.environ.get("ODH_PLATFORM_STATE_DIR", ""),
+        config=True, help="Directory for deployment records and local model copies (created 0700).",
+    )
+    public_url = Unicode(
+        os.environ.get("ODH_PUBLIC_URL", ""),
+        config=True, help="The hub's public URL; deployments are reachable under it through the proxy.",
+    )
+    proxy_api_url = Unicode(
+        os.environ.get("CONFIGPROXY_API_URL", ""),
+        config=True, help="configurable-http-proxy's REST API, for model routes (token: $CONFIGPROXY_AUTH_TOKEN).",
+    )
+    serving_backend_class = Type(
+        LocalMLServerBackend, klass=object, config=True,
+        help="Serving backend: LocalMLServerBackend (MLServer processes) or a Kubernetes one.",
+    )
+    max_model_size = Unicode("2Gi", config=True, help="Largest model (all its files) a deployment accepts.")
+    max_deployments_per_user = Int(20, config=True, help="Deployments one user may have at a time.")
+    watch_interval = Float(2.0, config=True, help="Seconds between health checks of served models.")
+
+    @default("state_dir")
+    def _default_state(self):
+        return os.path.abspath("odh-platform-state")
+
+    aliases = {"state-dir": "PlatformService.state_dir", "public-url": "PlatformService.public_url"}
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        self.hub_auth = HubAuth(api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""), cache_max_age=60)
+        token = os.environ.get("CONFIGPROXY_AUTH_TOKEN", "")
+        proxy = ProxyRoutes(self.proxy_api_url, token) if self.proxy_api_url and token else None
+        self.backend = self.serving_backend_class(parent=self, proxy=proxy, public_url=self.public_url)
+        self.storage = OdhStorage(parent=self)
+        self.deployments = DeploymentManager(
+            self.backend, DeploymentStore(os.path.join(self.state_dir, "deployments")), self._credentials_for,
+            max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
+            log=self.log,
+        )
+
+    async def _credentials_for(self, owner: str):
+        return await self.storage.store().ensure(owner)
+
+    def make_app(self) -> web.Application:
+        return web.Application(routes(self.service_prefix, self), default_handler_class=NotFoundHandler,
+                               default_handler_args={"platform": self})
+
+    async def run(self) -> None:
+        await self.deployments.adopt_all()
+        url = urlparse(self.service_url)
+        server = self.make_app().listen(url.port or 80, address=url.hostname or "127.0.0.1")
+        watcher = asyncio.ensure_future(self.deployments.watch(self.watch_interval))
+        self.log.info("odh platform service on %s%s", self.service_url.rstrip("/"), self.service_prefix)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        # deployments outlive this process: stop listening, leave the model servers running
+        server.stop()
+        watcher.cancel()
+        await self.deployments.close()
+        self.log.info("odh platform service stopped (deployments keep serving)")
+
+    def start(self):
+        asyncio.run(self.run())
+
+
+main = PlatformService.launch_instance

@@ -1,0 +1,294 @@
+"""One-click model deployment against a real hub, its proxy, the platform service, real RGW and real MLServer.
+
+The kernel tests drive a real IPython kernel in the user's notebook server over the kernel websocket, as
+JupyterLab does. MLServer processes are found through the platform's records and checked by PID and port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import boto3
+import pytest
+import requests
+
+from tests.support.fixtures import pid_alive
+from tests.support.kernel import Kernel
+
+TRAIN = """
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+rng = np.random.default_rng(0)
+X = rng.random((200, 4)); y = (X[:, 0] > 0.5).astype(int)
+v1 = LogisticRegression().fit(X, y)
+v2 = DecisionTreeClassifier(max_depth=1).fit(X, 1 - y)   # predicts the opposite: tells versions apart
+probe = [[0.9, 0.1, 0.1, 0.1]]
+from server_extension.deploy import deploy, DeployClient
+"""
+
+
+def records(hub) -> dict:
+    """The platform's deployment records, by (owner, name)."""
+    root = os.path.join(hub.runtime["state_dir"], "platform", "deployments")
+    found = {}
+    for dirpath, _, files in os.walk(root):
+        if "deployment.json" in files:
+            with open(os.path.join(dirpath, "deployment.json")) as f:
+                d = json.load(f)
+            found[(d["owner"], d["name"])] = d
+    return found
+
+
+def mlserver_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"/mlserver") for a in args[:2]) and b"start" in args:
+                pids.append(int(entry))
+    return pids
+
+
+def bucket_keys(creds_env: dict, bucket: str, prefix: str = "odh-deployments/") -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=creds_env["S3_ENDPOINT_URL"], aws_access_key_id=creds_env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=creds_env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+    try:
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    except s3.exceptions.NoSuchBucket:
+        return []
+
+
+def proxy_routes(hub) -> dict:
+    r = requests.get(hub.runtime["proxy_api_url"] + "/api/routes", timeout=10,
+                     headers={"Authorization": f"token {hub.runtime['proxy_auth_token']}"})
+    r.raise_for_status()
+    return r.json()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def alice(user_server):
+    return user_server("alice")
+
+
+@pytest.fixture(scope="module")
+def kernel(alice):
+    k = Kernel(alice.url, alice.token)
+    k.execute(TRAIN, timeout=120)
+    yield k
+    k.close()
+
+
+def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, kernel):
+    before = set(mlserver_pids())
+    out = kernel.execute('d = deploy(v1, name="churn", sample=probe)\nprint("URL", d.infer_url)')
+    # the stages the user saw, in order, and the live URL through the hub's proxy
+    stages = [line for line in out.splitlines() if line.startswith("[")]
+    assert stages[0] == "[uploading]" and stages[-1] == "[ready]", out
+    assert "[starting]" in stages
+    url = out.split("URL ", 1)[1].split()[0]
+    assert url == f"{hub.url}/v2/models/alice.churn/infer"
+    assert "test prediction: [[0.9, 0.1, 0.1, 0.1]] -> [1]" in out
+    assert "curl -s -X POST " + url in out  # the ready-made example request
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+
+    rec = records(hub)[("alice", "churn")]
+    pid1 = rec["runtime"]["serving"]["pid"]
+    assert proxy_routes(hub)["/v2/models/alice.churn"]["target"] == f"http://127.0.0.1:{rec['runtime']['serving']['port']}"
+    assert pid_alive(pid1) and set(mlserver_pids()) - before == {pid1}
+    assert rec["test_prediction"]["outputs"][0]["data"] == [1]  # the platform's own test prediction
+
+    # redeploy v2: same URL, new answer, the v1 process stopped
+    out = kernel.execute('d = d.redeploy(v2, sample=probe)\nprint("V", d.version, d.predict(probe))')
+    assert "V 2 [0]" in out
+    pid2 = records(hub)[("alice", "churn")]["runtime"]["serving"]["pid"]
+    assert pid2 != pid1 and not pid_alive(pid1)
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [0]
+
+    # roll back to v1
+    out = kernel.execute('d = d.rollback()\nprint("V", d.version, d.predict(probe), [v["state"] for v in d.versions])')
+    assert "V 1 [1] ['Available', 'Retired']" in out
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+
+    # artifacts: two uploads in the user's models bucket; delete removes them, the process and the route
+    bucket = alice.env["ODH_MODELS_BUCKET"]
+    assert len(bucket_keys(alice.env, bucket, "odh-deployments/churn/")) == 2
+    pid3 = records(hub)[("alice", "churn")]["runtime"]["serving"]["pid"]
+    kernel.execute('DeployClient().delete("churn")')
+    assert ("alice", "churn") not in records(hub)
+    assert not pid_alive(pid3) and set(mlserver_pids()) == before
+    assert bucket_keys(alice.env, bucket, "odh-deployments/churn/") == []
+    assert "/v2/models/alice.churn" not in proxy_routes(hub)  # no route left
+    assert requests.post(url, json=body, timeout=10).status_code != 200
+
+
+def test_other_users_cannot_see_or_change_a_deployment(hub, alice, kernel, user_server):
+    kernel.execute('d = deploy(v1, name="private", sample=probe)')
+    bob = user_server("bob")
+    bob_api = f"{bob.url}odh/api/deployments"
+    h = {"Authorization": f"token {bob.token}"}
+    assert requests.get(bob_api, headers=h, timeout=30).json()["deployments"] == []
+    for method, path in [("GET", "/private"), ("DELETE", "/private"), ("POST", "/private/rollback"),
+                         ("POST", "/private/predict")]:
+        r = requests.request(method, bob_api + path, headers=h, json={}, timeout=30)
+        assert r.status_code == 404, (method, path, r.text)
+    # directly at the platform service with bob's token: still only bob's own; ?user= needs admin
+    platform = hub.runtime["platform_url"] + "/services/odh-platform/api/deployments"
+    assert requests.get(platform, headers=h, timeout=30).json()["deployments"] == []
+    r = requests.get(platform + "?user=alice", headers=h, timeout=30)
+    assert r.status_code == 403 and "admins" in r.json()["message"]
+    r = requests.delete(platform + "/private?user=alice", headers=h, timeout=30)
+    assert r.status_code == 403
+    assert requests.get(platform, timeout=30).status_code == 403  # no token
+    # bob cannot deploy alice's model either: his keys cannot read her bucket
+    uri = records(hub)[("alice", "private")]["versions"][0]["model_uri"]
+    r = requests.post(bob_api, headers=h, json={"name": "stolen", "model_uri": uri}, timeout=30)
+    assert r.status_code == 202
+    info = wait_for(lambda: (lambda i: i if i["stage"] == "failed" else None)(
+        requests.get(bob_api + "/stolen", headers=h, timeout=30).json()), 60, "bob's deploy to fail")
+    assert "access denied" in info["last_error"]
+    assert requests.delete(bob_api + "/stolen", headers=h, timeout=30).status_code == 200
+    # alice's deployment untouched
+    assert records(hub)[("alice", "private")]["state"] == "Available"
+    kernel.execute('DeployClient().delete("private")')
+
+
+def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
+    before = set(mlserver_pids())
+    api = f"{alice.url}odh/api/deployments"
+    h = {"Authorization": f"token {alice.token}"}
+    cases = [
+        ({"name": "Bad_Name", "model_uri": "s3://x/y/"}, 400, "DNS-safe"),
+        ({"name": "a" * 41, "model_uri": "s3://x/y/"}, 400, "DNS-safe"),
+        ({"name": "ok", "model_uri": "http://x/y"}, 400, "s3://"),
+        ({"name": "ok", "model_uri": "s3://x/y/", "framework": "tensorflow"}, 400, "Unsupported model framework"),
+        ({"name": "ok"}, 400, "give the model"),
+        ({"name": "ok", "path": "../../etc/passwd"}, 404, "no such file"),
+        ({"name": "ok", "bogus": 1}, 400, "unknown field"),
+    ]
+    for body, status, words in cases:
+        r = requests.post(api, headers=h, json=body, timeout=30)
+        assert r.status_code == status and words in r.json()["message"], (body, r.status_code, r.text)
+    r = requests.post(api, headers=h, data="{not json", timeout=30)
+    assert r.status_code == 400
+
+    # an unserialisable model and an object that is no model: clear errors from the client, nothing made
+    out = kernel.execute(
+        "import threading\n"
+        "from server_extension.deploy import DeployError\n"
+        "class Holder(LogisticRegression):\n"
+        "    pass\n"
+        "bad = Holder().fit(X, y); bad.lock = threading.Lock()\n"
+        "for m in (bad, {'not': 'a model'}):\n"
+        "    try:\n"
+        "        deploy(m, name='bad')\n"
+        "    except DeployError as e:\n"
+        "        print('ERR', e.status, e.message)\n")
+    assert "ERR 400 The model cannot be serialised with joblib" in out
+    assert "ERR 400 Cannot deploy a dict" in out
+
+    # a duplicate name
+    kernel.execute('d = deploy(v1, name="dup")')
+    out = kernel.execute(
+        "try:\n    DeployClient().deploy(v1, 'dup', new_version=False)\nexcept DeployError as e:\n    print('ERR', e.status)")
+    assert "ERR 409" in out
+    r = requests.post(api, headers=h, json={"name": "dup", "model_uri": "s3://x/y/"}, timeout=30)
+    assert r.status_code == 409 and "already have a deployment" in r.json()["message"]
+    kernel.execute('DeployClient().delete("dup")')
+
+    # MLServer cannot load the model: the error and the server's log reach the user; nothing is left
+    bucket = alice.env["ODH_MODELS_BUCKET"]
+    out = kernel.execute(
+        "import boto3, os\n"
+        "s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT_URL'])\n"
+        f"s3.put_object(Bucket={bucket!r}, Key='odh-deployments/broken/v/model.joblib', Body=b'not a pickle')\n"
+        "c = DeployClient()\n"
+        "info = c._json('POST', c._url(), json={'name': 'broken', 'model_uri': "
+        f"'s3://{bucket}/odh-deployments/broken/v/'}})\n"
+        "try:\n"
+        "    c.wait('broken', info['target_version'], cleanup_on_failure=True)\n"
+        "except DeployError as e:\n"
+        "    print('ERR', e.status, e.message); print('TAIL', len(e.log_tail), 'joblib' in ' '.join(e.log_tail) or 'pickle' in ' '.join(e.log_tail))\n")
+    assert "ERR 502 The model server could not load the model" in out, out
+    assert "TAIL" in out and out.split("TAIL ")[1].split()[1] == "True", out
+    assert ("alice", "broken") not in records(hub)
+    assert set(mlserver_pids()) == before
+    assert bucket_keys(alice.env, bucket, "odh-deployments/broken/") == []
+
+    # a model over the platform's size limit (this test configuration allows 8 MiB)
+    out = kernel.execute(
+        f"s3.put_object(Bucket={bucket!r}, Key='odh-deployments/huge/v/model.joblib', Body=b'0' * (9 * 2**20))\n"
+        f"info = c._json('POST', c._url(), json={{'name': 'huge', 'model_uri': 's3://{bucket}/odh-deployments/huge/v/'}})\n"
+        "try:\n"
+        "    c.wait('huge', info['target_version'], cleanup_on_failure=True)\n"
+        "except DeployError as e:\n"
+        "    print('ERR', e.message)\n")
+    assert "is 9.0 MiB; deployments take at most 8 MiB" in out, out
+    assert ("alice", "huge") not in records(hub)
+
+
+def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, kernel):
+    kernel.execute('d = deploy(v1, name="sturdy", sample=probe)')
+    url = f"{hub.url}/v2/models/alice.sturdy/infer"
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    api = f"{alice.url}odh/api/deployments/sturdy"
+    h = {"Authorization": f"token {alice.token}"}
+
+    pid = records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_for(lambda: (lambda i: i if i["state"] == "Failed" or i["restarts"] else None)(
+        requests.get(api, headers=h, timeout=30).json()), 30, "the failure to show")
+    assert "stopped unexpectedly" in failed["last_error"] and "signal 9" in failed["last_error"]
+    info = wait_for(lambda: (lambda i: i if i["state"] == "Available" and i["restarts"] == 1 else None)(
+        requests.get(api, headers=h, timeout=30).json()), 60, "the restart")
+    assert "Restarted automatically" in info["last_error"]
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    new_pid = records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"]
+    assert new_pid != pid and pid_alive(new_pid)
+
+    # restart the platform service (the hub restarts managed services that exit): re-adopted, same process
+    service_pid = wait_for(lambda: _service_pid(hub), 10, "the platform service process")
+    os.kill(service_pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(service_pid), 15, "the service to stop")
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]  # still serving
+    wait_for(lambda: _service_pid(hub) not in (None, service_pid), 90, "the hub to restart the service")
+    info = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+        requests.get(api, headers=h, timeout=30)), 60, "the service to answer again")
+    assert info["state"] == "Available" and info["restarts"] == 1
+    assert records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"] == new_pid  # adopted, not restarted
+    assert [p for p in mlserver_pids() if p == new_pid] == [new_pid] and len(
+        [k for k in records(hub) if k == ("alice", "sturdy")]) == 1
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    kernel.execute('DeployClient().delete("sturdy")')
+    assert not pid_alive(new_pid)
+
+
+def _service_pid(hub) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"odh_spawner.platform" in args and any(hub.runtime["state_dir"].encode() in a for a in args):
+                return int(entry)
+    return None

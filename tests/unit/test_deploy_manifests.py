@@ -1,0 +1,397 @@
+"""Model-serving manifests: literal SeldonDeployment/InferenceService, valid against the upstream CRDs; Secrets and
+ServiceAccounts valid Kubernetes; credentials only base64 in the Secrets' `data`; names safe and distinct;
+status of both kinds read into one state."""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from odh_spawner.deploy import manifests as m
+from tests.support.kube import K8S_VERSION
+
+CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
+SELDON_CRD = CRDS / "seldondeployments.machinelearning.seldon.io.yaml"
+KSERVE_CRD = CRDS / "inferenceservices.serving.kserve.io.yaml"
+needs_crds = pytest.mark.skipif(not SELDON_CRD.is_file() or not KSERVE_CRD.is_file(),
+                                reason=f"upstream CRDs not found at {CRDS} (CI has ../shared/crds beside the repo)")
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+ACCESS, SECRET = "AKIAEXAMPLEACCESS42", "very/secret+key=0123456789"
+ENDPOINT = "http://rgw.ceph.svc:8080"
+URI = "s3://models/alice/iris/3"
+RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+TRICKY_OWNERS = ["alice", "Alice", "a-b", "a--b", "a.b", "a_b", "a b", "", "-", "1abc", "jürgen", "ünïcødé",
+                 "Jane.Doe@example.org", "jane-doe-example-org", "x" * 40, "x" * 41, "x" * 200, "x" * 201]
+
+
+def seldon(**kw) -> dict:
+    args = {"model_uri": URI, "framework": "sklearn", "secret_name": "odh-model-storage-alice", "version": 3}
+    return m.seldon_deployment("alice", "iris", "odh", **{**args, **kw})
+
+
+def kserve(**kw) -> dict:
+    args = {"model_uri": URI, "framework": "sklearn", "service_account": "odh-model-serving-alice", "version": 3}
+    return m.inference_service("alice", "iris", "odh", **{**args, **kw})
+
+
+def credentials(**kw) -> dict:
+    return dict(access_key=ACCESS, secret_key=SECRET, endpoint=ENDPOINT, **kw)
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+# -- literal manifests ------------------------------------------------------------------------------------------
+METADATA = {
+    "name": "alice--iris",
+    "namespace": "odh",
+    "labels": {"app.kubernetes.io/managed-by": "odh-hub", "odh-hub/user": "alice",
+               "app.kubernetes.io/component": "model-serving", "odh-hub/deployment": "iris", "odh-hub/version": "3"},
+    "annotations": {"hub.jupyter.org/username": "alice", "odh-hub/deployment": "iris", "odh-hub/version": "3"},
+}
+
+
+def test_seldon_deployment_literal():
+    assert seldon(resources=RESOURCES) == {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": METADATA,
+        "spec": {
+            "protocol": "v2",
+            "predictors": [{
+                "name": "default",
+                "replicas": 1,
+                "graph": {"name": "iris", "implementation": "SKLEARN_SERVER", "modelUri": URI,
+                          "envSecretRefName": "odh-model-storage-alice", "children": []},
+                "componentSpecs": [{"spec": {"containers": [{"name": "iris", "resources": RESOURCES}]}}],
+            }],
+        },
+    }
+
+
+def test_seldon_deployment_mlflow_without_resources_and_extra_labels():
+    sdep = seldon(framework="mlflow", labels={"team": "a"})
+    (predictor,) = sdep["spec"]["predictors"]
+    assert predictor["graph"]["implementation"] == "MLFLOW_SERVER" and "componentSpecs" not in predictor
+    assert sdep["metadata"]["labels"] == {**METADATA["labels"], "team": "a"}
+
+
+def test_inference_service_literal():
+    assert kserve(framework="mlflow", resources=RESOURCES) == {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": METADATA,
+        "spec": {"predictor": {
+            "serviceAccountName": "odh-model-serving-alice",
+            "model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2", "runtime": "kserve-mlserver",
+                      "storageUri": URI, "resources": RESOURCES},
+        }},
+    }
+
+
+def test_rclone_storage_secret_literal():
+    assert m.rclone_storage_secret("alice", "odh", **credentials(labels={"team": "a"})) == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": "odh-model-storage-alice",
+            "namespace": "odh",
+            "labels": {"app.kubernetes.io/managed-by": "odh-hub", "odh-hub/user": "alice",
+                       "app.kubernetes.io/component": "model-storage", "team": "a"},
+            "annotations": {"hub.jupyter.org/username": "alice"},
+        },
+        "data": {
+            "RCLONE_CONFIG_S3_TYPE": b64("s3"),
+            "RCLONE_CONFIG_S3_PROVIDER": b64("Ceph"),
+            "RCLONE_CONFIG_S3_ENV_AUTH": b64("false"),
+            "RCLONE_CONFIG_S3_ACCESS_KEY_ID": b64(ACCESS),
+            "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": b64(SECRET),
+            "RCLONE_CONFIG_S3_ENDPOINT": b64(ENDPOINT),
+        },
+    }
+
+
+@pytest.mark.parametrize("endpoint,host,https", [("http://rgw.ceph.svc:8080", "rgw.ceph.svc:8080", "0"),
+                                                 ("https://s3.example.org", "s3.example.org", "1"),
+                                                 ("https://s3.example.org:8443/", "s3.example.org:8443", "1")])
+def test_kserve_storage_secret_and_service_account(endpoint, host, https):
+    secret = m.kserve_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
+    assert secret["metadata"]["name"] == m.kserve_storage_secret_name("alice") == "odh-kserve-storage-alice"
+    assert secret["metadata"]["annotations"] == {
+        "hub.jupyter.org/username": "alice", "serving.kserve.io/s3-endpoint": host,
+        "serving.kserve.io/s3-usehttps": https, "serving.kserve.io/s3-verifyssl": "1",
+        "serving.kserve.io/s3-region": "us-east-1"}
+    assert secret["data"] == {"AWS_ACCESS_KEY_ID": b64(ACCESS), "AWS_SECRET_ACCESS_KEY": b64(SECRET)}
+    assert secret["type"] == "Opaque" and "stringData" not in secret
+    sa = m.kserve_service_account("alice", "odh", secret["metadata"]["name"])
+    assert sa == {"apiVersion": "v1", "kind": "ServiceAccount",
+                  "metadata": {"name": "odh-model-serving-alice", "namespace": "odh",
+                               "labels": {"app.kubernetes.io/managed-by": "odh-hub", "odh-hub/user": "alice",
+                                          "app.kubernetes.io/component": "model-serving"},
+                               "annotations": {"hub.jupyter.org/username": "alice"}},
+                  "secrets": [{"name": "odh-kserve-storage-alice"}]}
+
+
+# -- valid Kubernetes -------------------------------------------------------------------------------------------
+def core_objects(owner: str) -> list[dict]:
+    return [m.rclone_storage_secret(owner, "odh", **credentials()),
+            m.kserve_storage_secret(owner, "odh", **credentials()),
+            m.kserve_service_account(owner, "odh", m.kserve_storage_secret_name(owner))]
+
+
+@pytest.mark.parametrize("k8s", ["1.30", K8S_VERSION])
+@pytest.mark.parametrize("owner", ["alice", "Jane.Doe@example.org", "", "x" * 200])
+def test_secrets_and_service_account_are_valid_kubernetes(owner, k8s):
+    for obj in core_objects(owner):
+        kubernetes_validate.validate(obj, k8s, strict=True)
+        assert DNS_LABEL.match(obj["metadata"]["name"]), obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("owner", ["alice", "Jane.Doe@example.org", "x" * 200])
+def test_custom_resource_metadata_is_valid_kubernetes(owner):
+    """The CRDs leave metadata to the API server: check it as a ConfigMap's (names, label values)."""
+    for cr in (seldon(), kserve()):
+        cr["metadata"].update(m._deployment_metadata(owner, "iris", "odh", 3, None))
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": cr["metadata"]},
+                                     K8S_VERSION, strict=True)
+
+
+# -- valid against the upstream CRDs ----------------------------------------------------------------------------
+def unknown_fields(obj, schema, path="") -> list[str]:
+    """Fields the schema does not declare (a structural CRD's API server would silently prune them)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    out = []
+    if isinstance(obj, dict) and "properties" in schema:
+        for k, v in obj.items():
+            if k in schema["properties"]:
+                out += unknown_fields(v, schema["properties"][k], f"{path}.{k}")
+            elif not schema.get("additionalProperties"):
+                out.append(f"{path}.{k}")
+    elif isinstance(obj, list) and "items" in schema:
+        for i, v in enumerate(obj):
+            out += unknown_fields(v, schema["items"], f"{path}[{i}]")
+    return out
+
+
+def crd_schema(path: Path, version: str) -> tuple[str, dict, jsonschema.protocols.Validator]:
+    """(kind, schema, validator) of one served version; one validator per module (the schemas are megabytes)."""
+    with open(path) as f:
+        crd = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    (v,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    assert v["served"]
+    schema = v["schema"]["openAPIV3Schema"]
+    return crd["spec"]["names"]["kind"], schema, jsonschema.validators.validator_for(schema)(schema)
+
+
+@pytest.fixture(scope="module")
+def seldon_schema():
+    return crd_schema(SELDON_CRD, "v1")
+
+
+@pytest.fixture(scope="module")
+def kserve_schema():
+    return crd_schema(KSERVE_CRD, "v1beta1")
+
+
+@needs_crds
+@pytest.mark.parametrize("framework", ["sklearn", "mlflow"])
+@pytest.mark.parametrize("resources", [None, RESOURCES])
+def test_seldon_deployment_matches_the_upstream_crd(seldon_schema, framework, resources):
+    kind, schema, validator = seldon_schema
+    sdep = seldon(framework=framework, resources=resources)
+    assert sdep["kind"] == kind
+    validator.validate(sdep)
+    assert unknown_fields(sdep, schema) == []
+
+
+@needs_crds
+@pytest.mark.parametrize("framework", ["sklearn", "mlflow"])
+@pytest.mark.parametrize("resources", [None, RESOURCES])
+def test_inference_service_matches_the_upstream_crd(kserve_schema, framework, resources):
+    kind, schema, validator = kserve_schema
+    isvc = kserve(framework=framework, resources=resources)
+    assert isvc["kind"] == kind
+    validator.validate(isvc)
+    assert unknown_fields(isvc, schema) == []
+
+
+@needs_crds
+def test_crd_checks_catch_mistakes(seldon_schema, kserve_schema):
+    """The checks above can fail: a misspelt field, a wrong type and a missing required field are reported."""
+    _, schema, validator = seldon_schema
+    bad = seldon()
+    bad["spec"]["predictors"][0]["graph"]["modelURI"] = bad["spec"]["predictors"][0]["graph"].pop("modelUri")
+    assert unknown_fields(bad, schema) == [".spec.predictors[0].graph.modelURI"]
+    bad["spec"]["predictors"][0]["replicas"] = "one"
+    with pytest.raises(jsonschema.ValidationError, match="'one' is not of type 'integer'"):
+        validator.validate(bad)
+    _, _, validator = kserve_schema
+    bad = kserve()
+    del bad["spec"]["predictor"]["model"]["modelFormat"]["name"]
+    with pytest.raises(jsonschema.ValidationError, match="'name' is a required property"):
+        validator.validate(bad)
+
+
+# -- credentials ------------------------------------------------------------------------------------------------
+def test_no_credential_in_the_serving_resources():
+    for cr in (seldon(resources=RESOURCES), kserve(resources=RESOURCES)):
+        text = json.dumps(cr)
+        for value in (ACCESS, SECRET):
+            assert value not in text and b64(value) not in text
+
+
+def test_secrets_hold_credentials_only_base64_in_data():
+    for secret in core_objects("alice")[:2]:
+        assert "stringData" not in secret
+        text = json.dumps(secret)
+        assert ACCESS not in text and SECRET not in text
+        decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        assert {ACCESS, SECRET} <= set(decoded.values())
+        outside = json.dumps({k: v for k, v in secret.items() if k != "data"})
+        assert b64(ACCESS) not in outside and b64(SECRET) not in outside
+
+
+# -- errors -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("framework", ["tensorflow", "SKLEARN", "", "xgboost"])
+def test_unknown_framework_is_rejected(framework):
+    with pytest.raises(ValueError, match="framework"):
+        seldon(framework=framework)
+    with pytest.raises(ValueError, match="framework"):
+        kserve(framework=framework)
+
+
+@pytest.mark.parametrize("uri", ["gs://bucket/model", "https://rgw/models/iris", "/models/iris", "s3://", "S3://x",
+                                 "models/iris"])
+def test_non_s3_model_uri_is_rejected(uri):
+    with pytest.raises(ValueError, match="s3://"):
+        seldon(model_uri=uri)
+    with pytest.raises(ValueError, match="s3://"):
+        kserve(model_uri=uri)
+
+
+@pytest.mark.parametrize("endpoint", ["rgw.ceph.svc:8080", "ftp://rgw", "http://", ""])
+def test_endpoint_must_be_an_http_url(endpoint):
+    with pytest.raises(ValueError, match="endpoint"):
+        m.rclone_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
+    with pytest.raises(ValueError, match="endpoint"):
+        m.kserve_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+def test_readable_names_for_plain_owners():
+    assert m.resource_name("alice", "iris") == "alice--iris"
+    assert m.resource_name("alice", "my--model") == "alice--my--model"
+    assert m.storage_secret_name("alice") == "odh-model-storage-alice"
+    hashed = m.resource_name("Jane.Doe@example.org", "iris")
+    assert hashed.startswith("jane-doe-example-org-iris-") and "--" not in hashed
+    assert m.storage_secret_name("Jane.Doe@example.org").startswith("odh-model-storage-jane-doe-example-org--")
+
+
+def test_tricky_owners_get_valid_distinct_names():
+    for name in ("iris", "m" * 40, "a--b", "1st"):
+        names = [m.resource_name(owner, name) for owner in TRICKY_OWNERS]
+        assert len(set(names)) == len(TRICKY_OWNERS)
+        assert all(DNS_LABEL.match(n) for n in names), names
+    for per_user in (m.storage_secret_name, m.kserve_storage_secret_name, m.kserve_service_account_name):
+        names = [per_user(owner) for owner in TRICKY_OWNERS]
+        assert len(set(names)) == len(TRICKY_OWNERS) and all(DNS_LABEL.match(n) for n in names), names
+    # the classic ambiguities of joining two parts with '-'
+    pairs = [("a-b", "c"), ("a", "b-c"), ("a", "b--c"), ("a--b", "c"), ("a-", "b"), ("a", "-b")]
+    assert len({m.resource_name(o, n) for o, n in pairs}) == len(pairs)
+
+
+def test_a_hashed_name_never_equals_a_plain_one():
+    """A user may literally be called what another user's name hashes to."""
+    hashed_owner = m.storage_secret_name("Alice").removeprefix("odh-model-storage-")
+    assert m.storage_secret_name(hashed_owner) != m.storage_secret_name("Alice")
+    hashed = m.resource_name("Alice", "iris")
+    owner, _, name = hashed.rpartition("-")
+    assert m.resource_name(owner, name) != hashed and m.resource_name(hashed, "iris") != hashed
+
+
+dns_names = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?\Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(owners=st.lists(st.text(max_size=80), min_size=2, max_size=8, unique=True), name=dns_names)
+def test_resource_name_is_a_dns_label_and_injective_over_owners(owners, name):
+    names = [m.resource_name(owner, name) for owner in owners]
+    assert all(len(n) <= 63 and DNS_LABEL.match(n) for n in names), names
+    assert len(set(names)) == len(owners)
+    secrets = [m.storage_secret_name(owner) for owner in owners]
+    assert all(DNS_LABEL.match(s) for s in secrets) and len(set(secrets)) == len(owners)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(st.text(alphabet="aA-._1 ", max_size=12), dns_names), min_size=2, max_size=10,
+                      unique=True))
+def test_resource_name_is_injective_over_pairs(pairs):
+    assert len({m.resource_name(o, n) for o, n in pairs}) == len(pairs)
+
+
+# -- status -----------------------------------------------------------------------------------------------------
+SELDON_URL = "http://alice--iris-default.odh.svc.cluster.local:8000/api/v1.0/predictions"
+
+
+@pytest.mark.parametrize("status,expected", [
+    (None, {"state": "Creating", "url": None, "message": None}),
+    ({}, {"state": "Creating", "url": None, "message": None}),
+    ({"state": "Creating", "description": ""}, {"state": "Creating", "url": None, "message": None}),
+    ({"state": "Available", "address": {"url": SELDON_URL}, "replicas": 1},
+     {"state": "Available", "url": SELDON_URL, "message": None}),
+    ({"state": "Failed", "description": "Cannot find secret odh-model-storage-alice"},
+     {"state": "Failed", "url": None, "message": "Cannot find secret odh-model-storage-alice"}),
+    ({"state": "Unknown"}, {"state": "Creating", "url": None, "message": None}),
+])
+def test_seldon_state(status, expected):
+    cr = seldon()
+    if status is not None:
+        cr["status"] = status
+    assert m.deployment_state(cr) == expected
+
+
+KSERVE_URL = "http://alice--iris.odh.example.com"
+
+
+def cond(type_, status, reason=None, message=None) -> dict:
+    c = {"type": type_, "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    return {**c, **({"reason": reason} if reason else {}), **({"message": message} if message else {})}
+
+
+@pytest.mark.parametrize("status,expected", [
+    (None, {"state": "Creating", "url": None, "message": None}),
+    ({"conditions": [cond("PredictorReady", "Unknown"), cond("Ready", "Unknown", "RevisionMissing", "waiting")]},
+     {"state": "Creating", "url": None, "message": "waiting"}),
+    ({"url": KSERVE_URL, "conditions": [cond("IngressReady", "True"), cond("PredictorReady", "True"),
+                                        cond("Ready", "True")]},
+     {"state": "Available", "url": KSERVE_URL, "message": None}),
+    ({"address": {"url": KSERVE_URL}, "conditions": [cond("Ready", "True")]},
+     {"state": "Available", "url": KSERVE_URL, "message": None}),
+    ({"conditions": [cond("PredictorReady", "False", "ModelLoadFailed", "no model at s3://models/alice/iris/3"),
+                     cond("Ready", "False", "ModelLoadFailed", "no model at s3://models/alice/iris/3")]},
+     {"state": "Failed", "url": None, "message": "no model at s3://models/alice/iris/3"}),
+    ({"conditions": [cond("Ready", "False", "RevisionFailed")]},
+     {"state": "Failed", "url": None, "message": "RevisionFailed"}),
+    ({"conditions": [cond("Ready", "False", "PredictorNotReady", "progressing")]},
+     {"state": "Creating", "url": None, "message": "progressing"}),
+])
+def test_kserve_state(status, expected):
+    cr = kserve()
+    if status is not None:
+        cr["status"] = status
+    assert m.deployment_state(cr) == expected
+
+
+def test_state_of_another_kind_is_an_error():
+    with pytest.raises(ValueError, match="ConfigMap"):
+        m.deployment_state({"kind": "ConfigMap"})

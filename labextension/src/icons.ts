@@ -11,3 +11,27 @@ export const bucketIcon = new LabIcon({
   name: '@odh-hub/labextension:bucket',
   svgstr: bucketSvg
 });
+
+const deploymentsSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M12 2.5c-2.9 1.7-4.8 4.9-4.8 8.6 0 1.1.2 2.1.5 3.1L5 16.9l1.6 3.6 3.1-1.8h4.6l3.1 1.8 1.6-3.6-2.7-2.7c.3-1 .5-2 .5-3.1 0-3.7-1.9-6.9-4.8-8.6zm0 5.5a2 2 0 1 1 0 4 2 2 0 0 1 0-4zM10.5 20h3l-1.5 2.5z"/>
+  </g>
+</svg>`;
+
+/** The Deployments panel's icon (sidebar tab, deploy command, progress tabs). */
+export const deploymentsIcon = new LabIcon({
+  name: '@odh-hub/labextension:deployments',
+  svgstr: deploymentsSvg
+});
+
+const sparkSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M12 1.5l2.2 6.6 6.9-.9-5.3 4.5 3.2 6.2-6.4-3.1L12 22.5l-.6-7.7-6.4 3.1 3.2-6.2-5.3-4.5 6.9.9z"/>
+  </g>
+</svg>`;
+
+/** The Spark cluster's icon (status bar item, Spark panel). */
+export const sparkIcon = new LabIcon({
+  name: '@odh-hub/labextension:spark',
+  svgstr: sparkSvg
+});

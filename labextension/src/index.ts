@@ -4,14 +4,20 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addCommands, CommandIDs } from './commands';
+import { activateDeployments } from './deployCommands';
 import { BucketBrowser } from './panel';
 import { ISnippet, parseSnippets } from './snippets';
+import { activateSpark } from './sparkCommands';
 
 export { CommandIDs } from './commands';
+export { DeployCommandIDs } from './deployCommands';
+export { SparkCommandIDs } from './sparkCommands';
 
 const PLUGIN_ID = '@odh-hub/labextension:buckets';
 
@@ -56,4 +62,32 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** Model deployments: the Deployments panel and "Deploy model…" (palette, file browser). */
+const deployments: JupyterFrontEndPlugin<void> = {
+  id: '@odh-hub/labextension:deployments',
+  description: 'Deploy scikit-learn and MLflow models as HTTP endpoints and manage the deployments.',
+  autoStart: true,
+  optional: [ICommandPalette, ILayoutRestorer, IFileBrowserFactory, IDefaultFileBrowser],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null,
+    factory: IFileBrowserFactory | null,
+    defaultBrowser: IDefaultFileBrowser | null
+  ) => {
+    activateDeployments({ app, palette, restorer, factory, defaultBrowser });
+  }
+};
+
+/** The Spark cluster: a status bar item (when Spark is enabled) and the Spark panel. */
+const spark: JupyterFrontEndPlugin<void> = {
+  id: '@odh-hub/labextension:spark',
+  description: "Show the user's Spark cluster in the status bar; scale and restart it.",
+  autoStart: true,
+  optional: [ICommandPalette, IStatusBar],
+  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, statusBar: IStatusBar | null) => {
+    activateSpark({ app, palette, statusBar });
+  }
+};
+
+export default [plugin, deployments, spark];

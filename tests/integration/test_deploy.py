@@ -292,3 +292,41 @@ def _service_pid(hub) -> int | None:
             if b"odh_spawner.platform" in args and any(hub.runtime["state_dir"].encode() in a for a in args):
                 return int(entry)
     return None
+
+
+def test_deploy_widgets_headless(hub, alice):
+    """The Deploy button and the deployments list, headless, against the real server and platform."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from server_extension.deploy import DeployClient
+    from server_extension.deploy_widget import DeployButton, DeploymentsList
+
+    env = alice.env
+    s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+    client = DeployClient(alice.url, alice.token, bucket=env["ODH_MODELS_BUCKET"], s3=s3)
+    X = np.random.default_rng(1).random((50, 3))
+    model = LogisticRegression().fit(X, (X[:, 1] > 0.5).astype(int))
+    ui = DeployButton(model, name="widget", sample=[[0.1, 0.9, 0.1]], client=client)
+    assert "data-state='pending'" in ui.stages.value and ui.actions["delete"].disabled
+    ui.deploy()
+    assert "data-stage='ready' data-state='done'" in ui.stages.value, ui.result.value
+    assert "/v2/models/alice.widget/infer" in ui.result.value and "[1]" in ui.result.value
+    assert ui.actions["rollback"].disabled  # only one version so far
+    ui.redeploy(LogisticRegression().fit(X, (X[:, 1] < 0.5).astype(int)))
+    assert "v2 of 2" in ui.result.value and not ui.actions["rollback"].disabled
+    ui.rollback()
+    assert "v1 of 2" in ui.result.value
+    ui.test()
+    assert "test: [[0.1, 0.9, 0.1]] → [1]" in ui.result.value
+
+    listing = DeploymentsList(client)
+    assert "data-name='widget'" in listing.table.value and listing.select.options == ("widget",)
+    bad = DeployButton(object(), name="Not_DNS", client=client)
+    bad.deploy()
+    assert "Error" in bad.result.value and "Cannot deploy a object" in bad.result.value
+    ui.delete()
+    assert "Deleted widget" in ui.result.value
+    listing.refresh()
+    assert "No deployments yet" in listing.table.value

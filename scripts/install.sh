@@ -48,6 +48,9 @@ cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyte
 
 # 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
 ODH_VENV="$VENV" labextension/install.sh
+# JupyterLab defaults for the platform: no "fetch Jupyter news?" prompt (servers have no internet access)
+mkdir -p "$VENV/share/jupyter/lab/settings"
+cp jupyter-config/lab-settings/overrides.json "$VENV/share/jupyter/lab/settings/overrides.json"
 
 # 3. The proxy: configurable-http-proxy (Node), pinned, installed under .tools/.
 CHP="$TOOLS/chp/node_modules/.bin/configurable-http-proxy"

@@ -1,0 +1,67 @@
+"""Deploy a model from JupyterLab in a real browser, through the hub: right-click the model file, "Deploy
+model…", watch the stages, get the URL and the test prediction; then the Deployments panel and delete."""
+
+import os
+
+import requests
+
+from tests.browser.test_bucket_panel import login_and_open_lab
+
+
+def _train(path: str) -> None:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(3).random((100, 4))
+    joblib.dump(LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int)), path)
+
+
+def test_deploy_from_the_file_browser(hub, user_server, page, shot):
+    alice = user_server("alice")
+    home = os.path.join(hub.runtime["state_dir"], "home", "alice")
+    _train(os.path.join(home, "churn_model.joblib"))
+    page.context.set_default_timeout(60_000)
+    login_and_open_lab(page, hub, "alice", "alice-odh")
+    page.click('.lm-TabBar-tab[data-id="filebrowser"]')
+    item = page.locator('.jp-DirListing-item[title*="churn_model.joblib"]')
+    item.wait_for()
+    item.click(button="right")
+    page.click('.lm-Menu-item:has-text("Deploy model…")')
+    name = page.locator("#odh-deploy-name")
+    name.wait_for()
+    assert name.input_value() == "churn-model"  # suggested from the file name, DNS-safe
+    name.fill("Churn_Model")
+    assert page.locator("#odh-deploy-name-problem").inner_text()  # says why the name is not allowed
+    name.fill("churn")
+    shot(page, "20-deploy-dialog")
+    page.click(".jp-Dialog .jp-mod-accept")
+
+    progress = page.locator("#odh-deploy-progress")
+    progress.wait_for()
+    page.locator('#odh-deploy-progress .odh-stage[data-stage="starting"][data-state="active"], '
+                 '#odh-deploy-progress[data-result="ready"]').first.wait_for(timeout=60_000)
+    page.locator('#odh-deploy-progress[data-result="ready"]').wait_for(timeout=120_000)
+    for stage in ("uploading", "creating", "starting", "ready"):
+        assert page.locator(f'#odh-deploy-progress .odh-stage[data-stage="{stage}"]').get_attribute(
+            "data-state") == "done"
+    url = page.locator("#odh-deploy-url").inner_text()
+    assert url.endswith("/v2/models/alice.churn/infer"), url
+    assert "→" in page.locator("#odh-deploy-test-prediction").inner_text() or \
+        "[" in page.locator("#odh-deploy-test-prediction").inner_text()
+    shot(page, "21-deploy-ready")
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+
+    # the Deployments panel lists it; delete with confirmation
+    page.click('.lm-TabBar-tab[data-id="odh-deployments-panel"]')
+    row = page.locator('#odh-deployments-panel .odh-deployment[data-name="churn"][data-state="Available"]')
+    row.wait_for()
+    row.locator('button.odh-deployment-toggle').click()
+    shot(page, "22-deployments-panel")
+    row.locator('[data-action="delete"]').click()
+    page.click(".jp-Dialog .jp-mod-accept")
+    page.locator('#odh-deployments-panel .odh-deployment[data-name="churn"]').wait_for(state="detached")
+    r = requests.get(f"{alice.url}odh/api/deployments", headers={"Authorization": f"token {alice.token}"}, timeout=30)
+    assert r.json()["deployments"] == []
+    assert not [e for e in page.js_errors if "403" not in e], page.js_errors

@@ -195,15 +195,16 @@ class LocalMLServerBackend(LoggingConfigurable):
         bucket, prefix = parse_model_uri(v.model_uri)
         self.remove_files(version_dir)
         os.makedirs(version_dir, mode=0o700)
-        await asyncio.to_thread(artifacts.download, creds, bucket, prefix, objects, version_dir)
-        report("starting")
-        rt = self.start_process(d, v, version_dir)
-        d.runtime["pending"] = rt
+        rt = None
         try:
+            await asyncio.to_thread(artifacts.download, creds, bucket, prefix, objects, version_dir)
+            report("starting")
+            rt = d.runtime["pending"] = self.start_process(d, v, version_dir)
             await self.wait_ready(d, rt)
         except BaseException:
             await self.stop_process(rt)
             d.runtime.pop("pending", None)
+            self.remove_files(version_dir)
             raise
         old = d.runtime.get("serving")
         d.url = await self.route(d, rt)

@@ -330,3 +330,54 @@ def test_deploy_widgets_headless(hub, alice):
     assert "Deleted widget" in ui.result.value
     listing.refresh()
     assert "No deployments yet" in listing.table.value
+
+
+def test_deployment_keeps_serving_across_server_stop_and_hub_restart(ceph, config_dir, tmp_path_factory):
+    """A private hub (sharing the session's Ceph): deploy, stop the user's server, stop the hub (SIGTERM: it
+    stops its servers, services and proxy), start it again: the same model process is re-adopted and routed."""
+    from odh_spawner.localplatform.hub import HubProcess, runtime_settings
+    from odh_spawner.localplatform.settings import load_settings
+    from tests.conftest import ARTIFACTS
+    from tests.support.hubclient import HubUserSession
+
+    state = tmp_path_factory.mktemp("hub-restart")
+    runtime = runtime_settings(load_settings(config_dir), str(state), ceph)
+    runtime["idle_culler"] = {"enabled": False}
+    log = os.path.join(ARTIFACTS, "jupyterhub-restart.log")
+    hub = HubProcess(runtime, log_path=log).start()
+    try:
+        user = HubUserSession(hub.url, "bob", "bob-odh")
+        assert user.api("POST", "/users/bob/server", json={"profile": "minimal"}).status_code in (201, 202)
+        user.wait_ready()
+        import joblib
+        from sklearn.dummy import DummyClassifier
+
+        joblib.dump(DummyClassifier(strategy="constant", constant=7).fit([[0], [1]], [7, 7]),
+                    os.path.join(str(state), "home", "bob", "seven.joblib"))
+        h = {"Authorization": f"token {user.token}"}
+        api = f"{hub.url}/user/bob/odh/api/deployments"
+        assert requests.post(api, headers=h, json={"name": "seven", "path": "seven.joblib"}, timeout=60).status_code == 202
+        wait_for(lambda: requests.get(f"{api}/seven", headers=h, timeout=30).json()["stage"] == "ready", 90, "ready")
+        url = f"{hub.url}/v2/models/bob.seven/infer"
+        body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [0.5]}]}
+        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        pid = records(hub)[("bob", "seven")]["runtime"]["serving"]["pid"]
+
+        user.stop()  # the server stops; the deployment does not
+        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        hub.proc.send_signal(signal.SIGTERM)
+        hub.proc.wait(60)
+        assert pid_alive(pid)  # outlives the hub, the proxy and the platform service
+
+        hub = HubProcess(runtime, log_path=log).start()
+        platform = runtime["platform_url"] + "/services/odh-platform/api/deployments/seven"
+        info = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+            requests.get(platform, headers=h, timeout=30)), 60, "the platform service after the hub restart")
+        assert info["state"] == "Available" and info["restarts"] == 0
+        assert records(hub)[("bob", "seven")]["runtime"]["serving"]["pid"] == pid  # re-adopted, not restarted
+        wait_for(lambda: "/v2/models/bob.seven" in proxy_routes(hub), 30, "the route to be re-added")
+        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        assert requests.delete(platform, headers=h, timeout=60).status_code == 200
+        assert not pid_alive(pid)
+    finally:
+        hub.stop()

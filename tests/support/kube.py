@@ -57,3 +57,20 @@ def serialize(obj) -> dict:
 
 def validate(manifest: dict) -> None:
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def unknown_fields(obj, schema, path="") -> list[str]:
+    """Fields the schema does not declare (a structural CRD's API server would silently prune them)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    out = []
+    if isinstance(obj, dict) and "properties" in schema:
+        for k, v in obj.items():
+            if k in schema["properties"]:
+                out += unknown_fields(v, schema["properties"][k], f"{path}.{k}")
+            elif not schema.get("additionalProperties"):
+                out.append(f"{path}.{k}")
+    elif isinstance(obj, list) and "items" in schema:
+        for i, v in enumerate(obj):
+            out += unknown_fields(v, schema["items"], f"{path}[{i}]")
+    return out

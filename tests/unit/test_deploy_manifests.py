@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odh_spawner.deploy import manifests as m
-from tests.support.kube import K8S_VERSION
+from tests.support.kube import K8S_VERSION, unknown_fields
 
 CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
 SELDON_CRD = CRDS / "seldondeployments.machinelearning.seldon.io.yaml"
@@ -166,23 +166,6 @@ def test_custom_resource_metadata_is_valid_kubernetes(owner):
 
 
 # -- valid against the upstream CRDs ----------------------------------------------------------------------------
-def unknown_fields(obj, schema, path="") -> list[str]:
-    """Fields the schema does not declare (a structural CRD's API server would silently prune them)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    out = []
-    if isinstance(obj, dict) and "properties" in schema:
-        for k, v in obj.items():
-            if k in schema["properties"]:
-                out += unknown_fields(v, schema["properties"][k], f"{path}.{k}")
-            elif not schema.get("additionalProperties"):
-                out.append(f"{path}.{k}")
-    elif isinstance(obj, list) and "items" in schema:
-        for i, v in enumerate(obj):
-            out += unknown_fields(v, schema["items"], f"{path}[{i}]")
-    return out
-
-
 def crd_schema(path: Path, version: str) -> tuple[str, dict, jsonschema.protocols.Validator]:
     """(kind, schema, validator) of one served version; one validator per module (the schemas are megabytes)."""
     with open(path) as f:

@@ -8,6 +8,8 @@ import re
 import jsonschema
 import kubernetes_validate
 import pytest
+
+from tests.support.kube import unknown_fields
 import yaml
 
 from odh_spawner.resolve import SparkRequest
@@ -168,23 +170,6 @@ def test_notebook_env():
 
 
 # -- SparkConnect (kubeflow spark-operator) against the upstream CRD --------------------------------------------
-def unknown_fields(obj, schema, path="") -> list[str]:
-    """Fields the schema does not declare (the API server would silently prune them)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    out = []
-    if isinstance(obj, dict) and "properties" in schema:
-        for k, v in obj.items():
-            if k in schema["properties"]:
-                out += unknown_fields(v, schema["properties"][k], f"{path}.{k}")
-            elif not schema.get("additionalProperties"):
-                out.append(f"{path}.{k}")
-    elif isinstance(obj, list) and "items" in schema:
-        for i, v in enumerate(obj):
-            out += unknown_fields(v, schema["items"], f"{path}[{i}]")
-    return out
-
-
 @pytest.fixture(scope="module")
 def sparkconnect_crd():
     with open(SPARKCONNECT_CRD) as f:

@@ -7,15 +7,19 @@ from the plan. KubeSpawner's `profile_list` is not used: profiles come from the 
 from __future__ import annotations
 
 import asyncio
+import copy
 
+from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 
 from .credentials.kube import s3_env, s3_secret
-
+from .credentials.naming import secret_name
+from .errors import OptionsError
 from .mixin import OdhSpawnerMixin, user_error
 from .quantities import format_cpu, format_memory
 from .resolve import SpawnPlan
+from .spark import SparkError, SparkLimits, kube_io
 
 
 def volume_manifests(plan: SpawnPlan) -> tuple[list[dict], list[dict]]:
@@ -56,31 +60,49 @@ def toleration_manifests(plan: SpawnPlan) -> list[dict]:
 
 class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
     backend_name = "kubernetes"
+    spark_available = True  # the plan's Spark cluster: spark.kube_io, owned by a per-server anchor ConfigMap
+
+    _s3_secret = ""  # the per-user S3 Secret of the current plan; "" when storage is off
+    _spark_env_keys: tuple = ()  # environment keys the last Spark cluster added
+
+    # traits apply_plan extends: it starts from the admin's values each time, as JupyterHub reuses a spawner
+    # object for the next start of the same server (else volumes, env and tolerations pile up)
+    _PLAN_TRAITS = ("extra_resource_limits", "extra_resource_guarantees", "node_selector", "tolerations",
+                    "volumes", "volume_mounts", "environment", "extra_labels", "extra_annotations")
+    _admin_values: dict | None = None
+
+    def _admin(self, trait: str):
+        if self._admin_values is None:
+            self._admin_values = {t: copy.deepcopy(getattr(self, t)) for t in self._PLAN_TRAITS}
+        return copy.deepcopy(self._admin_values[trait])
 
     async def apply_plan(self, plan: SpawnPlan) -> None:
         self.image = plan.image
         self.cpu_limit, self.cpu_guarantee = plan.cpu_limit, plan.cpu_request
         self.mem_limit, self.mem_guarantee = plan.mem_limit, plan.mem_request
+        self.extra_resource_limits = self._admin("extra_resource_limits")
+        self.extra_resource_guarantees = self._admin("extra_resource_guarantees")
         if plan.gpu_count:
             self.extra_resource_limits = {**self.extra_resource_limits, plan.gpu_resource: str(plan.gpu_count)}
             self.extra_resource_guarantees = {**self.extra_resource_guarantees, plan.gpu_resource: str(plan.gpu_count)}
-        node_selector = {**self.node_selector, **plan.node_selector}
+        node_selector = {**self._admin("node_selector"), **plan.node_selector}
         if plan.gpu_count and plan.gpu_type:
             node_selector[plan.gpu_type_label] = plan.gpu_type
         self.node_selector = node_selector
-        self.tolerations = [*self.tolerations, *toleration_manifests(plan)]
+        self.tolerations = [*self._admin("tolerations"), *toleration_manifests(plan)]
         volumes, mounts = volume_manifests(plan)
-        self.volumes = [*self.volumes, *volumes]
-        self.volume_mounts = [*self.volume_mounts, *mounts]
-        self.environment = {**self.environment, **self.odh_env(plan)}
+        self.volumes = [*self._admin("volumes"), *volumes]
+        self.volume_mounts = [*self._admin("volume_mounts"), *mounts]
+        self.environment = {**self._admin("environment"), **self.odh_env(plan)}
         creds = await self.odh_s3_credentials()
+        self._s3_secret = secret_name(self.user.name) if creds is not None else ""
         if creds is not None:
             await self._apply_s3_secret(s3_secret(self.user.name, creds, self.namespace))
             # the keys reach the pod only through secretKeyRef, never as literal values in the pod spec
             self.environment = {**self.environment, **s3_env(self.user.name, self.storage.s3_endpoint)}
-        self.extra_labels = {**self.extra_labels, "odh-hub/profile": plan.profile, "odh-hub/size": plan.size}
+        self.extra_labels = {**self._admin("extra_labels"), "odh-hub/profile": plan.profile, "odh-hub/size": plan.size}
         self.extra_annotations = {
-            **self.extra_annotations,
+            **self._admin("extra_annotations"),
             "odh-hub/resources": f"cpu={format_cpu(plan.cpu_limit)},memory={format_memory(plan.mem_limit)}",
         }
 
@@ -101,6 +123,38 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
                            getattr(e, "status", None) or type(e).__name__)
             raise user_error(503, "Your storage credentials could not be stored in the cluster; "
                                   "tell your platform admin.") from None
+
+    async def start(self):
+        """The plan's Spark cluster first (its anchor, then the objects the anchor owns), then KubeSpawner's
+        start. The cluster is deleted in run_post_stop_hook, which JupyterHub also runs after a failed start."""
+        try:
+            if self.plan is None:  # started without JupyterHub's apply_user_options hook
+                await self._apply_odh_options(self, self.user_options)
+            env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
+            spark_env = await self._start_spark(self.plan) if self.plan and self.plan.spark else {}
+            self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
+            self.odh_progress(50, "Creating your server's pod")
+            return await super().start()
+        finally:
+            self.odh_progress_done()
+
+    async def _start_spark(self, plan: SpawnPlan) -> dict:
+        try:
+            return await kube_io.start_for_spawner(self, plan, self._s3_secret, SparkLimits(parent=self))
+        except OptionsError as e:  # SparkLimitError is one (403)
+            raise user_error(e.status_code, str(e)) from None
+        except SparkError as e:
+            raise user_error(503, f"Your Spark cluster could not be created: {e}") from None
+
+    async def run_post_stop_hook(self):
+        """Delete the server's Spark anchor (Kubernetes garbage-collects the cluster), then the admin's hook."""
+        try:
+            await kube_io.stop_for_spawner(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not keep the admin's hook from running
+            self.log.exception("Deleting the Spark cluster of %s failed", self._log_name)
+        return await maybe_future(super().run_post_stop_hook())
 
     async def load_user_options(self):
         """KubeSpawner calls this in start(); the plan was already applied by apply_user_options."""

@@ -1,0 +1,464 @@
+"""Kubernetes serving backend: one Seldon `SeldonDeployment` (or KServe `InferenceService`) per deployment.
+
+The objects come from the pure builders in `manifests`; this module is the thin I/O layer that applies them
+with kubernetes_asyncio and reads their status back. The serving operator (Seldon Core or KServe) does the
+real work: pulls the model from S3, runs MLServer, restarts it. Per user there is one storage Secret (and for
+KServe one ServiceAccount listing it); it is replaced on every bring-up from the user's current keys and
+deleted with the user's last deployment. Credentials only ever travel inside that Secret: never in a custom
+resource, never in a log line.
+
+Every API call is a small attempt coroutine with a per-request timeout and an explicit 404/409 policy, retried
+with `exponential_backoff` while the API does not answer (the pattern of kubespawner's
+`_make_create_*_request`). API errors become `BackendFailed` with a message safe for users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from functools import partial
+
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+from traitlets import Dict, Enum, Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from . import manifests
+from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
+
+# group, version, plural and a readable kind of each serving resource
+RESOURCES = {
+    "seldon": ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment"),
+    "kserve": ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
+}
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+_ENDPOINT_SUFFIX = re.compile(r"/(api/v[0-9.]+/.*|v2/models/.*|v1/models/.*|seldon/.*)$")
+
+
+# -- pure helpers ------------------------------------------------------------------------------------------------
+def cr_state(cr: dict) -> dict:
+    """`manifests.deployment_state`, except that a status the operator wrote for an older spec (its
+    `observedGeneration` below `metadata.generation`) counts as still "Creating"."""
+    state = manifests.deployment_state(cr)
+    generation = (cr.get("metadata") or {}).get("generation")
+    observed = (cr.get("status") or {}).get("observedGeneration")
+    if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
+        return {"state": "Creating", "url": state["url"],
+                "message": "the operator has not yet picked up the new version"}
+    return state
+
+
+def endpoint_base(url: str | None) -> str | None:
+    """The base URL a V2 request path is appended to: a status URL without a protocol path it may end with
+    (`/api/v1.0/predictions`, `/v2/models/...`)."""
+    if not url:
+        return None
+    return _ENDPOINT_SUFFIX.sub("", url.rstrip("/")) or None
+
+
+def storage_objects(kind: str, owner: str, namespace: str, *, access_key: str, secret_key: str,
+                    endpoint: str) -> list[dict]:
+    """The per-user objects a serving resource reads the model with (Secret; KServe: + ServiceAccount)."""
+    keys = {"access_key": access_key, "secret_key": secret_key, "endpoint": endpoint}
+    if kind == "seldon":
+        return [manifests.rclone_storage_secret(owner, namespace, **keys)]
+    secret = manifests.kserve_storage_secret(owner, namespace, **keys)
+    return [secret, manifests.kserve_service_account(owner, namespace, secret["metadata"]["name"])]
+
+
+def storage_names(kind: str, owner: str) -> list[tuple[str, str]]:
+    """(API resource, name) of the per-user storage objects of `kind`, in the order they are deleted."""
+    if kind == "seldon":
+        return [("secret", manifests.storage_secret_name(owner))]
+    return [("service_account", manifests.kserve_service_account_name(owner)),
+            ("secret", manifests.kserve_storage_secret_name(owner))]
+
+
+def serving_manifest(kind: str, d: Deployment, v: Version, namespace: str, resources: dict | None = None) -> dict:
+    """The SeldonDeployment / InferenceService serving version `v` of `d`."""
+    args = {"model_uri": v.model_uri, "framework": v.framework, "version": v.version,
+            "resources": resources or None}
+    if kind == "seldon":
+        return manifests.seldon_deployment(d.owner, d.name, namespace,
+                                           secret_name=manifests.storage_secret_name(d.owner), **args)
+    return manifests.inference_service(d.owner, d.name, namespace,
+                                       service_account=manifests.kserve_service_account_name(d.owner), **args)
+
+
+def spec_patch(cr: dict) -> list[dict]:
+    """A JSON Patch that makes an existing resource serve `cr`: `spec` replaced as a whole (a merge patch would
+    keep keys the new spec drops), our labels and annotations set, other keys of theirs left alone."""
+    def pointer(key: str) -> str:
+        return key.replace("~", "~0").replace("/", "~1")
+
+    ops = [{"op": "add", "path": "/spec", "value": cr["spec"]}]
+    for field in ("labels", "annotations"):
+        ops += [{"op": "add", "path": f"/metadata/{field}/{pointer(k)}", "value": val}
+                for k, val in cr["metadata"].get(field, {}).items()]
+    return ops
+
+
+def owned_by(items: list[dict], owner: str, exclude: str = "") -> list[str]:
+    """Names of live resources (not being deleted) of `owner` among `items`, except `exclude`. The label
+    selector of the list call narrows by the label-safe owner; the annotation holds the exact name."""
+    return [i["metadata"]["name"] for i in items
+            if (i.get("metadata") or {}).get("annotations", {}).get("hub.jupyter.org/username") == owner
+            and not i["metadata"].get("deletionTimestamp") and i["metadata"]["name"] != exclude]
+
+
+def _default_namespace() -> str:
+    try:
+        with open(SA_NAMESPACE_FILE) as f:
+            return f.read().strip() or "default"
+    except OSError:
+        return os.environ.get("POD_NAMESPACE", "default")
+
+
+class KubeServingBackend(LoggingConfigurable):
+    name = "kubernetes"
+
+    serving_resource = Enum(
+        ["seldon", "kserve"],
+        default_value="seldon",
+        config=True,
+        help="""Which operator serves models: "seldon" (Seldon Core v1 SeldonDeployment with its prepackaged
+        MLServer servers; Business Source License since 2024) or "kserve" (KServe InferenceService with the
+        kserve-mlserver runtime; Apache-2.0). The operator and its CRD must be installed in the cluster.""",
+    )
+    namespace = Unicode(
+        config=True,
+        help="""Namespace of the serving resources and the per-user storage Secrets. Defaults to the namespace
+        of the platform service's own pod (its service account), else $POD_NAMESPACE, else "default".""",
+    )
+
+    @default("namespace")
+    def _default_ns(self):
+        return _default_namespace()
+
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="""Path of a kubeconfig file to reach the Kubernetes API with. Empty: the in-cluster service account
+        when running in a pod, else $KUBECONFIG or ~/.kube/config.""",
+    )
+    request_timeout = Float(10, config=True, help="Seconds one Kubernetes API request may take.")
+    retry_timeout = Float(
+        30, config=True,
+        help="Seconds an API call is retried (with exponential backoff) while requests time out, before giving up.",
+    )
+    ready_timeout = Float(
+        600, config=True,
+        help="""Seconds a new version may take to become Available (image pulls, model download, load) before
+        its deployment fails and the version served before is restored.""",
+    )
+    poll_interval = Float(2.0, config=True, help="Seconds between status reads while a version comes up.")
+    s3_endpoint = Unicode(
+        "",
+        config=True,
+        help="""S3 endpoint URL the serving pods fetch models from (e.g. http://rgw.ceph.svc:8080). Empty: the
+        endpoint of the user's credentials.""",
+    )
+    resources = Dict(
+        {},
+        config=True,
+        help="""Kubernetes resources of each model server container, e.g.
+        {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}; empty leaves
+        them to the operator's defaults.""",
+    )
+    public_url = Unicode(
+        "",
+        config=True,
+        help="""Accepted for the same constructor as the local backend; unused: on Kubernetes a deployment's URL
+        is the one its operator reports in the resource's status.""",
+    )
+
+    def __init__(self, proxy=None, public_url: str = "", **kw):
+        super().__init__(**kw)  # no proxy routes on Kubernetes: the operator exposes the model
+        if public_url:
+            self.public_url = public_url
+        self._api: client.ApiClient | None = None
+        self._owner_locks: dict[str, asyncio.Lock] = {}
+
+    # -- API access ----------------------------------------------------------------------------------------
+    async def api(self) -> client.ApiClient:
+        if self._api is None:
+            conf = client.Configuration()
+            if self.kubeconfig:
+                await config.load_kube_config(config_file=self.kubeconfig, client_configuration=conf)
+            else:
+                try:
+                    config.load_incluster_config(client_configuration=conf)
+                except config.ConfigException:
+                    await config.load_kube_config(client_configuration=conf)
+            self._api = client.ApiClient(conf)
+        return self._api
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    async def _core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(await self.api())
+
+    async def _custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(await self.api())
+
+    async def _retry(self, attempt, what: str):
+        """Run an attempt coroutine until it returns something truthy; API errors become BackendFailed."""
+        try:
+            return await exponential_backoff(attempt, f"{what}: the Kubernetes API did not answer",
+                                             timeout=self.retry_timeout)
+        except TimeoutError:
+            self.log.error("%s: no answer from the Kubernetes API within %.0f s", what, self.retry_timeout)
+            raise BackendFailed("The Kubernetes API did not answer in time; try again later.") from None
+        except ApiException as e:
+            # the status line only: an error body may echo what was sent, and a Secret must never be logged
+            self.log.error("%s: Kubernetes API error %s %s", what, e.status, e.reason)
+            raise BackendFailed(f"The cluster refused {what} ({e.status} {e.reason}); tell your platform "
+                                "admin.") from None
+
+    # -- attempts (True / a tuple when done, False to try again) --------------------------------------------
+    async def _create_or_replace(self, kind: str, manifest: dict) -> bool:
+        core, name = await self._core(), manifest["metadata"]["name"]
+        create, replace = getattr(core, f"create_namespaced_{kind}"), getattr(core, f"replace_namespaced_{kind}")
+        try:
+            try:
+                await asyncio.wait_for(create(self.namespace, manifest), self.request_timeout)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await asyncio.wait_for(replace(name, self.namespace, manifest), self.request_timeout)
+        except TimeoutError:
+            return False
+        except ApiException as e:
+            if e.status == 404:  # deleted between our create and replace: create again
+                return False
+            raise
+        return True
+
+    async def _create_or_patch(self, kind: str, cr: dict) -> bool:
+        group, version, plural, _ = RESOURCES[kind]
+        custom, name = await self._custom(), cr["metadata"]["name"]
+        try:
+            try:
+                await asyncio.wait_for(custom.create_namespaced_custom_object(group, version, self.namespace,
+                                                                              plural, cr), self.request_timeout)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await asyncio.wait_for(custom.patch_namespaced_custom_object(
+                    group, version, self.namespace, plural, name, spec_patch(cr)), self.request_timeout)
+        except TimeoutError:
+            return False
+        except ApiException as e:
+            if e.status == 404:  # deleted between our create and patch: create again
+                return False
+            raise
+        return True
+
+    async def _get(self, kind: str, name: str) -> tuple[dict | None] | bool:
+        group, version, plural, _ = RESOURCES[kind]
+        custom = await self._custom()
+        try:
+            cr = await asyncio.wait_for(custom.get_namespaced_custom_object(group, version, self.namespace,
+                                                                            plural, name), self.request_timeout)
+        except TimeoutError:
+            return False
+        except ApiException as e:
+            if e.status == 404:
+                return (None,)
+            raise
+        return (cr,)
+
+    async def _delete(self, delete, name: str, **kw) -> bool:
+        try:
+            await asyncio.wait_for(delete(name=name, namespace=self.namespace, **kw), self.request_timeout)
+        except TimeoutError:
+            return False
+        except ApiException as e:
+            if e.status != 404:  # already gone is what we wanted
+                raise
+        return True
+
+    async def _list_names(self, kind: str, owner: str, exclude: str) -> tuple[list[str]] | bool:
+        group, version, plural, _ = RESOURCES[kind]
+        custom = await self._custom()
+        selector = (f"app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=model-serving,"
+                    f"odh-hub/user={manifests.label_value(owner)}")
+        try:
+            found = await asyncio.wait_for(custom.list_namespaced_custom_object(
+                group, version, self.namespace, plural, label_selector=selector), self.request_timeout)
+        except TimeoutError:
+            return False
+        return (owned_by(found.get("items") or [], owner, exclude),)
+
+    # -- operations ------------------------------------------------------------------------------------------
+    def _owner_lock(self, owner: str) -> asyncio.Lock:
+        """Serialises a user's storage objects: a bring-up's apply against a teardown's delete."""
+        return self._owner_locks.setdefault(owner, asyncio.Lock())
+
+    async def read(self, kind: str, name: str) -> dict | None:
+        (cr,) = await self._retry(partial(self._get, kind, name), f"reading {RESOURCES[kind][3]} {name}")
+        return cr
+
+    async def apply_storage(self, kind: str, owner: str, creds) -> None:
+        endpoint = self.s3_endpoint or getattr(creds, "endpoint", "")
+        try:
+            objects = storage_objects(kind, owner, self.namespace, access_key=creds.access_key,
+                                      secret_key=creds.secret_key, endpoint=endpoint)
+        except ValueError:
+            raise DeployError("Model storage is not configured for deployments on this platform (no S3 "
+                              "endpoint); tell your platform admin.") from None
+        for obj in objects:
+            resource = "secret" if obj["kind"] == "Secret" else "service_account"
+            await self._retry(partial(self._create_or_replace, resource, obj),
+                              f"the {obj['kind']} {obj['metadata']['name']}")
+
+    async def apply(self, kind: str, cr: dict) -> None:
+        await self._retry(partial(self._create_or_patch, kind, cr), f"the {cr['kind']} {cr['metadata']['name']}")
+
+    async def delete_resource(self, kind: str, name: str) -> None:
+        group, version, plural, label = RESOURCES[kind]
+        delete = partial((await self._custom()).delete_namespaced_custom_object, group, version, plural=plural,
+                         propagation_policy="Background")
+        await self._retry(partial(self._delete, delete, name), f"deleting the {label} {name}")
+
+    async def delete_storage_if_unused(self, kind: str, owner: str, exclude: str) -> None:
+        (others,) = await self._retry(partial(self._list_names, kind, owner, exclude),
+                                      f"listing the {RESOURCES[kind][3]}s of {owner}")
+        if others:
+            return  # the user's other deployments still read their models with it
+        core = await self._core()
+        for resource, name in storage_names(kind, owner):
+            await self._retry(partial(self._delete, getattr(core, f"delete_namespaced_{resource}"), name),
+                              f"deleting the {resource.replace('_', ' ')} {name}")
+
+    async def wait_available(self, kind: str, name: str) -> dict:
+        """Poll the resource's status until Available; BackendFailed when Failed, gone or too slow."""
+        label = RESOURCES[kind][3]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout
+        while True:
+            cr = await self.read(kind, name)
+            if cr is None:
+                raise BackendFailed(f"The {label} {name} was deleted while the model was starting.")
+            state = cr_state(cr)
+            if state["state"] == AVAILABLE:
+                return state
+            if state["state"] == FAILED:
+                raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+            if loop.time() >= deadline:
+                detail = f": {state['message']}" if state["message"] else ""
+                raise BackendFailed(f"The model did not become ready within {self.ready_timeout:g} s (the "
+                                    f"{label} is still {state['state']}{detail}).")
+            await asyncio.sleep(self.poll_interval)
+
+    def _target(self, d: Deployment) -> tuple[str, str]:
+        kind = d.runtime.get("resource") or self.serving_resource
+        return kind, d.runtime.get("name") or manifests.resource_name(d.owner, d.name)
+
+    # -- the backend interface the DeploymentManager uses --------------------------------------------------
+    def supports(self, framework: str) -> bool:
+        return framework in manifests.SELDON_SERVERS
+
+    def model_name_for(self, owner: str, name: str) -> str:
+        """The name MLServer serves the model by: Seldon's graph node (the deployment name), or the
+        InferenceService's name for KServe."""
+        return name if self.serving_resource == "seldon" else manifests.resource_name(owner, name)
+
+    async def bring_up(self, d: Deployment, v: Version, creds, objects: list[dict], version_dir: str,
+                       report) -> None:
+        """Serve version `v`: the user's storage Secret from `creds`, then the serving resource pointing at the
+        version's model URI; wait until the operator reports it Available. On failure the version served
+        before is put back (or, for a first version, the resource is removed). `objects`/`version_dir` are
+        for backends that copy the model themselves: here the operator fetches it."""
+        kind = d.runtime.get("resource") or self.serving_resource
+        cr = serving_manifest(kind, d, v, self.namespace, self.resources)
+        name = cr["metadata"]["name"]
+        d.runtime.update(resource=kind, name=name, namespace=self.namespace)
+        try:
+            async with self._owner_lock(d.owner):
+                await self.apply_storage(kind, d.owner, creds)
+                await self.apply(kind, cr)
+        except DeployError:
+            await self._restore(d, kind, name)
+            raise
+        self.log.info("Applied %s %s/%s for %s/%s v%d", cr["kind"], self.namespace, name, d.owner, d.name, v.version)
+        report("starting")
+        try:
+            state = await self.wait_available(kind, name)
+        except BackendFailed:
+            await self._restore(d, kind, name)
+            raise
+        d.url = endpoint_base(state["url"])
+
+    async def _restore(self, d: Deployment, kind: str, name: str) -> None:
+        """After a failed bring-up: serve the previous version again, or remove a first version's resource."""
+        try:
+            if d.serving:
+                await self.apply(kind, serving_manifest(kind, d, d.version_of(d.serving), self.namespace,
+                                                        self.resources))
+            else:
+                async with self._owner_lock(d.owner):
+                    await self.delete_resource(kind, name)
+                    await self.delete_storage_if_unused(kind, d.owner, exclude=name)
+        except DeployError as e:
+            self.log.error("Could not clean up after the failed bring-up of %s/%s: %s", d.owner, d.name, e.message)
+
+    async def check(self, d: Deployment) -> str | None:
+        """None while the operator reports the resource Available; else what is wrong."""
+        kind, name = self._target(d)
+        label = RESOURCES[kind][3]
+        try:
+            cr = await self.read(kind, name)
+        except BackendFailed as e:  # the API, not the model, is in trouble: say nothing about the model
+            self.log.warning("Cannot check %s/%s: %s", d.owner, d.name, e.message)
+            return None
+        if cr is None:
+            return f"Its {label} {name} no longer exists in the cluster."
+        state = cr_state(cr)
+        if state["state"] == AVAILABLE:
+            d.url = endpoint_base(state["url"]) or d.url
+            return None
+        detail = f": {state['message']}" if state["message"] else ""
+        return f"The {label} is {state['state']}{detail}."
+
+    async def recover(self, d: Deployment, v: Version) -> None:
+        """Nothing to restart here: the operator restarts model servers. Re-read the state; a resource deleted
+        behind our back is created again. BackendFailed until the operator reports Available again."""
+        kind, name = self._target(d)
+        label = RESOURCES[kind][3]
+        cr = await self.read(kind, name)
+        if cr is None:
+            await self.apply(kind, serving_manifest(kind, d, v, self.namespace, self.resources))
+            raise BackendFailed(f"The {label} {name} was missing and has been created again; it is starting.")
+        state = cr_state(cr)
+        if state["state"] == FAILED:
+            raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+        if state["state"] != AVAILABLE:
+            raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
+        d.url = endpoint_base(state["url"]) or d.url
+
+    async def adopt(self, d: Deployment) -> bool:
+        """After a restart of the service: live when the resource still exists."""
+        kind, name = self._target(d)
+        cr = await self.read(kind, name)
+        if cr is None:
+            return False
+        state = cr_state(cr)
+        if state["state"] == AVAILABLE:
+            d.url = endpoint_base(state["url"]) or d.url
+        return True
+
+    async def teardown(self, d: Deployment) -> None:
+        """Delete the serving resource (already gone is fine) and, with the user's last deployment, the user's
+        storage objects."""
+        kind, name = self._target(d)
+        async with self._owner_lock(d.owner):
+            await self.delete_resource(kind, name)
+            await self.delete_storage_if_unused(kind, d.owner, exclude=name)
+        self.log.info("Deleted %s %s/%s of %s/%s", RESOURCES[kind][3], self.namespace, name, d.owner, d.name)
+        d.url = None

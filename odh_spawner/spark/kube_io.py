@@ -1,0 +1,353 @@
+"""Kubernetes I/O for one user server's Spark cluster: the thin layer over the pure builders in `spark.kube`.
+
+Lifetime: `start_cluster` creates the per-server anchor ConfigMap, reads its `metadata.uid`, then creates the
+cluster's objects (standalone master/worker Deployments + master Service, or one SparkConnect) with
+`ownerReferences` to that uid. `delete_anchor` (from the spawner's post-stop hook) deletes the anchor with a
+propagation policy; Kubernetes' garbage collector then deletes everything the anchor owns.
+
+Every API call is a small attempt coroutine with a per-request timeout and an explicit 404/409 policy, retried
+with `exponential_backoff` while the API does not answer (kubespawner's `_make_create_*_request` pattern):
+
+- anchor 409: a previous run of this server left it. Being deleted -> wait until it is gone, then create;
+  else reuse it (its uid) and update its data;
+- owned object 409: left by that run -> JSON Patch: `spec` and `ownerReferences` replaced whole, our labels set;
+- delete 404: already gone, fine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.rest import ApiException
+from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
+from traitlets.config import LoggingConfigurable
+
+from ..quantities import format_memory, parse_memory
+from ..resolve import SparkRequest
+from . import kube
+from .errors import SparkError
+from .limits import SparkUsage
+
+ANCHOR_SELECTOR = "app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=spark-anchor"
+SPARK_CONNECT = kube.SPARK_CONNECT_API.split("/") + ["sparkconnects"]  # group, version, plural
+
+
+class KubeSpark(LoggingConfigurable):
+    """How OdhKubeSpawner runs a profile's Spark cluster on Kubernetes."""
+
+    cluster_type = Enum(
+        ["standalone", "spark-connect"],
+        default_value="standalone",
+        config=True,
+        help=""""standalone": a Spark master Deployment + Service and a worker Deployment started from the
+        profile's image with Spark's own `spark-class` (no operator needed). "spark-connect": one kubeflow
+        spark-operator `SparkConnect` (sparkoperator.k8s.io/v1alpha1); the operator must be installed.""",
+    )
+    spark_class = Unicode(
+        "spark-class",
+        config=True,
+        help="""Command that starts Spark daemons in the profile's image: `spark-class` on PATH for images with a
+        pip-installed pyspark, `/opt/spark/bin/spark-class` for apache/spark images.""",
+    )
+    spark_version = Unicode("4.3.0", config=True, help="Spark version of the images (SparkConnect's sparkVersion).")
+    master_cpu = Float(0.5, min=0.1, config=True, help="CPU request of the standalone master (its limit is at least 1).")
+    master_memory = Union(
+        [Integer(), Unicode()],
+        default_value=768 * 2**20,
+        config=True,
+        help="Memory of the standalone master pod: bytes or a quantity like '1Gi'.",
+    )
+    delete_propagation = Enum(
+        ["Foreground", "Background"],
+        default_value="Foreground",
+        config=True,
+        help="""Propagation policy when the anchor is deleted at server stop. "Foreground" keeps the anchor
+        (marked for deletion) until the garbage collector has deleted what it owns, so a quick restart of the
+        server waits for the old cluster to go; "Background" deletes the anchor at once.""",
+    )
+
+    @validate("master_memory")
+    def _valid_memory(self, proposal):
+        try:
+            return parse_memory(proposal["value"])
+        except ValueError as e:
+            raise TraitError(f"KubeSpark.master_memory: {e}") from None
+
+
+@dataclass(frozen=True)
+class Apis:
+    """The API clients the cluster objects need (kubernetes_asyncio CoreV1Api, AppsV1Api, CustomObjectsApi)."""
+
+    core: Any
+    apps: Any
+    custom: Any
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    request: float = 10.0  # one API request
+    retry: float = 30.0  # retrying requests that time out, and waiting for a terminating anchor to go
+
+
+# -- pure helpers --------------------------------------------------------------------------------------------------
+def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str) -> list[dict]:
+    """The objects the anchor owns, in creation order (`spec.anchor_uid` must be set)."""
+    return [kube.spark_connect(spec)] if cluster_type == "spark-connect" else kube.standalone_manifests(spec)
+
+
+def notebook_env(spec: kube.KubeSparkSpec, cluster_type: str) -> dict[str, str]:
+    return kube.spark_connect_env(spec) if cluster_type == "spark-connect" else kube.notebook_env(spec)
+
+
+def replace_patch(manifest: dict) -> list[dict]:
+    """A JSON Patch that makes an existing object equal `manifest` where it matters: `spec` and
+    `ownerReferences` replaced whole, our labels and annotations set (others' left alone)."""
+    def pointer(key: str) -> str:
+        return key.replace("~", "~0").replace("/", "~1")
+
+    meta = manifest["metadata"]
+    ops = [{"op": "add", "path": "/spec", "value": manifest["spec"]}]
+    if "ownerReferences" in meta:
+        ops.append({"op": "add", "path": "/metadata/ownerReferences", "value": meta["ownerReferences"]})
+    for field in ("labels", "annotations"):
+        ops += [{"op": "add", "path": f"/metadata/{field}/{pointer(k)}", "value": v}
+                for k, v in meta.get(field, {}).items()]
+    return ops
+
+
+def anchor_request(anchor: dict) -> SparkRequest | None:
+    """The cluster shape an anchor's data records, or None when it is not readable."""
+    data = anchor.get("data") or {}
+    try:
+        return SparkRequest(int(data["workers"]), int(data["worker_cores"]), parse_memory(data["worker_memory"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def usage_from_anchors(anchors: list[dict], user: str, exclude: str = "") -> SparkUsage:
+    """Workers of the clusters `anchors` record: this user's (by the exact user-name annotation) and everyone's.
+    Anchors being deleted and the anchor named `exclude` (the server being started) do not count."""
+    mine = total = 0
+    for a in anchors:
+        meta = a.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if (labels.get("app.kubernetes.io/component") != "spark-anchor" or meta.get("deletionTimestamp")
+                or meta.get("name") == exclude):
+            continue
+        request = anchor_request(a)
+        workers = request.workers if request else 0
+        total += workers
+        if (meta.get("annotations") or {}).get("hub.jupyter.org/username") == user:
+            mine += workers
+    return SparkUsage(user_workers=mine, total_workers=total)
+
+
+def _as_dict(api, obj) -> dict:
+    """A kubernetes_asyncio model (or a dict) -> a dict with the API's camelCase keys."""
+    return obj if isinstance(obj, dict) else api.api_client.sanitize_for_serialization(obj)
+
+
+# -- attempts (something truthy when done, False to try again) ------------------------------------------------
+async def _anchor_attempt(apis: Apis, anchor: dict, t: Timeouts) -> str | bool:
+    """Create the anchor, or reuse one a previous run left (updating its data). Returns its uid."""
+    ns, name = anchor["metadata"]["namespace"], anchor["metadata"]["name"]
+    try:
+        try:
+            created = await asyncio.wait_for(apis.core.create_namespaced_config_map(ns, anchor), t.request)
+            return _as_dict(apis.core, created)["metadata"]["uid"]
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        existing = _as_dict(apis.core, await asyncio.wait_for(apis.core.read_namespaced_config_map(name, ns),
+                                                               t.request))
+        if existing["metadata"].get("deletionTimestamp"):
+            return False  # the old cluster is still being garbage-collected: wait for it
+        await asyncio.wait_for(apis.core.patch_namespaced_config_map(name, ns, {"data": anchor["data"]}), t.request)
+        return existing["metadata"]["uid"]
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:  # gone between our create and read: create again
+            return False
+        raise
+
+
+def _api_for(apis: Apis, manifest: dict) -> tuple[Callable, Callable]:
+    """(create(namespace, body), patch(name, namespace, body)) for one owned object."""
+    kind = manifest["kind"]
+    if kind == "Deployment":
+        return apis.apps.create_namespaced_deployment, apis.apps.patch_namespaced_deployment
+    if kind == "Service":
+        return apis.core.create_namespaced_service, apis.core.patch_namespaced_service
+    if kind == "SparkConnect":
+        group, version, plural = SPARK_CONNECT
+        return (partial(_create_custom, apis.custom, group, version, plural),
+                partial(_patch_custom, apis.custom, group, version, plural))
+    raise ValueError(f"unexpected owned object kind {kind!r}")
+
+
+def _create_custom(custom, group, version, plural, namespace, body):
+    return custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+
+
+def _patch_custom(custom, group, version, plural, name, namespace, body):
+    return custom.patch_namespaced_custom_object(group, version, namespace, plural, name, body)
+
+
+async def _owned_attempt(apis: Apis, manifest: dict, t: Timeouts) -> bool:
+    create, patch = _api_for(apis, manifest)
+    ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    try:
+        try:
+            await asyncio.wait_for(create(ns, manifest), t.request)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            await asyncio.wait_for(patch(name, ns, replace_patch(manifest)), t.request)
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:  # gone between our create and patch: create again
+            return False
+        raise
+    return True
+
+
+async def _delete_attempt(core, namespace: str, name: str, propagation: str, t: Timeouts) -> tuple[bool] | bool:
+    try:
+        await asyncio.wait_for(core.delete_namespaced_config_map(name, namespace, propagation_policy=propagation),
+                               t.request)
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:
+            return (False,)  # nothing to delete
+        raise
+    return (True,)
+
+
+async def _list_attempt(core, namespace: str, t: Timeouts) -> tuple[list[dict]] | bool:
+    try:
+        found = await asyncio.wait_for(core.list_namespaced_config_map(namespace, label_selector=ANCHOR_SELECTOR),
+                                       t.request)
+    except TimeoutError:
+        return False
+    return (_as_dict(core, found).get("items") or [],)
+
+
+async def _retry(attempt, what: str, t: Timeouts, log, timeout_message: str = ""):
+    """Run an attempt until it returns something truthy. SparkError (safe for users) when it cannot."""
+    try:
+        return await exponential_backoff(attempt, what, timeout=t.retry)
+    except TimeoutError:
+        log.error("%s: not done within %.0f s", what, t.retry)
+        raise SparkError(timeout_message or "The Kubernetes API did not answer in time.") from None
+    except ApiException as e:
+        log.error("%s: Kubernetes API error %s %s", what, e.status, e.reason)
+        raise SparkError(f"The cluster refused {what} ({e.status} {e.reason}).") from None
+
+
+# -- operations ------------------------------------------------------------------------------------------------
+async def current_usage(apis: Apis, namespace: str, user: str, exclude: str, t: Timeouts, log) -> SparkUsage:
+    """Workers running in `namespace` now (from the anchors' data), for `user` and for everyone."""
+    (anchors,) = await _retry(partial(_list_attempt, apis.core, namespace, t), "listing Spark anchors", t, log)
+    return usage_from_anchors(anchors, user, exclude)
+
+
+async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str, t: Timeouts, log,
+                        progress: Callable[[str], None] = lambda message: None) -> kube.KubeSparkSpec:
+    """Create the anchor, then the objects it owns. Returns `spec` with the anchor's uid. When an owned object
+    cannot be created (or the start is cancelled) the anchor is deleted again, taking the rest with it."""
+    anchor = kube.anchor_configmap(spec)
+    name = anchor["metadata"]["name"]
+    uid = await _retry(partial(_anchor_attempt, apis, anchor, t), f"the ConfigMap {name}", t, log,
+                       "Your previous Spark cluster is still being removed; try again in a minute.")
+    spec = replace(spec, anchor_uid=uid)
+    try:
+        for manifest in owned_manifests(spec, cluster_type):
+            what = f"the {manifest['kind']} {manifest['metadata']['name']}"
+            progress(f"Creating {what}")
+            await _retry(partial(_owned_attempt, apis, manifest, t), what, t, log)
+    except BaseException:
+        try:
+            await delete_anchor(apis, spec.namespace, name, "Background", t, log)
+        except SparkError:
+            log.error("Spark anchor %s/%s left behind after a failed start", spec.namespace, name)
+        raise
+    log.info("Spark cluster %s/%s (%s, %d worker(s)) created for %s", spec.namespace, name, cluster_type,
+             spec.request.workers, spec.user)
+    return spec
+
+
+async def delete_anchor(apis: Apis, namespace: str, name: str, propagation: str, t: Timeouts, log) -> bool:
+    """Delete the anchor (the garbage collector deletes what it owns). False when there was none."""
+    (deleted,) = await _retry(partial(_delete_attempt, apis.core, namespace, name, propagation, t),
+                              f"deleting the ConfigMap {name}", t, log)
+    return deleted
+
+
+# -- the spawner's side ---------------------------------------------------------------------------------------
+def spawner_apis(spawner) -> Apis:
+    from kubespawner.clients import shared_client
+
+    return Apis(core=spawner.api, apps=shared_client("AppsV1Api"), custom=shared_client("CustomObjectsApi"))
+
+
+def spawner_timeouts(spawner) -> Timeouts:
+    return Timeouts(request=spawner.k8s_api_request_timeout, retry=spawner.k8s_api_request_retry_timeout)
+
+
+def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark) -> kube.KubeSparkSpec:
+    """The cluster of a KubeSpawner's server: its namespace, the profile's image and scheduling."""
+    from ..kube_spawner import toleration_manifests
+
+    return kube.KubeSparkSpec(
+        user=spawner.user.name, server=spawner.name or "", namespace=spawner.namespace, image=plan.image,
+        request=plan.spark, s3_secret=s3_secret, s3_endpoint=spawner.storage.s3_endpoint if s3_secret else "",
+        spark_class=settings.spark_class, spark_version=settings.spark_version,
+        image_pull_policy=spawner.image_pull_policy or "IfNotPresent", master_cpu=settings.master_cpu,
+        master_memory=settings.master_memory, node_selector=dict(plan.node_selector),
+        tolerations=tuple(toleration_manifests(plan)),
+    )
+
+
+async def start_for_spawner(spawner, plan, s3_secret: str, limits) -> dict[str, str]:
+    """Check the limits, create the cluster, and return the notebook's Spark environment. SparkError /
+    SparkLimitError carry messages for the user."""
+    from .limits import check_request
+
+    settings, apis, t = KubeSpark(parent=spawner), spawner_apis(spawner), spawner_timeouts(spawner)
+    spec = spec_for(spawner, plan, s3_secret, settings)
+    anchor_name = kube.names(spec.user, spec.server)["anchor"]
+    check_request(limits, plan.spark, await current_usage(apis, spec.namespace, spec.user, anchor_name, t,
+                                                          spawner.log))
+    r = plan.spark
+    spawner.odh_progress(35, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) and "
+                             f"{format_memory(r.worker_memory)} each")
+    spec = await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
+                               progress=lambda message: spawner.odh_progress(40, message))
+    spawner.odh_progress(45, "Spark cluster created; Kubernetes is starting its pods")
+    return notebook_env(spec, settings.cluster_type)
+
+
+async def stop_for_spawner(spawner) -> bool:
+    """Delete this server's anchor (whether or not the last start made one: a hub restarted since then holds
+    no record of it). Errors are logged, not raised: the server is stopped either way."""
+    settings = KubeSpark(parent=spawner)
+    name = kube.names(spawner.user.name, spawner.name or "")["anchor"]
+    try:
+        deleted = await delete_anchor(spawner_apis(spawner), spawner.namespace, name, settings.delete_propagation,
+                                      spawner_timeouts(spawner), spawner.log)
+    except SparkError as e:
+        spawner.log.error("Spark cluster of %s not deleted (anchor %s/%s): %s", spawner._log_name,
+                          spawner.namespace, name, e)
+        return False
+    if deleted:
+        spawner.log.info("Deleted Spark anchor %s/%s of %s (%s); Kubernetes removes the cluster",
+                         spawner.namespace, name, spawner._log_name, settings.delete_propagation)
+    return deleted

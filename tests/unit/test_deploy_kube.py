@@ -1,0 +1,139 @@
+"""The pure parts of the Kubernetes serving backend: status freshness, endpoint URLs, the per-user storage
+objects, the serving resource of a version, the JSON Patch that replaces a spec, and the owner filter."""
+
+import jsonpatch
+import kubernetes_validate
+import pytest
+from traitlets import TraitError
+
+from odh_spawner.deploy import kube, manifests
+from odh_spawner.deploy.model import Deployment
+from tests.support.kube import K8S_VERSION
+
+ACCESS, SECRET, ENDPOINT = "AKIAEXAMPLE", "very/secret+key", "http://rgw.ceph.svc:8080"
+
+
+def sdep(status=None, generation=None) -> dict:
+    cr = {"kind": "SeldonDeployment", "metadata": {"name": "alice--iris"}}
+    if generation is not None:
+        cr["metadata"]["generation"] = generation
+    if status is not None:
+        cr["status"] = status
+    return cr
+
+
+def test_cr_state_follows_deployment_state():
+    assert kube.cr_state(sdep({"state": "Available", "address": {"url": "http://x"}})) == \
+        {"state": "Available", "url": "http://x", "message": None}
+    assert kube.cr_state(sdep({"state": "Failed", "description": "boom"}))["message"] == "boom"
+    assert kube.cr_state(sdep())["state"] == "Creating"
+
+
+@pytest.mark.parametrize("generation,observed,state", [
+    (2, 1, "Creating"),  # the operator wrote this status for the previous spec
+    (2, 2, "Available"), (2, 3, "Available"),
+    (2, None, "Available"),  # no observedGeneration: nothing to compare, trust the status
+    (None, 1, "Available"),
+])
+def test_a_status_for_an_older_spec_is_not_taken_for_the_new_one(generation, observed, state):
+    status = {"state": "Available", "address": {"url": "http://x"}}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    assert kube.cr_state(sdep(status, generation))["state"] == state
+
+
+def test_stale_failed_status_is_not_a_failure_of_the_new_version():
+    got = kube.cr_state(sdep({"state": "Failed", "description": "old", "observedGeneration": 1}, 2))
+    assert got["state"] == "Creating" and "not yet picked up" in got["message"]
+
+
+@pytest.mark.parametrize("url,base", [
+    ("http://alice--iris-default.odh.svc.cluster.local:8000/api/v1.0/predictions",
+     "http://alice--iris-default.odh.svc.cluster.local:8000"),
+    ("http://a.odh.svc:8000/v2/models/iris/infer", "http://a.odh.svc:8000"),
+    ("http://alice--iris.odh.example.com", "http://alice--iris.odh.example.com"),
+    ("http://alice--iris.odh.example.com/", "http://alice--iris.odh.example.com"),
+    ("https://gw.example.com/seldon/odh/alice--iris/api/v1.0/predictions", "https://gw.example.com"),
+    (None, None), ("", None),
+])
+def test_endpoint_base(url, base):
+    assert kube.endpoint_base(url) == base
+
+
+def test_storage_objects_are_the_manifest_builders_and_valid():
+    (secret,) = kube.storage_objects("seldon", "alice", "odh", access_key=ACCESS, secret_key=SECRET,
+                                     endpoint=ENDPOINT)
+    assert secret == manifests.rclone_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET,
+                                                     endpoint=ENDPOINT)
+    secret, sa = kube.storage_objects("kserve", "alice", "odh", access_key=ACCESS, secret_key=SECRET,
+                                      endpoint=ENDPOINT)
+    assert sa["secrets"] == [{"name": secret["metadata"]["name"]}]
+    for obj in (secret, sa):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    with pytest.raises(ValueError):
+        kube.storage_objects("seldon", "alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint="")
+
+
+def test_storage_names_match_the_objects():
+    for kind in ("seldon", "kserve"):
+        objects = kube.storage_objects(kind, "Jane.Doe@example.org", "odh", access_key="a", secret_key="b",
+                                       endpoint=ENDPOINT)
+        names = {n for _, n in kube.storage_names(kind, "Jane.Doe@example.org")}
+        assert names == {o["metadata"]["name"] for o in objects}
+
+
+def test_serving_manifest_of_a_version():
+    d = Deployment(owner="alice", name="iris")
+    v = d.add_version("s3://odh-models-alice/iris/", "mlflow")
+    assert kube.serving_manifest("seldon", d, v, "odh") == manifests.seldon_deployment(
+        "alice", "iris", "odh", model_uri=v.model_uri, framework="mlflow", secret_name="odh-model-storage-alice",
+        version=1)
+    res = {"limits": {"cpu": "1"}}
+    assert kube.serving_manifest("kserve", d, v, "odh", res) == manifests.inference_service(
+        "alice", "iris", "odh", model_uri=v.model_uri, framework="mlflow",
+        service_account="odh-model-serving-alice", version=1, resources=res)
+
+
+def test_spec_patch_replaces_the_spec_and_sets_our_metadata_only():
+    d = Deployment(owner="alice", name="iris")
+    v1 = d.add_version("s3://b/v1/", "sklearn")
+    old = kube.serving_manifest("kserve", d, v1, "odh", {"limits": {"cpu": "1"}})
+    old["metadata"]["labels"]["team"] = "theirs"
+    old["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+    v2 = d.add_version("s3://b/v2/", "sklearn")
+    new = kube.serving_manifest("kserve", d, v2, "odh")  # no resources this time
+    patched = jsonpatch.apply_patch(old, kube.spec_patch(new))
+    assert patched["spec"] == new["spec"]  # "resources" gone: a merge patch would have kept it
+    assert patched["metadata"]["labels"] == {**new["metadata"]["labels"], "team": "theirs"}
+    assert patched["metadata"]["annotations"]["odh-hub/version"] == "2"
+    assert "kubectl.kubernetes.io/last-applied-configuration" in patched["metadata"]["annotations"]
+    paths = [op["path"] for op in kube.spec_patch(new)]
+    assert "/metadata/labels/app.kubernetes.io~1managed-by" in paths
+
+
+def test_owned_by_uses_the_exact_user_name_and_skips_deleted_and_excluded():
+    def item(name, user, deleting=False):
+        meta = {"name": name, "annotations": {"hub.jupyter.org/username": user}}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        return {"metadata": meta}
+
+    items = [item("alice--a", "alice"), item("alice--b", "alice", deleting=True), item("x-1", "Alice"),
+             item("alice--c", "alice"), {"metadata": {"name": "no-annotations"}}]
+    assert kube.owned_by(items, "alice") == ["alice--a", "alice--c"]
+    assert kube.owned_by(items, "alice", exclude="alice--a") == ["alice--c"]
+    assert kube.owned_by(items, "Alice") == ["x-1"]
+
+
+def test_backend_interface_basics(monkeypatch):
+    monkeypatch.setattr(kube, "SA_NAMESPACE_FILE", "/nonexistent")
+    monkeypatch.setenv("POD_NAMESPACE", "odh-platform")
+    b = kube.KubeServingBackend(proxy=object(), public_url="http://hub")
+    assert (b.name, b.namespace, b.serving_resource, b.public_url) == ("kubernetes", "odh-platform", "seldon",
+                                                                       "http://hub")
+    assert b.supports("sklearn") and b.supports("mlflow") and not b.supports("xgboost")
+    assert b.model_name_for("alice", "iris") == "iris"
+    b.serving_resource = "kserve"
+    assert b.model_name_for("alice", "iris") == "alice--iris"
+    with pytest.raises(TraitError):
+        b.serving_resource = "triton"

@@ -12,7 +12,7 @@ import os
 import sys
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import Bool, Dict, Unicode, default
 
 from .errors import ProfileError
@@ -21,6 +21,7 @@ from .mixin import OdhSpawnerMixin, user_error
 from .resolve import SpawnPlan
 from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
                     current_usage, reap_orphans, stop_cluster)
+from .spark.api import ClusterLimits
 
 
 class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
@@ -41,6 +42,12 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         them (root on a writable cgroupfs). Elsewhere servers run unlimited and the form says so.""",
     )
     cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
+    cgroup_parent = Unicode(
+        "odh-hub",
+        config=True,
+        help="""Parent cgroup (under each controller) holding one group per server. Give every hub on a
+        machine its own: a hub stopping a server kills everything left in that server's group.""",
+    )
     spark_state_dir = Unicode(
         config=True,
         help="""Where local Spark clusters keep their state files, logs and work directories. Clusters whose
@@ -62,8 +69,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         if not self.enforce_limits:
             return None
         cls = type(self)
-        if cls._limits is None or cls._limits.root != self.cgroup_root:
-            cls._limits = CgroupLimits(self.cgroup_root)
+        if cls._limits is None or (cls._limits.root, cls._limits.parent) != (self.cgroup_root, self.cgroup_parent):
+            cls._limits = CgroupLimits(self.cgroup_root, self.cgroup_parent)
         return cls._limits if cls._limits.available() else None
 
     def limits_note(self) -> str:
@@ -150,13 +157,17 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
     async def _start_spark(self, plan: SpawnPlan) -> None:
         """A Spark standalone cluster for this server, within the admin's limits, before the server starts."""
         await self._reap_once()
+        limits = SparkLimits(parent=self)
         try:
-            check_request(SparkLimits(parent=self), plan.spark, current_usage(self.spark_state_dir, self.user.name))
+            check_request(limits, plan.spark, current_usage(self.spark_state_dir, self.user.name))
         except SparkLimitError as e:
             raise user_error(403, str(e)) from None
+        profile = next((p for p in self.profile_store.get() if p.slug == plan.profile), None)
+        profile_max = profile.spark.workers.max if profile is not None and profile.spark else plan.spark.workers
         cluster = LocalSparkCluster(
             self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
-            server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self)
+            server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self,
+            ui_proxy_url=self.spark_ui_path(), limits=ClusterLimits.of(limits, profile_max).to_json())
         self._spark = cluster
         try:
             await cluster.start()
@@ -166,6 +177,11 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
             raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
         python = os.path.join(self.environment_bin(plan.local_environment), "python")
         self._spark_env = cluster.notebook_env(python=python)
+
+    def spark_ui_path(self) -> str:
+        """Where the user's own server proxies the Spark master UI (server extension: /odh/spark-ui/)."""
+        base = self.server.base_url if self.server is not None else url_path_join(self.user.url, self.name, "/")
+        return url_path_join(base, "odh/spark-ui")
 
     async def _reap_once(self) -> None:
         """After a hub crash, clusters whose servers are gone are stopped (once per process and state dir)."""

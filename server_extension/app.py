@@ -12,6 +12,7 @@ from .deployments import HANDLERS as DEPLOY_HANDLERS
 from .deployments import Platform
 from .handlers import HANDLERS
 from .s3 import client_from_env
+from .spark import HANDLERS as SPARK_HANDLERS
 from .validate import MiB
 
 SPEC_PATH = os.path.join(os.path.dirname(__file__), "openapi.yaml")
@@ -54,4 +55,4 @@ class OdhExtensionApp(ExtensionApp):
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 
     def initialize_handlers(self):
-        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS)
+        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
@@ -30,6 +31,7 @@ def configure(c, s: dict) -> None:
     # shared with any LocalProcessSpawner (benchmarks compare against the plain SimpleLocalProcessSpawner)
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "home", "{username}")
     c.OdhLocalSpawner.spark_state_dir = os.path.join(state, "spark-clusters")
+    c.OdhLocalSpawner.cgroup_parent = cgroup_parent(state)
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)
     c.Spawner.http_timeout = s.get("start_timeout", 120)
@@ -74,12 +76,18 @@ def configure(c, s: dict) -> None:
 PLATFORM = "odh-platform"
 
 
+def cgroup_parent(state_dir: str) -> str:
+    """The parent cgroup of one local platform's servers: several hubs on a machine never share groups."""
+    return "odh-hub-" + hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:8]
+
+
 def platform_service(s: dict) -> dict:
     """The platform service as a hub-managed service. Its secrets travel in its environment only."""
     state = s["state_dir"]
     args = [f"--PlatformService.state_dir={os.path.join(state, 'platform')}",
             f"--PlatformService.public_url={s['bind_url']}",
-            f"--PlatformService.proxy_api_url={s['proxy_api_url']}"]
+            f"--PlatformService.proxy_api_url={s['proxy_api_url']}",
+            f"--PlatformService.spark_state_dir={os.path.join(state, 'spark-clusters')}"]
     limits = s.get("deployments") or {}
     if limits.get("max_model_size"):
         args.append(f"--PlatformService.max_model_size={limits['max_model_size']}")

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 from tornado import web
+from tornado.ioloop import PeriodicCallback
 from traitlets import Float, Int, Type, Unicode, default
 from traitlets.config import Application
 
@@ -23,6 +24,7 @@ from ..deploy.proxyroutes import ProxyRoutes
 from ..deploy.store import DeploymentStore
 from ..quantities import parse_memory
 from .handlers import NotFoundHandler, routes
+from .spark_handlers import SparkClusters
 
 
 class PlatformService(Application):
@@ -56,6 +58,12 @@ class PlatformService(Application):
     max_model_size = Unicode("2Gi", config=True, help="Largest model (all its files) a deployment accepts.")
     max_deployments_per_user = Int(20, config=True, help="Deployments one user may have at a time.")
     watch_interval = Float(2.0, config=True, help="Seconds between health checks of served models.")
+    spark_state_dir = Unicode(
+        os.environ.get("ODH_SPARK_STATE_DIR", ""),
+        config=True,
+        help="""The local Spark clusters' state directory (the same as OdhLocalSpawner.spark_state_dir): users'
+        clusters are found there to report, scale and restart them. Empty: no Spark API (status says disabled).""",
+    )
 
     @default("state_dir")
     def _default_state(self):
@@ -75,6 +83,7 @@ class PlatformService(Application):
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
             log=self.log,
         )
+        self.spark = SparkClusters(self.spark_state_dir, self.log, parent=self)
 
     async def _credentials_for(self, owner: str):
         return await self.storage.store().ensure(owner)
@@ -88,6 +97,8 @@ class PlatformService(Application):
         url = urlparse(self.service_url)
         server = self.make_app().listen(url.port or 80, address=url.hostname or "127.0.0.1")
         watcher = asyncio.ensure_future(self.deployments.watch(self.watch_interval))
+        spark_pruner = PeriodicCallback(self.spark.prune, 10_000)  # drop handles on clusters the hub stopped
+        spark_pruner.start()
         self.log.info("odh platform service on %s%s", self.service_url.rstrip("/"), self.service_prefix)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -97,6 +108,7 @@ class PlatformService(Application):
         # deployments outlive this process: stop listening, leave the model servers running
         server.stop()
         watcher.cancel()
+        spark_pruner.stop()
         await self.deployments.close()
         self.log.info("odh platform service stopped (deployments keep serving)")
 

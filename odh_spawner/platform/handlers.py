@@ -128,6 +128,8 @@ class HealthHandler(web.RequestHandler):
 
 
 def routes(prefix: str, platform) -> list:
+    from .spark_handlers import spark_routes  # its handlers build on ApiHandler
+
     api = prefix.rstrip("/") + "/api"
     name = r"([^/]+)"
     kw = {"platform": platform}
@@ -138,6 +140,7 @@ def routes(prefix: str, platform) -> list:
         (api + rf"/deployments/{name}/versions", VersionsHandler, kw),
         (api + rf"/deployments/{name}/rollback", RollbackHandler, kw),
         (api + rf"/deployments/{name}/predict", PredictHandler, kw),
+        *spark_routes(api, kw),
     ]
 
 

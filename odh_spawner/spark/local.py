@@ -9,6 +9,12 @@ Master and workers boot together. A worker registers as soon as it is up, and on
 before the master leads is ignored and tries again only 5-15 s later; workers boot faster than the master,
 so each worker that is up (RPC port bound) before the master leads is held (SIGSTOP) and released (SIGCONT)
 once it does. A worker that still missed the master is restarted at once.
+
+`ui_proxy_url` (the path under which the user's notebook server proxies the master UI) turns on Spark's
+reverse-proxy mode on master and workers, so the links inside the UI (workers, applications) stay under it.
+`LocalSparkCluster.attach(state)` gives another process (the platform service) a handle on a cluster the hub
+started, from its state file: its processes are then identified by PID, start time and configuration
+directory only, never signalled as children.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import re
 import shutil
 import signal
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from traitlets import Float, Unicode
@@ -33,12 +39,49 @@ from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daem
 from .env import spark_env, spark_memory
 from .errors import SparkError, SparkStartError
 from .limits import SparkLimits, SparkUsage, check_scale
-from .state import ClusterState, read_state, remove_state, write_state
+from .state import ClusterState, ProcessRecord, read_state, remove_state, write_state
 from .status import SparkStatus, parse_master_json
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESCUE_AFTER = 3.0  # seconds a worker may stay unregistered once it has tried and the master leads
 MAX_RELAUNCHES = 3
+
+
+@dataclass
+class AdoptedDaemon(Daemon):
+    """A daemon another process started (known from the state file): no Popen; alive per /proc and start time."""
+
+    adopted_pid: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.adopted_pid
+
+    def exited(self) -> bool:
+        return not procs.alive(self.adopted_pid, self.started)
+
+    @classmethod
+    def from_record(cls, record: ProcessRecord, log_dir: str) -> "AdoptedDaemon":
+        log_path = os.path.join(log_dir, f"{record.role}.log")
+        return cls(record.role, None, record.port, record.ui_port, log_path, _run_offset(log_path, record.role),
+                   record.started, adopted_pid=record.pid)
+
+
+def _run_offset(log_path: str, role: str, window: int = 4 * 2**20) -> int:
+    """Where the last run of `role` starts in its (appended) log: the last start marker `spawn` wrote."""
+    marker = f"---- odh-hub: starting {role} at".encode()
+    try:
+        with open(log_path, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - window)
+            f.seek(start)
+            found = f.read().rfind(marker)
+    except OSError:
+        return 0
+    return start + found if found >= 0 else 0
+
+
+def _exit_code(proc: Daemon):
+    return proc.popen.returncode if proc.popen is not None else "unknown"
 
 
 class LocalSparkCluster(LoggingConfigurable):
@@ -68,17 +111,22 @@ class LocalSparkCluster(LoggingConfigurable):
 
     def __init__(self, state_root: str, name: str, request: SparkRequest, *, user: str = "", server: str = "",
                  owner_pid: int | None = None, env: Mapping[str, str] | None = None,
-                 progress: Callable[[str], None] | None = None, **kwargs):
+                 progress: Callable[[str], None] | None = None, ui_proxy_url: str = "",
+                 limits: Mapping | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise ValueError(f"invalid cluster name {name!r}: letters, digits, '.', '_' and '-' only")
         self.directory = os.path.join(os.path.abspath(state_root), name)
         self.name, self.user, self.server = name, user, server
         self.request = request
         self.extra_env = dict(env or {})
+        self.ui_proxy_url = ui_proxy_url.rstrip("/")
+        self.limits = dict(limits or {})  # recorded in the state file (see spark.api.ClusterLimits)
         self.progress = progress or (lambda message: None)
         self.master_port, self.master_ui_port = free_port(), free_port()
         self._owner_pid = owner_pid
+        self._owner_started: int | None = None  # known for an attached cluster; else read when saving
+        self._creator = (os.getpid(), procs.start_time(os.getpid()))
         self._master: Daemon | None = None
         self._workers: dict[int, Daemon] = {}
         self._ports_fixed = False
@@ -130,12 +178,15 @@ class LocalSparkCluster(LoggingConfigurable):
 
     # -- state file ----------------------------------------------------------------------------
     def _state(self) -> ClusterState:
-        owner = self._owner_pid
+        owner, owner_started = self._owner_pid, self._owner_started
+        if owner and owner_started is None:
+            owner_started = procs.start_time(owner)
         return ClusterState(
             name=self.name, directory=self.directory, user=self.user, server=self.server,
-            owner_pid=owner, owner_started=procs.start_time(owner) if owner else None,
-            creator_pid=os.getpid(), creator_started=procs.start_time(os.getpid()),
-            workers_requested=self.request.workers, processes=[p.record() for p in self._procs()],
+            owner_pid=owner, owner_started=owner_started, creator_pid=self._creator[0],
+            creator_started=self._creator[1], workers_requested=self.request.workers,
+            processes=[p.record() for p in self._procs()], worker_cores=self.request.worker_cores,
+            worker_memory=self.request.worker_memory, ui_proxy_url=self.ui_proxy_url, limits=self.limits,
         )
 
     def _save(self) -> None:
@@ -143,7 +194,7 @@ class LocalSparkCluster(LoggingConfigurable):
 
     def set_owner(self, pid: int | None) -> None:
         """Record the notebook server this cluster belongs to (the reaper stops the cluster once it is gone)."""
-        self._owner_pid = pid
+        self._owner_pid, self._owner_started = pid, None
         if self.running:
             self._save()
 
@@ -156,9 +207,47 @@ class LocalSparkCluster(LoggingConfigurable):
         for d in (self.conf_dir, self.log_dir, self.work_dir):
             os.makedirs(d, exist_ok=True)
         with open(os.path.join(self.conf_dir, "spark-defaults.conf"), "w") as f:
-            f.writelines(f"{k} {v}\n" for k, v in SPARK_DEFAULTS.items())
+            f.writelines(f"{k} {v}\n" for k, v in self.spark_defaults().items())
+        self._find_binaries()
+
+    def _find_binaries(self) -> None:
         self._spark_class = os.path.join(procs.find_spark_home(self.spark_home), "bin", "spark-class")
         self._java = procs.find_java(self.java_home)
+
+    def spark_defaults(self) -> dict[str, str]:
+        """spark-defaults.conf of master and workers (their SPARK_CONF_DIR)."""
+        conf = dict(SPARK_DEFAULTS)
+        if self.ui_proxy_url:
+            conf.update({"spark.ui.reverseProxy": "true", "spark.ui.reverseProxyUrl": self.ui_proxy_url})
+        return conf
+
+    @classmethod
+    def attach(cls, state: ClusterState, **kwargs) -> "LocalSparkCluster":
+        """A handle on a running cluster started by another process (the hub), to scale, restart or stop it.
+
+        Everything comes from the state file: shape, ports, limits, owner, and the PID and start time of each
+        process. Raises SparkError when the state lacks what scaling needs or the master is gone.
+        """
+        master = state.master
+        if master is None or not state.worker_cores or not state.worker_memory:
+            raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its state file "
+                             "predates this hub version); restart your server.")
+        if not procs.is_spark_process(master.pid, state.conf_dir, master.started):
+            raise SparkError(f"The Spark cluster {state.name!r} is not running.")
+        workers = {int(p.role.rpartition("-")[2]): p for p in state.workers}
+        request = SparkRequest(workers=len(workers), worker_cores=state.worker_cores,
+                               worker_memory=state.worker_memory)
+        cluster = cls(os.path.dirname(state.directory), state.name, request, user=state.user, server=state.server,
+                      owner_pid=state.owner_pid, ui_proxy_url=state.ui_proxy_url, limits=state.limits, **kwargs)
+        cluster._owner_started = state.owner_started
+        cluster._creator = (state.creator_pid, state.creator_started)
+        cluster.master_port, cluster.master_ui_port = master.port, master.ui_port
+        cluster._find_binaries()
+        cluster._master = AdoptedDaemon.from_record(master, cluster.log_dir)
+        cluster._workers = {i: AdoptedDaemon.from_record(p, cluster.log_dir) for i, p in sorted(workers.items())}
+        cluster._ports_fixed = True  # a restart keeps the master URL the notebook was given
+        cluster._owns_directory = True
+        return cluster
 
     def _env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in CLEAN_ENV if k in os.environ}
@@ -248,14 +337,14 @@ class LocalSparkCluster(LoggingConfigurable):
         while True:
             if self._master.exited():
                 raise self._failed(self._master, f"The Spark master exited during start "
-                                                 f"(code {self._master.popen.returncode}).")
+                                                 f"(code {_exit_code(self._master)}).")
             for i in indices:
                 w = self._workers[i]
                 if w.exited():
                     if w.bind_failed() and w.relaunches < MAX_RELAUNCHES:
                         self._launch_worker(i, w.relaunches + 1)
                         continue
-                    raise self._failed(w, f"Spark worker {i} exited during start (code {w.popen.returncode}).")
+                    raise self._failed(w, f"Spark worker {i} exited during start (code {_exit_code(w)}).")
             data = await asyncio.to_thread(self._fetch_json)
             now = time.monotonic()
             if data is None or data.get("status") != "ALIVE":
@@ -362,6 +451,14 @@ class LocalSparkCluster(LoggingConfigurable):
     def _stop_processes(self) -> list[int]:
         targets = list(reversed(self._procs()))
         records = [(p.pid, p.started, p.popen) for p in targets]
+        if self._owns_directory:  # processes another handle (the platform service) started: SIGTERM them too
+            known = {p.pid for p in targets}
+            try:
+                state = read_state(self.directory)
+            except (OSError, ValueError, TypeError):
+                state = None
+            records += [(p.pid, p.started, None) for p in reversed(state.processes if state else [])
+                        if p.pid not in known]
         self._master, self._workers = None, {}
         return procs.terminate(records, self.conf_dir, self.stop_timeout, sweep=self._owns_directory)
 
@@ -378,3 +475,10 @@ class LocalSparkCluster(LoggingConfigurable):
 
     async def stop(self) -> list[int]:
         return await asyncio.to_thread(self.stop_blocking)
+
+    def release(self) -> None:
+        """Drop this handle without stopping anything (its children that another process stopped are reaped)."""
+        for p in self._procs():
+            if p.popen is not None:
+                p.popen.poll()
+        self._master, self._workers = None, {}

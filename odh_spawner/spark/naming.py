@@ -17,7 +17,7 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 def _safe_part(s: str) -> bool:
-    return bool(_SAFE_PART.match(s)) and "--" not in s
+    return bool(_SAFE_PART.fullmatch(s)) and "--" not in s
 
 
 def _hashed(text: str, limit: int) -> str:
@@ -38,6 +38,6 @@ def cluster_slug(user: str, server: str = "") -> str:
 
 def label_value(value: str) -> str:
     """`value` itself when it is a valid label value, else a safe hashed form."""
-    if len(value) <= 63 and _LABEL_VALUE.match(value):
+    if len(value) <= 63 and _LABEL_VALUE.fullmatch(value):
         return value
     return _hashed(value, 63)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 
 from . import procs
 from .limits import SparkUsage
@@ -42,6 +43,11 @@ class ClusterState:
     creator_started: int | None = None
     workers_requested: int = 0
     processes: list[ProcessRecord] = field(default_factory=list)
+    # what another process (the platform service) needs to scale or restart the cluster
+    worker_cores: int = 0
+    worker_memory: int = 0  # bytes
+    ui_proxy_url: str = ""  # where users reach the master UI (spark.ui.reverseProxyUrl), "" when not proxied
+    limits: dict = field(default_factory=dict)  # the limits it was started under (see spark.api.ClusterLimits)
 
     @property
     def conf_dir(self) -> str:
@@ -54,6 +60,14 @@ class ClusterState:
             return procs.alive(self.creator_pid, self.creator_started)
         return False
 
+    @property
+    def master(self) -> ProcessRecord | None:
+        return next((p for p in self.processes if p.role == "master"), None)
+
+    @property
+    def workers(self) -> list[ProcessRecord]:
+        return [p for p in self.processes if p.role.startswith("worker")]
+
     def live_processes(self) -> list[ProcessRecord]:
         return [p for p in self.processes if procs.is_spark_process(p.pid, self.conf_dir, p.started)]
 
@@ -64,7 +78,8 @@ class ClusterState:
     def from_json(cls, data: dict) -> "ClusterState":
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported state version {data.get('version')!r}")
-        fields = {k: v for k, v in data.items() if k != "version"}
+        known = {f.name for f in dataclass_fields(cls)}
+        fields = {k: v for k, v in data.items() if k in known}
         fields["processes"] = [ProcessRecord(**p) for p in fields.get("processes", [])]
         return cls(**fields)
 
@@ -114,6 +129,11 @@ def all_states(state_root: str) -> list[ClusterState]:
         if state is not None:
             out.append(state)
     return out
+
+
+def user_clusters(state_root: str, user: str, server: str | None = None) -> list[ClusterState]:
+    """The clusters of `user` (of one of their servers when `server` is given), by the state files' `user` field."""
+    return [s for s in all_states(state_root) if s.user == user and (server is None or s.server == server)]
 
 
 def current_usage(state_root: str, user: str) -> SparkUsage:

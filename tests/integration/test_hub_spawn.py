@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from odh_spawner.local_limits import CgroupLimits
+from odh_spawner.localplatform.hubconfig import cgroup_parent
 from tests.support.fixtures import pid_alive, process_env, server_pid
 
 
@@ -24,7 +25,7 @@ def test_wrong_password_is_refused(hub):
         HubUserSession(hub.url, "alice", "wrong")
 
 
-def test_spawn_from_form_reach_status_and_stop(login):
+def test_spawn_from_form_reach_status_and_stop(hub, login):
     alice = login("alice")
     r = alice.post_form({"profile": "datascience", "size--datascience": "medium", "size--minimal": "small"})
     assert r.status_code == 200 and "/spawn-pending/alice" in r.url
@@ -41,9 +42,10 @@ def test_spawn_from_form_reach_status_and_stop(login):
     assert env["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"  # the profile's env
     with open(f"/proc/{pid}/cgroup") as f:
         cgroups = f.read()
-    if CgroupLimits().available():  # root on a writable cgroupfs, as on CI: limits must be enforced
-        assert "odh-hub/alice-default" in cgroups, cgroups
-        got = CgroupLimits().read_limits("alice-default")
+    limits = CgroupLimits(parent=cgroup_parent(hub.runtime["state_dir"]))  # this hub's own parent group
+    if limits.available():  # root on a writable cgroupfs, as on CI: limits must be enforced
+        assert f"{limits.parent}/alice-default" in cgroups, cgroups
+        got = limits.read_limits("alice-default")
         assert got["memory"] == str(4 * 2**30)  # size medium: 4Gi limit
         assert got["cpu"] == "200000 100000"  # 2 CPUs
     else:
@@ -54,7 +56,7 @@ def test_spawn_from_form_reach_status_and_stop(login):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pid_alive(pid), "the server process outlived its stop"
-    assert not CgroupLimits().pids("alice-default"), "processes left in the server's cgroup"
+    assert not limits.pids("alice-default"), "processes left in the server's cgroup"
 
 
 def test_choice_is_remembered_for_next_start(login):

@@ -1,0 +1,217 @@
+"""Spark on users' behalf: status, scale and restart of the caller's own Spark cluster (local backend).
+
+    GET  <prefix>/api/spark[?server=NAME]            -> status (spark.api.status_json), {"enabled": false} if none
+    POST <prefix>/api/spark/scale   {"workers": N}   -> status; 403 {"message"} above a limit
+    POST <prefix>/api/spark/restart                  -> status
+
+The cluster is the one of the caller's server (`server`: a named server, default the default server), found
+by its owner in the Spark state directory the hub's spawner writes (`PlatformService.spark_state_dir`).
+Nothing in a request names a cluster: only admins reach another user's, with ?user=. To scale or restart,
+the service attaches to the cluster the hub started (`LocalSparkCluster.attach`), applying the limits
+recorded with it at spawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tornado import web
+
+from ..spark import procs
+from ..spark.api import DISABLED, ClusterLimits, check_scale_request, cluster_state, status_json
+from ..spark.daemon import fetch_master_json
+from ..spark.errors import SparkError, SparkStartError
+from ..spark.local import LocalSparkCluster
+from ..spark.naming import cluster_slug
+from ..spark.state import ClusterState, current_usage, read_state, user_clusters
+from ..spark.status import parse_master_json
+from .handlers import ApiHandler
+
+
+class NoSparkCluster(SparkError):
+    status_code = 404
+
+
+class SparkBusy(SparkError):
+    status_code = 409
+
+
+class SparkUnavailable(SparkError):
+    status_code = 503
+
+
+class SparkClusters:
+    """The platform service's handles on local Spark clusters: looked up by owner, attached on demand, one
+    scale or restart per cluster at a time."""
+
+    def __init__(self, state_root: str, log: logging.Logger | None = None, **cluster_config):
+        self.state_root = state_root
+        self.log = log or logging.getLogger("odh_spawner.platform")
+        self.cluster_config = cluster_config  # e.g. parent=... for LocalSparkCluster traits
+        self._attached: dict[str, LocalSparkCluster] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- lookup ----------------------------------------------------------------------------------
+    def find(self, user: str, server: str = "") -> ClusterState | None:
+        if not self.state_root:
+            return None
+        found = user_clusters(self.state_root, user, server)
+        return found[0] if found else None
+
+    def _require(self, user: str, server: str) -> ClusterState:
+        if not self.state_root:
+            raise NoSparkCluster("Spark clusters are not available on this platform.")
+        state = self.find(user, server)
+        if state is None:
+            raise NoSparkCluster("You have no Spark cluster: start your server with a profile that offers Spark "
+                                 "and tick 'Spark cluster'.")
+        return state
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # -- attached handles --------------------------------------------------------------------------
+    def _attach(self, state: ClusterState) -> LocalSparkCluster:
+        """This service's handle on the cluster, fresh unless the one it holds still matches the state file."""
+        held = self._attached.get(state.name)
+        if held is not None and held.pids == [p.pid for p in state.processes]:
+            return held
+        self._forget(state.name)
+        cluster = LocalSparkCluster.attach(state, **self.cluster_config)
+        self._attached[state.name] = cluster
+        return cluster
+
+    def _forget(self, name: str) -> None:
+        held = self._attached.pop(name, None)
+        if held is not None:
+            held.release()  # reaps children of this service that the hub stopped with the server
+
+    def prune(self) -> None:
+        """Drop handles on clusters that are gone or were changed by another process (e.g. the server stopped)."""
+        for name, held in list(self._attached.items()):
+            if self._lock(name).locked():
+                continue
+            try:
+                state = read_state(held.directory)
+            except (OSError, ValueError, TypeError):
+                state = None
+            if state is None or [p.pid for p in state.processes] != held.pids:
+                self._forget(name)
+
+    # -- the API's operations ----------------------------------------------------------------------
+    async def status(self, user: str, server: str = "") -> dict:
+        self.prune()
+        name = cluster_slug(user, server)
+        state = self.find(user, server)
+        held = self._attached.get(name)
+        if state is None and held is not None and self._lock(name).locked():  # between stop and start of a restart
+            return status_json(state="starting", master_url=held.master_url, ui_url=self._ui_url(held.ui_proxy_url,
+                               held.master_ui_port), workers_requested=held.request.workers,
+                               max_workers=ClusterLimits.from_json(held.limits).cluster_max_workers)
+        if state is None:
+            return dict(DISABLED)
+        return await self._status(state)
+
+    async def _status(self, state: ClusterState) -> dict:
+        limits = ClusterLimits.from_json(state.limits)
+        master = state.master
+        running = master is not None and procs.is_spark_process(master.pid, state.conf_dir, master.started)
+        status = None
+        if running:
+            data = await asyncio.to_thread(fetch_master_json, f"http://127.0.0.1:{master.ui_port}")
+            if data is not None:
+                status = parse_master_json(data, "", [w.port for w in state.workers])
+        return status_json(
+            state=cluster_state(running, status, self._lock(state.name).locked()),
+            master_url=f"spark://127.0.0.1:{master.port}" if master else "",
+            ui_url=self._ui_url(state.ui_proxy_url, master.ui_port) if master else "",
+            workers_requested=state.workers_requested, max_workers=limits.cluster_max_workers, status=status)
+
+    @staticmethod
+    def _ui_url(proxy_url: str, ui_port: int) -> str:
+        """The master UI as the user reaches it: through their own server when proxied."""
+        return proxy_url.rstrip("/") + "/" if proxy_url else f"http://127.0.0.1:{ui_port}/"
+
+    async def scale(self, user: str, server: str, workers) -> dict:
+        name = self._require(user, server).name
+        async with self._lock(name):
+            state = self._require(user, server)
+            limits = ClusterLimits.from_json(state.limits)
+            cluster = self._attach_running(state)
+            usage = current_usage(self.state_root, user)
+            check_scale_request(limits, cluster.request, workers, usage)
+            before = cluster.request.workers
+            self.log.info("Scaling Spark cluster %s of %s from %d to %d workers", name, user, before, workers)
+            try:
+                await cluster.scale(workers, limits=limits.spark_limits(), usage=usage)
+            except SparkStartError as e:
+                self.log.error("Scaling Spark cluster %s failed: %s", name, e)
+                raise SparkUnavailable(f"The new Spark workers did not start ({e.reason}); the cluster keeps "
+                                       f"{before} workers.") from None
+        return await self._status(self._require(user, server))
+
+    async def restart(self, user: str, server: str) -> dict:
+        name = self._require(user, server).name
+        async with self._lock(name):
+            cluster = self._attach_running(self._require(user, server))
+            self.log.info("Restarting Spark cluster %s of %s", name, user)
+            try:
+                await cluster.restart()
+            except SparkStartError as e:
+                self.log.error("Restarting Spark cluster %s failed: %s", name, e)
+                self._forget(name)
+                raise SparkUnavailable(f"Your Spark cluster did not come back ({e.reason}); restart your server "
+                                       "to get a new one.") from None
+        return await self._status(self._require(user, server))
+
+    def _attach_running(self, state: ClusterState) -> LocalSparkCluster:
+        try:
+            return self._attach(state)
+        except SparkError as e:
+            raise SparkBusy(str(e)) from None
+
+
+class SparkHandler(ApiHandler):
+    @property
+    def clusters(self) -> SparkClusters:
+        return self.platform.spark
+
+    def owner(self) -> str:
+        other = self.get_query_argument("user", "")
+        if other and other != self.current_user["name"]:
+            if not self.is_admin:
+                raise web.HTTPError(403, "Only admins may act on other users' Spark clusters.")
+            return other
+        return self.current_user["name"]
+
+    def server_name(self) -> str:
+        return self.get_query_argument("server", "")
+
+
+class SparkStatusHandler(SparkHandler):
+    async def get(self):
+        self.reply(await self.clusters.status(self.owner(), self.server_name()))
+
+
+class SparkScaleHandler(SparkHandler):
+    async def post(self):
+        b = self.body()
+        unknown = sorted(set(b) - {"workers"})
+        if unknown or "workers" not in b:
+            raise web.HTTPError(400, 'Give the number of workers, e.g. {"workers": 2}.')
+        self.reply(await self.clusters.scale(self.owner(), self.server_name(), b["workers"]))
+
+
+class SparkRestartHandler(SparkHandler):
+    async def post(self):
+        self.body()  # an empty object or nothing
+        self.reply(await self.clusters.restart(self.owner(), self.server_name()))
+
+
+def spark_routes(api: str, kw: dict) -> list:
+    return [
+        (api + r"/spark", SparkStatusHandler, kw),
+        (api + r"/spark/scale", SparkScaleHandler, kw),
+        (api + r"/spark/restart", SparkRestartHandler, kw),
+    ]

@@ -171,7 +171,7 @@ class _Ctx:
             self.fail(field_, f"must be a string, got {type(value).__name__}")
         if not allow_empty and not value.strip():
             self.fail(field_, "must not be empty")
-        if pattern is not None and value and not pattern.match(value):
+        if pattern is not None and value and not pattern.fullmatch(value):
             self.fail(field_, f"invalid value {value!r}{': ' + hint if hint else ''}")
         return value
 
@@ -197,12 +197,12 @@ class _Ctx:
             self.fail(field_, f"must be a mapping, got {type(value).__name__}")
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str) or not key_re.match(k):
+            if not isinstance(k, str) or not key_re.fullmatch(k):
                 self.fail(f"{field_}.{k}", "invalid name")
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
                 self.fail(f"{field_}.{k}", f"value must be a string, got {type(v).__name__}")
             v = str(v)
-            if value_re is not None and not value_re.match(v):
+            if value_re is not None and not value_re.fullmatch(v):
                 self.fail(f"{field_}.{k}", f"invalid value {v!r}")
             out[k] = v
         return out
@@ -298,7 +298,7 @@ def _parse_volume(ctx: _Ctx, raw, i: int) -> Volume:
         ref = ""
     else:
         ref = ctx.string(raw[source], f"{f}.{source}")
-        if not SLUG_RE.match(ref.replace("{username}", "u")):
+        if not SLUG_RE.fullmatch(ref.replace("{username}", "u")):
             ctx.fail(f"{f}.{source}", f"invalid name {ref!r}: DNS-safe, may contain {{username}}")
     mount = ctx.string(raw["mount_path"], f"{f}.mount_path")
     if not mount.startswith("/"):

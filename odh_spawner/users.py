@@ -41,7 +41,7 @@ def parse_users(data, source: str = "<users>") -> dict[str, LocalUser]:
         def fail(field: str, msg: str):
             raise UserFileError(msg, source=source, profile=f"user {name}", field=field)
 
-        if not isinstance(name, str) or not USERNAME_RE.match(name):
+        if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
             fail("name", "user names are lowercase letters, digits, '.', '_' and '-'")
         if not isinstance(raw, dict):
             fail("", "must be a mapping")

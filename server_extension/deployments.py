@@ -172,7 +172,7 @@ def _name_of(b: dict) -> str:
     name = b.get("name")
     if not isinstance(name, str) or not name:
         raise v.BadRequest("a deployment needs a name, e.g. \"churn\"")
-    if len(name) > 40 or not _DNS_LABEL.match(name):
+    if len(name) > 40 or not _DNS_LABEL.fullmatch(name):
         raise v.BadRequest(f"deployment name {name[:60]!r} is not DNS-safe: at most 40 lowercase letters, digits "
                            "and '-', starting with a letter and not ending with '-'")
     return name

@@ -25,7 +25,7 @@ class BadRequest(ValueError):
 
 
 def bucket(name: Any) -> str:
-    if not isinstance(name, str) or not BUCKET_RE.match(name):
+    if not isinstance(name, str) or not BUCKET_RE.fullmatch(name):
         raise BadRequest(f"invalid bucket name {_short(name)}: 3-63 characters of lowercase letters, digits, "
                          "'.' and '-', starting and ending with a letter or digit")
     if ".." in name or ".-" in name or "-." in name:
@@ -103,7 +103,7 @@ UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 
 
 def upload_id(value: Any) -> str:
-    if not isinstance(value, str) or not UPLOAD_ID_RE.match(value):
+    if not isinstance(value, str) or not UPLOAD_ID_RE.fullmatch(value):
         raise BadRequest("invalid upload_id")
     return value
 

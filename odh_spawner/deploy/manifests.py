@@ -52,7 +52,7 @@ def _readable(text: str, limit: int) -> str:
 def _per_user_name(prefix: str, owner: str) -> str:
     """`prefix` + the owner as is when plain and short enough, else + a readable part, '--' and a hash."""
     room = DNS_LABEL_MAX - len(prefix)
-    if _PLAIN.match(owner) and len(owner) <= room:
+    if _PLAIN.fullmatch(owner) and len(owner) <= room:
         return prefix + owner
     digest = _digest(owner)
     return f"{prefix}{_readable(owner, room - len(digest) - 2)}--{digest}"
@@ -78,7 +78,7 @@ def resource_name(owner: str, name: str) -> str:
 
     A DNS-1123 label of at most 63 characters starting with a letter, distinct for every (owner, name) pair."""
     plain = f"{owner}--{name}"
-    if _PLAIN.match(owner) and len(plain) <= DNS_LABEL_MAX:
+    if _PLAIN.fullmatch(owner) and len(plain) <= DNS_LABEL_MAX:
         return plain
     digest = _digest(owner, name)
     readable = _readable(f"{owner}-{name}", DNS_LABEL_MAX - len(digest) - 1)

@@ -63,7 +63,7 @@ def validate_name(name) -> str:
         raise DeployError("A deployment needs a name, e.g. \"churn\".")
     if len(name) > NAME_MAX:
         raise DeployError(f"Deployment name {name[:60]!r} is too long: at most {NAME_MAX} characters.")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise DeployError(f"Deployment name {name[:60]!r} is not DNS-safe: use lowercase letters, digits and "
                           "'-', starting with a letter and not ending with '-' (e.g. \"churn-v2\").")
     return name

@@ -24,7 +24,7 @@ def test_valid_names(name):
 @pytest.mark.parametrize("name,words", [
     ("", "needs a name"), (None, "needs a name"), (3, "needs a name"), ("Churn", "DNS-safe"),
     ("churn_v2", "DNS-safe"), ("-churn", "DNS-safe"), ("churn-", "DNS-safe"), ("1churn", "DNS-safe"),
-    ("a.b", "DNS-safe"), ("m" * 41, "too long"),
+    ("a.b", "DNS-safe"), ("churn\n", "DNS-safe"), ("m" * 41, "too long"),
 ])
 def test_invalid_names_say_why(name, words):
     with pytest.raises(DeployError, match=words) as e:

@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import artifacts
-from .model import (AVAILABLE, DELETING, FAILED, RETIRED, BackendFailed, DeployError, Deployment,
+from .model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
                     DeploymentExists, DeploymentNotFound, parse_model_uri, v2_request, validate_framework,
                     validate_name, validate_rows)
 from .store import DeploymentStore

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import boto3
 import pytest
@@ -17,6 +16,7 @@ import requests
 
 from tests.support.fixtures import pid_alive
 from tests.support.kernel import Kernel
+from tests.support.wait import wait_for
 
 TRAIN = """
 import numpy as np
@@ -71,16 +71,6 @@ def proxy_routes(hub) -> dict:
                      headers={"Authorization": f"token {hub.runtime['proxy_auth_token']}"})
     r.raise_for_status()
     return r.json()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

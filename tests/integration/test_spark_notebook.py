@@ -29,6 +29,7 @@ from tests.conftest import ARTIFACTS
 from tests.support.fixtures import PASSWORDS, pid_alive, process_env
 from tests.support.hubclient import HubUserSession
 from tests.support.kernel import Kernel
+from tests.support.wait import wait_for
 
 SPARK_OPTIONS = {"profile": "datascience", "spark": {"workers": 1}}  # the profile allows at most 3 workers
 LIMIT_MESSAGE = "4 Spark workers exceed this profile's limit of 3."
@@ -49,16 +50,6 @@ def cluster_state(hub, user: str = "alice") -> ClusterState | None:
 
 def ports_of(state: ClusterState) -> list[int]:
     return [port for p in state.processes for port in (p.port, p.ui_port)]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def assert_cluster_gone(state: ClusterState, timeout: float = 30) -> None:

@@ -28,7 +28,7 @@ test-browser: install
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 bench: install
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 check-config: install
 	$(PY) -m odh_spawner.cli check-config "$(ODH_CONFIG_DIR)"

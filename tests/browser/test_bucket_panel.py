@@ -25,12 +25,13 @@ def login_and_open_lab(page, hub, name, password):
     page.fill("#password_input", password)
     page.click("#login_submit")
     page.wait_for_load_state()
-    page.goto(f"{hub.url}/user/{name}/lab")
+    page.goto(f"{hub.url}/user/{name}/lab?reset")  # a fresh layout: earlier tests' tabs and dialogs are not restored
     page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=90_000)
     news = page.locator(".jp-Notification-Toast-Close, .Toastify__close-button")
     if news.count():
         news.first.click()  # JupyterLab's "news?" toast covers part of the screenshots
-    page.click('.lm-TabBar-tab[data-id="odh-bucket-browser"]')  # the sidebar tab, as a user would
+    if not page.locator("#odh-bucket-browser").is_visible():
+        page.click('.lm-TabBar-tab[data-id="odh-bucket-browser"]')  # the sidebar tab, as a user would
     page.locator("#odh-bucket-browser").wait_for(state="visible")
 
 

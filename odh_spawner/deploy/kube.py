@@ -25,6 +25,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Dict, Enum, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..kube_attempts import create_or_update
 from . import manifests
 from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
 
@@ -224,40 +225,17 @@ class KubeServingBackend(LoggingConfigurable):
     async def _create_or_replace(self, kind: str, manifest: dict) -> bool:
         core, name = await self._core(), manifest["metadata"]["name"]
         create, replace = getattr(core, f"create_namespaced_{kind}"), getattr(core, f"replace_namespaced_{kind}")
-        try:
-            try:
-                await asyncio.wait_for(create(self.namespace, manifest), self.request_timeout)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-                await asyncio.wait_for(replace(name, self.namespace, manifest), self.request_timeout)
-        except TimeoutError:
-            return False
-        except ApiException as e:
-            if e.status == 404:  # deleted between our create and replace: create again
-                return False
-            raise
-        return True
+        return await create_or_update(lambda: create(self.namespace, manifest),
+                                      lambda: replace(name, self.namespace, manifest), self.request_timeout)
 
     async def _create_or_patch(self, kind: str, cr: dict) -> bool:
         group, version, plural, _ = RESOURCES[kind]
         custom, name = await self._custom(), cr["metadata"]["name"]
-        try:
-            try:
-                await asyncio.wait_for(custom.create_namespaced_custom_object(group, version, self.namespace,
-                                                                              plural, cr), self.request_timeout)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-                await asyncio.wait_for(custom.patch_namespaced_custom_object(
-                    group, version, self.namespace, plural, name, spec_patch(cr)), self.request_timeout)
-        except TimeoutError:
-            return False
-        except ApiException as e:
-            if e.status == 404:  # deleted between our create and patch: create again
-                return False
-            raise
-        return True
+        return await create_or_update(
+            lambda: custom.create_namespaced_custom_object(group, version, self.namespace, plural, cr),
+            lambda: custom.patch_namespaced_custom_object(group, version, self.namespace, plural, name,
+                                                          spec_patch(cr)),
+            self.request_timeout)
 
     async def _get(self, kind: str, name: str) -> tuple[dict | None] | bool:
         group, version, plural, _ = RESOURCES[kind]

@@ -27,6 +27,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import LoggingConfigurable
 
+from ..kube_attempts import create_or_update
 from ..quantities import format_memory, parse_memory
 from ..resolve import SparkRequest
 from . import kube
@@ -202,20 +203,8 @@ def _patch_custom(custom, group, version, plural, name, namespace, body):
 async def _owned_attempt(apis: Apis, manifest: dict, t: Timeouts) -> bool:
     create, patch = _api_for(apis, manifest)
     ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    try:
-        try:
-            await asyncio.wait_for(create(ns, manifest), t.request)
-        except ApiException as e:
-            if e.status != 409:
-                raise
-            await asyncio.wait_for(patch(name, ns, replace_patch(manifest)), t.request)
-    except TimeoutError:
-        return False
-    except ApiException as e:
-        if e.status == 404:  # gone between our create and patch: create again
-            return False
-        raise
-    return True
+    return await create_or_update(lambda: create(ns, manifest), lambda: patch(name, ns, replace_patch(manifest)),
+                                  t.request)
 
 
 async def _delete_attempt(core, namespace: str, name: str, propagation: str, t: Timeouts) -> tuple[bool] | bool:

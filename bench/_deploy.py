@@ -19,6 +19,7 @@ from odh_spawner.localplatform.settings import load_settings
 from tests.support.hubclient import HubUserSession
 
 from bench._common import ROOT
+from bench._servers import terminate
 
 os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools/chp/node_modules/.bin/configurable-http-proxy"))
 MLSERVER = os.path.join(os.path.dirname(sys.executable), "mlserver")
@@ -120,10 +121,5 @@ class BareMLServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.log.close()

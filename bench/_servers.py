@@ -14,6 +14,16 @@ from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.ports import free_port
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a child we started, SIGKILL it if it has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class NotebookServer:
     """`jupyter server` with the odh extension, holding the given S3 keys in its environment."""
 
@@ -50,12 +60,7 @@ class NotebookServer:
         return BucketClient(self.url, self.token)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
 

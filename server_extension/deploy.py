@@ -22,6 +22,7 @@ from typing import Callable
 import requests
 
 from .client import ApiClient, OdhApiError
+from .s3 import delete_prefix, ensure_bucket
 
 MANAGED_PREFIX = "odh-deployments/"
 STAGES = ("uploading", "creating", "starting", "ready")
@@ -209,7 +210,7 @@ class DeployClient(ApiClient):
             if example is None and framework == "sklearn" and getattr(model, "n_features_in_", 0):
                 example = [[0.0] * int(model.n_features_in_)]
             prefix = f"{MANAGED_PREFIX}{name}/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}/"
-            self._ensure_bucket()
+            ensure_bucket(self.s3, self.bucket)
             for path, key in files:
                 self.s3.upload_file(path, self.bucket, prefix + key)
         return f"s3://{self.bucket}/{prefix}", framework, example
@@ -244,20 +245,9 @@ class DeployClient(ApiClient):
                 return False
             raise
 
-    def _ensure_bucket(self) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.s3.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self.s3.create_bucket(Bucket=self.bucket)
-
     def _remove_upload(self, uri: str) -> None:
         bucket, _, prefix = uri[len("s3://"):].partition("/")
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        delete_prefix(self.s3, bucket, prefix)
 
 
 def v2_request(rows: list) -> dict:

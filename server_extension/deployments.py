@@ -18,6 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import validate as v
 from .handlers import OdhHandler, api
+from .s3 import delete_prefix, ensure_bucket
 
 MANAGED_PREFIX = "odh-deployments/"
 MODEL_FILE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -65,13 +66,6 @@ def model_upload_plan(local_path: str, name: str) -> tuple[str, list[tuple[str, 
     if not local_path.endswith(MODEL_FILE_SUFFIXES):
         raise v.BadRequest("deploy a scikit-learn model saved with joblib (.joblib, .pkl) or an MLflow model folder")
     return "sklearn", [(local_path, "model.joblib")]
-
-
-def delete_prefix(s3, bucket: str, prefix: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def example_input_of(path: str):
@@ -131,20 +125,12 @@ class DeploymentsBase(OdhHandler):
         bucket = app.models_bucket
         if not bucket:
             raise v.BadRequest("no models bucket is configured for this server (ODH_MODELS_BUCKET)", 503)
-        await self.ensure_bucket(bucket)
+        await self.call(ensure_bucket, s3=self.s3, bucket=bucket)
         prefix = f"{MANAGED_PREFIX}{name}/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}/"
         for full, rel in files:
             await self.call(self.s3.upload_file, Filename=full, Bucket=bucket, Key=prefix + rel)
         example = await self.call(example_input_of, path=files[0][0]) if framework == "sklearn" else None
         return {"model_uri": f"s3://{bucket}/{prefix}", "framework": framework, "example_input": example}
-
-    async def ensure_bucket(self, bucket: str) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            await self.call(self.s3.head_bucket, Bucket=bucket)
-        except ClientError:
-            await self.call(self.s3.create_bucket, Bucket=bucket)
 
     def deploy_body(self) -> dict:
         return self.body((), ("name", "path", "model_uri", "framework", "example_input"))

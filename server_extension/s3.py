@@ -78,3 +78,19 @@ def http_error(e: Exception) -> BadRequest:
     if isinstance(e, BotoCoreError):
         return BadRequest(f"object storage request failed ({type(e).__name__})", 502)
     raise e
+
+
+def ensure_bucket(s3, bucket: str) -> None:
+    """Create the bucket unless it exists (blocking)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=bucket)
+
+
+def delete_prefix(s3, bucket: str, prefix: str) -> None:
+    """Remove every object under the prefix, a page at a time (blocking)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

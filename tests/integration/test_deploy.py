@@ -14,6 +14,7 @@ import boto3
 import pytest
 import requests
 
+from odh_spawner.spark import procs
 from tests.support.fixtures import pid_alive
 from tests.support.kernel import Kernel
 from tests.support.wait import wait_for
@@ -43,18 +44,13 @@ def records(hub) -> dict:
     return found
 
 
+def pids_where(match) -> list[int]:
+    """PIDs whose command line (a list of str) satisfies `match`."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and match(procs.cmdline(int(e)))]
+
+
 def mlserver_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    args = f.read().split(b"\0")
-            except OSError:
-                continue
-            if any(a.endswith(b"/mlserver") for a in args[:2]) and b"start" in args:
-                pids.append(int(entry))
-    return pids
+    return pids_where(lambda args: any(a.endswith("/mlserver") for a in args[:2]) and "start" in args)
 
 
 def bucket_keys(creds_env: dict, bucket: str, prefix: str = "odh-deployments/") -> list[str]:
@@ -272,16 +268,9 @@ def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, 
 
 
 def _service_pid(hub) -> int | None:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    args = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"odh_spawner.platform" in args and any(hub.runtime["state_dir"].encode() in a for a in args):
-                return int(entry)
-    return None
+    state = hub.runtime["state_dir"]
+    found = pids_where(lambda args: "odh_spawner.platform" in args and any(state in a for a in args))
+    return found[0] if found else None
 
 
 def test_deploy_widgets_headless(hub, alice):

@@ -72,12 +72,33 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if len(fields) > 19 else None
 
 
+def _threads_exiting(pid: int) -> bool:
+    """True while a process whose main thread is already a zombie still has threads running.
+
+    A killed JVM's main thread turns zombie before its other threads have exited, and the process's sockets
+    and files close only when the last thread exits: until then its ports still answer."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(") ", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+
 def alive(pid: int | None, started: int | None = None) -> bool:
-    """True when `pid` runs (zombies count as gone) and, if `started` is given, is the same process."""
+    """True when `pid` runs (a zombie counts as gone once all its threads have exited) and, if `started` is
+    given, is the same process."""
     if not pid or pid <= 0:
         return False
     fields = _stat_fields(pid)
-    if not fields or fields[0] in ("Z", "X"):
+    if not fields or fields[0] == "X" or (fields[0] == "Z" and not _threads_exiting(pid)):
         return False
     return started is None or (len(fields) > 19 and int(fields[19]) == started)
 

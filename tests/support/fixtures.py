@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from odh_spawner.localplatform.ceph import CephCluster
+from odh_spawner.spark import procs
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT
@@ -18,15 +19,8 @@ PASSWORDS = {"alice": "alice-odh", "bob": "bob-odh", "admin": "admin-odh"}
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+    """A process runs (a zombie whose threads have all exited is dead for our purposes)."""
+    return procs.alive(pid)
 
 
 def process_env(pid: int) -> dict[str, str]:

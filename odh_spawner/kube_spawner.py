@@ -12,8 +12,9 @@ import copy
 from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
+from traitlets import Bool
 
-from .credentials.kube import s3_env, s3_secret
+from .credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from .credentials.naming import secret_name
 from .errors import OptionsError
 from .mixin import OdhSpawnerMixin, user_error
@@ -107,7 +108,11 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         }
 
     async def _apply_s3_secret(self, manifest: dict) -> None:
-        """Create the user's Secret, or replace it when it exists (409). Errors never log its data."""
+        await self._apply_secret(manifest, "Your storage credentials could not be stored in the cluster; "
+                                           "tell your platform admin.")
+
+    async def _apply_secret(self, manifest: dict, failure: str) -> None:
+        """Create a Secret, or replace it when it exists (409). Errors never log its data."""
         name, timeout = manifest["metadata"]["name"], self.k8s_api_request_timeout
         try:
             try:
@@ -121,15 +126,37 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         except (ApiException, asyncio.TimeoutError, OSError) as e:
             self.log.error("Could not store Secret %s/%s: %s", self.namespace, name,
                            getattr(e, "status", None) or type(e).__name__)
-            raise user_error(503, "Your storage credentials could not be stored in the cluster; "
-                                  "tell your platform admin.") from None
+            raise user_error(503, failure) from None
+
+    api_token_secret = Bool(
+        True,
+        config=True,
+        help="""Hand the server its JupyterHub API token through a per-server Secret (`<pod name>-hub-token`,
+        read by secretKeyRef) instead of a literal value in the pod's env, where anyone who may read pods
+        would see it. The Secret is replaced at every start and deleted when the server stops.""",
+    )
+
+    @property
+    def token_secret_name(self) -> str:
+        return f"{self.pod_name}-hub-token"
+
+    def get_env(self):
+        """KubeSpawner's environment, with the hub token as a reference to the server's token Secret."""
+        env = super().get_env()
+        return hub_token_env(env, self.token_secret_name) if self.api_token_secret and self.api_token else env
 
     async def start(self):
-        """The plan's Spark cluster first (its anchor, then the objects the anchor owns), then KubeSpawner's
-        start. The cluster is deleted in run_post_stop_hook, which JupyterHub also runs after a failed start."""
+        """The plan's Spark cluster first (its anchor, then the objects the anchor owns), the server's token
+        Secret, then KubeSpawner's start. The cluster and the Secret are deleted in run_post_stop_hook, which
+        JupyterHub also runs after a failed start."""
         try:
             if self.plan is None:  # started without JupyterHub's apply_user_options hook
                 await self._apply_odh_options(self, self.user_options)
+            if self.api_token_secret and self.api_token:
+                await self._apply_secret(
+                    hub_token_secret(self.token_secret_name, self.namespace, self.user.name, self.name or "",
+                                     self.api_token),
+                    "Your server's access token could not be stored in the cluster; tell your platform admin.")
             env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
             spark_env = await self._start_spark(self.plan) if self.plan and self.plan.spark else {}
             self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
@@ -154,7 +181,22 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             raise
         except Exception:  # a bug must not keep the admin's hook from running
             self.log.exception("Deleting the Spark cluster of %s failed", self._log_name)
+        if self.api_token_secret:
+            await self._delete_token_secret()
         return await maybe_future(super().run_post_stop_hook())
+
+    async def _delete_token_secret(self) -> None:
+        name = self.token_secret_name
+        try:
+            await asyncio.wait_for(self.api.delete_namespaced_secret(name, self.namespace),
+                                   self.k8s_api_request_timeout)
+        except asyncio.CancelledError:
+            raise
+        except ApiException as e:
+            if e.status != 404:
+                self.log.error("Could not delete Secret %s/%s: %s", self.namespace, name, e.status)
+        except (asyncio.TimeoutError, OSError) as e:
+            self.log.error("Could not delete Secret %s/%s: %s", self.namespace, name, type(e).__name__)
 
     async def load_user_options(self):
         """KubeSpawner calls this in start(); the plan was already applied by apply_user_options."""

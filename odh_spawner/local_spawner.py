@@ -12,7 +12,7 @@ import os
 import sys
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from jupyterhub.utils import maybe_future, url_path_join
+from jupyterhub.utils import maybe_future
 from traitlets import Bool, Dict, Unicode, default
 
 from .errors import ProfileError
@@ -21,7 +21,6 @@ from .mixin import OdhSpawnerMixin, user_error
 from .resolve import SpawnPlan
 from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
                     current_usage, reap_orphans, stop_cluster)
-from .spark.api import ClusterLimits
 
 
 class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
@@ -162,12 +161,10 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
             check_request(limits, plan.spark, current_usage(self.spark_state_dir, self.user.name))
         except SparkLimitError as e:
             raise user_error(403, str(e)) from None
-        profile = next((p for p in self.profile_store.get() if p.slug == plan.profile), None)
-        profile_max = profile.spark.workers.max if profile is not None and profile.spark else plan.spark.workers
         cluster = LocalSparkCluster(
             self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
             server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self,
-            ui_proxy_url=self.spark_ui_path(), limits=ClusterLimits.of(limits, profile_max).to_json())
+            ui_proxy_url=self.spark_ui_path(), limits=self.spark_cluster_limits(limits, plan).to_json())
         self._spark = cluster
         try:
             await cluster.start()
@@ -177,11 +174,6 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
             raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
         python = os.path.join(self.environment_bin(plan.local_environment), "python")
         self._spark_env = cluster.notebook_env(python=python)
-
-    def spark_ui_path(self) -> str:
-        """Where the user's own server proxies the Spark master UI (server extension: /odh/spark-ui/)."""
-        base = self.server.base_url if self.server is not None else url_path_join(self.user.url, self.name, "/")
-        return url_path_join(base, "odh/spark-ui")
 
     async def _reap_once(self) -> None:
         """After a hub crash, clusters whose servers are gone are stopped (once per process and state dir)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Any, Unicode, default
 from traitlets.config import Configurable
@@ -56,6 +57,21 @@ class OdhSpawnerMixin(Configurable):
 
     def visible(self):
         return visible_profiles(self.profile_store.get(), self.user.name, self.user_groups())
+
+    # -- Spark (both backends) -------------------------------------------------------------------
+    def spark_ui_path(self) -> str:
+        """Where the user's own server proxies the Spark master UI (server extension: /odh/spark-ui/)."""
+        base = self.server.base_url if self.server is not None else url_path_join(self.user.url, self.name, "/")
+        return url_path_join(base, "odh/spark-ui")
+
+    def spark_cluster_limits(self, limits, plan: SpawnPlan):
+        """The limits a new Spark cluster is started under, recorded with it so that scaling it later applies
+        the same ones: the admin's (`limits`, SparkLimits) and the profile's worker maximum."""
+        from .spark.api import ClusterLimits
+
+        profile = next((p for p in self.profile_store.get() if p.slug == plan.profile), None)
+        profile_max = profile.spark.workers.max if profile is not None and profile.spark else plan.spark.workers
+        return ClusterLimits.of(limits, profile_max)
 
     def limits_note(self) -> str:
         return ""

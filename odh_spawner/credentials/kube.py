@@ -6,6 +6,8 @@ from .model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_
 from .naming import secret_name
 
 SECRET_KEYS = (ACCESS_KEY_ENV, SECRET_KEY_ENV)
+HUB_TOKEN_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")  # what JupyterHub hands a server (JPY_: the old name)
+HUB_TOKEN_KEY = "token"
 
 
 def s3_secret(username: str, creds: S3Credentials, namespace: str, labels: dict | None = None) -> dict:
@@ -33,3 +35,25 @@ def s3_env(username: str, endpoint: str) -> dict:
     if endpoint:
         env[ENDPOINT_ENV] = endpoint
     return env
+
+
+def hub_token_secret(name: str, namespace: str, username: str, servername: str, token: str) -> dict:
+    """The Secret holding one server's JupyterHub API token (the pod reads it by secretKeyRef)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "odh-hub", "odh-hub/component": "hub-token"},
+            "annotations": {"hub.jupyter.org/username": username, "hub.jupyter.org/servername": servername},
+        },
+        "stringData": {HUB_TOKEN_KEY: token},
+    }
+
+
+def hub_token_env(env: dict, secret: str) -> dict:
+    """`env` with the hub token variables it holds turned into references to the server's token Secret."""
+    ref = {"valueFrom": {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}}
+    return {k: (ref if k in HUB_TOKEN_ENV else v) for k, v in env.items()}

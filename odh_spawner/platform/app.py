@@ -58,6 +58,12 @@ class PlatformService(Application):
     max_model_size = Unicode("2Gi", config=True, help="Largest model (all its files) a deployment accepts.")
     max_deployments_per_user = Int(20, config=True, help="Deployments one user may have at a time.")
     watch_interval = Float(2.0, config=True, help="Seconds between health checks of served models.")
+    spark_clusters_class = Type(
+        SparkClusters, klass=object, config=True,
+        help="""Where users' Spark clusters run, for the Spark API (status, scale, restart): SparkClusters (local
+        Spark standalone processes, found in spark_state_dir) or
+        odh_spawner.platform.kube_spark.KubeSparkClusters (the Kubernetes objects OdhKubeSpawner created).""",
+    )
     spark_state_dir = Unicode(
         os.environ.get("ODH_SPARK_STATE_DIR", ""),
         config=True,
@@ -83,7 +89,7 @@ class PlatformService(Application):
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
             log=self.log,
         )
-        self.spark = SparkClusters(self.spark_state_dir, self.log, parent=self)
+        self.spark = self.spark_clusters_class.for_platform(self)
 
     async def _credentials_for(self, owner: str):
         return await self.storage.store().ensure(owner)
@@ -110,6 +116,7 @@ class PlatformService(Application):
         watcher.cancel()
         spark_pruner.stop()
         await self.deployments.close()
+        await self.spark.close()
         self.log.info("odh platform service stopped (deployments keep serving)")
 
     def start(self):

@@ -1,14 +1,17 @@
-"""Spark on users' behalf: status, scale and restart of the caller's own Spark cluster (local backend).
+"""Spark on users' behalf: status, scale and restart of the caller's own Spark cluster.
 
     GET  <prefix>/api/spark[?server=NAME]            -> status (spark.api.status_json), {"enabled": false} if none
     POST <prefix>/api/spark/scale   {"workers": N}   -> status; 403 {"message"} above a limit
     POST <prefix>/api/spark/restart                  -> status
 
-The cluster is the one of the caller's server (`server`: a named server, default the default server), found
-by its owner in the Spark state directory the hub's spawner writes (`PlatformService.spark_state_dir`).
-Nothing in a request names a cluster: only admins reach another user's, with ?user=. To scale or restart,
-the service attaches to the cluster the hub started (`LocalSparkCluster.attach`), applying the limits
-recorded with it at spawn.
+The cluster is the one of the caller's server (`server`: a named server, default the default server).
+Nothing in a request names a cluster: only admins reach another user's, with ?user=. The handlers call
+`PlatformService.spark`, one of two backends with the same methods (status, scale, restart, prune, close):
+
+- `SparkClusters` here (local): finds the cluster by its owner in the Spark state directory the hub's spawner
+  writes (`PlatformService.spark_state_dir`); to scale or restart it attaches to the cluster the hub started
+  (`LocalSparkCluster.attach`), applying the limits recorded with it at spawn;
+- `kube_spark.KubeSparkClusters` (Kubernetes): the per-server anchor ConfigMap and the objects it owns.
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ class SparkClusters:
         self.cluster_config = cluster_config  # e.g. parent=... for LocalSparkCluster traits
         self._attached: dict[str, LocalSparkCluster] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def for_platform(cls, platform) -> SparkClusters:
+        return cls(platform.spark_state_dir, platform.log, parent=platform)
+
+    async def close(self) -> None:
+        """Nothing to close: handles on local clusters need no connection."""
 
     # -- lookup ----------------------------------------------------------------------------------
     def find(self, user: str, server: str = "") -> ClusterState | None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
-from ..quantities import format_cpu, format_memory
+from ..quantities import format_cpu, format_memory, parse_memory
 from ..resolve import SparkRequest
 from .env import MIB, spark_env, spark_memory
+from .limits import SparkUsage
 from .naming import cluster_slug, label_value
 
 MASTER_PORT, MASTER_UI_PORT = 7077, 8080
@@ -51,6 +52,9 @@ class KubeSparkSpec:
     master_memory: int = 768 * MIB
     node_selector: dict = field(default_factory=dict)
     tolerations: tuple = ()
+    cluster_type: str = "standalone"  # or "spark-connect"
+    ui_proxy_url: str = ""  # the path under which the user's server proxies the master UI: Spark reverse-proxy mode
+    limits: str = ""  # the limits the cluster was started under (spark.api.ClusterLimits JSON), for later scaling
 
     @property
     def slug(self) -> str:
@@ -105,9 +109,63 @@ def anchor_configmap(spec: KubeSparkSpec) -> dict:
         "kind": "ConfigMap",
         "metadata": _metadata(spec, names(spec.user, spec.server)["anchor"], "spark-anchor", owned=False),
         "data": {"purpose": "Owner of this server's Spark cluster; deleted when the server stops.",
-                 "workers": str(spec.request.workers), "worker_cores": str(spec.request.worker_cores),
-                 "worker_memory": format_memory(spec.request.worker_memory)},
+                 "cluster_type": spec.cluster_type, "workers": str(spec.request.workers),
+                 "worker_cores": str(spec.request.worker_cores),
+                 "worker_memory": format_memory(spec.request.worker_memory),
+                 **({"limits": spec.limits} if spec.limits else {}),
+                 **({"ui_proxy_url": spec.ui_proxy_url} if spec.ui_proxy_url else {})},
     }
+
+
+def anchor_data_patch(workers: int) -> list[dict]:
+    """JSON Patch recording a scaled cluster's worker count in its anchor (what the limits count)."""
+    return [{"op": "add", "path": "/data/workers", "value": str(workers)}]
+
+
+def scale_patch(cluster_type: str, workers: int) -> list[dict]:
+    """JSON Patch setting the number of workers (standalone worker Deployment) or executors (SparkConnect)."""
+    path = "/spec/executor/instances" if cluster_type == "spark-connect" else "/spec/replicas"
+    return [{"op": "add", "path": path, "value": workers}]
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def restart_patch(deployment: dict, when: str) -> list[dict]:
+    """JSON Patch that makes a Deployment replace its pods: the pod template annotation `kubectl rollout restart`
+    sets, added beside the template's other annotations (if it has any)."""
+    template_meta = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    if template_meta.get("annotations"):
+        return [{"op": "add", "path": "/spec/template/metadata/annotations/" + RESTARTED_AT.replace("/", "~1"),
+                 "value": when}]
+    return [{"op": "add", "path": "/spec/template/metadata/annotations", "value": {RESTARTED_AT: when}}]
+
+
+def anchor_request(anchor: dict) -> SparkRequest | None:
+    """The cluster shape an anchor's data records, or None when it is not readable."""
+    data = anchor.get("data") or {}
+    try:
+        return SparkRequest(int(data["workers"]), int(data["worker_cores"]), parse_memory(data["worker_memory"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def usage_from_anchors(anchors: list[dict], user: str, exclude: str = "") -> SparkUsage:
+    """Workers of the clusters `anchors` record: this user's (by the exact user-name annotation) and everyone's.
+    Anchors being deleted and the anchor named `exclude` (the server being started) do not count."""
+    mine = total = 0
+    for a in anchors:
+        meta = a.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if (labels.get("app.kubernetes.io/component") != "spark-anchor" or meta.get("deletionTimestamp")
+                or meta.get("name") == exclude):
+            continue
+        request = anchor_request(a)
+        workers = request.workers if request else 0
+        total += workers
+        if (meta.get("annotations") or {}).get("hub.jupyter.org/username") == user:
+            mine += workers
+    return SparkUsage(user_workers=mine, total_workers=total)
 
 
 def worker_pod_memory(worker_memory: int) -> int:
@@ -164,6 +222,14 @@ def _deployment(spec: KubeSparkSpec, name: str, component: str, replicas: int, c
     }
 
 
+def _reverse_proxy_opts(spec: KubeSparkSpec) -> str:
+    """Spark's reverse-proxy mode when the user's server proxies the master UI: the master serves the workers'
+    and applications' pages under `ui_proxy_url`, so every link in the UI stays behind the hub's proxy."""
+    if not spec.ui_proxy_url:
+        return ""
+    return f" -Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl={spec.ui_proxy_url.rstrip('/')}"
+
+
 def _daemon_env() -> list[dict]:
     return [
         {"name": "SPARK_LOCAL_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
@@ -181,7 +247,8 @@ def master_deployment(spec: KubeSparkSpec) -> dict:
         "command": [spec.spark_class, "org.apache.spark.deploy.master.Master"],
         "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT)],
         "env": _daemon_env() + [{"name": "SPARK_MASTER_OPTS",
-                                 "value": "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false"}],
+                                 "value": "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false"
+                                          + _reverse_proxy_opts(spec)}],
         "ports": [{"name": "spark", "containerPort": MASTER_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": MASTER_UI_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},
@@ -219,7 +286,8 @@ def worker_deployment(spec: KubeSparkSpec) -> dict:
         "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(WORKER_PORT), "--webui-port", str(WORKER_UI_PORT),
                  "--cores", str(r.worker_cores), "--memory", spark_memory(r.worker_memory),
                  "--work-dir", "/tmp/spark-work", master_url(spec)],
-        "env": _daemon_env() + s3_env(spec),
+        "env": _daemon_env() + ([{"name": "SPARK_WORKER_OPTS", "value": _reverse_proxy_opts(spec).strip()}]
+                                if spec.ui_proxy_url else []) + s3_env(spec),
         "ports": [{"name": "spark", "containerPort": WORKER_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": WORKER_UI_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},

@@ -17,6 +17,7 @@ with `exponential_backoff` while the API does not answer (kubespawner's `_make_c
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -29,10 +30,8 @@ from traitlets.config import LoggingConfigurable
 
 from ..kube_attempts import create_or_update
 from ..quantities import format_memory, parse_memory
-from ..resolve import SparkRequest
 from . import kube
 from .errors import SparkError
-from .limits import SparkUsage
 
 ANCHOR_SELECTOR = "app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=spark-anchor"
 SPARK_CONNECT = kube.SPARK_CONNECT_API.split("/") + ["sparkconnects"]  # group, version, plural
@@ -121,33 +120,6 @@ def replace_patch(manifest: dict) -> list[dict]:
     return ops
 
 
-def anchor_request(anchor: dict) -> SparkRequest | None:
-    """The cluster shape an anchor's data records, or None when it is not readable."""
-    data = anchor.get("data") or {}
-    try:
-        return SparkRequest(int(data["workers"]), int(data["worker_cores"]), parse_memory(data["worker_memory"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def usage_from_anchors(anchors: list[dict], user: str, exclude: str = "") -> SparkUsage:
-    """Workers of the clusters `anchors` record: this user's (by the exact user-name annotation) and everyone's.
-    Anchors being deleted and the anchor named `exclude` (the server being started) do not count."""
-    mine = total = 0
-    for a in anchors:
-        meta = a.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        if (labels.get("app.kubernetes.io/component") != "spark-anchor" or meta.get("deletionTimestamp")
-                or meta.get("name") == exclude):
-            continue
-        request = anchor_request(a)
-        workers = request.workers if request else 0
-        total += workers
-        if (meta.get("annotations") or {}).get("hub.jupyter.org/username") == user:
-            mine += workers
-    return SparkUsage(user_workers=mine, total_workers=total)
-
-
 def _as_dict(api, obj) -> dict:
     """A kubernetes_asyncio model (or a dict) -> a dict with the API's camelCase keys."""
     return obj if isinstance(obj, dict) else api.api_client.sanitize_for_serialization(obj)
@@ -229,6 +201,50 @@ async def _list_attempt(core, namespace: str, t: Timeouts) -> tuple[list[dict]] 
     return (_as_dict(core, found).get("items") or [],)
 
 
+def _read_patch(apis: Apis, kind: str) -> tuple[Callable, Callable]:
+    """(read(name, namespace), patch(name, namespace, body)) of a cluster's object of `kind`."""
+    if kind == "ConfigMap":
+        return apis.core.read_namespaced_config_map, apis.core.patch_namespaced_config_map
+    if kind == "Deployment":
+        return apis.apps.read_namespaced_deployment, apis.apps.patch_namespaced_deployment
+    if kind == "SparkConnect":
+        group, version, plural = SPARK_CONNECT
+        return (partial(_read_custom, apis.custom, group, version, plural),
+                partial(_patch_custom, apis.custom, group, version, plural))
+    raise ValueError(f"unexpected kind {kind!r}")
+
+
+def _read_custom(custom, group, version, plural, name, namespace):
+    return custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+
+
+async def _read_attempt(apis: Apis, kind: str, namespace: str, name: str, t: Timeouts) -> tuple[dict | None] | bool:
+    read, _ = _read_patch(apis, kind)
+    try:
+        obj = await asyncio.wait_for(read(name, namespace), t.request)
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:
+            return (None,)
+        raise
+    return (_as_dict(apis.core, obj),)
+
+
+async def _patch_attempt(apis: Apis, kind: str, namespace: str, name: str, patch: list[dict],
+                         t: Timeouts) -> tuple[bool] | bool:
+    _, apply = _read_patch(apis, kind)
+    try:
+        await asyncio.wait_for(apply(name, namespace, patch), t.request)
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:
+            return (False,)  # gone meanwhile (the server stopped)
+        raise
+    return (True,)
+
+
 async def _retry(attempt, what: str, t: Timeouts, log, timeout_message: str = ""):
     """Run an attempt until it returns something truthy. SparkError (safe for users) when it cannot."""
     try:
@@ -242,10 +258,30 @@ async def _retry(attempt, what: str, t: Timeouts, log, timeout_message: str = ""
 
 
 # -- operations ------------------------------------------------------------------------------------------------
-async def current_usage(apis: Apis, namespace: str, user: str, exclude: str, t: Timeouts, log) -> SparkUsage:
-    """Workers running in `namespace` now (from the anchors' data), for `user` and for everyone."""
+async def list_anchors(apis: Apis, namespace: str, t: Timeouts, log) -> list[dict]:
+    """Every Spark anchor ConfigMap in `namespace` (one per running cluster)."""
     (anchors,) = await _retry(partial(_list_attempt, apis.core, namespace, t), "listing Spark anchors", t, log)
-    return usage_from_anchors(anchors, user, exclude)
+    return anchors
+
+
+async def current_usage(apis: Apis, namespace: str, user: str, exclude: str, t: Timeouts, log) -> kube.SparkUsage:
+    """Workers running in `namespace` now (from the anchors' data), for `user` and for everyone."""
+    return kube.usage_from_anchors(await list_anchors(apis, namespace, t, log), user, exclude)
+
+
+async def read_object(apis: Apis, kind: str, namespace: str, name: str, t: Timeouts, log) -> dict | None:
+    """The object (ConfigMap, Deployment or SparkConnect) as a dict, or None when there is none."""
+    (obj,) = await _retry(partial(_read_attempt, apis, kind, namespace, name, t), f"reading the {kind} {name}", t,
+                          log)
+    return obj
+
+
+async def patch_object(apis: Apis, kind: str, namespace: str, name: str, patch: list[dict], t: Timeouts,
+                       log) -> bool:
+    """Apply a JSON Patch to an object; False when the object is gone."""
+    (done,) = await _retry(partial(_patch_attempt, apis, kind, namespace, name, patch, t),
+                           f"changing the {kind} {name}", t, log)
+    return done
 
 
 async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str, t: Timeouts, log,
@@ -291,8 +327,9 @@ def spawner_timeouts(spawner) -> Timeouts:
     return Timeouts(request=spawner.k8s_api_request_timeout, retry=spawner.k8s_api_request_retry_timeout)
 
 
-def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark) -> kube.KubeSparkSpec:
-    """The cluster of a KubeSpawner's server: its namespace, the profile's image and scheduling."""
+def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark, limits=None) -> kube.KubeSparkSpec:
+    """The cluster of a KubeSpawner's server: its namespace, the profile's image and scheduling, and the limits
+    (spark.api.ClusterLimits) it is started under."""
     from ..kube_spawner import toleration_manifests
 
     return kube.KubeSparkSpec(
@@ -301,7 +338,9 @@ def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark) -> kube.KubeSpa
         spark_class=settings.spark_class, spark_version=settings.spark_version,
         image_pull_policy=spawner.image_pull_policy or "IfNotPresent", master_cpu=settings.master_cpu,
         master_memory=settings.master_memory, node_selector=dict(plan.node_selector),
-        tolerations=tuple(toleration_manifests(plan)),
+        tolerations=tuple(toleration_manifests(plan)), cluster_type=settings.cluster_type,
+        ui_proxy_url=spawner.spark_ui_path() if settings.cluster_type == "standalone" else "",
+        limits=json.dumps(limits.to_json()) if limits is not None else "",
     )
 
 
@@ -311,7 +350,7 @@ async def start_for_spawner(spawner, plan, s3_secret: str, limits) -> dict[str, 
     from .limits import check_request
 
     settings, apis, t = KubeSpark(parent=spawner), spawner_apis(spawner), spawner_timeouts(spawner)
-    spec = spec_for(spawner, plan, s3_secret, settings)
+    spec = spec_for(spawner, plan, s3_secret, settings, spawner.spark_cluster_limits(limits, plan))
     anchor_name = kube.names(spec.user, spec.server)["anchor"]
     check_request(limits, plan.spark, await current_usage(apis, spec.namespace, spec.user, anchor_name, t,
                                                           spawner.log))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from odh_spawner.credentials import S3Credentials, rgw_uid, secret_name
-from odh_spawner.credentials.kube import s3_env, s3_secret
+from odh_spawner.credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from tests.support.kube import validate
 from tests.unit.test_kube_pod import make_spawner, pod_for  # noqa: F401 - fixture
 
@@ -46,3 +46,31 @@ async def test_pod_gets_keys_only_by_secret_key_ref(make_spawner):  # noqa: F811
 def test_credentials_repr_hides_the_secret():
     assert CREDS.secret_key not in repr(CREDS) and CREDS.secret_key not in str(CREDS)
     assert CREDS.env()["AWS_SECRET_ACCESS_KEY"] == CREDS.secret_key  # only the local process env gets it
+
+
+HUB_TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def test_hub_token_secret_and_env_references():
+    secret = hub_token_secret("jupyter-alice-hub-token", "odh", "alice", "", HUB_TOKEN)
+    validate(secret)
+    assert secret["stringData"] == {"token": HUB_TOKEN}
+    assert secret["metadata"]["labels"]["odh-hub/component"] == "hub-token"
+    env = hub_token_env({"JUPYTERHUB_API_TOKEN": HUB_TOKEN, "JPY_API_TOKEN": HUB_TOKEN, "OTHER": "x"}, "s")
+    ref = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}}
+    assert env == {"JUPYTERHUB_API_TOKEN": ref, "JPY_API_TOKEN": ref, "OTHER": "x"}
+
+
+async def test_pod_gets_the_hub_token_only_by_secret_key_ref(make_spawner):  # noqa: F811
+    sp = make_spawner("alice", ["data-science"])
+    sp.api_token = HUB_TOKEN
+    pod = await pod_for(sp, {"profile": "minimal"})
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "jupyter-alice-hub-token", "key": "token"}}
+    assert HUB_TOKEN not in json.dumps(pod)
+    # an admin who turns it off gets KubeSpawner's literal value back
+    plain = make_spawner("alice", ["data-science"], api_token_secret=False)
+    plain.api_token = HUB_TOKEN
+    env = {e["name"]: e for e in (await pod_for(plain, {"profile": "minimal"}))["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"]["value"] == HUB_TOKEN

@@ -52,26 +52,26 @@ def test_replace_patch_takes_over_a_left_over_object():
 
 
 def test_anchor_request_reads_the_recorded_shape():
-    assert kube_io.anchor_request(anchor(workers=3)) == SparkRequest(3, 1, GI)
-    assert kube_io.anchor_request({"data": {"workers": "x"}}) is None
-    assert kube_io.anchor_request({}) is None
+    assert kube.anchor_request(anchor(workers=3)) == SparkRequest(3, 1, GI)
+    assert kube.anchor_request({"data": {"workers": "x"}}) is None
+    assert kube.anchor_request({}) is None
 
 
 def test_usage_from_anchors():
     anchors = [anchor("alice", "", 2), anchor("alice", "gpu", 1), anchor("bob", "", 3),
                anchor("alice", "old", 5, deleting=True), {"metadata": {"name": "unrelated", "labels": {}}},
                {**anchor("carol", "", 1), "data": {"workers": "broken"}}]
-    assert kube_io.usage_from_anchors(anchors, "alice") == SparkUsage(user_workers=3, total_workers=6)
-    assert kube_io.usage_from_anchors(anchors, "alice", exclude="spark-anchor-alice") == \
+    assert kube.usage_from_anchors(anchors, "alice") == SparkUsage(user_workers=3, total_workers=6)
+    assert kube.usage_from_anchors(anchors, "alice", exclude="spark-anchor-alice") == \
         SparkUsage(user_workers=1, total_workers=4)
-    assert kube_io.usage_from_anchors(anchors, "bob") == SparkUsage(user_workers=3, total_workers=6)
-    assert kube_io.usage_from_anchors([], "alice") == SparkUsage()
+    assert kube.usage_from_anchors(anchors, "bob") == SparkUsage(user_workers=3, total_workers=6)
+    assert kube.usage_from_anchors([], "alice") == SparkUsage()
 
 
 def test_users_are_told_apart_by_the_exact_name_not_the_label():
     long_a, long_b = "x" * 70 + "a", "x" * 70 + "b"  # label values would be hashes; annotations are exact
     anchors = [anchor(long_a, "", 2), anchor(long_b, "", 1)]
-    assert kube_io.usage_from_anchors(anchors, long_a) == SparkUsage(user_workers=2, total_workers=3)
+    assert kube.usage_from_anchors(anchors, long_a) == SparkUsage(user_workers=2, total_workers=3)
 
 
 def test_kube_spark_settings():

@@ -1,0 +1,190 @@
+"""The platform service's Spark API on Kubernetes: status, scale and restart of the caller's own cluster.
+
+OdhKubeSpawner creates each server's cluster (spark.kube_io): a per-server anchor ConfigMap recording its shape,
+type, limits and proxied UI path, owning the master/worker Deployments + Service or one SparkConnect. This
+class finds the caller's cluster by that anchor's name (from user and server name: nothing in a request names a
+cluster), and
+
+- status: reads the anchor and what it owns; for a standalone cluster also the master's `/json/` through its
+  Service (live workers, cores, applications), falling back to the Deployments' ready replicas;
+- scale: checks the request against the limits recorded at spawn and the user's and everyone's workers now
+  (all anchors of the namespace), then patches the worker Deployment's `replicas` (SparkConnect:
+  `executor.instances`) and the anchor's worker count;
+- restart: what `kubectl rollout restart` does to the master and worker Deployments (a new pod template
+  annotation). A SparkConnect cluster is restarted by restarting the server.
+
+The service account needs get/list/patch on configmaps, get/patch on deployments (and sparkconnects) in the
+users' namespace: the chart's Role grants them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..kube_client import api_client, default_namespace
+from ..spark import kube, kube_io
+from ..spark.api import DISABLED, check_scale_request
+from ..spark.daemon import fetch_master_json
+from ..spark.kube_status import AnchorInfo, anchor_info, connect_status, master_ui_base, standalone_status
+from ..spark.errors import SparkError
+from .spark_handlers import NoSparkCluster, SparkBusy, SparkUnavailable
+
+
+class KubeSparkClusters(LoggingConfigurable):
+    """Users' Spark clusters on Kubernetes, as the platform service reports and changes them."""
+
+    namespace = Unicode(
+        config=True,
+        help="""Namespace of the users' Spark clusters (OdhKubeSpawner.namespace). Defaults to the namespace of
+        the platform service's own pod (its service account), else $POD_NAMESPACE, else "default".""",
+    )
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="""Path of a kubeconfig file to reach the Kubernetes API with. Empty: the in-cluster service account
+        when running in a pod, else $KUBECONFIG or ~/.kube/config.""",
+    )
+    request_timeout = Float(10, config=True, help="Seconds one Kubernetes API request may take.")
+    retry_timeout = Float(
+        30, config=True,
+        help="Seconds an API call is retried (with exponential backoff) while requests time out, before giving up.",
+    )
+    master_ui_url = Unicode(
+        "http://{master}.{namespace}.svc:{port}",
+        config=True,
+        help="""Where this service reaches a standalone master's web UI for live counts of workers, cores and
+        applications: a template with {master} (the master Service), {namespace} and {port}. Empty: counts come
+        from the Deployments' ready pods only (e.g. when a NetworkPolicy keeps the service from the masters).""",
+    )
+
+    @default("namespace")
+    def _default_ns(self):
+        return default_namespace()
+
+    @classmethod
+    def for_platform(cls, platform) -> KubeSparkClusters:
+        return cls(parent=platform, log=platform.log)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._apis: kube_io.Apis | None = None
+        self._api = None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- API access ----------------------------------------------------------------------------------------
+    async def apis(self) -> kube_io.Apis:
+        if self._apis is None:
+            from kubernetes_asyncio import client
+
+            self._api = await api_client(self.kubeconfig)
+            self._apis = kube_io.Apis(core=client.CoreV1Api(self._api), apps=client.AppsV1Api(self._api),
+                                      custom=client.CustomObjectsApi(self._api))
+        return self._apis
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api, self._apis = None, None
+
+    @property
+    def timeouts(self) -> kube_io.Timeouts:
+        return kube_io.Timeouts(request=self.request_timeout, retry=self.retry_timeout)
+
+    def prune(self) -> None:
+        """Nothing is held between requests (the anchors are the record)."""
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def _read(self, kind: str, name: str) -> dict | None:
+        try:
+            return await kube_io.read_object(await self.apis(), kind, self.namespace, name, self.timeouts, self.log)
+        except SparkError as e:  # the API refused or did not answer: the message says which
+            raise SparkUnavailable(str(e)) from None
+
+    async def _patch(self, kind: str, name: str, patch: list[dict]) -> bool:
+        try:
+            return await kube_io.patch_object(await self.apis(), kind, self.namespace, name, patch, self.timeouts,
+                                              self.log)
+        except SparkError as e:
+            raise SparkUnavailable(str(e)) from None
+
+    async def _anchors(self) -> list[dict]:
+        try:
+            return await kube_io.list_anchors(await self.apis(), self.namespace, self.timeouts, self.log)
+        except SparkError as e:
+            raise SparkUnavailable(str(e)) from None
+
+    async def _find(self, user: str, server: str) -> AnchorInfo | None:
+        anchor = await self._read("ConfigMap", kube.names(user, server)["anchor"])
+        if anchor is None:
+            return None
+        annotations = (anchor.get("metadata") or {}).get("annotations") or {}
+        if annotations.get("hub.jupyter.org/username") != user:  # a slug collision can never hand over a cluster
+            return None
+        return anchor_info(anchor)
+
+    async def _require(self, user: str, server: str) -> AnchorInfo:
+        info = await self._find(user, server)
+        if info is None or info.deleting:
+            raise NoSparkCluster("You have no Spark cluster: start your server with a profile that offers Spark "
+                                 "and tick 'Spark cluster'.")
+        return info
+
+    # -- the API's operations --------------------------------------------------------------------------------
+    async def status(self, user: str, server: str = "") -> dict:
+        info = await self._find(user, server)
+        if info is None:
+            return dict(DISABLED)
+        return await self._status(user, server, info)
+
+    async def _status(self, user: str, server: str, info: AnchorInfo) -> dict:
+        n = kube.names(user, server)
+        busy = self._lock(info.name).locked()
+        if info.cluster_type == "spark-connect":
+            remote = f"sc://{n['connect']}-server.{self.namespace}.svc.cluster.local:{kube.CONNECT_PORT}"
+            return connect_status(info, await self._read("SparkConnect", n["connect"]), remote_url=remote, busy=busy)
+        master, worker = await asyncio.gather(self._read("Deployment", n["master"]), self._read("Deployment",
+                                                                                                 n["worker"]))
+        in_cluster_ui = f"http://{n['master']}.{self.namespace}.svc:{kube.MASTER_UI_PORT}"
+        master_json = None
+        if master is not None and self.master_ui_url:
+            base = master_ui_base(self.master_ui_url, n["master"], self.namespace)
+            master_json = await asyncio.to_thread(fetch_master_json, base)
+        return standalone_status(info, master, worker, master_json, busy=busy, in_cluster_ui=in_cluster_ui,
+                                 master_url=f"spark://{n['master']}.{self.namespace}.svc:{kube.MASTER_PORT}")
+
+    async def scale(self, user: str, server: str, workers) -> dict:
+        info = await self._require(user, server)
+        async with self._lock(info.name):
+            info = await self._require(user, server)
+            usage = kube.usage_from_anchors(await self._anchors(), user)
+            check_scale_request(info.limits, info.request, workers, usage)
+            n = kube.names(user, server)
+            kind, target = (("SparkConnect", n["connect"]) if info.cluster_type == "spark-connect"
+                            else ("Deployment", n["worker"]))
+            self.log.info("Scaling Spark cluster %s of %s from %d to %d workers", info.name, user,
+                          info.request.workers, workers)
+            if not await self._patch(kind, target, kube.scale_patch(info.cluster_type, workers)):
+                raise NoSparkCluster("Your Spark cluster is gone (your server stopped).")
+            await self._patch("ConfigMap", info.name, kube.anchor_data_patch(workers))
+        return await self.status(user, server)
+
+    async def restart(self, user: str, server: str) -> dict:
+        info = await self._require(user, server)
+        if info.cluster_type == "spark-connect":
+            raise SparkBusy("A Spark Connect cluster restarts with your server: stop and start your server.")
+        async with self._lock(info.name):
+            n = kube.names(user, server)
+            when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.log.info("Restarting Spark cluster %s of %s", info.name, user)
+            for name in (n["master"], n["worker"]):
+                deployment = await self._read("Deployment", name)
+                if deployment is None or not await self._patch("Deployment", name,
+                                                               kube.restart_patch(deployment, when)):
+                    raise NoSparkCluster("Your Spark cluster is gone (your server stopped).")
+        return await self.status(user, server)

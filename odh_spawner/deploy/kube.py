@@ -1,9 +1,10 @@
-"""Kubernetes serving backend: one Seldon `SeldonDeployment` (or KServe `InferenceService`) per deployment.
+"""Kubernetes serving backend: one Seldon `SeldonDeployment` (or Seldon Core 2 `Model`, or KServe
+`InferenceService`) per deployment.
 
 The objects come from the pure builders in `manifests`; this module is the thin I/O layer that applies them
-with kubernetes_asyncio and reads their status back. The serving operator (Seldon Core or KServe) does the
-real work: pulls the model from S3, runs MLServer, restarts it. Per user there is one storage Secret (and for
-KServe one ServiceAccount listing it); it is replaced on every bring-up from the user's current keys and
+with kubernetes_asyncio and reads their status back. The serving operator (Seldon Core, Seldon Core 2 or KServe)
+does the real work: pulls the model from S3, runs MLServer, restarts it. Per user there is one storage Secret
+(and for KServe one ServiceAccount listing it); it is replaced on every bring-up from the user's current keys and
 deleted with the user's last deployment. Credentials only ever travel inside that Secret: never in a custom
 resource, never in a log line.
 
@@ -18,11 +19,12 @@ import asyncio
 import os
 import re
 from functools import partial
+from urllib.parse import urlsplit
 
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Dict, Enum, Float, Unicode, default
+from traitlets import Dict, Enum, Float, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..kube_attempts import create_or_update
@@ -32,22 +34,35 @@ from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Ve
 # group, version, plural and a readable kind of each serving resource
 RESOURCES = {
     "seldon": ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment"),
+    "seldon-v2": ("mlops.seldon.io", "v1alpha1", "models", "Model"),
     "kserve": ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
 }
+# Kinds whose operator writes no status.observedGeneration (Seldon Core 2's): after we change the spec, a status
+# written for the previous spec is told apart by its readiness condition being still the one from before the
+# change (see cr_state).
+NO_OBSERVED_GENERATION = {"seldon-v2"}
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _ENDPOINT_SUFFIX = re.compile(r"/(api/v[0-9.]+/.*|v2/models/.*|v1/models/.*|seldon/.*)$")
 
 
 # -- pure helpers ------------------------------------------------------------------------------------------------
-def cr_state(cr: dict) -> dict:
-    """`manifests.deployment_state`, except that a status the operator wrote for an older spec (its
-    `observedGeneration` below `metadata.generation`) counts as still "Creating"."""
+def cr_state(cr: dict, superseded: dict | None = None) -> dict:
+    """`manifests.deployment_state`, except that a status the operator wrote for an older spec counts as still
+    "Creating": its `observedGeneration` is below `metadata.generation`, or, for a Seldon Core 2 Model (whose
+    operator writes no observedGeneration), its readiness condition is still `superseded`, the one it had when
+    we changed the spec. (The operator writes a new condition for every state of the new spec, each with its
+    own lastTransitionTime, so an unchanged condition is the old spec's; comparing contents, not times, needs
+    no agreement between clocks.)"""
     state = manifests.deployment_state(cr)
+    stale = {"state": "Creating", "url": state["url"],
+             "message": "the operator has not yet picked up the new version"}
     generation = (cr.get("metadata") or {}).get("generation")
     observed = (cr.get("status") or {}).get("observedGeneration")
     if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
-        return {"state": "Creating", "url": state["url"],
-                "message": "the operator has not yet picked up the new version"}
+        return stale
+    if (superseded and cr.get("kind") == "Model" and state["state"] != "Creating"
+            and manifests.model_ready_condition(cr) == superseded):
+        return stale
     return state
 
 
@@ -65,6 +80,8 @@ def storage_objects(kind: str, owner: str, namespace: str, *, access_key: str, s
     keys = {"access_key": access_key, "secret_key": secret_key, "endpoint": endpoint}
     if kind == "seldon":
         return [manifests.rclone_storage_secret(owner, namespace, **keys)]
+    if kind == "seldon-v2":
+        return [manifests.seldon_v2_storage_secret(owner, namespace, **keys)]
     secret = manifests.kserve_storage_secret(owner, namespace, **keys)
     return [secret, manifests.kserve_service_account(owner, namespace, secret["metadata"]["name"])]
 
@@ -73,14 +90,20 @@ def storage_names(kind: str, owner: str) -> list[tuple[str, str]]:
     """(API resource, name) of the per-user storage objects of `kind`, in the order they are deleted."""
     if kind == "seldon":
         return [("secret", manifests.storage_secret_name(owner))]
+    if kind == "seldon-v2":
+        return [("secret", manifests.seldon_v2_storage_secret_name(owner))]
     return [("service_account", manifests.kserve_service_account_name(owner)),
             ("secret", manifests.kserve_storage_secret_name(owner))]
 
 
 def serving_manifest(kind: str, d: Deployment, v: Version, namespace: str, resources: dict | None = None) -> dict:
-    """The SeldonDeployment / InferenceService serving version `v` of `d`."""
-    args = {"model_uri": v.model_uri, "framework": v.framework, "version": v.version,
-            "resources": resources or None}
+    """The SeldonDeployment / Model / InferenceService serving version `v` of `d`. `resources` are those of the
+    model server container; a Seldon Core 2 Model has none (it runs on a shared Server the Seldon admin sizes)."""
+    args = {"model_uri": v.model_uri, "framework": v.framework, "version": v.version}
+    if kind == "seldon-v2":
+        return manifests.seldon_v2_model(d.owner, d.name, namespace,
+                                         secret_name=manifests.seldon_v2_storage_secret_name(d.owner), **args)
+    args["resources"] = resources or None
     if kind == "seldon":
         return manifests.seldon_deployment(d.owner, d.name, namespace,
                                            secret_name=manifests.storage_secret_name(d.owner), **args)
@@ -121,12 +144,15 @@ class KubeServingBackend(LoggingConfigurable):
     name = "kubernetes"
 
     serving_resource = Enum(
-        ["seldon", "kserve"],
+        ["seldon", "seldon-v2", "kserve"],
         default_value="seldon",
         config=True,
         help="""Which operator serves models: "seldon" (Seldon Core v1 SeldonDeployment with its prepackaged
-        MLServer servers; Business Source License since 2024) or "kserve" (KServe InferenceService with the
-        kserve-mlserver runtime; Apache-2.0). The operator and its CRD must be installed in the cluster.""",
+        MLServer servers), "seldon-v2" (Seldon Core 2 Model, mlops.seldon.io/v1alpha1, scheduled onto an MLServer
+        Server with the sklearn/mlflow capabilities and reached through the seldon-mesh Service, see `mesh_url`;
+        the SeldonRuntime must run in `namespace`) — both Business Source License since 2024 — or "kserve"
+        (KServe InferenceService with the kserve-mlserver runtime; Apache-2.0). The operator and its CRD must be
+        installed in the cluster. Existing deployments keep the kind they were created with.""",
     )
     namespace = Unicode(
         config=True,
@@ -137,6 +163,28 @@ class KubeServingBackend(LoggingConfigurable):
     @default("namespace")
     def _default_ns(self):
         return _default_namespace()
+
+    mesh_url = Unicode(
+        config=True,
+        help="""Base URL of Seldon Core 2's inference entry point, the `seldon-mesh` Service (Envoy; port 80
+        serves HTTP) that the SeldonRuntime creates in its namespace; used with serving_resource = "seldon-v2",
+        whose Model status reports no URL. A deployment's inference URL is this plus
+        `/v2/models/<Model name>/infer`: the mesh takes the `Seldon-Model` routing header from that path, so the
+        URL must reach the mesh with the path unchanged. Defaults to
+        http://seldon-mesh.<namespace>.svc.cluster.local.""",
+    )
+
+    @default("mesh_url")
+    def _default_mesh_url(self):
+        return f"http://seldon-mesh.{self.namespace}.svc.cluster.local"
+
+    @validate("mesh_url")
+    def _valid_mesh_url(self, proposal):
+        url = proposal["value"].rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}")
+        return url
 
     kubeconfig = Unicode(
         "",
@@ -166,7 +214,8 @@ class KubeServingBackend(LoggingConfigurable):
         config=True,
         help="""Kubernetes resources of each model server container, e.g.
         {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}; empty leaves
-        them to the operator's defaults.""",
+        them to the operator's defaults. Not used for "seldon-v2": Seldon Core 2 loads models onto shared Servers,
+        sized on their Server/ServerConfig resources.""",
     )
     public_url = Unicode(
         "",
@@ -181,6 +230,8 @@ class KubeServingBackend(LoggingConfigurable):
             self.public_url = public_url
         self._api: client.ApiClient | None = None
         self._owner_locks: dict[str, asyncio.Lock] = {}
+        # kinds in NO_OBSERVED_GENERATION: resource name -> its readiness condition when we last changed its spec
+        self._superseded: dict[str, dict] = {}
 
     # -- API access ----------------------------------------------------------------------------------------
     async def api(self) -> client.ApiClient:
@@ -298,11 +349,38 @@ class KubeServingBackend(LoggingConfigurable):
     async def apply(self, kind: str, cr: dict) -> None:
         await self._retry(partial(self._create_or_patch, kind, cr), f"the {cr['kind']} {cr['metadata']['name']}")
 
+    async def apply_serving(self, kind: str, cr: dict) -> None:
+        """Apply a serving resource. For kinds in NO_OBSERVED_GENERATION, remember which status is not yet for
+        `cr` (see cr_state): over a different spec, the readiness condition it had before; a new resource has
+        none; over the same spec, what held before still holds (the operator has nothing new to report)."""
+        name = cr["metadata"]["name"]
+        if kind not in NO_OBSERVED_GENERATION:
+            await self.apply(kind, cr)
+            return
+        current = await self.read(kind, name)
+        await self.apply(kind, cr)
+        if current is None:
+            self._superseded.pop(name, None)
+        elif current.get("spec") != cr["spec"]:
+            self._superseded[name] = manifests.model_ready_condition(current)
+
+    def _cr_state(self, cr: dict) -> dict:
+        """cr_state, with the condition our last spec change of the resource superseded when its kind needs it.
+        Once the condition has moved on, every later one is the operator's answer to the change too: forgotten,
+        so that a new condition equal to the superseded one (an A-B-A within a second) is not taken for stale."""
+        name = (cr.get("metadata") or {}).get("name")
+        superseded = self._superseded.get(name)
+        state = cr_state(cr, superseded)
+        if superseded is not None and manifests.model_ready_condition(cr) != superseded:
+            del self._superseded[name]
+        return state
+
     async def delete_resource(self, kind: str, name: str) -> None:
         group, version, plural, label = RESOURCES[kind]
         delete = partial((await self._custom()).delete_namespaced_custom_object, group, version, plural=plural,
                          propagation_policy="Background")
         await self._retry(partial(self._delete, delete, name), f"deleting the {label} {name}")
+        self._superseded.pop(name, None)
 
     async def delete_storage_if_unused(self, kind: str, owner: str, exclude: str) -> None:
         (others,) = await self._retry(partial(self._list_names, kind, owner, exclude),
@@ -323,7 +401,7 @@ class KubeServingBackend(LoggingConfigurable):
             cr = await self.read(kind, name)
             if cr is None:
                 raise BackendFailed(f"The {label} {name} was deleted while the model was starting.")
-            state = cr_state(cr)
+            state = self._cr_state(cr)
             if state["state"] == AVAILABLE:
                 return state
             if state["state"] == FAILED:
@@ -338,13 +416,18 @@ class KubeServingBackend(LoggingConfigurable):
         kind = d.runtime.get("resource") or self.serving_resource
         return kind, d.runtime.get("name") or manifests.resource_name(d.owner, d.name)
 
+    def _url(self, kind: str, state: dict) -> str | None:
+        """The endpoint base of an Available resource: the seldon-mesh URL for a Seldon Core 2 Model (its status
+        has none), else the URL the operator reports, without a protocol path."""
+        return self.mesh_url if kind == "seldon-v2" else endpoint_base(state["url"])
+
     # -- the backend interface the DeploymentManager uses --------------------------------------------------
     def supports(self, framework: str) -> bool:
         return framework in manifests.SELDON_SERVERS
 
     def model_name_for(self, owner: str, name: str) -> str:
-        """The name MLServer serves the model by: Seldon's graph node (the deployment name), or the
-        InferenceService's name for KServe."""
+        """The name the model is called by in inference URLs: Seldon's graph node (the deployment name), or the
+        Model's name (Seldon Core 2's mesh routes by it) or the InferenceService's name (KServe)."""
         return name if self.serving_resource == "seldon" else manifests.resource_name(owner, name)
 
     async def bring_up(self, d: Deployment, v: Version, creds, objects: list[dict], version_dir: str,
@@ -360,7 +443,7 @@ class KubeServingBackend(LoggingConfigurable):
         try:
             async with self._owner_lock(d.owner):
                 await self.apply_storage(kind, d.owner, creds)
-                await self.apply(kind, cr)
+                await self.apply_serving(kind, cr)
         except DeployError:
             await self._restore(d, kind, name)
             raise
@@ -371,14 +454,14 @@ class KubeServingBackend(LoggingConfigurable):
         except BackendFailed:
             await self._restore(d, kind, name)
             raise
-        d.url = endpoint_base(state["url"])
+        d.url = self._url(kind, state)
 
     async def _restore(self, d: Deployment, kind: str, name: str) -> None:
         """After a failed bring-up: serve the previous version again, or remove a first version's resource."""
         try:
             if d.serving:
-                await self.apply(kind, serving_manifest(kind, d, d.version_of(d.serving), self.namespace,
-                                                        self.resources))
+                await self.apply_serving(kind, serving_manifest(kind, d, d.version_of(d.serving), self.namespace,
+                                                                self.resources))
             else:
                 async with self._owner_lock(d.owner):
                     await self.delete_resource(kind, name)
@@ -397,9 +480,9 @@ class KubeServingBackend(LoggingConfigurable):
             return None
         if cr is None:
             return f"Its {label} {name} no longer exists in the cluster."
-        state = cr_state(cr)
+        state = self._cr_state(cr)
         if state["state"] == AVAILABLE:
-            d.url = endpoint_base(state["url"]) or d.url
+            d.url = self._url(kind, state) or d.url
             return None
         detail = f": {state['message']}" if state["message"] else ""
         return f"The {label} is {state['state']}{detail}."
@@ -411,14 +494,14 @@ class KubeServingBackend(LoggingConfigurable):
         label = RESOURCES[kind][3]
         cr = await self.read(kind, name)
         if cr is None:
-            await self.apply(kind, serving_manifest(kind, d, v, self.namespace, self.resources))
+            await self.apply_serving(kind, serving_manifest(kind, d, v, self.namespace, self.resources))
             raise BackendFailed(f"The {label} {name} was missing and has been created again; it is starting.")
-        state = cr_state(cr)
+        state = self._cr_state(cr)
         if state["state"] == FAILED:
             raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
         if state["state"] != AVAILABLE:
             raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
-        d.url = endpoint_base(state["url"]) or d.url
+        d.url = self._url(kind, state) or d.url
 
     async def adopt(self, d: Deployment) -> bool:
         """After a restart of the service: live when the resource still exists."""
@@ -426,9 +509,9 @@ class KubeServingBackend(LoggingConfigurable):
         cr = await self.read(kind, name)
         if cr is None:
             return False
-        state = cr_state(cr)
+        state = self._cr_state(cr)
         if state["state"] == AVAILABLE:
-            d.url = endpoint_base(state["url"]) or d.url
+            d.url = self._url(kind, state) or d.url
         return True
 
     async def teardown(self, d: Deployment) -> None:

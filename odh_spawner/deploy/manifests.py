@@ -1,9 +1,14 @@
 """Kubernetes objects for "deploy a model from a notebook". Pure: plain dicts in, plain dicts out, no I/O.
 
-Two serving backends speak the same inputs:
+Three serving backends speak the same inputs:
 
 - Seldon Core v1 `SeldonDeployment` (prepackaged `SKLEARN_SERVER` / `MLFLOW_SERVER`, MLServer via protocol v2)
-  reading the model with rclone, whose settings come from a per-user Secret named by `envSecretRefName`;
+  reading the model with rclone, whose settings come from a per-user Secret named by `envSecretRefName`
+  (rclone's environment variables, `RCLONE_CONFIG_S3_*`);
+- Seldon Core 2 `Model` (`mlops.seldon.io/v1alpha1`), scheduled by Seldon onto a shared MLServer `Server` whose
+  capabilities cover the model's `requirements`; the Server's agent copies the model with rclone, whose remote
+  comes from the per-user Secret named by `secretName` (one data key holding the remote as JSON: `name`, `type`,
+  `parameters`; the remote name must be the scheme of `storageUri`, here `s3`);
 - KServe `InferenceService` (runtime `kserve-mlserver`) whose storage initializer finds the user's S3 keys
   through the predictor's ServiceAccount, which lists a Secret annotated in KServe's S3 convention.
 
@@ -27,8 +32,13 @@ from ..spark.naming import label_value
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
 SELDON_API_VERSION = "machinelearning.seldon.io/v1"
+SELDON_V2_API_VERSION = "mlops.seldon.io/v1alpha1"
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
 SELDON_SERVERS = {"sklearn": "SKLEARN_SERVER", "mlflow": "MLFLOW_SERVER"}
+# Seldon Core 2 Model `requirements`: capabilities of its MLServer Server (SELDON_SERVER_CAPABILITIES), from which
+# the agent also writes a model-settings.json when the model folder has none
+SELDON_V2_REQUIREMENTS = {"sklearn": ["sklearn"], "mlflow": ["mlflow"]}
+RCLONE_REMOTE = "s3"  # the rclone remote of the storage Secrets; Seldon v2 requires it to be storageUri's scheme
 KSERVE_RUNTIME = "kserve-mlserver"
 DNS_LABEL_MAX = 63
 
@@ -63,6 +73,11 @@ def storage_secret_name(owner: str) -> str:
     return _per_user_name("odh-model-storage-", owner)
 
 
+def seldon_v2_storage_secret_name(owner: str) -> str:
+    """The per-user Secret holding the rclone remote a Seldon Core 2 Server's agent reads a Model with."""
+    return _per_user_name("odh-seldon2-storage-", owner)
+
+
 def kserve_storage_secret_name(owner: str) -> str:
     """The per-user Secret holding S3 keys in KServe's convention."""
     return _per_user_name("odh-kserve-storage-", owner)
@@ -74,7 +89,8 @@ def kserve_service_account_name(owner: str) -> str:
 
 
 def resource_name(owner: str, name: str) -> str:
-    """The SeldonDeployment/InferenceService name for `owner`'s deployment `name` (a DNS label of ≤ 40 chars).
+    """The SeldonDeployment/Model/InferenceService name for `owner`'s deployment `name` (a DNS label of ≤ 40
+    chars).
 
     A DNS-1123 label of at most 63 characters starting with a letter, distinct for every (owner, name) pair."""
     plain = f"{owner}--{name}"
@@ -122,28 +138,32 @@ def _split_endpoint(endpoint: str) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
-# -- Seldon Core v1 ---------------------------------------------------------------------------------------------
-def rclone_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
-                          labels: dict | None = None) -> dict:
-    """The Secret a SeldonDeployment's `envSecretRefName` points at: rclone's `s3` remote for Ceph RGW."""
+def _rclone_s3_parameters(access_key: str, secret_key: str, endpoint: str) -> dict:
+    """rclone's settings of an `s3` remote on Ceph RGW with these keys (rclone config names, all strings)."""
     _split_endpoint(endpoint)
-    settings = {
-        "RCLONE_CONFIG_S3_TYPE": "s3",
-        "RCLONE_CONFIG_S3_PROVIDER": "Ceph",
-        "RCLONE_CONFIG_S3_ENV_AUTH": "false",
-        "RCLONE_CONFIG_S3_ACCESS_KEY_ID": access_key,
-        "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": secret_key,
-        "RCLONE_CONFIG_S3_ENDPOINT": endpoint,
-    }
+    return {"provider": "Ceph", "env_auth": "false", "access_key_id": access_key, "secret_access_key": secret_key,
+            "endpoint": endpoint}
+
+
+def _storage_secret(name: str, owner: str, namespace: str, data: dict, labels: dict | None) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {"name": storage_secret_name(owner), "namespace": namespace,
-                     "labels": owner_labels(owner, "model-storage", labels),
+        "metadata": {"name": name, "namespace": namespace, "labels": owner_labels(owner, "model-storage", labels),
                      "annotations": {"hub.jupyter.org/username": owner}},
-        "data": {key: _b64(value) for key, value in settings.items()},
+        "data": {key: _b64(value) for key, value in data.items()},
     }
+
+
+# -- Seldon Core v1 ---------------------------------------------------------------------------------------------
+def rclone_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
+                          labels: dict | None = None) -> dict:
+    """The Secret a SeldonDeployment's `envSecretRefName` points at: rclone's `s3` remote for Ceph RGW, as the
+    environment variables `RCLONE_CONFIG_S3_<SETTING>` the storage initializer is started with."""
+    settings = {"type": "s3", **_rclone_s3_parameters(access_key, secret_key, endpoint)}
+    env = {f"RCLONE_CONFIG_{RCLONE_REMOTE.upper()}_{key.upper()}": value for key, value in settings.items()}
+    return _storage_secret(storage_secret_name(owner), owner, namespace, env, labels)
 
 
 def seldon_deployment(owner: str, name: str, namespace: str, *, model_uri: str, framework: str, secret_name: str,
@@ -168,6 +188,33 @@ def seldon_deployment(owner: str, name: str, namespace: str, *, model_uri: str, 
         "kind": "SeldonDeployment",
         "metadata": _deployment_metadata(owner, name, namespace, version, labels),
         "spec": {"protocol": "v2", "predictors": [predictor]},
+    }
+
+
+# -- Seldon Core 2 ----------------------------------------------------------------------------------------------
+def seldon_v2_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
+                             labels: dict | None = None) -> dict:
+    """The Secret a Seldon Core 2 Model's `secretName` points at: exactly one data key holding rclone's `s3`
+    remote for Ceph RGW as {"name", "type", "parameters"} (the agent parses it as JSON, else YAML; JSON with
+    string values only, as its parameters are a map of strings)."""
+    remote = {"name": RCLONE_REMOTE, "type": "s3", "parameters": _rclone_s3_parameters(access_key, secret_key,
+                                                                                       endpoint)}
+    return _storage_secret(seldon_v2_storage_secret_name(owner), owner, namespace,
+                           {RCLONE_REMOTE: json.dumps(remote, sort_keys=True)}, labels)
+
+
+def seldon_v2_model(owner: str, name: str, namespace: str, *, model_uri: str, framework: str, secret_name: str,
+                    version: int, labels: dict | None = None) -> dict:
+    """A Seldon Core 2 Model serving one sklearn/MLflow model from S3 on an MLServer Server (Open Inference
+    Protocol). Seldon schedules it onto a Server whose capabilities include its `requirements`; the Servers, and
+    so the resources models run with, are the Seldon admin's."""
+    _check_model(model_uri, framework)
+    return {
+        "apiVersion": SELDON_V2_API_VERSION,
+        "kind": "Model",
+        "metadata": _deployment_metadata(owner, name, namespace, version, labels),
+        "spec": {"storageUri": model_uri, "requirements": list(SELDON_V2_REQUIREMENTS[framework]),
+                 "secretName": secret_name},
     }
 
 
@@ -230,9 +277,45 @@ def _state(state: str, url: str | None = None, message: str | None = None) -> di
     return {"state": state, "url": url or None, "message": message or None}
 
 
+# The states of a model in Seldon Core 2's scheduler (scheduler.proto, ModelStatus.ModelState). The operator
+# writes the state as the Model's ModelReady/Ready condition's *message* and the scheduler's explanation as its
+# *reason* (operator/scheduler/model.go: CreateAndSetCondition(ModelReady, ok, state, reason)).
+SELDON_V2_MODEL_STATES = ("ModelStateUnknown", "ModelProgressing", "ModelAvailable", "ModelFailed",
+                          "ModelTerminating", "ModelTerminated", "ModelTerminateFailed", "ScheduleFailed",
+                          "ModelScaledDown", "ModelCreate", "ModelTerminate")
+# states that stay until the Model (or the Servers) change: no Server fits, the model did not load
+SELDON_V2_FAILED = ("ModelFailed", "ScheduleFailed", "ModelTerminateFailed")
+
+
+def model_ready_condition(cr: dict) -> dict:
+    """The condition a Seldon Core 2 Model's readiness is read from: `ModelReady`, else the summary `Ready`
+    (knative-style; both are set together), else {}."""
+    conditions = {c.get("type"): c for c in (cr.get("status") or {}).get("conditions") or []}
+    return conditions.get("ModelReady") or conditions.get("Ready") or {}
+
+
+def seldon_v2_state(cr: dict) -> dict:
+    """{"state", "url": None, "message"} of a Seldon Core 2 Model: Available when its ModelReady condition is
+    "True"; Failed when it is "False" in a state that does not resolve by waiting (ModelFailed, ScheduleFailed,
+    ModelTerminateFailed); else Creating. The status has no URL: Models are reached through the seldon-mesh
+    Service, which the backend knows. The message is the scheduler's explanation, else the state's name."""
+    ready = model_ready_condition(cr)
+    texts = [t for t in (ready.get("message"), ready.get("reason")) if t]
+    state = next((t for t in texts if t in SELDON_V2_MODEL_STATES), None)
+    detail = next((t for t in texts if t != state), state)
+    if ready.get("status") == "True":
+        return _state("Available")
+    if ready.get("status") == "False" and state in SELDON_V2_FAILED:
+        return _state("Failed", None, detail)
+    return _state("Creating", None, detail)
+
+
 def deployment_state(cr: dict) -> dict:
-    """{"state": "Available"|"Creating"|"Failed", "url", "message"} of a SeldonDeployment or InferenceService."""
+    """{"state": "Available"|"Creating"|"Failed", "url", "message"} of a SeldonDeployment, a Seldon Core 2 Model
+    or an InferenceService."""
     status = cr.get("status") or {}
+    if cr.get("kind") == "Model":
+        return seldon_v2_state(cr)
     if cr.get("kind") == "SeldonDeployment":
         state = status.get("state")
         return _state(state if state in ("Available", "Failed") else "Creating",
@@ -247,4 +330,4 @@ def deployment_state(cr: dict) -> dict:
         if failed:
             return _state("Failed", url, failed[0].get("message") or failed[0]["reason"])
         return _state("Creating", url, ready.get("message"))
-    raise ValueError(f"not a SeldonDeployment or InferenceService: {cr.get('kind')!r}")
+    raise ValueError(f"not a SeldonDeployment, Model or InferenceService: {cr.get('kind')!r}")

@@ -2,7 +2,7 @@
 Kubernetes-like HTTP API on a free random port of 127.0.0.1). It is an emulator, not a cluster: no controllers,
 no kubelet, no garbage collector, no admission or schema checks. What each test shows is what our code *sends*
 and how it reacts to what a real API server and operator would answer; the answers of the operators (Seldon,
-KServe) and of the kubelet are written by small tasks in this file, through the same HTTP API.
+Seldon Core 2, KServe) and of the kubelet are written by small tasks in this file, through the same HTTP API.
 
 Every object we send (POST/PUT bodies) and every state an object reaches (after our patches) is validated:
 core kinds against the official Kubernetes schema (kubernetes-validate, strict), custom resources against the
@@ -72,10 +72,12 @@ NS = "odh"
 ACCESS, SECRET = "AKIAALICEEXAMPLE42", "alice/very+secret=key"
 ENDPOINT = "http://rgw.ceph.svc:8080"
 SDEP = "machinelearning.seldon.io/v1/seldondeployments"
+MODEL = "mlops.seldon.io/v1alpha1/models"
 ISVC = "serving.kserve.io/v1beta1/inferenceservices"
 SPARKCONNECT = "sparkoperator.k8s.io/v1alpha1/sparkconnects"
 CRD_FILES = {
     "SeldonDeployment": ("seldondeployments.machinelearning.seldon.io.yaml", "v1"),
+    "Model": ("models.mlops.seldon.io.yaml", "v1alpha1"),
     "InferenceService": ("inferenceservices.serving.kserve.io.yaml", "v1beta1"),
     "SparkConnect": ("sparkconnects.sparkoperator.k8s.io.yaml", "v1alpha1"),
 }
@@ -227,7 +229,7 @@ def validate_everything(k: ApiServerEmulator) -> int:
 async def emulator():
     async with ApiServerEmulator() as k, kmock.Server(k):  # Server: 127.0.0.1, a free random port
         # lists of a resource nobody created an object of yet answer 404 unless it is declared (CRDs "installed")
-        for resource in ("v1/pods", "v1/events", "v1/configmaps", "v1/secrets", SDEP, ISVC, SPARKCONNECT):
+        for resource in ("v1/pods", "v1/events", "v1/configmaps", "v1/secrets", SDEP, MODEL, ISVC, SPARKCONNECT):
             k.resources[resource] = {}
         yield k
         assert k.errors == [] or all(isinstance(e, kmock.KubernetesError) for e in k.errors), k.errors
@@ -271,8 +273,9 @@ def new_deployment(backend, owner="alice", name="iris", uri="s3://odh-models-ali
     return d, d.add_version(uri, "sklearn")
 
 
-async def bring_up_with_operator(k, backend, d, v, resource, status):
-    """bring_up while a fake operator answers version `v` with `status` once the resource asks for it."""
+async def bring_up_with_operator(k, backend, d, v, resource, status, observed_generation=True):
+    """bring_up while a fake operator answers version `v` with `status` once the resource asks for it (with the
+    resource's generation as `observedGeneration`, unless the operator is one that writes none)."""
     stages = []
 
     async def operator():
@@ -280,7 +283,8 @@ async def bring_up_with_operator(k, backend, d, v, resource, status):
         while (cr := stored(k, resource, name)) is None or cr["metadata"]["labels"]["odh-hub/version"] != \
                 str(v.version):
             await asyncio.sleep(0.01)
-        await set_status(k, resource, name, {**status, "observedGeneration": cr["metadata"]["generation"]})
+        observed = {"observedGeneration": cr["metadata"]["generation"]} if observed_generation else {}
+        await set_status(k, resource, name, {**status, **observed})
 
     up = asyncio.ensure_future(backend.bring_up(d, v, CREDS, [], "/nonexistent", stages.append))
     op = asyncio.ensure_future(operator())
@@ -451,6 +455,92 @@ async def test_kserve_variant(emulator, make_backend):
                            ("v1/serviceaccounts", "odh-model-serving-alice")):
         assert stored(emulator, resource, name) is None, name
     validate_everything(emulator)
+
+
+def model_status(ready: str, state: str, reason: str = "") -> dict:
+    """A Model status as Seldon Core 2's operator writes it: ModelReady and Ready alike, the scheduler's state as
+    their message and its explanation as their reason, whole-second times, no observedGeneration."""
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    condition = {"status": ready, "message": state, "lastTransitionTime": when, **({"reason": reason} if reason else {})}
+    return {"conditions": [{"type": t, **condition} for t in ("ModelReady", "Ready")], "replicas": 1,
+            "availableReplicas": 1 if ready == "True" else 0, "modelgwReady": "ModelAvailable",
+            "selector": "server=mlserver"}
+
+
+@needs_crds
+async def test_seldon_v2_variant(emulator, make_backend, caplog):
+    """Seldon Core 2: Secret + Model; Available from the ModelReady condition; the URL is the seldon-mesh one; a new
+    version is not taken for ready on the previous version's status, nor a restored one for failed on the failed
+    version's; teardown removes both."""
+    caplog.set_level(logging.DEBUG, logger="traitlets")
+    backend = make_backend(serving_resource="seldon-v2")
+    d, v1 = new_deployment(backend)
+    assert d.model_name == "alice--iris"  # the mesh routes /v2/models/<Model name>/... to the Model
+    v1_ready = model_status("True", "ModelAvailable")
+    stages = await bring_up_with_operator(emulator, backend, d, v1, MODEL, v1_ready, observed_generation=False)
+    assert stages == ["starting"]
+    assert d.url == "http://seldon-mesh.odh.svc.cluster.local"
+    assert d.infer_url == "http://seldon-mesh.odh.svc.cluster.local/v2/models/alice--iris/infer"
+    assert d.runtime == {"resource": "seldon-v2", "name": "alice--iris", "namespace": NS}
+
+    secret = stored(emulator, "v1/secrets", "odh-seldon2-storage-alice")
+    expected_secret = manifests.seldon_v2_storage_secret("alice", NS, access_key=ACCESS, secret_key=SECRET,
+                                                         endpoint=ENDPOINT)
+    assert secret["data"] == expected_secret["data"] and list(secret["data"]) == ["s3"]
+    remote = json.loads(base64.b64decode(secret["data"]["s3"]))
+    assert remote["name"] == "s3" and remote["parameters"]["secret_access_key"] == SECRET
+    assert remote["parameters"]["endpoint"] == ENDPOINT
+    model = stored(emulator, MODEL, "alice--iris")
+    assert model["spec"] == {"storageUri": v1.model_uri, "requirements": ["sklearn"],
+                             "secretName": "odh-seldon2-storage-alice"}
+    sent = json.dumps([body for _, path, body in emulator.sent if "/models" in path])
+    for value in (ACCESS, SECRET):
+        assert value not in sent and base64.b64encode(value.encode()).decode() not in sent
+    assert validate_everything(emulator) >= 3
+    assert await backend.check(d) is None and await backend.adopt(d) is True
+
+    # a new version: until the operator reports on it, v1's "True" does not count (though maybe of the same second)
+    d.serving = 1
+    v2 = d.add_version("s3://odh-models-alice/odh-deployments/iris/v2/", "sklearn")
+    up = asyncio.ensure_future(backend.bring_up(d, v2, CREDS, [], "/nonexistent", lambda stage: None))
+    while (model := stored(emulator, MODEL, "alice--iris"))["metadata"]["generation"] < 2:
+        await asyncio.sleep(0.01)
+    assert model["spec"]["storageUri"] == v2.model_uri and model["metadata"]["labels"]["odh-hub/version"] == "2"
+    await asyncio.sleep(0.2)
+    assert not up.done()
+    await set_status(emulator, MODEL, "alice--iris", model_status("False", "ModelProgressing"))
+    await asyncio.sleep(0.1)
+    assert not up.done()
+    # the operator has answered for v2, so what it writes next is for v2, even a "True" equal to v1's (same second)
+    await set_status(emulator, MODEL, "alice--iris", v1_ready)
+    await asyncio.wait_for(up, 5)
+    assert d.infer_url == "http://seldon-mesh.odh.svc.cluster.local/v2/models/alice--iris/infer"
+    assert len(requests_to(emulator, "PUT", "/secrets/odh-seldon2-storage-alice")) == 1  # the user's current keys
+    d.serving = 2
+
+    # a version that fails to load: v2's spec is put back, and v3's failure is not taken for v2's state
+    v3 = d.add_version("s3://odh-models-alice/odh-deployments/iris/v3/", "sklearn")
+    failed = model_status("False", "ModelFailed", "Failed to download from s3://odh-models-alice/... any files")
+    with pytest.raises(BackendFailed, match=r"^The Model failed: Failed to download from s3://odh-models-alice"):
+        await bring_up_with_operator(emulator, backend, d, v3, MODEL, failed, observed_generation=False)
+    model = stored(emulator, MODEL, "alice--iris")
+    assert model["spec"]["storageUri"] == v2.model_uri and model["metadata"]["generation"] == 4
+    assert await backend.check(d) == "The Model is Creating: the operator has not yet picked up the new version."
+    await set_status(emulator, MODEL, "alice--iris", model_status("True", "ModelAvailable"))
+    assert await backend.check(d) is None
+
+    reason = "failed to schedule model alice--iris. [no matching servers are available]"
+    await set_status(emulator, MODEL, "alice--iris", model_status("False", "ScheduleFailed", reason))
+    assert await backend.check(d) == f"The Model is Failed: {reason}."
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "traitlets")
+    assert "Applied Model odh/alice--iris for alice/iris v3" in ours and SECRET not in ours
+
+    await backend.teardown(d)
+    assert stored(emulator, MODEL, "alice--iris") is None and d.url is None
+    assert stored(emulator, "v1/secrets", "odh-seldon2-storage-alice") is None
+    (delete,) = requests_to(emulator, "DELETE", "/models/alice--iris")
+    assert delete.params["propagationPolicy"] == "Background"
+    assert validate_everything(emulator) >= 8
 
 
 @needs_crds

@@ -42,6 +42,52 @@ def test_a_status_for_an_older_spec_is_not_taken_for_the_new_one(generation, obs
     assert kube.cr_state(sdep(status, generation))["state"] == state
 
 
+def condition(status_, message=None, reason=None, when="2026-03-01T12:00:05Z") -> dict:
+    c = {"status": status_, "message": message, "reason": reason, "lastTransitionTime": when}
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def model(ready: dict, generation=2) -> dict:
+    """A Seldon Core 2 Model whose ModelReady and Ready conditions are `ready` (its operator writes no
+    observedGeneration)."""
+    return {"kind": "Model", "metadata": {"name": "alice--iris", "generation": generation},
+            "status": {"conditions": [{"type": t, **ready} for t in ("ModelReady", "Ready")], "replicas": 1}}
+
+
+V1_READY = {"type": "ModelReady", **condition("True", "ModelAvailable", when="2026-03-01T11:00:00Z")}
+V3_FAILED = {"type": "ModelReady", **condition("False", "ModelFailed", "no model file")}
+
+
+@pytest.mark.parametrize("ready,superseded,state", [
+    # not after a spec change of ours: the status is what it is
+    (condition("True", "ModelAvailable", when="2026-03-01T11:00:00Z"), None, "Available"),
+    (condition("True", "ModelAvailable", when="2026-03-01T11:00:00Z"), {}, "Available"),
+    # our change superseded v1's "True": still that very condition, so not v2's
+    (condition("True", "ModelAvailable", when="2026-03-01T11:00:00Z"), V1_READY, "Creating"),
+    # the operator's answers for v2: progressing, then a new "True" (a new transition time)
+    (condition("False", "ModelProgressing"), V1_READY, "Creating"),
+    (condition("True", "ModelAvailable", when="2026-03-01T12:00:07Z"), V1_READY, "Available"),
+    (condition("False", "ModelFailed", "no model file", when="2026-03-01T12:00:07Z"), V1_READY, "Failed"),
+    # our restore of v2 superseded v3's failure: in the same second, yet not v2's state
+    (condition("False", "ModelFailed", "no model file"), V3_FAILED, "Creating"),
+    (condition("False", "ModelProgressing", when="2026-03-01T12:00:05Z"), V3_FAILED, "Creating"),
+    (condition("True", "ModelAvailable", when="2026-03-01T12:00:05Z"), V3_FAILED, "Available"),
+])
+def test_a_seldon_v2_status_from_before_our_spec_change_is_not_taken_for_the_new_spec(ready, superseded, state):
+    got = kube.cr_state(model(ready), superseded)
+    assert got["state"] == state and got["url"] is None
+    if superseded and ready == {k: v for k, v in superseded.items() if k != "type"}:
+        assert got["message"] == "the operator has not yet picked up the new version"
+
+
+def test_superseded_only_concerns_models():
+    """Kinds whose operators write observedGeneration are judged by it alone."""
+    old = {"state": "Available", "address": {"url": "http://x"}}
+    assert kube.cr_state(sdep(old, 2), V1_READY)["state"] == "Available"
+    assert kube.cr_state(sdep({**old, "observedGeneration": 1}, 2), V1_READY)["state"] == "Creating"
+    assert kube.NO_OBSERVED_GENERATION == {"seldon-v2"}
+
+
 def test_stale_failed_status_is_not_a_failure_of_the_new_version():
     got = kube.cr_state(sdep({"state": "Failed", "description": "old", "observedGeneration": 1}, 2))
     assert got["state"] == "Creating" and "not yet picked up" in got["message"]
@@ -70,16 +116,25 @@ def test_storage_objects_are_the_manifest_builders_and_valid():
     assert sa["secrets"] == [{"name": secret["metadata"]["name"]}]
     for obj in (secret, sa):
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    with pytest.raises(ValueError):
-        kube.storage_objects("seldon", "alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint="")
+    (secret,) = kube.storage_objects("seldon-v2", "alice", "odh", access_key=ACCESS, secret_key=SECRET,
+                                     endpoint=ENDPOINT)
+    assert secret == manifests.seldon_v2_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET,
+                                                        endpoint=ENDPOINT)
+    kubernetes_validate.validate(secret, K8S_VERSION, strict=True)
+    for kind in kube.RESOURCES:
+        with pytest.raises(ValueError):
+            kube.storage_objects(kind, "alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint="")
 
 
 def test_storage_names_match_the_objects():
-    for kind in ("seldon", "kserve"):
+    names = {}
+    for kind in kube.RESOURCES:
         objects = kube.storage_objects(kind, "Jane.Doe@example.org", "odh", access_key="a", secret_key="b",
                                        endpoint=ENDPOINT)
-        names = {n for _, n in kube.storage_names(kind, "Jane.Doe@example.org")}
-        assert names == {o["metadata"]["name"] for o in objects}
+        names[kind] = {n for _, n in kube.storage_names(kind, "Jane.Doe@example.org")}
+        assert names[kind] == {o["metadata"]["name"] for o in objects}
+    # each kind has its own objects: a switch of serving_resource never mixes two Secret formats under one name
+    assert not (names["seldon"] & names["seldon-v2"]) and not (names["seldon-v2"] & names["kserve"])
 
 
 def test_serving_manifest_of_a_version():
@@ -92,6 +147,13 @@ def test_serving_manifest_of_a_version():
     assert kube.serving_manifest("kserve", d, v, "odh", res) == manifests.inference_service(
         "alice", "iris", "odh", model_uri=v.model_uri, framework="mlflow",
         service_account="odh-model-serving-alice", version=1, resources=res)
+    # a Seldon Core 2 Model has no container of its own: the resources are the Server's
+    assert kube.serving_manifest("seldon-v2", d, v, "odh", res) == manifests.seldon_v2_model(
+        "alice", "iris", "odh", model_uri=v.model_uri, framework="mlflow", secret_name="odh-seldon2-storage-alice",
+        version=1)
+    for kind, (group, version, _, label) in kube.RESOURCES.items():
+        cr = kube.serving_manifest(kind, d, v, "odh", res)
+        assert (cr["apiVersion"], cr["kind"]) == (f"{group}/{version}", label)
 
 
 def test_spec_patch_replaces_the_spec_and_sets_our_metadata_only():
@@ -135,5 +197,26 @@ def test_backend_interface_basics(monkeypatch):
     assert b.model_name_for("alice", "iris") == "iris"
     b.serving_resource = "kserve"
     assert b.model_name_for("alice", "iris") == "alice--iris"
+    b.serving_resource = "seldon-v2"
+    assert b.model_name_for("alice", "iris") == "alice--iris"  # the mesh routes by the Model's name
     with pytest.raises(TraitError):
         b.serving_resource = "triton"
+
+
+def test_mesh_url(monkeypatch):
+    monkeypatch.setattr(kube, "SA_NAMESPACE_FILE", "/nonexistent")
+    monkeypatch.setenv("POD_NAMESPACE", "odh-platform")
+    b = kube.KubeServingBackend()
+    assert b.mesh_url == "http://seldon-mesh.odh-platform.svc.cluster.local"
+    assert kube.KubeServingBackend(namespace="models").mesh_url == "http://seldon-mesh.models.svc.cluster.local"
+    b.mesh_url = "https://mesh.example.org/"
+    assert b.mesh_url == "https://mesh.example.org"
+    for bad in ("seldon-mesh.odh", "ftp://mesh", "http://"):
+        with pytest.raises(TraitError, match="mesh_url must be an http"):
+            b.mesh_url = bad
+    available = {"state": "Available", "url": None, "message": None}
+    assert b._url("seldon-v2", available) == "https://mesh.example.org"
+    assert b._url("seldon", {**available, "url": "http://a.odh.svc:8000/api/v1.0/predictions"}) == \
+        "http://a.odh.svc:8000"
+    d = Deployment(owner="alice", name="iris", model_name="alice--iris", url=b._url("seldon-v2", available))
+    assert d.infer_url == "https://mesh.example.org/v2/models/alice--iris/infer"

@@ -1,6 +1,6 @@
-"""Model-serving manifests: literal SeldonDeployment/InferenceService, valid against the upstream CRDs; Secrets and
-ServiceAccounts valid Kubernetes; credentials only base64 in the Secrets' `data`; names safe and distinct;
-status of both kinds read into one state."""
+"""Model-serving manifests: literal SeldonDeployment/Model/InferenceService, valid against the upstream CRDs; Secrets
+and ServiceAccounts valid Kubernetes; credentials only base64 in the Secrets' `data`; names safe and distinct;
+status of all three kinds read into one state."""
 
 import base64
 import json
@@ -19,8 +19,9 @@ from tests.support.kube import K8S_VERSION, unknown_fields
 
 CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
 SELDON_CRD = CRDS / "seldondeployments.machinelearning.seldon.io.yaml"
+SELDON_V2_CRD = CRDS / "models.mlops.seldon.io.yaml"
 KSERVE_CRD = CRDS / "inferenceservices.serving.kserve.io.yaml"
-needs_crds = pytest.mark.skipif(not SELDON_CRD.is_file() or not KSERVE_CRD.is_file(),
+needs_crds = pytest.mark.skipif(not all(f.is_file() for f in (SELDON_CRD, SELDON_V2_CRD, KSERVE_CRD)),
                                 reason=f"upstream CRDs not found at {CRDS} (CI has ../shared/crds beside the repo)")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 ACCESS, SECRET = "AKIAEXAMPLEACCESS42", "very/secret+key=0123456789"
@@ -34,6 +35,11 @@ TRICKY_OWNERS = ["alice", "Alice", "a-b", "a--b", "a.b", "a_b", "a b", "", "-", 
 def seldon(**kw) -> dict:
     args = {"model_uri": URI, "framework": "sklearn", "secret_name": "odh-model-storage-alice", "version": 3}
     return m.seldon_deployment("alice", "iris", "odh", **{**args, **kw})
+
+
+def seldon_v2(**kw) -> dict:
+    args = {"model_uri": URI, "framework": "sklearn", "secret_name": "odh-seldon2-storage-alice", "version": 3}
+    return m.seldon_v2_model("alice", "iris", "odh", **{**args, **kw})
 
 
 def kserve(**kw) -> dict:
@@ -84,6 +90,16 @@ def test_seldon_deployment_mlflow_without_resources_and_extra_labels():
     assert sdep["metadata"]["labels"] == {**METADATA["labels"], "team": "a"}
 
 
+@pytest.mark.parametrize("framework", ["sklearn", "mlflow"])
+def test_seldon_v2_model_literal(framework):
+    assert seldon_v2(framework=framework, labels={"team": "a"}) == {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {**METADATA, "labels": {**METADATA["labels"], "team": "a"}},
+        "spec": {"storageUri": URI, "requirements": [framework], "secretName": "odh-seldon2-storage-alice"},
+    }
+
+
 def test_inference_service_literal():
     assert kserve(framework="mlflow", resources=RESOURCES) == {
         "apiVersion": "serving.kserve.io/v1beta1",
@@ -120,6 +136,42 @@ def test_rclone_storage_secret_literal():
     }
 
 
+def test_seldon_v2_storage_secret_literal():
+    """One data key holding rclone's remote as JSON, the format Seldon Core 2's agent reads (rclone's
+    config/create: name, type, parameters; samples/auth/minio-secret.yaml upstream)."""
+    secret = m.seldon_v2_storage_secret("alice", "odh", **credentials(labels={"team": "a"}))
+    assert {k: v for k, v in secret.items() if k != "data"} == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": "odh-seldon2-storage-alice",
+            "namespace": "odh",
+            "labels": {"app.kubernetes.io/managed-by": "odh-hub", "odh-hub/user": "alice",
+                       "app.kubernetes.io/component": "model-storage", "team": "a"},
+            "annotations": {"hub.jupyter.org/username": "alice"},
+        },
+    }
+    (key,) = secret["data"]  # the agent refuses a Secret with more than one key
+    assert key == "s3"
+    assert json.loads(base64.b64decode(secret["data"]["s3"])) == {
+        "name": "s3",
+        "type": "s3",
+        "parameters": {"provider": "Ceph", "env_auth": "false", "access_key_id": ACCESS,
+                       "secret_access_key": SECRET, "endpoint": ENDPOINT},
+    }
+
+
+def test_seldon_v2_remote_name_is_the_scheme_of_the_storage_uri():
+    """The agent turns the Secret into an rclone connection string only when the remote's name is the URI's
+    prefix before ':' (scheduler/pkg/agent/rclone: getRemoteName, createUriWithConfig); its parameters are a
+    map of strings, so every value must be a JSON string."""
+    remote = json.loads(base64.b64decode(m.seldon_v2_storage_secret("alice", "odh", **credentials())["data"]["s3"]))
+    storage_uri = seldon_v2()["spec"]["storageUri"]
+    assert storage_uri.split(":", 1)[0] == remote["name"]
+    assert all(isinstance(v, str) for v in remote["parameters"].values())
+
+
 @pytest.mark.parametrize("endpoint,host,https", [("http://rgw.ceph.svc:8080", "rgw.ceph.svc:8080", "0"),
                                                  ("https://s3.example.org", "s3.example.org", "1"),
                                                  ("https://s3.example.org:8443/", "s3.example.org:8443", "1")])
@@ -144,6 +196,7 @@ def test_kserve_storage_secret_and_service_account(endpoint, host, https):
 # -- valid Kubernetes -------------------------------------------------------------------------------------------
 def core_objects(owner: str) -> list[dict]:
     return [m.rclone_storage_secret(owner, "odh", **credentials()),
+            m.seldon_v2_storage_secret(owner, "odh", **credentials()),
             m.kserve_storage_secret(owner, "odh", **credentials()),
             m.kserve_service_account(owner, "odh", m.kserve_storage_secret_name(owner))]
 
@@ -159,7 +212,7 @@ def test_secrets_and_service_account_are_valid_kubernetes(owner, k8s):
 @pytest.mark.parametrize("owner", ["alice", "Jane.Doe@example.org", "x" * 200])
 def test_custom_resource_metadata_is_valid_kubernetes(owner):
     """The CRDs leave metadata to the API server: check it as a ConfigMap's (names, label values)."""
-    for cr in (seldon(), kserve()):
+    for cr in (seldon(), seldon_v2(), kserve()):
         cr["metadata"].update(m._deployment_metadata(owner, "iris", "odh", 3, None))
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": cr["metadata"]},
                                      K8S_VERSION, strict=True)
@@ -182,6 +235,11 @@ def seldon_schema():
 
 
 @pytest.fixture(scope="module")
+def seldon_v2_schema():
+    return crd_schema(SELDON_V2_CRD, "v1alpha1")
+
+
+@pytest.fixture(scope="module")
 def kserve_schema():
     return crd_schema(KSERVE_CRD, "v1beta1")
 
@@ -199,6 +257,18 @@ def test_seldon_deployment_matches_the_upstream_crd(seldon_schema, framework, re
 
 @needs_crds
 @pytest.mark.parametrize("framework", ["sklearn", "mlflow"])
+@pytest.mark.parametrize("owner", ["alice", "Jane.Doe@example.org"])
+def test_seldon_v2_model_matches_the_upstream_crd(seldon_v2_schema, framework, owner):
+    kind, schema, validator = seldon_v2_schema
+    model = m.seldon_v2_model(owner, "iris", "odh", model_uri=URI, framework=framework, version=1,
+                              secret_name=m.seldon_v2_storage_secret_name(owner))
+    assert model["kind"] == kind
+    validator.validate(model)
+    assert unknown_fields(model, schema) == []
+
+
+@needs_crds
+@pytest.mark.parametrize("framework", ["sklearn", "mlflow"])
 @pytest.mark.parametrize("resources", [None, RESOURCES])
 def test_inference_service_matches_the_upstream_crd(kserve_schema, framework, resources):
     kind, schema, validator = kserve_schema
@@ -206,6 +276,23 @@ def test_inference_service_matches_the_upstream_crd(kserve_schema, framework, re
     assert isvc["kind"] == kind
     validator.validate(isvc)
     assert unknown_fields(isvc, schema) == []
+
+
+@needs_crds
+def test_crd_checks_catch_mistakes_in_a_seldon_v2_model(seldon_v2_schema):
+    _, schema, validator = seldon_v2_schema
+    bad = seldon_v2()
+    bad["spec"]["storageURI"] = bad["spec"].pop("storageUri")
+    assert unknown_fields(bad, schema) == [".spec.storageURI"]
+    with pytest.raises(jsonschema.ValidationError, match="'storageUri' is a required property"):
+        validator.validate(bad)
+    bad = seldon_v2()
+    bad["spec"]["requirements"] = "sklearn"
+    with pytest.raises(jsonschema.ValidationError, match="'sklearn' is not of type 'array'"):
+        validator.validate(bad)
+    bad = seldon_v2()
+    bad["spec"]["secretRef"] = {"name": bad["spec"].pop("secretName")}
+    assert unknown_fields(bad, schema) == [".spec.secretRef"]
 
 
 @needs_crds
@@ -227,19 +314,21 @@ def test_crd_checks_catch_mistakes(seldon_schema, kserve_schema):
 
 # -- credentials ------------------------------------------------------------------------------------------------
 def test_no_credential_in_the_serving_resources():
-    for cr in (seldon(resources=RESOURCES), kserve(resources=RESOURCES)):
+    for cr in (seldon(resources=RESOURCES), seldon_v2(), kserve(resources=RESOURCES)):
         text = json.dumps(cr)
         for value in (ACCESS, SECRET):
             assert value not in text and b64(value) not in text
 
 
 def test_secrets_hold_credentials_only_base64_in_data():
-    for secret in core_objects("alice")[:2]:
+    secrets = [obj for obj in core_objects("alice") if obj["kind"] == "Secret"]
+    assert len(secrets) == 3
+    for secret in secrets:
         assert "stringData" not in secret
         text = json.dumps(secret)
         assert ACCESS not in text and SECRET not in text
-        decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-        assert {ACCESS, SECRET} <= set(decoded.values())
+        decoded = "\n".join(base64.b64decode(v).decode() for v in secret["data"].values())
+        assert ACCESS in decoded and SECRET in decoded
         outside = json.dumps({k: v for k, v in secret.items() if k != "data"})
         assert b64(ACCESS) not in outside and b64(SECRET) not in outside
 
@@ -247,27 +336,24 @@ def test_secrets_hold_credentials_only_base64_in_data():
 # -- errors -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("framework", ["tensorflow", "SKLEARN", "", "xgboost"])
 def test_unknown_framework_is_rejected(framework):
-    with pytest.raises(ValueError, match="framework"):
-        seldon(framework=framework)
-    with pytest.raises(ValueError, match="framework"):
-        kserve(framework=framework)
+    for build in (seldon, seldon_v2, kserve):
+        with pytest.raises(ValueError, match="framework"):
+            build(framework=framework)
 
 
 @pytest.mark.parametrize("uri", ["gs://bucket/model", "https://rgw/models/iris", "/models/iris", "s3://", "S3://x",
                                  "models/iris"])
 def test_non_s3_model_uri_is_rejected(uri):
-    with pytest.raises(ValueError, match="s3://"):
-        seldon(model_uri=uri)
-    with pytest.raises(ValueError, match="s3://"):
-        kserve(model_uri=uri)
+    for build in (seldon, seldon_v2, kserve):
+        with pytest.raises(ValueError, match="s3://"):
+            build(model_uri=uri)
 
 
 @pytest.mark.parametrize("endpoint", ["rgw.ceph.svc:8080", "ftp://rgw", "http://", ""])
 def test_endpoint_must_be_an_http_url(endpoint):
-    with pytest.raises(ValueError, match="endpoint"):
-        m.rclone_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
-    with pytest.raises(ValueError, match="endpoint"):
-        m.kserve_storage_secret("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
+    for build in (m.rclone_storage_secret, m.seldon_v2_storage_secret, m.kserve_storage_secret):
+        with pytest.raises(ValueError, match="endpoint"):
+            build("alice", "odh", access_key=ACCESS, secret_key=SECRET, endpoint=endpoint)
 
 
 # -- names ------------------------------------------------------------------------------------------------------
@@ -285,7 +371,8 @@ def test_tricky_owners_get_valid_distinct_names():
         names = [m.resource_name(owner, name) for owner in TRICKY_OWNERS]
         assert len(set(names)) == len(TRICKY_OWNERS)
         assert all(DNS_LABEL.match(n) for n in names), names
-    for per_user in (m.storage_secret_name, m.kserve_storage_secret_name, m.kserve_service_account_name):
+    for per_user in (m.storage_secret_name, m.seldon_v2_storage_secret_name, m.kserve_storage_secret_name,
+                     m.kserve_service_account_name):
         names = [per_user(owner) for owner in TRICKY_OWNERS]
         assert len(set(names)) == len(TRICKY_OWNERS) and all(DNS_LABEL.match(n) for n in names), names
     # the classic ambiguities of joining two parts with '-'
@@ -343,12 +430,61 @@ def test_seldon_state(status, expected):
     assert m.deployment_state(cr) == expected
 
 
-KSERVE_URL = "http://alice--iris.odh.example.com"
-
-
 def cond(type_, status, reason=None, message=None) -> dict:
     c = {"type": type_, "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"}
     return {**c, **({"reason": reason} if reason else {}), **({"message": message} if message else {})}
+
+
+# Seldon Core 2 Model statuses as its operator writes them: the scheduler's state is the condition's message and its
+# explanation the reason (upstream samples/k8s-examples.md and docs-gb/examples/notebooks/k8s-resource-deletion.ipynb)
+SCHEDULE_FAILED = ("failed to schedule model iris. [failed replica filter RequirementsReplicaFilter for server "
+                   "replica triton:0 : model requirements [sklearn] replica capabilities [triton onnx]]")
+DOWNLOAD_FAILED = "Failed to download from s3://models/alice/iris/3 any files"
+
+
+def v2_conditions(status, message=None, reason=None, types=("ModelReady", "Ready")) -> dict:
+    return {"conditions": [cond(t, status, reason, message) for t in types], "replicas": 1}
+
+
+@pytest.mark.parametrize("status,expected", [
+    (None, {"state": "Creating", "url": None, "message": None}),
+    ({"conditions": []}, {"state": "Creating", "url": None, "message": None}),
+    (v2_conditions("True"), {"state": "Available", "url": None, "message": None}),
+    (v2_conditions("True", "ModelAvailable"), {"state": "Available", "url": None, "message": None}),
+    (v2_conditions("True", types=("Ready",)), {"state": "Available", "url": None, "message": None}),
+    (v2_conditions("False", "ScheduleFailed", SCHEDULE_FAILED),
+     {"state": "Failed", "url": None, "message": SCHEDULE_FAILED}),
+    (v2_conditions("False", "ModelFailed", DOWNLOAD_FAILED),
+     {"state": "Failed", "url": None, "message": DOWNLOAD_FAILED}),
+    (v2_conditions("False", "ModelFailed"), {"state": "Failed", "url": None, "message": "ModelFailed"}),
+    # the reason/message order of the Kubernetes convention, should upstream ever swap them
+    (v2_conditions("False", DOWNLOAD_FAILED, "ModelFailed"),
+     {"state": "Failed", "url": None, "message": DOWNLOAD_FAILED}),
+    # "False" with a reason is not always a failure: the operator retries a scheduler it could not reach
+    (v2_conditions("False", "ModelProgressing", "rpc error: code = Unavailable"),
+     {"state": "Creating", "url": None, "message": "rpc error: code = Unavailable"}),
+    (v2_conditions("False", "ModelProgressing"), {"state": "Creating", "url": None, "message": "ModelProgressing"}),
+    (v2_conditions("False", "ModelScaledDown"), {"state": "Creating", "url": None, "message": "ModelScaledDown"}),
+    (v2_conditions("Unknown"), {"state": "Creating", "url": None, "message": None}),
+    # ModelReady decides; Ready only when ModelReady is missing
+    ({"conditions": [cond("ModelReady", "False", "ModelFailed", "ModelFailed"), cond("Ready", "True")]},
+     {"state": "Failed", "url": None, "message": "ModelFailed"}),
+])
+def test_seldon_v2_state(status, expected):
+    cr = seldon_v2()
+    if status is not None:
+        cr["status"] = status
+    assert m.deployment_state(cr) == expected == m.seldon_v2_state(cr)
+
+
+def test_model_ready_condition_prefers_model_ready():
+    ready, model_ready = cond("Ready", "True"), cond("ModelReady", "False", "x", "ScheduleFailed")
+    assert m.model_ready_condition({"status": {"conditions": [ready, model_ready]}}) == model_ready
+    assert m.model_ready_condition({"status": {"conditions": [ready]}}) == ready
+    assert m.model_ready_condition({"status": {}}) == {} == m.model_ready_condition({})
+
+
+KSERVE_URL = "http://alice--iris.odh.example.com"
 
 
 @pytest.mark.parametrize("status,expected", [

@@ -16,18 +16,18 @@ with `exponential_backoff` while the API does not answer (the pattern of kubespa
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from functools import partial
 from urllib.parse import urlsplit
 
 from jupyterhub.utils import exponential_backoff
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Dict, Enum, Float, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..kube_attempts import create_or_update
+from ..kube_client import api_client, default_namespace
 from . import manifests
 from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
 
@@ -41,7 +41,6 @@ RESOURCES = {
 # written for the previous spec is told apart by its readiness condition being still the one from before the
 # change (see cr_state).
 NO_OBSERVED_GENERATION = {"seldon-v2"}
-SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _ENDPOINT_SUFFIX = re.compile(r"/(api/v[0-9.]+/.*|v2/models/.*|v1/models/.*|seldon/.*)$")
 
 
@@ -132,14 +131,6 @@ def owned_by(items: list[dict], owner: str, exclude: str = "") -> list[str]:
             and not i["metadata"].get("deletionTimestamp") and i["metadata"]["name"] != exclude]
 
 
-def _default_namespace() -> str:
-    try:
-        with open(SA_NAMESPACE_FILE) as f:
-            return f.read().strip() or "default"
-    except OSError:
-        return os.environ.get("POD_NAMESPACE", "default")
-
-
 class KubeServingBackend(LoggingConfigurable):
     name = "kubernetes"
 
@@ -162,7 +153,7 @@ class KubeServingBackend(LoggingConfigurable):
 
     @default("namespace")
     def _default_ns(self):
-        return _default_namespace()
+        return default_namespace()
 
     mesh_url = Unicode(
         config=True,
@@ -236,15 +227,7 @@ class KubeServingBackend(LoggingConfigurable):
     # -- API access ----------------------------------------------------------------------------------------
     async def api(self) -> client.ApiClient:
         if self._api is None:
-            conf = client.Configuration()
-            if self.kubeconfig:
-                await config.load_kube_config(config_file=self.kubeconfig, client_configuration=conf)
-            else:
-                try:
-                    config.load_incluster_config(client_configuration=conf)
-                except config.ConfigException:
-                    await config.load_kube_config(client_configuration=conf)
-            self._api = client.ApiClient(conf)
+            self._api = await api_client(self.kubeconfig)
         return self._api
 
     async def close(self) -> None:

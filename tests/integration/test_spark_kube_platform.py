@@ -16,7 +16,7 @@ from odh_spawner.resolve import SparkRequest
 from odh_spawner.spark import LocalSparkCluster, SparkLimitError
 from odh_spawner.spark import kube as spark_kube
 from tests.integration.test_kube_emulated import (NS, emulator, kube_spawner, kubeconfig,  # noqa: F401 (fixtures)
-                                                  kubelet, requests_to, stored, validate_everything)
+                                                  kubelet, stored, validate_everything)
 
 DEPLOYMENTS = "apps/v1/deployments"
 UI_PATH = "/user/alice/odh/spark-ui"

@@ -6,6 +6,7 @@ import kubernetes_validate
 import pytest
 from traitlets import TraitError
 
+from odh_spawner import kube_client
 from odh_spawner.deploy import kube, manifests
 from odh_spawner.deploy.model import Deployment
 from tests.support.kube import K8S_VERSION
@@ -188,7 +189,7 @@ def test_owned_by_uses_the_exact_user_name_and_skips_deleted_and_excluded():
 
 
 def test_backend_interface_basics(monkeypatch):
-    monkeypatch.setattr(kube, "SA_NAMESPACE_FILE", "/nonexistent")
+    monkeypatch.setattr(kube_client, "SA_NAMESPACE_FILE", "/nonexistent")
     monkeypatch.setenv("POD_NAMESPACE", "odh-platform")
     b = kube.KubeServingBackend(proxy=object(), public_url="http://hub")
     assert (b.name, b.namespace, b.serving_resource, b.public_url) == ("kubernetes", "odh-platform", "seldon",
@@ -204,7 +205,7 @@ def test_backend_interface_basics(monkeypatch):
 
 
 def test_mesh_url(monkeypatch):
-    monkeypatch.setattr(kube, "SA_NAMESPACE_FILE", "/nonexistent")
+    monkeypatch.setattr(kube_client, "SA_NAMESPACE_FILE", "/nonexistent")
     monkeypatch.setenv("POD_NAMESPACE", "odh-platform")
     b = kube.KubeServingBackend()
     assert b.mesh_url == "http://seldon-mesh.odh-platform.svc.cluster.local"

@@ -19,7 +19,7 @@ from typing import Any
 from ..credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
 from ..quantities import format_cpu, format_memory, parse_memory
 from ..resolve import SparkRequest
-from .env import MIB, spark_env, spark_memory
+from .env import MIB, reverse_proxy_opts, spark_env, spark_memory
 from .limits import SparkUsage
 from .naming import cluster_slug, label_value
 
@@ -225,9 +225,7 @@ def _deployment(spec: KubeSparkSpec, name: str, component: str, replicas: int, c
 def _reverse_proxy_opts(spec: KubeSparkSpec) -> str:
     """Spark's reverse-proxy mode when the user's server proxies the master UI: the master serves the workers'
     and applications' pages under `ui_proxy_url`, so every link in the UI stays behind the hub's proxy."""
-    if not spec.ui_proxy_url:
-        return ""
-    return f" -Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl={spec.ui_proxy_url.rstrip('/')}"
+    return " " + reverse_proxy_opts(spec.ui_proxy_url) if spec.ui_proxy_url else ""
 
 
 def _daemon_env() -> list[dict]:
@@ -338,7 +336,7 @@ def spark_connect(spec: KubeSparkSpec, server_cores: int = 1, server_memory: int
 
 def notebook_env(spec: KubeSparkSpec) -> dict[str, str]:
     """Environment for the notebook pod of a standalone cluster (SparkSession.builder.getOrCreate() uses it)."""
-    return spark_env(master_url(spec), ui_url(spec), spec.request)
+    return spark_env(master_url(spec), ui_url(spec), spec.request, spec.ui_proxy_url)
 
 
 def spark_connect_env(spec: KubeSparkSpec) -> dict[str, str]:

@@ -168,7 +168,8 @@ class LocalSparkCluster(LoggingConfigurable):
     def notebook_env(self, python: str = "") -> dict[str, str]:
         """Environment for the notebook server: its SparkSession finds this cluster and binds 127.0.0.1.
         `python`: the notebook's interpreter, which executors then run for Python code (PYSPARK_PYTHON)."""
-        env = {**spark_env(self.master_url, self.ui_url, self.request), "SPARK_LOCAL_IP": "127.0.0.1"}
+        env = {**spark_env(self.master_url, self.ui_url, self.request, self.ui_proxy_url),
+               "SPARK_LOCAL_IP": "127.0.0.1"}
         if python:
             env["PYSPARK_PYTHON"] = python
         return env

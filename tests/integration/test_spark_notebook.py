@@ -35,8 +35,7 @@ SPARK_OPTIONS = {"profile": "datascience", "spark": {"workers": 1}}  # the profi
 LIMIT_MESSAGE = "4 Spark workers exceed this profile's limit of 3."
 DRIVER = """
 from pyspark.sql import SparkSession
-spark = (SparkSession.builder.appName("odh-notebook").config("spark.ui.enabled", "false")
-         .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+spark = SparkSession.builder.appName("odh-notebook").config("spark.ui.showConsoleProgress", "false").getOrCreate()
 print("count", spark.range(1000).count())
 from server_extension.spark_client import spark_status
 s = spark_status()
@@ -215,6 +214,14 @@ def test_a_notebook_driver_shows_up_as_an_application(alice, hub):
         assert "odh-notebook" in ui.applications.value and app["id"] in ui.applications.value
         page = requests.get(hub.url + s["ui_url"], headers=alice.auth, timeout=30).text
         assert "odh-notebook" in page and app["id"] in page
+        # the driver runs in reverse-proxy mode too: the master's link to its UI works through the hub's proxy
+        app_ui = f"{s['ui_url']}proxy/{app['id']}"
+        assert f'href="{app_ui}"' in page
+        r = requests.get(hub.url + app_ui + "/jobs/", headers=alice.auth, timeout=30)
+        assert r.status_code == 200 and "Spark Jobs" in r.text and "odh-notebook" in r.text
+        links = {html.unescape(link) for link in re.findall(r'(?:href|src)="([^"]+)"', r.text)}
+        assert f"{app_ui}/stages/" in links and all(
+            link.startswith(("/user/alice/odh/spark-ui/", "#", "http")) for link in links if link.startswith("/"))
         kernel.execute("spark.stop()")
     finally:
         kernel.close()

@@ -151,6 +151,8 @@ def test_reverse_proxy_mode_when_the_server_proxies_the_ui():
     worker_env = {e["name"] for e in kube.worker_deployment(plain)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "SPARK_WORKER_OPTS" not in worker_env
     assert "reverseProxy" not in json.dumps(kube.master_deployment(plain))
+    # the notebook's driver too, so the master's links to a running application's UI work through the proxy
+    assert kube.notebook_env(s)["SPARK_SUBMIT_OPTS"] == opts and "SPARK_SUBMIT_OPTS" not in kube.notebook_env(plain)
 
 
 def test_master_ui_base():

@@ -49,6 +49,19 @@ def server_settings(http_port: int, grpc_port: int, metrics_port: int) -> dict:
             "parallel_workers": 0, "load_models_at_startup": True, "debug": False}
 
 
+def failure_tail(log: str, lines: int = 20) -> list[str]:
+    """The last `lines` lines of a model server's log that explain a failure: up to the end of its last Python
+    traceback (the exception line) when there is one, as MLServer logs its shutdown after the error."""
+    text = log.splitlines()
+    starts = [i for i, line in enumerate(text) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return text[-lines:]
+    end = starts[-1] + 1
+    while end < len(text) and (not text[end].strip() or text[end][0] in " \t"):
+        end += 1  # the traceback's frames; the first line back at the margin is the exception
+    return text[: end + 1][-lines:]
+
+
 class LocalMLServerBackend(LoggingConfigurable):
     name = "local"
 
@@ -129,8 +142,8 @@ class LocalMLServerBackend(LoggingConfigurable):
     def log_tail(self, rt: dict | None, lines: int = 20) -> list[str]:
         if not rt:
             return []
-        text = procs.log_tail(os.path.join(rt["dir"], LOG), rt.get("log_offset", 0), lines=lines)
-        return text.splitlines()
+        text = procs.log_tail(os.path.join(rt["dir"], LOG), rt.get("log_offset", 0), lines=1000)
+        return failure_tail(text, lines)
 
     async def wait_ready(self, d: Deployment, rt: dict) -> None:
         """Until MLServer says the model is ready; BackendFailed (with its log) if it exits or times out."""

@@ -126,6 +126,33 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     assert requests.post(url, json=body, timeout=10).status_code != 200
 
 
+MLFLOW = """
+import mlflow.sklearn, tempfile, os
+from mlflow.models import infer_signature
+folder = os.path.join(tempfile.mkdtemp(), "flow-model")
+mlflow.sklearn.save_model(v1, folder, signature=infer_signature(X, v1.predict(X)))
+f = deploy(folder, name="flow", sample=probe)
+print("FW", f.framework, "P", f.predict(probe), "URL", f.infer_url)
+"""
+
+
+def test_an_mlflow_model_folder_deploys_and_serves(hub, alice, kernel):
+    before = set(mlserver_pids())
+    out = kernel.execute(MLFLOW, timeout=180)
+    assert "[ready]" in out and "FW mlflow P [1]" in out, out
+    url = out.split("URL ", 1)[1].split()[0]
+    assert url == f"{hub.url}/v2/models/alice.flow/infer"
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
+                        "data": [0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]}]}
+    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1, 0]
+    rec = records(hub)[("alice", "flow")]
+    assert rec["versions"][0]["framework"] == "mlflow"
+    keys = bucket_keys(alice.env, alice.env["ODH_MODELS_BUCKET"], "odh-deployments/flow/")
+    assert any(k.endswith("/MLmodel") for k in keys) and len(keys) > 1  # the whole folder (MLmodel, model, env)
+    kernel.execute('DeployClient().delete("flow")')
+    assert set(mlserver_pids()) == before and ("alice", "flow") not in records(hub)
+
+
 def test_other_users_cannot_see_or_change_a_deployment(hub, alice, kernel, user_server):
     kernel.execute('d = deploy(v1, name="private", sample=probe)')
     bob = user_server("bob")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odh_spawner.deploy.local import LocalMLServerBackend, model_settings, server_settings
+from odh_spawner.deploy.local import LocalMLServerBackend, failure_tail, model_settings, server_settings
 from odh_spawner.deploy.model import (AVAILABLE, FAILED, RETIRED, DeployError, Deployment, DeploymentNotFound,
                                       parse_model_uri, v2_request, validate_framework, validate_name,
                                       validate_rows)
@@ -142,3 +142,28 @@ def test_rows_and_stage_line():
     assert "data-stage='ready' data-state='pending'" in line
     assert "data-stage='ready' data-state='done'" in stages_html("ready")
     assert "data-state='failed'" in stages_html("creating", failed=True)
+
+
+MLSERVER_FAILURE = """INFO:     Started server process [1]
+2026-11-22 02:08:15,700 [mlserver] ERROR - Some of the models failed to load
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/mlserver/registry.py", line 167, in _load_model
+    model.ready = await model.load()
+
+  File "/venv/lib/python3.11/site-packages/joblib/numpy_pickle.py", line 632, in _unpickle
+    obj = unpickler.load()
+KeyError: 110
+2026-11-22 02:08:15,721 [mlserver.grpc] INFO - Waiting for gRPC server shutdown
+INFO:     Shutting down
+INFO:     Application shutdown complete.
+INFO:     Finished server process [1]
+"""
+
+
+def test_failure_tail_ends_at_the_exception_not_the_shutdown_noise():
+    tail = failure_tail(MLSERVER_FAILURE, 20)
+    assert tail[0] == "INFO:     Started server process [1]" and tail[-1] == "KeyError: 110"
+    assert failure_tail(MLSERVER_FAILURE, 3) == ["  File \"/venv/lib/python3.11/site-packages/joblib/numpy_pickle.py\", "
+                                                 "line 632, in _unpickle", "    obj = unpickler.load()", "KeyError: 110"]
+    plain = "a\nb\nc\n"
+    assert failure_tail(plain, 2) == ["b", "c"] and failure_tail("", 5) == []

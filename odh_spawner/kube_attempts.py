@@ -26,3 +26,16 @@ async def create_or_update(create: Callable[[], Awaitable], update: Callable[[],
             return False
         raise
     return True
+
+
+async def read_or_none(read: Callable[[], Awaitable], timeout: float) -> tuple | bool:
+    """Read an object: `(obj,)`, or `(None,)` when there is none (404); False to try again (a timeout). Any
+    other API error is raised. (The tuple keeps "no object" truthy for exponential_backoff.)"""
+    try:
+        return (await asyncio.wait_for(read(), timeout),)
+    except TimeoutError:
+        return False
+    except ApiException as e:
+        if e.status == 404:
+            return (None,)
+        raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from kubernetes_asyncio import client, config
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -30,3 +32,30 @@ async def api_client(kubeconfig: str = "") -> client.ApiClient:
         except config.ConfigException:
             await config.load_kube_config(client_configuration=conf)
     return client.ApiClient(conf)
+
+
+class KubeApiSettings(LoggingConfigurable):
+    """How a platform-service backend reaches the Kubernetes API (set on `KubeApiSettings` for all of them, or
+    on one backend's class)."""
+
+    namespace = Unicode(
+        config=True,
+        help="""Namespace of the objects this backend manages (serving: the serving resources and per-user
+        storage Secrets; Spark: the users' clusters, i.e. OdhKubeSpawner.namespace). Defaults to the namespace
+        of the platform service's own pod (its service account), else $POD_NAMESPACE, else "default".""",
+    )
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="""Path of a kubeconfig file to reach the Kubernetes API with. Empty: the in-cluster service account
+        when running in a pod, else $KUBECONFIG or ~/.kube/config.""",
+    )
+    request_timeout = Float(10, config=True, help="Seconds one Kubernetes API request may take.")
+    retry_timeout = Float(
+        30, config=True,
+        help="Seconds an API call is retried (with exponential backoff) while requests time out, before giving up.",
+    )
+
+    @default("namespace")
+    def _default_ns(self):
+        return default_namespace()

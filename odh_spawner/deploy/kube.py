@@ -24,10 +24,9 @@ from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Dict, Enum, Float, TraitError, Unicode, default, validate
-from traitlets.config import LoggingConfigurable
 
-from ..kube_attempts import create_or_update
-from ..kube_client import api_client, default_namespace
+from ..kube_attempts import create_or_update, read_or_none
+from ..kube_client import KubeApiSettings, api_client
 from . import manifests
 from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
 
@@ -131,7 +130,7 @@ def owned_by(items: list[dict], owner: str, exclude: str = "") -> list[str]:
             and not i["metadata"].get("deletionTimestamp") and i["metadata"]["name"] != exclude]
 
 
-class KubeServingBackend(LoggingConfigurable):
+class KubeServingBackend(KubeApiSettings):
     name = "kubernetes"
 
     serving_resource = Enum(
@@ -145,16 +144,6 @@ class KubeServingBackend(LoggingConfigurable):
         (KServe InferenceService with the kserve-mlserver runtime; Apache-2.0). The operator and its CRD must be
         installed in the cluster. Existing deployments keep the kind they were created with.""",
     )
-    namespace = Unicode(
-        config=True,
-        help="""Namespace of the serving resources and the per-user storage Secrets. Defaults to the namespace
-        of the platform service's own pod (its service account), else $POD_NAMESPACE, else "default".""",
-    )
-
-    @default("namespace")
-    def _default_ns(self):
-        return default_namespace()
-
     mesh_url = Unicode(
         config=True,
         help="""Base URL of Seldon Core 2's inference entry point, the `seldon-mesh` Service (Envoy; port 80
@@ -177,17 +166,6 @@ class KubeServingBackend(LoggingConfigurable):
             raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}")
         return url
 
-    kubeconfig = Unicode(
-        "",
-        config=True,
-        help="""Path of a kubeconfig file to reach the Kubernetes API with. Empty: the in-cluster service account
-        when running in a pod, else $KUBECONFIG or ~/.kube/config.""",
-    )
-    request_timeout = Float(10, config=True, help="Seconds one Kubernetes API request may take.")
-    retry_timeout = Float(
-        30, config=True,
-        help="Seconds an API call is retried (with exponential backoff) while requests time out, before giving up.",
-    )
     ready_timeout = Float(
         600, config=True,
         help="""Seconds a new version may take to become Available (image pulls, model download, load) before
@@ -274,16 +252,8 @@ class KubeServingBackend(LoggingConfigurable):
     async def _get(self, kind: str, name: str) -> tuple[dict | None] | bool:
         group, version, plural, _ = RESOURCES[kind]
         custom = await self._custom()
-        try:
-            cr = await asyncio.wait_for(custom.get_namespaced_custom_object(group, version, self.namespace,
-                                                                            plural, name), self.request_timeout)
-        except TimeoutError:
-            return False
-        except ApiException as e:
-            if e.status == 404:
-                return (None,)
-            raise
-        return (cr,)
+        return await read_or_none(lambda: custom.get_namespaced_custom_object(group, version, self.namespace,
+                                                                             plural, name), self.request_timeout)
 
     async def _delete(self, delete, name: str, **kw) -> bool:
         try:

@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 
-from traitlets import Float, Unicode, default
-from traitlets.config import LoggingConfigurable
+from traitlets import Unicode
 
-from ..kube_client import api_client, default_namespace
+from ..kube_client import KubeApiSettings, api_client
 from ..spark import kube, kube_io
 from ..spark.api import DISABLED, check_scale_request
 from ..spark.daemon import fetch_master_json
@@ -34,25 +33,9 @@ from ..spark.errors import SparkError
 from .spark_handlers import NoSparkCluster, SparkBusy, SparkUnavailable
 
 
-class KubeSparkClusters(LoggingConfigurable):
+class KubeSparkClusters(KubeApiSettings):
     """Users' Spark clusters on Kubernetes, as the platform service reports and changes them."""
 
-    namespace = Unicode(
-        config=True,
-        help="""Namespace of the users' Spark clusters (OdhKubeSpawner.namespace). Defaults to the namespace of
-        the platform service's own pod (its service account), else $POD_NAMESPACE, else "default".""",
-    )
-    kubeconfig = Unicode(
-        "",
-        config=True,
-        help="""Path of a kubeconfig file to reach the Kubernetes API with. Empty: the in-cluster service account
-        when running in a pod, else $KUBECONFIG or ~/.kube/config.""",
-    )
-    request_timeout = Float(10, config=True, help="Seconds one Kubernetes API request may take.")
-    retry_timeout = Float(
-        30, config=True,
-        help="Seconds an API call is retried (with exponential backoff) while requests time out, before giving up.",
-    )
     master_ui_url = Unicode(
         "http://{master}.{namespace}.svc:{port}",
         config=True,
@@ -60,10 +43,6 @@ class KubeSparkClusters(LoggingConfigurable):
         applications: a template with {master} (the master Service), {namespace} and {port}. Empty: counts come
         from the Deployments' ready pods only (e.g. when a NetworkPolicy keeps the service from the masters).""",
     )
-
-    @default("namespace")
-    def _default_ns(self):
-        return default_namespace()
 
     @classmethod
     def for_platform(cls, platform) -> KubeSparkClusters:

@@ -28,7 +28,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import LoggingConfigurable
 
-from ..kube_attempts import create_or_update
+from ..kube_attempts import create_or_update, read_or_none
 from ..quantities import format_memory, parse_memory
 from . import kube
 from .errors import SparkError
@@ -220,15 +220,8 @@ def _read_custom(custom, group, version, plural, name, namespace):
 
 async def _read_attempt(apis: Apis, kind: str, namespace: str, name: str, t: Timeouts) -> tuple[dict | None] | bool:
     read, _ = _read_patch(apis, kind)
-    try:
-        obj = await asyncio.wait_for(read(name, namespace), t.request)
-    except TimeoutError:
-        return False
-    except ApiException as e:
-        if e.status == 404:
-            return (None,)
-        raise
-    return (_as_dict(apis.core, obj),)
+    found = await read_or_none(lambda: read(name, namespace), t.request)
+    return found and (None if found[0] is None else _as_dict(apis.core, found[0]),)
 
 
 async def _patch_attempt(apis: Apis, kind: str, namespace: str, name: str, patch: list[dict],

@@ -21,6 +21,7 @@ from .credentials.config import OdhStorage
 from .errors import OptionsError, ProfileError
 from .form import options_from_form, render_form
 from .resolve import SpawnPlan, resolve, visible_profiles
+from .spark.api import ClusterLimits
 from .store import ProfileStore, shared_store
 
 
@@ -67,8 +68,6 @@ class OdhSpawnerMixin(Configurable):
     def spark_cluster_limits(self, limits, plan: SpawnPlan):
         """The limits a new Spark cluster is started under, recorded with it so that scaling it later applies
         the same ones: the admin's (`limits`, SparkLimits) and the profile's worker maximum."""
-        from .spark.api import ClusterLimits
-
         profile = next((p for p in self.profile_store.get() if p.slug == plan.profile), None)
         profile_max = profile.spark.workers.max if profile is not None and profile.spark else plan.spark.workers
         return ClusterLimits.of(limits, profile_max)

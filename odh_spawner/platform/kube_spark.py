@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 
+from kubernetes_asyncio import client
 from traitlets import Unicode
 
 from ..kube_client import KubeApiSettings, api_client
@@ -57,8 +58,6 @@ class KubeSparkClusters(KubeApiSettings):
     # -- API access ----------------------------------------------------------------------------------------
     async def apis(self) -> kube_io.Apis:
         if self._apis is None:
-            from kubernetes_asyncio import client
-
             self._api = await api_client(self.kubeconfig)
             self._apis = kube_io.Apis(core=client.CoreV1Api(self._api), apps=client.AppsV1Api(self._api),
                                       custom=client.CustomObjectsApi(self._api))
@@ -79,24 +78,26 @@ class KubeSparkClusters(KubeApiSettings):
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    async def _read(self, kind: str, name: str) -> dict | None:
+    @staticmethod
+    async def _answered(call):
+        """The result of a kube_io call; the API refusing or not answering is a 503 (the message says which)."""
         try:
-            return await kube_io.read_object(await self.apis(), kind, self.namespace, name, self.timeouts, self.log)
-        except SparkError as e:  # the API refused or did not answer: the message says which
+            return await call
+        except SparkError as e:
             raise SparkUnavailable(str(e)) from None
+
+    async def _read(self, kind: str, name: str) -> dict | None:
+        apis = await self.apis()
+        return await self._answered(kube_io.read_object(apis, kind, self.namespace, name, self.timeouts, self.log))
 
     async def _patch(self, kind: str, name: str, patch: list[dict]) -> bool:
-        try:
-            return await kube_io.patch_object(await self.apis(), kind, self.namespace, name, patch, self.timeouts,
-                                              self.log)
-        except SparkError as e:
-            raise SparkUnavailable(str(e)) from None
+        apis = await self.apis()
+        return await self._answered(kube_io.patch_object(apis, kind, self.namespace, name, patch, self.timeouts,
+                                                         self.log))
 
     async def _anchors(self) -> list[dict]:
-        try:
-            return await kube_io.list_anchors(await self.apis(), self.namespace, self.timeouts, self.log)
-        except SparkError as e:
-            raise SparkUnavailable(str(e)) from None
+        apis = await self.apis()
+        return await self._answered(kube_io.list_anchors(apis, self.namespace, self.timeouts, self.log))
 
     async def _find(self, user: str, server: str) -> AnchorInfo | None:
         anchor = await self._read("ConfigMap", kube.names(user, server)["anchor"])
@@ -122,20 +123,19 @@ class KubeSparkClusters(KubeApiSettings):
         return await self._status(user, server, info)
 
     async def _status(self, user: str, server: str, info: AnchorInfo) -> dict:
-        n = kube.names(user, server)
+        n, urls = kube.names(user, server), kube.endpoints(user, server, self.namespace)
         busy = self._lock(info.name).locked()
         if info.cluster_type == "spark-connect":
-            remote = f"sc://{n['connect']}-server.{self.namespace}.svc.cluster.local:{kube.CONNECT_PORT}"
-            return connect_status(info, await self._read("SparkConnect", n["connect"]), remote_url=remote, busy=busy)
+            return connect_status(info, await self._read("SparkConnect", n["connect"]), remote_url=urls["remote"],
+                                  busy=busy)
         master, worker = await asyncio.gather(self._read("Deployment", n["master"]), self._read("Deployment",
                                                                                                  n["worker"]))
-        in_cluster_ui = f"http://{n['master']}.{self.namespace}.svc:{kube.MASTER_UI_PORT}"
         master_json = None
         if master is not None and self.master_ui_url:
             base = master_ui_base(self.master_ui_url, n["master"], self.namespace)
             master_json = await asyncio.to_thread(fetch_master_json, base)
-        return standalone_status(info, master, worker, master_json, busy=busy, in_cluster_ui=in_cluster_ui,
-                                 master_url=f"spark://{n['master']}.{self.namespace}.svc:{kube.MASTER_PORT}")
+        return standalone_status(info, master, worker, master_json, busy=busy, in_cluster_ui=urls["ui"],
+                                 master_url=urls["master"])
 
     async def scale(self, user: str, server: str, workers) -> dict:
         info = await self._require(user, server)

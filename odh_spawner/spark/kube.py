@@ -68,12 +68,21 @@ def names(user: str, server: str = "") -> dict[str, str]:
             "connect": f"spark-{slug}", "instance": f"spark-{slug}"}
 
 
+def endpoints(user: str, server: str, namespace: str) -> dict[str, str]:
+    """In-cluster addresses of one server's cluster: master (spark://), ui (the master's web UI), remote
+    (Spark Connect, sc://)."""
+    n = names(user, server)
+    return {"master": f"spark://{n['master']}.{namespace}.svc:{MASTER_PORT}",
+            "ui": f"http://{n['master']}.{namespace}.svc:{MASTER_UI_PORT}",
+            "remote": f"sc://{n['connect']}-server.{namespace}.svc.cluster.local:{CONNECT_PORT}"}
+
+
 def master_url(spec: KubeSparkSpec) -> str:
-    return f"spark://{names(spec.user, spec.server)['master']}.{spec.namespace}.svc:{MASTER_PORT}"
+    return endpoints(spec.user, spec.server, spec.namespace)["master"]
 
 
 def ui_url(spec: KubeSparkSpec) -> str:
-    return f"http://{names(spec.user, spec.server)['master']}.{spec.namespace}.svc:{MASTER_UI_PORT}"
+    return endpoints(spec.user, spec.server, spec.namespace)["ui"]
 
 
 def selector(spec: KubeSparkSpec, component: str) -> dict[str, str]:
@@ -341,5 +350,4 @@ def notebook_env(spec: KubeSparkSpec) -> dict[str, str]:
 
 def spark_connect_env(spec: KubeSparkSpec) -> dict[str, str]:
     """Environment for the notebook pod of a SparkConnect cluster (pyspark's Connect client reads SPARK_REMOTE)."""
-    host = f"{names(spec.user, spec.server)['connect']}-server.{spec.namespace}.svc.cluster.local"
-    return {"SPARK_REMOTE": f"sc://{host}:{CONNECT_PORT}"}
+    return {"SPARK_REMOTE": endpoints(spec.user, spec.server, spec.namespace)["remote"]}

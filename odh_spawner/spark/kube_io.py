@@ -150,33 +150,42 @@ async def _anchor_attempt(apis: Apis, anchor: dict, t: Timeouts) -> str | bool:
         raise
 
 
-def _api_for(apis: Apis, manifest: dict) -> tuple[Callable, Callable]:
-    """(create(namespace, body), patch(name, namespace, body)) for one owned object."""
-    kind = manifest["kind"]
+@dataclass(frozen=True)
+class Calls:
+    """The API calls on objects of one kind: create(namespace, body), read(name, namespace),
+    patch(name, namespace, body)."""
+
+    create: Callable
+    read: Callable
+    patch: Callable
+
+
+def _calls(apis: Apis, kind: str) -> Calls:
+    """The calls for the kinds a cluster is made of (anchor ConfigMap, Deployment, Service, SparkConnect)."""
+    if kind == "ConfigMap":
+        c = apis.core
+        return Calls(c.create_namespaced_config_map, c.read_namespaced_config_map, c.patch_namespaced_config_map)
     if kind == "Deployment":
-        return apis.apps.create_namespaced_deployment, apis.apps.patch_namespaced_deployment
+        a = apis.apps
+        return Calls(a.create_namespaced_deployment, a.read_namespaced_deployment, a.patch_namespaced_deployment)
     if kind == "Service":
-        return apis.core.create_namespaced_service, apis.core.patch_namespaced_service
+        c = apis.core
+        return Calls(c.create_namespaced_service, c.read_namespaced_service, c.patch_namespaced_service)
     if kind == "SparkConnect":
-        group, version, plural = SPARK_CONNECT
-        return (partial(_create_custom, apis.custom, group, version, plural),
-                partial(_patch_custom, apis.custom, group, version, plural))
-    raise ValueError(f"unexpected owned object kind {kind!r}")
-
-
-def _create_custom(custom, group, version, plural, namespace, body):
-    return custom.create_namespaced_custom_object(group, version, namespace, plural, body)
-
-
-def _patch_custom(custom, group, version, plural, name, namespace, body):
-    return custom.patch_namespaced_custom_object(group, version, namespace, plural, name, body)
+        custom, (group, version, plural) = apis.custom, SPARK_CONNECT
+        return Calls(
+            lambda namespace, body: custom.create_namespaced_custom_object(group, version, namespace, plural, body),
+            lambda name, namespace: custom.get_namespaced_custom_object(group, version, namespace, plural, name),
+            lambda name, namespace, body: custom.patch_namespaced_custom_object(group, version, namespace, plural,
+                                                                                name, body))
+    raise ValueError(f"unexpected kind {kind!r}")
 
 
 async def _owned_attempt(apis: Apis, manifest: dict, t: Timeouts) -> bool:
-    create, patch = _api_for(apis, manifest)
+    calls = _calls(apis, manifest["kind"])
     ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    return await create_or_update(lambda: create(ns, manifest), lambda: patch(name, ns, replace_patch(manifest)),
-                                  t.request)
+    return await create_or_update(lambda: calls.create(ns, manifest),
+                                  lambda: calls.patch(name, ns, replace_patch(manifest)), t.request)
 
 
 async def _delete_attempt(core, namespace: str, name: str, propagation: str, t: Timeouts) -> tuple[bool] | bool:
@@ -201,32 +210,15 @@ async def _list_attempt(core, namespace: str, t: Timeouts) -> tuple[list[dict]] 
     return (_as_dict(core, found).get("items") or [],)
 
 
-def _read_patch(apis: Apis, kind: str) -> tuple[Callable, Callable]:
-    """(read(name, namespace), patch(name, namespace, body)) of a cluster's object of `kind`."""
-    if kind == "ConfigMap":
-        return apis.core.read_namespaced_config_map, apis.core.patch_namespaced_config_map
-    if kind == "Deployment":
-        return apis.apps.read_namespaced_deployment, apis.apps.patch_namespaced_deployment
-    if kind == "SparkConnect":
-        group, version, plural = SPARK_CONNECT
-        return (partial(_read_custom, apis.custom, group, version, plural),
-                partial(_patch_custom, apis.custom, group, version, plural))
-    raise ValueError(f"unexpected kind {kind!r}")
-
-
-def _read_custom(custom, group, version, plural, name, namespace):
-    return custom.get_namespaced_custom_object(group, version, namespace, plural, name)
-
-
 async def _read_attempt(apis: Apis, kind: str, namespace: str, name: str, t: Timeouts) -> tuple[dict | None] | bool:
-    read, _ = _read_patch(apis, kind)
+    read = _calls(apis, kind).read
     found = await read_or_none(lambda: read(name, namespace), t.request)
     return found and (None if found[0] is None else _as_dict(apis.core, found[0]),)
 
 
 async def _patch_attempt(apis: Apis, kind: str, namespace: str, name: str, patch: list[dict],
                          t: Timeouts) -> tuple[bool] | bool:
-    _, apply = _read_patch(apis, kind)
+    apply = _calls(apis, kind).patch
     try:
         await asyncio.wait_for(apply(name, namespace, patch), t.request)
     except TimeoutError:

@@ -3,6 +3,11 @@
 No container engine runs here: the server runs in the profile's *local environment* (the hub's own
 Python, or a named virtualenv), never pretending to run the image. CPU and memory limits are applied
 through cgroups where the OS allows; image, GPUs, volumes and scheduling apply on Kubernetes only.
+
+Built on JupyterHub's LocalProcessSpawner: run as root, each hub user's server (and so their kernels and
+terminals) runs as their own system user `odh-<slug>` (odh_spawner.localusers), created on first spawn, in a
+home of mode 0700 that only they own. Run as anyone else, it cannot switch users and runs every server as
+the hub's own user (single-user mode), which the log and the spawn form say.
 """
 
 from __future__ import annotations
@@ -11,21 +16,47 @@ import asyncio
 import os
 import sys
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import maybe_future
 from traitlets import Bool, Dict, Unicode, default
 
 from .errors import ProfileError
 from .local_limits import CgroupLimits, join
+from .localusers import SystemUser, SystemUserError, can_switch_users, ensure_system_user, single_user_warning
 from .mixin import OdhSpawnerMixin, user_error
+from .naming import state_dir_name
 from .resolve import SpawnPlan
 from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
                     current_usage, reap_orphans, stop_cluster)
 
 
-class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
+class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
     backend_name = "local"
     spark_available = True
+
+    system_users = Bool(
+        config=True,
+        help="""Run each hub user's server, kernels, terminals and Spark cluster as their own system user
+        (`odh-` + the user's injective slug), created on their first spawn with a home of mode 0700 under
+        `home_root`. Needs root; defaults to True when the hub runs as root. False (or a hub not run as
+        root) is single-user mode: every server runs as the hub's own user and users are not isolated from
+        each other on this machine.""",
+    )
+
+    @default("system_users")
+    def _default_system_users(self):
+        return can_switch_users()
+
+    home_root = Unicode(
+        config=True,
+        help="""Directory holding users' home directories, one per user named by their injective slug
+        (`<home_root>/<slug>`, mode 0700, owned by the user's system user). It and its parents must be
+        traversable by users (mode 0711 is enough). Defaults to ./home.""",
+    )
+
+    @default("home_root")
+    def _default_home_root(self):
+        return os.path.abspath("home")
 
     environments = Dict(
         {},
@@ -58,6 +89,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         return os.path.abspath("spark-clusters")
 
     _limits: CgroupLimits | None = None
+    _sysuser: SystemUser | None = None
+    _warned_single_user = False
     _s3_env: dict = {}
     _spark_env: dict = {}
     _spark: LocalSparkCluster | None = None
@@ -74,8 +107,38 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
 
     def limits_note(self) -> str:
         if self.limits is not None:
-            return "CPU and memory limits are enforced on this machine (cgroups)."
-        return "CPU and memory sizes are not enforced on this machine (no writable cgroups); they apply on Kubernetes."
+            note = "CPU and memory limits are enforced on this machine (cgroups)."
+        else:
+            note = "CPU and memory sizes are not enforced on this machine (no writable cgroups); they apply on Kubernetes."
+        if not self.isolated:
+            note += " Single-user mode: " + single_user_warning()
+        return note
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def isolated(self) -> bool:
+        """Whether this server runs as its user's own system user (root hub, system_users on)."""
+        return self.system_users and can_switch_users()
+
+    @property
+    def home_dir(self) -> str:
+        return os.path.join(self.home_root, state_dir_name(self.user.name))
+
+    async def _ensure_identity(self) -> None:
+        """The user's system user and home (root), or just the home (single-user mode)."""
+        if not self.isolated:
+            if not OdhLocalSpawner._warned_single_user:
+                OdhLocalSpawner._warned_single_user = True
+                self.log.warning(single_user_warning())
+            self._sysuser = None
+            os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            return
+        try:
+            self._sysuser = await asyncio.to_thread(ensure_system_user, self.user.name, self.home_dir)
+        except SystemUserError as e:
+            self.log.error("System user for %s: %s", self._log_name, e)
+            raise user_error(503, f"Your account on this machine could not be prepared: {e}") from None
+        self.odh_progress(15, f"Running as your own system user {self._sysuser.name}")
 
     @property
     def cgroup_name(self) -> str:
@@ -111,20 +174,28 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         env.update(self._spark_env)
         return env
 
+    def user_env(self, env):
+        if self._sysuser is not None:
+            env.update(self._sysuser.env())
+        else:
+            env.update(USER=self.user.name, HOME=self.home_dir, SHELL="/bin/bash")
+        return env
+
     def get_args(self):
         args = super().get_args()
-        if os.geteuid() == 0 and "--allow-root" not in args:
-            args.append("--allow-root")
+        if os.geteuid() == 0 and self._sysuser is None and "--allow-root" not in args:
+            args.append("--allow-root")  # root without system users (system_users = False): the admin's choice
         return args
 
     def make_preexec_fn(self, name):
-        parent = super().make_preexec_fn(name)
         procs = self._cgroup_procs
+        sysuser, home = self._sysuser, self.home_dir
+        drop = sysuser.preexec(chdir=True) if sysuser is not None else (lambda: os.chdir(home))
 
         def preexec():
             if procs:
-                join(procs)
-            parent()
+                join(procs)  # as root, before the user's identity is taken on
+            drop()
 
         return preexec
 
@@ -133,6 +204,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, SimpleLocalProcessSpawner):
         limits = self.limits
         plan = self.plan
         try:
+            await self._ensure_identity()
             creds = await self.odh_s3_credentials()  # locally the keys reach the process environment
             self._s3_env = creds.env() if creds is not None else {}
             if limits is not None and plan is not None:

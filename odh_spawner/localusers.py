@@ -70,14 +70,30 @@ def single_user_warning() -> str:
             "Run `make up` as root for one system user per hub user.")
 
 
-def make_home(home: str, user: "SystemUser") -> None:
-    """Create (or repair) the user's home: theirs alone, mode 0700. Its parent must be traversable (0711)."""
+def ensure_traversable(path: str) -> list[str]:
+    """Grant search permission (o+x, never read) on `path` and its ancestors that lack it, so other users can
+    pass through to their homes below. Only directories the platform itself owns are changed; returns them."""
+    changed = []
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if not st.st_mode & 0o001 and st.st_uid == os.geteuid():
+            os.chmod(path, (st.st_mode & 0o7777) | 0o011)
+            changed.append(path)
+        if path == os.path.dirname(path):
+            return changed
+        path = os.path.dirname(path)
+
+
+def make_home(home: str, user: "SystemUser") -> list[str]:
+    """Create (or repair) the user's home: theirs alone, mode 0700, reachable through its parents (o+x).
+    Returns the directories whose mode had to change to make it reachable."""
     parent = os.path.dirname(home)
-    os.makedirs(parent, exist_ok=True)
-    if os.stat(parent).st_mode & 0o001 == 0:
-        os.chmod(parent, os.stat(parent).st_mode | 0o711)
+    os.makedirs(parent, mode=0o711, exist_ok=True)
+    changed = ensure_traversable(parent)
     os.makedirs(home, exist_ok=True)
     user.chown(home, 0o700)
+    return changed
 
 
 def ensure_system_user(username: str, home: str, shell: str = "/bin/bash") -> SystemUser:

@@ -145,9 +145,10 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
     else:
         profile = next((p for p in visible if p.slug == slug), None)
         if profile is None:
-            if any(p.slug == slug for p in profiles):
-                raise ForbiddenOption(f"Profile {slug!r} is not available to you.")
-            raise OptionsError(f"Unknown profile {_short(slug)}. Available: {', '.join(p.slug for p in visible)}")
+            # the same answer whether the profile is hidden from this user or does not exist at all, so the
+            # answer never tells anyone which hidden profiles exist
+            raise ForbiddenOption(f"Profile {_short(slug)} is not available to you. "
+                                  f"Available: {', '.join(p.slug for p in visible)}")
 
     size_slug = user_options.get("size")
     if size_slug is None or size_slug == "":

@@ -61,4 +61,16 @@ if [ ! -x "$CHP" ] || ! grep -q "\"version\": \"$CHP_VERSION\"" "$TOOLS/chp/node
 else
   say "configurable-http-proxy $CHP_VERSION present"
 fi
+# 4. Run as root, the local platform runs each hub user's server as that user's own system user, who must be
+# able to reach the venv: grant search permission (o+x, never read) on each directory above this checkout.
+if [ "$(id -u)" = 0 ]; then
+  d=$ROOT
+  while [ "$d" != "/" ]; do
+    if [ "$(( $(stat -c '%a' "$d" | sed 's/^/0/') & 1 ))" = 0 ]; then
+      say "granting search permission (o+x) on $d so users' servers can run $VENV"
+      chmod o+x "$d"
+    fi
+    d=$(dirname "$d")
+  done
+fi
 say "done"

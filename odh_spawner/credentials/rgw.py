@@ -12,7 +12,7 @@ from rgwadmin import RGWAdmin
 from rgwadmin import exceptions as rgw_errors
 
 from .model import CredentialsUnavailable, S3Credentials
-from .naming import rgw_uid
+from .naming import legacy_rgw_uid, rgw_uid
 
 log = logging.getLogger("odh_spawner.credentials")
 
@@ -47,13 +47,13 @@ class RgwCredentialStore:
         """New keys for the user; the old ones stop working."""
         uid = rgw_uid(username)
         async with self._lock(uid):
-            return await self._call(self._rotate_sync, uid, username)
+            return await self._call(self._rotate_sync, username)
 
     async def remove(self, username: str, purge_data: bool = True) -> bool:
         """Remove the RGW user (and by default its buckets and objects). False if there was none."""
         uid = rgw_uid(username)
         async with self._lock(uid):
-            return await self._call(self._remove_sync, uid, purge_data)
+            return await self._call(self._remove_sync, username, purge_data)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _lock(self, uid: str) -> asyncio.Lock:
@@ -79,11 +79,44 @@ class RgwCredentialStore:
                 return S3Credentials(key["access_key"], key["secret_key"], self.s3_endpoint)
         return None
 
-    def _ensure_sync(self, uid: str, username: str) -> S3Credentials:
+    def _owned_user(self, uid: str, username: str) -> dict | None:
+        """The RGW user `uid` if it exists and was made for hub user `username`; None if it does not exist.
+
+        One made for someone else (its display name says whom) is never handed out: CredentialsUnavailable.
+        """
         try:
             info = self._admin.get_user(uid=uid)
         except rgw_errors.NoSuchUser:
+            return None
+        if info.get("display_name") != display_name(username):
+            self.log.error("RGW user %s belongs to another owner; refusing it to hub user %r", uid, username)
+            raise CredentialsUnavailable("Your object-storage user name is already taken by another account. "
+                                         "Tell your platform admin.")
+        return info
+
+    def _existing_sync(self, username: str) -> tuple[str, dict] | None:
+        """The user's RGW user: under today's name, else under the previous scheme's name when that one's
+        recorded owner is this user (users from before the injective names keep their storage)."""
+        uid = rgw_uid(username)
+        info = self._owned_user(uid, username)
+        if info is not None:
+            return uid, info
+        legacy = legacy_rgw_uid(username)
+        if legacy != uid:
+            try:
+                info = self._owned_user(legacy, username)
+            except CredentialsUnavailable:
+                return None  # the old name belongs to someone else: this user gets a new RGW user
+            if info is not None:
+                return legacy, info
+        return None
+
+    def _ensure_sync(self, uid: str, username: str) -> S3Credentials:
+        found = self._existing_sync(username)
+        if found is None:
             info = self._create_sync(uid, username)
+        else:
+            uid, info = found
         creds = self._keys(info)
         if creds is None:  # a user without keys (e.g. an admin removed them): make one
             self._admin.create_key(uid=uid, generate_key=True)
@@ -94,9 +127,12 @@ class RgwCredentialStore:
 
     def _create_sync(self, uid: str, username: str) -> dict:
         try:
-            self._admin.create_user(uid=uid, display_name=f"odh-hub user {username}", generate_key=True)
+            self._admin.create_user(uid=uid, display_name=display_name(username), generate_key=True)
         except (rgw_errors.UserExists, rgw_errors.UserAlreadyExists):
-            return self._admin.get_user(uid=uid)  # a concurrent spawn created it first
+            info = self._owned_user(uid, username)  # a concurrent spawn created it first
+            if info is None:
+                raise CredentialsUnavailable("Object storage did not create your user.") from None
+            return info
         self.log.info("Created object-storage user %s for %s", uid, username)
         if self.quota_max_size_kb is not None or self.quota_max_objects is not None:
             try:
@@ -107,8 +143,11 @@ class RgwCredentialStore:
                 raise
         return self._admin.get_user(uid=uid)
 
-    def _rotate_sync(self, uid: str, username: str) -> S3Credentials:
-        info = self._admin.get_user(uid=uid)
+    def _rotate_sync(self, username: str) -> S3Credentials:
+        found = self._existing_sync(username)
+        if found is None:
+            raise CredentialsUnavailable(f"{username!r} has no object-storage user yet.")
+        uid, info = found
         old = [k["access_key"] for k in info.get("keys", [])]
         self._admin.create_key(uid=uid, generate_key=True)
         for access_key in old:
@@ -119,13 +158,22 @@ class RgwCredentialStore:
         self.log.info("Rotated object-storage keys of %s (%d old key(s) removed)", uid, len(old))
         return creds
 
-    def _remove_sync(self, uid: str, purge_data: bool) -> bool:
+    def _remove_sync(self, username: str, purge_data: bool) -> bool:
+        found = self._existing_sync(username)
+        if found is None:
+            return False
+        uid = found[0]
         try:
             self._admin.remove_user(uid=uid, purge_data=purge_data)
         except rgw_errors.NoSuchUser:
             return False
         self.log.info("Removed object-storage user %s", uid)
         return True
+
+
+def display_name(username: str) -> str:
+    """The RGW display name recording which hub user an RGW user was made for (checked before any use)."""
+    return f"odh-hub user {username}"
 
 
 def _safe(e: Exception) -> str:

@@ -30,6 +30,7 @@ def configure(c, s: dict) -> None:
     c.OdhLocalSpawner.profiles_path = s["profiles_file"]
     # shared with any LocalProcessSpawner (benchmarks compare against the plain SimpleLocalProcessSpawner)
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "home", "{username}")
+    c.OdhLocalSpawner.home_root = os.path.join(state, "home")
     c.OdhLocalSpawner.spark_state_dir = os.path.join(state, "spark-clusters")
     c.OdhLocalSpawner.cgroup_parent = cgroup_parent(state)
     c.Spawner.default_url = "/lab"

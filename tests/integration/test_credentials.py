@@ -121,3 +121,41 @@ def test_admin_commands_rotate_and_remove(ceph, capsys):
     assert main(["credentials", "remove", "cred-gina", "--admin-keys", ceph.admin_keys_file]) == 0
     assert "had no object-storage user" in capsys.readouterr().out
     assert main(["credentials", "rotate", "cred-gina", "--admin-keys", "/nonexistent.json"]) == 2
+
+
+async def test_names_cannot_be_taken_over_and_old_names_are_kept(store, ceph):
+    """Under the previous naming scheme `bob.smith` and `bob-smith-<its 8 hex>` shared one RGW user. A user
+    made under that scheme keeps it (its display name records its owner), and the colleague whose new name
+    equals it is refused it: never handed someone else's keys."""
+    from odh_spawner.credentials.rgw import display_name
+    from odh_spawner.naming import legacy_rgw_uid
+
+    victim = "bob.smith"
+    legacy = legacy_rgw_uid(victim)
+    attacker = legacy[len("odh-"):]  # a safe name: today's scheme maps it to exactly the victim's old uid
+    assert rgw_uid(attacker) == legacy and rgw_uid(victim) != legacy
+    admin = RGWAdmin(ceph.admin.access_key, ceph.admin.secret_key, ceph.endpoint.split("//")[1], secure=False)
+    admin.create_user(uid=legacy, display_name=display_name(victim), generate_key=True)  # made before the change
+    key = admin.get_user(uid=legacy)["keys"][0]
+    s3(type("K", (), {"access_key": key["access_key"], "secret_key": key["secret_key"]}),
+       ceph.endpoint).create_bucket(Bucket="bob-smith-old-data")
+
+    kept = await store.ensure(victim)
+    assert kept.access_key == key["access_key"], "the existing user keeps their RGW user and keys"
+    assert "bob-smith-old-data" in [b["Name"] for b in s3(kept, ceph.endpoint).list_buckets()["Buckets"]]
+    with pytest.raises(CredentialsUnavailable) as e:
+        await store.ensure(attacker)
+    assert "taken" in str(e.value)
+    assert key["secret_key"] not in str(e.value)
+
+
+async def test_hub_user_named_like_the_platform_admin_gets_no_admin_keys(store, ceph):
+    """Hub user `admin` maps to RGW uid `odh-admin`. The platform's own admin user lives outside the slug
+    space (`odh_platform_admin`), so the hub user gets an ordinary RGW user of their own, never admin keys."""
+    creds = await store.ensure("admin")
+    assert creds.access_key != ceph.admin.access_key
+    client = s3(creds, ceph.endpoint)
+    client.list_buckets()
+    admin_api = RGWAdmin(creds.access_key, creds.secret_key, ceph.endpoint.split("//")[1], secure=False)
+    with pytest.raises(Exception):
+        admin_api.get_users()

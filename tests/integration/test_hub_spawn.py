@@ -94,6 +94,7 @@ def test_progress_reports_profile_and_limits(login):
 
 @pytest.mark.parametrize("options,status,fragment", [
     ({"profile": "pytorch-gpu"}, 403, "not available to you"),
+    ({"profile": "no-such-profile"}, 403, "not available to you"),  # unknown answers as hidden does
     ({"profile": "minimal", "gpu": 1}, 403, "does not offer GPUs"),
     ({"profile": "datascience", "spark": {"workers": 99}}, 403, "limit of 3"),
     ({"profile": "minimal", "size": "xxl"}, 403, "not offered"),

@@ -85,7 +85,6 @@ BAD = [
     ({"image": "evil/image"}, "Unknown option(s): 'image'"),
     ({"profile": "open", "cmd": ["sh"]}, "Unknown option(s): 'cmd'"),
     ({"profile": 5}, "profile must be a string"),
-    ({"profile": "nope"}, "Unknown profile 'nope'"),
     ({"profile": "open", "size": ["small"]}, "size must be a string"),
     ({"profile": "open", "gpu": "two"}, "whole number"),
     ({"profile": "open", "gpu": True}, "whole number"),
@@ -107,3 +106,13 @@ def test_malformed_options_are_400(options, fragment):
 def test_non_dict_options():
     with pytest.raises(OptionsError, match="must be an object"):
         resolve(PROFILES, "alice", [], ["profile", "open"])
+
+
+def test_hidden_and_unknown_profiles_get_the_same_answer():
+    """Whether a profile exists but is hidden, or does not exist, the user cannot tell from the answer."""
+    answers = []
+    for slug in ("gpu", "no-such-profile"):
+        with pytest.raises(ForbiddenOption) as e:
+            resolve(PROFILES, "alice", ["data-science"], {"profile": slug})
+        answers.append((e.value.status_code, str(e.value).replace(repr(slug), "<slug>")))
+    assert answers[0] == answers[1] and answers[0][0] == 403, answers

@@ -1,21 +1,39 @@
-"""Spawn time: OdhLocalSpawner with a profile vs. JupyterHub's plain SimpleLocalProcessSpawner, same server.
+"""Spawn time: OdhLocalSpawner doing what a user's spawn really does vs. JupyterHub's own LocalProcessSpawner
+with system users, same machine, same server software.
 
-Two real hubs (each with its real proxy) run side by side; spawns alternate between them so both see the same
-machine load. Time = POST /hub/api/users/NAME/server until the server is ready (the hub has reached it over
-HTTP). Median of SPAWNS spawns each. Target: ratio <= 1.15."""
+Ours: a profile (minimal/medium), the user's own RGW user and keys from a real Ceph RGW (Admin Ops API), the
+user's own system user (created on the warm-up spawn, checked on every spawn), and cgroup limits where the
+machine allows; the JSON records which of these applied. Baseline: LocalProcessSpawner running the same
+jupyterhub-singleuser as a pre-made system user of the hub user's name (what JupyterHub itself offers for
+system users). Two real hubs, each with its real proxy, run side by side; spawns alternate between them so
+both see the same load. Time = POST /hub/api/users/NAME/server until the hub has reached the server over HTTP.
+Median of SPAWNS spawns each. Target: ratio <= 1.15. Needs root (system users)."""
 
 import os
+import pwd
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import ROOT, median, write_result  # noqa: E402
+from odh_spawner.localplatform.ceph import CephCluster  # noqa: E402
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings  # noqa: E402
+from odh_spawner.localplatform.hubconfig import cgroup_parent  # noqa: E402
+from odh_spawner.local_limits import CgroupLimits  # noqa: E402
 from odh_spawner.localplatform.settings import load_settings  # noqa: E402
+from odh_spawner.localusers import ensure_traversable  # noqa: E402
+from odh_spawner.naming import system_user  # noqa: E402
+from odh_spawner.passwords import hash_password  # noqa: E402
 from tests.support.hubclient import HubUserSession  # noqa: E402
 
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", "7"))
+USER = "odhbench"  # the hub user; the baseline's system user has this very name, ours is odh-odhbench
+PASSWORD = "odhbench-" + os.urandom(6).hex()
 os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools/chp/node_modules/.bin/configurable-http-proxy"))
 
 
@@ -31,34 +49,71 @@ def spawn_once(user: HubUserSession, options) -> float:
     return elapsed
 
 
+def bench_config(d: str) -> str:
+    """The demo configuration with one more user (the demo's users are not system users)."""
+    config = os.path.join(d, "config")
+    shutil.copytree(os.path.join(ROOT, "config", "demo"), config)
+    path = os.path.join(config, "users.yaml")
+    with open(path) as f:
+        users = yaml.safe_load(f)
+    users["users"][USER] = {"password_hash": hash_password(PASSWORD), "groups": ["data-science"], "admin": False}
+    with open(path, "w") as f:
+        yaml.safe_dump(users, f)
+    return config
+
+
 def main() -> None:
-    settings = load_settings(os.path.join(ROOT, "config", "demo"))
+    if os.geteuid() != 0:
+        sys.exit("spawn_overhead compares spawns with system users: run it as root")
     with tempfile.TemporaryDirectory() as d:
-        hubs = {}
+        ensure_traversable(d)
+        settings = load_settings(bench_config(d))
+        baseline_home = os.path.join(d, "baseline-home")
+        made_baseline_user = False
         try:
-            for name, spawner in (("ours", "odh-local"), ("baseline", "simple")):
-                runtime = runtime_settings(settings, os.path.join(d, name))
+            pwd.getpwnam(USER)
+        except KeyError:
+            subprocess.run(["useradd", "--home-dir", baseline_home, "--create-home", "--shell", "/bin/bash", USER],
+                           check=True)
+            made_baseline_user = True
+        hubs, ceph = {}, None
+        try:
+            ceph = CephCluster(os.path.join(d, "ceph")).start()
+            for name, spawner in (("ours", "odh-local"), ("baseline", "localprocess")):
+                runtime = runtime_settings(settings, os.path.join(d, name), ceph if name == "ours" else None)
                 runtime.update(spawner_class=spawner, idle_culler={"enabled": False})
                 hubs[name] = HubProcess(runtime, log_path=os.path.join(d, f"{name}.log")).start()
-            users = {name: HubUserSession(h.url, "alice", "alice-odh") for name, h in hubs.items()}
+            users = {name: HubUserSession(h.url, USER, PASSWORD) for name, h in hubs.items()}
             options = {"ours": {"profile": "minimal", "size": "medium"}, "baseline": None}
             times = {"ours": [], "baseline": []}
-            spawn_once(users["ours"], options["ours"])  # warm caches (imports, lab assets)
+            spawn_once(users["ours"], options["ours"])  # warm caches; creates the RGW and the system user
             spawn_once(users["baseline"], options["baseline"])
             for i in range(SPAWNS):
                 order = ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours")
                 for name in order:
                     times[name].append(spawn_once(users[name], options[name]))
+            applied = {
+                "per_user_s3_credentials": True,
+                "system_user": pwd.getpwnam(system_user(USER)).pw_name,
+                "cgroup_limits": CgroupLimits("/sys/fs/cgroup", cgroup_parent(os.path.join(d, "ours"))).available(),
+                "baseline_system_user": USER,
+            }
         finally:
             for h in hubs.values():
                 h.stop()
+            if ceph is not None:
+                ceph.stop()
+            for name in ((USER,) if made_baseline_user else ()) + (system_user(USER),):
+                subprocess.run(["userdel", name], capture_output=True)
     ours, baseline = median(times["ours"]), median(times["baseline"])
     write_result(
         "spawn_overhead",
         figure=f"median spawn-to-ready of a local JupyterLab server over {SPAWNS} spawns: OdhLocalSpawner "
-               "(profile minimal/medium, cgroup limits) vs SimpleLocalProcessSpawner",
+               "(profile minimal/medium, per-user RGW keys, own system user, cgroup limits where available) vs "
+               "JupyterHub's LocalProcessSpawner with a system user",
         ours=ours, baseline=baseline, target=1.15, units="seconds (ratio ours/baseline)",
-        met=ours / baseline <= 1.15, samples={k: [round(x, 3) for x in v] for k, v in times.items()},
+        met=ours / baseline <= 1.15, applied=applied,
+        samples={k: [round(x, 3) for x in v] for k, v in times.items()},
     )
 
 

@@ -8,7 +8,11 @@ ROOT=$(pwd)
 VENV=${ODH_VENV:-$ROOT/.venv}
 TOOLS=$ROOT/.tools
 CHP_VERSION=5.3.0
-PYTHON=${PYTHON:-python3.11}
+# Run as root, users' servers run this venv's Python as the users' own system users, so the interpreter must
+# be reachable by everyone: Debian's /usr/bin/python3.11 is (a pyenv build under /root is not).
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x /usr/bin/python3.11 ]; then PYTHON=/usr/bin/python3.11; else PYTHON=python3.11; fi
+fi
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 say() { printf '[install] %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -19,6 +23,10 @@ for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool; do 
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v uuidgen >/dev/null || need_apt+=(uuid-runtime)
+command -v useradd >/dev/null || need_apt+=(passwd)
+if [ "$PYTHON" = /usr/bin/python3.11 ] && ! /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
+  need_apt+=(python3.11-venv)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')
   say "apt-get install $pkgs"
@@ -29,8 +37,13 @@ else
 fi
 
 # 2. Python environment: the package and its pinned dependencies (+ test extras).
+base_home=$(dirname "$(readlink -f "$(command -v "$PYTHON")")")
+if [ -f "$VENV/pyvenv.cfg" ] && ! grep -qx "home = $base_home" "$VENV/pyvenv.cfg"; then
+  say "re-creating $VENV from $PYTHON (it was made from $(sed -n 's/^home = //p' "$VENV/pyvenv.cfg"))"
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
-  say "creating virtualenv $VENV"
+  say "creating virtualenv $VENV from $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.odh-installed"

@@ -82,7 +82,8 @@ class HubProcess:
         env = dict(os.environ, ODH_HUB_SETTINGS=settings_path, **(extra_env or {}))
         # the hub's own venv first on PATH, so services and servers find their scripts
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        log = open(self.log_path, "ab")
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # root only
+        os.chmod(self.log_path, 0o600)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", CONFIG_FILE],
             cwd=self.state_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -1,15 +1,17 @@
 """A real Chromium (Debian's) driven by Playwright, against the real hub of the integration fixtures."""
 
 import os
+import shutil
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, ROOT
 
 CHROMIUM = os.environ.get("ODH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 SCREENSHOTS = os.path.join(ARTIFACTS, "screenshots")
+DOC_IMAGES = os.path.join(ROOT, "docs", "images")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,13 @@ def shot():
     os.makedirs(SCREENSHOTS, exist_ok=True)
 
     def _shot(page, name):
+        """A screenshot in test-artifacts/screenshots; the guides' images (docs/images/NAME.png) are always
+        the latest run's, so a screenshot the docs use is written there too."""
         path = os.path.join(SCREENSHOTS, f"{name}.png")
         page.screenshot(path=path, full_page=False)
+        doc_image = os.path.join(DOC_IMAGES, f"{name}.png")
+        if os.path.exists(doc_image):
+            shutil.copyfile(path, doc_image)
         return path
 
     return _shot

@@ -73,8 +73,12 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
             if ceph is not None:
                 ceph.supervise()
             if hub.proc.poll() is not None and not stop.is_set():
-                if not restart_hub(hub, hub_budget):
-                    return 1
+                stop.running = False  # Ctrl-C while the hub starts again unwinds at once, as at start-up
+                try:
+                    if not restart_hub(hub, hub_budget):
+                        return 1
+                finally:
+                    stop.running = True
             time.sleep(0.5)
         return 0
     except KeyboardInterrupt:

@@ -75,14 +75,16 @@ def test_bluestore_cluster_starts_again_with_its_data_and_survives_killed_daemon
     t0 = time.monotonic()
     first = CephCluster(d, store=store, report=step).start()
     step(f"first start (mkfs) took {time.monotonic() - t0:.1f}s")
-    fsid, endpoint, admin = first.record.fsid, first.endpoint, first.admin
-    assert mode(d) == 0o700 and mode(first.admin_keys_file) == 0o600
-    assert json.load(open(first.admin_keys_file))["access_key"] == admin.access_key
-    s3 = s3_client(endpoint, admin.access_key, admin.secret_key)
-    s3.create_bucket(Bucket="kept")
-    sums = put_objects(s3, "kept")
-    old_mon = first.record.mon_v1
-    first.stop()
+    try:
+        fsid, endpoint, admin = first.record.fsid, first.endpoint, first.admin
+        assert mode(d) == 0o700 and mode(first.admin_keys_file) == 0o600
+        assert json.load(open(first.admin_keys_file))["access_key"] == admin.access_key
+        s3 = s3_client(endpoint, admin.access_key, admin.secret_key)
+        s3.create_bucket(Bucket="kept")
+        sums = put_objects(s3, "kept")
+        old_mon = first.record.mon_v1
+    finally:
+        first.stop()
     assert not [p for p in first.pids if pid_alive(p)]
 
     # someone else now listens on the old mon port: the monitor moves (monmap rewritten), the data stays
@@ -200,9 +202,21 @@ class Up:
             f.write(self.text)
 
     def kill(self):
+        """After a failure: stop the platform as a user does (Ctrl-C), then SIGKILL whatever it left, by PID
+        (Ceph daemons and model servers run in sessions of their own: killing the launcher's group misses them)."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            procs = psutil.Process(self.proc.pid).children(recursive=True)
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            for p in procs:  # psutil checks each is still the process it was (no PID reuse)
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
         self.save()
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 
-from ..credentials.naming import _slug
+from ..naming import state_dir_name
 from .model import Deployment
 
 RECORD = "deployment.json"
@@ -15,7 +15,7 @@ log = logging.getLogger("odh_spawner.deploy")
 
 
 def owner_slug(owner: str) -> str:
-    return _slug(owner, 40)
+    return state_dir_name(owner)
 
 
 class DeploymentStore:

@@ -18,6 +18,7 @@ from typing import Callable
 from ..deploy.local import stop_recorded
 from .ports import free_port
 from .settings import PlatformSettings
+from .supervise import pids_with_env, terminate
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "jupyterhub_config.py")
 
@@ -82,8 +83,12 @@ class HubProcess:
         env = dict(os.environ, ODH_HUB_SETTINGS=settings_path, **(extra_env or {}))
         # the hub's own venv first on PATH, so services and servers find their scripts
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # root only
-        os.chmod(self.log_path, 0o600)
+        # the hub's database and log hold what users must not read: private from the first byte
+        # (sqlite takes an empty file as an empty database)
+        db = os.path.join(self.state_dir, "jupyterhub.sqlite")
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(self.log_path, 0o600)  # an existing log (e.g. from an older version) too
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", CONFIG_FILE],
             cwd=self.state_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -125,11 +130,38 @@ class HubProcess:
             return []
         return pids
 
+    def _hub_children(self, services_only: bool) -> list[int]:
+        """Processes this hub started that may outlive it (found by the hub API URL in their environment):
+        its managed services, and with services_only=False its users' servers too. Model servers get a
+        minimal environment and are never among them."""
+        api = self.runtime["hub_bind_url"].rstrip("/") + "/hub/api"
+        return pids_with_env(lambda env: env.get("JUPYTERHUB_API_URL") == api and (
+            not services_only or "JUPYTERHUB_SERVICE_NAME" in env))
+
+    def _recorded_proxy(self) -> list[int]:
+        """The proxy's PID from its pid file, if that process still is a configurable-http-proxy."""
+        try:
+            with open(os.path.join(self.state_dir, "proxy.pid")) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read()
+        except (OSError, ValueError):
+            return []
+        return [pid] if b"configurable-http-proxy" in args else []
+
+    def recover(self) -> list[int]:
+        """After the hub died on its own: stop its orphaned managed services, by PID, so a new hub can start
+        them again on the same addresses (the new hub stops the old proxy itself, from its pid file). Users'
+        servers keep running: the new hub finds them in its database and polls them."""
+        orphans = self._hub_children(services_only=True)
+        terminate(orphans)
+        return orphans
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the hub (it stops servers, services and the proxy), then reap anything left, by PID."""
         if self.proc is None:
             return
-        pids = self.server_pids()
+        pids = self.server_pids() + self._hub_children(services_only=False) + self._recorded_proxy()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -139,6 +171,7 @@ class HubProcess:
         _kill_group(self.proc.pid)
         for pid in pids + self.server_pids():
             _kill_group(pid)
+        terminate(self._hub_children(services_only=False) + self._recorded_proxy(), timeout=5)
         self.proc.wait(5)
         # model servers outlive the hub and the platform service by design; the local platform as a whole
         # stopping takes them down too (their records stay: the next start serves them again)

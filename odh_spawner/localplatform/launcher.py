@@ -1,4 +1,9 @@
-"""`odh-hub up`: Ceph RGW + JupyterHub (proxy, idle culler, odh spawner) on this machine, until Ctrl-C."""
+"""`odh-hub up`: Ceph RGW + JupyterHub (proxy, idle culler, odh spawner) on this machine, until Ctrl-C.
+
+While running it supervises what it started: a Ceph daemon (mon, OSD, RGW) or the hub that exits on its own is
+started again, on the same addresses, with one log line each. The hub itself restarts its managed services
+(the platform service, the idle culler) when they exit.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from ..users import load_users
 from .ceph import CephCluster
 from .hub import HubProcess, runtime_settings
 from .settings import load_settings
+from .supervise import RestartBudget, exit_text
+
+STATE_DIR_MODE = 0o711  # others may pass through (to their homes below it) but not list it
 
 
 class _StopFlag:
@@ -31,7 +39,8 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
     profiles = load_profiles(settings.profiles_file)  # fail before starting anything
     users = load_users(settings.users_file)
     _say(f"Configuration {settings.config_dir}: {len(profiles)} profiles, {len(users)} users")
-    os.makedirs(state_dir, exist_ok=True)
+    os.makedirs(state_dir, mode=STATE_DIR_MODE, exist_ok=True)
+    os.chmod(state_dir, STATE_DIR_MODE)
 
     stop = _StopFlag()
 
@@ -50,7 +59,8 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
     try:
         if settings.ceph_enabled:
             _say("Starting Ceph (monitor, OSD, RADOS gateway); this takes about 15 s")
-            ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say)
+            ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say,
+                               store=settings.ceph_store)
             ceph.start()
         hub = HubProcess(runtime_settings(settings, state_dir, ceph), report=_say)
         hub.start()
@@ -58,10 +68,17 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
         _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path)
         if not wait:
             return 0
+        hub_budget = RestartBudget()
         while not stop.is_set():
-            if hub.proc.poll() is not None:
-                _say(f"JupyterHub exited unexpectedly ({hub.proc.returncode}); see {hub.log_path}")
-                return 1
+            if ceph is not None:
+                ceph.supervise()
+            if hub.proc.poll() is not None and not stop.is_set():
+                stop.running = False  # Ctrl-C while the hub starts again unwinds at once, as at start-up
+                try:
+                    if not restart_hub(hub, hub_budget):
+                        return 1
+                finally:
+                    stop.running = True
             time.sleep(0.5)
         return 0
     except KeyboardInterrupt:
@@ -79,6 +96,23 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
             ceph.stop()
         if hub is not None or ceph is not None:
             _say("Stopped; nothing left running")
+
+
+def restart_hub(hub: HubProcess, budget: RestartBudget) -> bool:
+    """The hub exited on its own: stop its orphaned services and start it again with the same settings (same
+    URLs, ports and proxy token), so users' running servers, which the hub's database records, carry on."""
+    how = exit_text(hub.proc.returncode)
+    if not budget.spend():
+        _say(f"JupyterHub keeps exiting ({len(budget.times)} times in {budget.window:.0f}s, last with {how}); "
+             f"giving up; see {hub.log_path}")
+        return False
+    old = hub.proc.pid
+    orphans = hub.recover()
+    _say(f"JupyterHub (pid {old}) exited unexpectedly ({how}); restarting it on the same addresses "
+         f"(stopped {len(orphans)} orphaned service process(es); users' servers keep running)")
+    hub.start()
+    _say(f"JupyterHub restarted as pid {hub.proc.pid}")
+    return True
 
 
 def _banner(url: str, users, s3_endpoint: str, log_path: str) -> None:

@@ -9,11 +9,13 @@ import yaml
 
 from ..errors import ProfileError
 from ..quantities import parse_memory
+from .ceph import MIN_BLUESTORE_SIZE, MIN_OSD_MEMORY_TARGET, OBJECTSTORES, ObjectStore
 
 SECTIONS = {
     "hub": {"ip": str, "port": int},
     "idle_culler": {"enabled": bool, "timeout_seconds": int, "every_seconds": int},
-    "ceph": {"enabled": bool, "rgw_port": int, "user_quota_max_size": str, "user_quota_max_objects": int},
+    "ceph": {"enabled": bool, "objectstore": str, "bluestore_size": str, "osd_memory_target": str, "rgw_port": int,
+             "user_quota_max_size": str, "user_quota_max_objects": int},
     "deployments": {"max_model_size": str, "max_per_user": int},
     "spawner": {"start_timeout_seconds": int},
 }
@@ -32,12 +34,21 @@ class PlatformSettings:
     culler_timeout: int = 3600
     culler_every: int = 300
     ceph_enabled: bool = True
+    ceph_objectstore: str = "bluestore"
+    ceph_bluestore_size: str = "4Gi"
+    ceph_osd_memory_target: str = "896Mi"
     rgw_port: int = 0
     quota_max_size: str = ""
     quota_max_objects: int = 0
     deploy_max_model_size: str = "2Gi"
     deploy_max_per_user: int = 20
     start_timeout: int = 120
+
+    @property
+    def ceph_store(self) -> ObjectStore:
+        """The Ceph OSD's object store (already validated by parse_settings)."""
+        return ObjectStore(self.ceph_objectstore, parse_memory(self.ceph_bluestore_size),
+                           parse_memory(self.ceph_osd_memory_target))
 
     @property
     def profiles_file(self) -> str:
@@ -68,11 +79,20 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
             low = 0 if key.endswith("port") or key.endswith("max_objects") else 1
             if kind is int and not (low <= value <= (65535 if key.endswith("port") else 2**62)):
                 raise SettingsError(f"out of range: {value}", source=source, field=field)
-            if field in ("ceph.user_quota_max_size", "deployments.max_model_size"):
+            if field in ("ceph.user_quota_max_size", "deployments.max_model_size", "ceph.bluestore_size",
+                         "ceph.osd_memory_target"):
                 try:
-                    parse_memory(value)
+                    size = parse_memory(value)
                 except ValueError as e:
                     raise SettingsError(str(e), source=source, field=field) from None
+                least = {"ceph.bluestore_size": (MIN_BLUESTORE_SIZE, "2Gi"),
+                         "ceph.osd_memory_target": (MIN_OSD_MEMORY_TARGET, "896Mi")}.get(field)
+                if least and size < least[0]:
+                    raise SettingsError(f"must be at least {least[1]}, got {value}", source=source, field=field)
+            if field == "ceph.objectstore" and value not in OBJECTSTORES:
+                raise SettingsError(f"must be one of {', '.join(OBJECTSTORES)} (bluestore keeps objects on disk "
+                                    f"across restarts; memstore keeps them in memory only), got {value!r}",
+                                    source=source, field=field)
             values[field] = value
     g = values.get
     return PlatformSettings(
@@ -83,6 +103,9 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         culler_timeout=g("idle_culler.timeout_seconds", 3600),
         culler_every=g("idle_culler.every_seconds", 300),
         ceph_enabled=g("ceph.enabled", True),
+        ceph_objectstore=g("ceph.objectstore", "bluestore"),
+        ceph_bluestore_size=g("ceph.bluestore_size", "4Gi"),
+        ceph_osd_memory_target=g("ceph.osd_memory_target", "896Mi"),
         rgw_port=g("ceph.rgw_port", 0),
         quota_max_size=g("ceph.user_quota_max_size", ""),
         quota_max_objects=g("ceph.user_quota_max_objects", 0),

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -51,6 +52,11 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         assert url, out
         # progress while starting, and how to log in as each demo user
         assert "Ceph RGW ready at http://127.0.0.1:" in out
+        assert "(bluestore, created)" in out  # objects on disk by default
+        # the state directory: others may pass through to their homes but not list it; Ceph's is root's alone
+        assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o711
+        assert stat.S_IMODE(os.stat(tmp_path / "ceph").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(tmp_path / "ceph" / "admin-keys.json").st_mode) == 0o600
         assert "alice" in out and "password alice-odh" in out and "data-science" in out
         assert "bob" in out and "ml-engineering" in out
         assert requests.get(f"{url}/hub/health", timeout=5).status_code == 200

@@ -16,8 +16,9 @@ Where secrets come from
     writes into its state directory;
   * state files, by the glob table `SECRET_FILES` (relative to each scan root, `**` allowed): the hub's
     `hub-settings.json` (proxy auth token), `jupyterhub_cookie_secret`, Ceph's admin keys and keyring, Spark
-    cluster state and configuration, deployment records, and any file named `*secret*`, `*.key`, `*-keys.json`
-    or `*token*`. JSON files give the values of secret-named keys at any depth; `key = value`, `key: value`
+    clusters' `auth-secret`, state and configuration, deployment records (`api_key`), the notebook servers'
+    cookie secrets, kernel connection files and server info files in the users' homes, and any file named
+    `*secret*`, `*.key`, `*-keys.json` or `*token*`. JSON files give the values of secret-named keys at any depth; `key = value`, `key: value`
     and `key value` lines likewise; a one-line file named like a secret gives its whole content.
     Add a row with `register_secret_file(glob, kind)`;
   * `register_harvester(fn)`: `fn(roots) -> iterable of (value, kind)`, called at scan time, for secrets that
@@ -32,6 +33,10 @@ What is scanned
   progress events. Answers meant to show a secret to its owner are not recorded: `ALLOWED_RESPONSES`
   (method, path regex, why); add one with `allow_response`.
 
+Logs and state files that are removed before the end (a deleted deployment's mlserver.log, a stopped Spark
+cluster's directory, a test's private hub) are caught by `Watcher`, a thread that looks at the scan roots
+every second while integration tests run, harvesting secret files and keeping copies of changed logs.
+
 Each secret is looked for as is, URL-encoded and base64-encoded (at any alignment). A finding names the file
 (or answer), line, kind and a snippet with every known secret replaced by `[kind]`: the secret itself is
 never printed.
@@ -41,10 +46,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import fnmatch
 import glob
 import json
 import os
 import re
+import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -195,6 +202,9 @@ SECRET_FILES: list[tuple[str, str]] = [
     ("**/spark-clusters/*/spark-cluster.json", "spark-secret"),
     ("**/spark-clusters/*/conf/*", "spark-secret"),
     ("**/platform/deployments/**/*.json", "endpoint-key"),  # a deployment record's api_key
+    ("**/jupyter/runtime/jupyter_cookie_secret", "notebook-cookie-secret"),  # under the users' homes
+    ("**/jupyter/runtime/kernel-*.json", "kernel-key"),  # a kernel's message-signing key
+    ("**/jupyter/runtime/jpserver-*.json", "notebook-token"),
     ("**/*secret*", "secret-file"),
     ("**/*.key", "secret-file"),
     ("**/*-keys.json", "secret-file"),
@@ -306,19 +316,23 @@ def _files(root: str, pattern: str) -> list[str]:
     return sorted({p for p in found if os.path.isfile(p)})
 
 
+def harvest_file(path: str, kind: str) -> None:
+    try:
+        if os.path.getsize(path) > 2**20 or path.endswith(BINARY_SUFFIXES):
+            return
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return
+    for value, k in secrets_in_text_file(text, os.path.basename(path), kind):
+        register_secret(value, k)
+
+
 def harvest_files(roots: list[str]) -> None:
     for root in roots:
         for pattern, kind in SECRET_FILES:
             for path in _files(root, pattern):
-                try:
-                    if os.path.getsize(path) > 2**20 or path.endswith(BINARY_SUFFIXES):
-                        continue
-                    with open(path, encoding="utf-8") as f:
-                        text = f.read()
-                except (OSError, UnicodeDecodeError):
-                    continue
-                for value, k in secrets_in_text_file(text, os.path.basename(path), kind):
-                    register_secret(value, k)
+                harvest_file(path, kind)
 
 
 def harvest_rgw(roots: list[str]) -> None:
@@ -389,6 +403,94 @@ def harvest(roots: list[str]) -> None:
             register_secret(value, kind)
 
 
+# ------------------------------------------------------------------------------------- the watcher
+# Deployments, Spark clusters and hubs of one test are often gone (with their directories) before the end of
+# the run. While integration tests run, a thread looks at the scan roots every WATCH_INTERVAL seconds: it
+# harvests secret files (SECRET_FILES) and keeps a copy of each log (LOG_FILES) that changed, so a log whose
+# file was removed is still scanned (bounded by MAX_SNAPSHOT_BYTES; the latest copy of a path wins). Anything
+# created and removed between two looks is missed.
+WATCH_INTERVAL = 1.0
+MAX_SNAPSHOT_BYTES = 64 * 2**20
+
+
+class Watcher:
+    def __init__(self, roots: list[str], interval: float = WATCH_INTERVAL):
+        self.roots, self.interval = roots, interval
+        self.seen: dict[str, tuple[float, int]] = {}
+        self.snapshots: dict[str, bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="secretscan-watcher", daemon=True)
+
+    def start(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.look()
+            except Exception as e:  # never let the watcher break the run; say so in the report
+                REGISTRY.notes.append(f"watcher: {type(e).__name__}: {e}")
+
+    def look(self) -> None:
+        secret_globs = [("*/" + g[3:] if g.startswith("**/") else g, kind) for g, kind in SECRET_FILES]
+        for root in self.roots:
+            for dirpath, _, names in os.walk(root):
+                for name in names:
+                    path = os.path.join(dirpath, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    if self.seen.get(path) == (st.st_mtime, st.st_size):
+                        continue
+                    self.seen[path] = (st.st_mtime, st.st_size)
+                    rel = "/" + os.path.relpath(path, root)
+                    for pattern, kind in secret_globs:
+                        if fnmatch.fnmatch(rel, pattern):
+                            harvest_file(path, kind)
+                    if any(fnmatch.fnmatch(name, p) for p in LOG_FILES) and st.st_size <= MAX_SNAPSHOT_BYTES:
+                        self._snapshot(path)
+
+    def _snapshot(self, path: str) -> None:
+        if not _is_text(path):
+            return
+        try:
+            data = _read(path)
+        except OSError:
+            return
+        old = self.snapshots.pop(path, b"")
+        if sum(map(len, self.snapshots.values())) + len(data) <= MAX_SNAPSHOT_BYTES:
+            self.snapshots[path] = data
+        elif old:
+            REGISTRY.notes.append(f"watcher: snapshot budget full, {path} not kept")
+
+    def vanished(self) -> list[tuple[str, bytes]]:
+        """Copies of logs whose file is gone now."""
+        return [(f"{p} (removed during the run; copy taken at {WATCH_INTERVAL:g} s intervals)", d)
+                for p, d in self.snapshots.items() if not os.path.exists(p)]
+
+
+_WATCHER: Watcher | None = None
+
+
+def pytest_runtest_setup(item) -> None:
+    """Start the watcher with the first integration test (the layers' folders say which)."""
+    global _WATCHER
+    if _WATCHER is None and f"{os.sep}integration{os.sep}" in str(item.fspath):
+        basetemp = item.config._tmp_path_factory.getbasetemp()  # what the tmp_path_factory fixture returns
+        _WATCHER = Watcher([str(basetemp), *REGISTRY.roots]).start()
+
+
+def pytest_unconfigure(config) -> None:
+    if _WATCHER is not None:
+        _WATCHER.stop()
+
+
 # ----------------------------------------------------------------------------------------------- the scan
 
 def _is_text(path: str) -> bool:
@@ -435,8 +537,11 @@ class ScanReport:
 def run(artifacts: str, roots: list[str]) -> ScanReport:
     """Harvest, then scan test-artifacts, the logs under `roots` and the recorded answers."""
     roots = [r for r in dict.fromkeys([*roots, *REGISTRY.roots]) if os.path.isdir(r)]
+    if _WATCHER is not None:
+        _WATCHER.look()  # one last look, so what is there now is also in its copies
     harvest(roots)
     paths = scanned_files(artifacts, roots)
+    vanished = _WATCHER.vanished() if _WATCHER is not None else []
     sizes = 0
 
     def texts():
@@ -448,11 +553,13 @@ def run(artifacts: str, roots: list[str]) -> ScanReport:
                 continue
             sizes += len(data)
             yield p, data
+        yield from vanished
         yield from list(REGISTRY.answers)
 
     leaks = find_leaks(texts(), dict(REGISTRY.secrets))
     by_kind = collections.Counter(REGISTRY.secrets.values())
-    return ScanReport(leaks, dict(by_kind), len(paths), sizes, len(REGISTRY.answers))
+    return ScanReport(leaks, dict(by_kind), len(paths) + len(vanished), sizes + sum(len(d) for _, d in vanished),
+                      len(REGISTRY.answers))
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,20 @@ def test_allow_listed_answers():
     assert response_allowed("POST", "http://127.0.0.1:1/hub/api/users/alice/tokens")
     assert not response_allowed("GET", "http://127.0.0.1:1/hub/api/users/alice/tokens")
     assert not response_allowed("GET", "http://127.0.0.1:1/hub/api/users/alice")
+
+
+def test_the_watcher_keeps_removed_logs_and_harvests_secret_files(tmp_path):
+    from tests.support import secretscan
+
+    log = tmp_path / "platform" / "deployments" / "alice" / "churn" / "mlserver.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"started\nkey {TOKEN}\n")
+    (log.parent / "deployment.json").write_text(json.dumps({"owner": "alice", "api_key": "odhk_" + "x" * 43}))
+    watcher = secretscan.Watcher([str(tmp_path)])
+    watcher.look()
+    assert secretscan.REGISTRY.secrets.get("odhk_" + "x" * 43) == "endpoint-key"
+    assert watcher.vanished() == []
+    log.unlink()
+    [(source, data)] = watcher.vanished()
+    assert source.startswith(str(log)) and TOKEN.encode() in data
+    del secretscan.REGISTRY.secrets["odhk_" + "x" * 43]

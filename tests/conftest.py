@@ -11,7 +11,7 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools", "chp", "node_modules", ".bin",
                                                         "configurable-http-proxy"))
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.secretscan"]
 
 _LAYERS = ("unit", "integration", "browser")
 
@@ -24,5 +24,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _layer(item) in _LAYERS:
             item.add_marker(getattr(pytest.mark, _layer(item)))
-    # fast layers first; the browser layer last (Playwright's sync API owns the main thread's loop while open)
-    items.sort(key=lambda item: _LAYERS.index(_layer(item)) if _layer(item) in _LAYERS else 0)
+    # fast layers first; the browser layer last (Playwright's sync API owns the main thread's loop while open);
+    # within a layer, tests marked `scan_last` (the secret scan) after all the others
+    items.sort(key=lambda item: (_LAYERS.index(_layer(item)) if _layer(item) in _LAYERS else 0,
+                                 item.get_closest_marker("scan_last") is not None))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "scan_last: runs after every other test of its layer (the secret scan)")

@@ -12,6 +12,7 @@ from odh_spawner.spark import procs
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT
+from tests.support import secretscan
 from tests.support.hubclient import HubUserSession
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
@@ -24,10 +25,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def process_env(pid: int) -> dict[str, str]:
-    """A process's environment, read from /proc (how tests see what a server really got)."""
+    """A process's environment, read from /proc (how tests see what a server really got). The values of its
+    secret-named variables join the session's secret scan (tests.support.secretscan.is_secret_name says which:
+    AWS_SECRET_ACCESS_KEY, JUPYTERHUB_API_TOKEN, JPY_API_TOKEN, ...; not AWS_ACCESS_KEY_ID, nor paths)."""
     with open(f"/proc/{pid}/environ", "rb") as f:
         items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
-    return {k.decode(): v.decode() for k, v in items}
+    env = {k.decode(): v.decode() for k, v in items}
+    secretscan.register_env(env, f"environment of pid {pid}")
+    return env
 
 
 def server_pid(admin: HubUserSession, name: str) -> int:

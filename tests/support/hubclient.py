@@ -1,4 +1,7 @@
-"""A user of the hub over HTTP: log in through the form, spawn through the form or the REST API."""
+"""A user of the hub over HTTP: log in through the form, spawn through the form or the REST API.
+
+Every answer (and every progress event) is recorded for the end-of-run secret scan (tests.support.secretscan),
+and the session's API token is registered as a secret."""
 
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ import time
 
 import requests
 
+from tests.support import secretscan
+
 
 class HubUserSession:
     def __init__(self, hub_url: str, name: str, password: str):
         self.url = hub_url.rstrip("/")
         self.name = name
         self.s = requests.Session()
+        self.s.hooks["response"].append(_record)
         r = self.s.get(f"{self.url}/hub/login")
         r.raise_for_status()
         r = self.s.post(f"{self.url}/hub/login", data={"username": name, "password": password, "_xsrf": self.xsrf},
@@ -21,6 +27,7 @@ class HubUserSession:
         if r.status_code != 302:
             raise AssertionError(f"login as {name} failed: {r.status_code}")
         self.token = self._token()
+        secretscan.register_secret(self.token, "hub-token")
 
     @property
     def xsrf(self) -> str:
@@ -41,7 +48,8 @@ class HubUserSession:
         return {"Authorization": f"token {self.token}"}
 
     def api(self, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=self.auth, timeout=30, **kw)
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=self.auth, timeout=30,
+                                hooks={"response": _record}, **kw)
 
     def spawn_form(self) -> str:
         r = self.s.get(f"{self.url}/hub/spawn")
@@ -79,6 +87,7 @@ class HubUserSession:
                           stream=True, timeout=timeout) as r:
             for line in r.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
+                    secretscan.record_response("GET", r.url + " (event)", line, r.status_code)
                     ev = json.loads(line[5:])
                     events.append(ev)
                     if ev.get("ready") or ev.get("failed"):
@@ -86,7 +95,8 @@ class HubUserSession:
         return events
 
     def server_api(self, path: str) -> requests.Response:
-        return requests.get(f"{self.url}/user/{self.name}{path}", headers=self.auth, timeout=30)
+        return requests.get(f"{self.url}/user/{self.name}{path}", headers=self.auth, timeout=30,
+                            hooks={"response": _record})
 
     def stop(self, timeout: float = 60) -> None:
         r = self.api("DELETE", f"/users/{self.name}/server")
@@ -96,3 +106,12 @@ class HubUserSession:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}'s server did not stop")
             time.sleep(0.25)
+
+
+def _record(r: requests.Response, *args, **kwargs) -> None:
+    """A `requests` response hook: keep the body for the secret scan (event streams are recorded per event)."""
+    if r.headers.get("Content-Type", "").startswith("text/event-stream"):
+        return  # endless: progress_messages records each event it reads
+    if int(r.headers.get("Content-Length") or 0) > secretscan.MAX_ANSWER_BYTES:
+        return  # a download, not an answer
+    secretscan.record_response(r.request.method, r.url, r.content, r.status_code)

@@ -17,13 +17,14 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 say() { printf '[install] %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
-# 1. Debian packages: a real single-node Ceph (mon, osd, radosgw) and Chromium for browser tests.
+# 1. Debian packages: a real single-node Ceph (mon, osd, radosgw), Chromium for browser tests, nftables.
 need_apt=()
 for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool; do command -v $bin >/dev/null || need_apt+=(ceph-mon ceph-osd radosgw ceph-common); done
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v uuidgen >/dev/null || need_apt+=(uuid-runtime)
 command -v useradd >/dev/null || need_apt+=(passwd)
+[ -x /usr/sbin/nft ] || need_apt+=(nftables)  # model servers' ports guarded from users' direct connections
 if [ "$PYTHON" = /usr/bin/python3.11 ] && ! /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
   need_apt+=(python3.11-venv)
 fi

@@ -1,7 +1,9 @@
 """On-demand Spark for user servers: limits, a local standalone cluster, Kubernetes manifests.
 
 - `limits`: SparkLimits (configurable), check_request / check_scale -> SparkLimitError (HTTP 403).
-- `local`: LocalSparkCluster, a real standalone master + workers as local processes; `reap_orphans`.
+- `local`: LocalSparkCluster, a real standalone master + workers as local processes (as the user's system
+  user with `run_as`); `reap_orphans`.
+- `auth`: each cluster's own `spark.authenticate` secret, and how each Spark process gets it.
 - `kube`: pure manifest builders (anchor ConfigMap, master/worker Deployments, Service, SparkConnect).
 """
 
@@ -21,7 +23,7 @@ from .kube import (
 from .limits import SparkLimits, SparkUsage, check_request, check_scale
 from .local import LocalSparkCluster
 from .naming import cluster_slug
-from .state import current_usage, reap_orphans, stop_cluster
+from .state import current_usage, reap_orphans, stop_cluster, stop_server_cluster
 from .status import AppStatus, SparkStatus, WorkerStatus, parse_master_json
 
 __all__ = [
@@ -29,5 +31,5 @@ __all__ = [
     "SparkStartError", "SparkStatus", "SparkUsage", "WorkerStatus", "anchor_configmap", "check_request",
     "check_scale", "cluster_slug", "current_usage", "master_deployment", "master_service", "notebook_env",
     "parse_master_json", "reap_orphans", "spark_connect", "spark_connect_env", "spark_env", "spark_memory",
-    "standalone_manifests", "stop_cluster", "worker_deployment",
+    "standalone_manifests", "stop_cluster", "stop_server_cluster", "worker_deployment",
 ]

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from . import procs
+from .errors import SparkError
 from .state import ProcessRecord
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -65,15 +66,32 @@ class Daemon:
 
 
 def spawn(spark_class: str, role: str, args: list[str], env: dict, cwd: str, log_dir: str, port: int,
-          ui_port: int) -> Daemon:
-    """Start `spark-class ARGS` in its own session, output appended to `<log_dir>/<role>.log`."""
+          ui_port: int, run_as=None) -> Daemon:
+    """Start `spark-class ARGS` in its own session, output appended to `<log_dir>/<role>.log`.
+
+    `run_as` (a localusers.SystemUser): the process drops to that user, its groups and umask 077 before it
+    executes anything (Popen's user/group/extra_groups, which need root); its log file, opened here, is
+    readable by the user's own group. SparkError when the identity cannot be taken.
+    """
     log_path = os.path.join(log_dir, f"{role}.log")
-    with open(log_path, "ab") as log:
-        offset = log.tell()
+    identity = {}
+    if run_as is not None:
+        identity = dict(user=run_as.uid, group=run_as.gid, extra_groups=run_as.groups, umask=0o077)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    with os.fdopen(fd, "ab") as log:
+        if run_as is not None:
+            os.fchown(log.fileno(), -1, run_as.gid)
+            os.fchmod(log.fileno(), 0o640)
+        offset = log.seek(0, os.SEEK_END)
         log.write(f"---- odh-hub: starting {role} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
         log.flush()
-        popen = subprocess.Popen([spark_class, *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            popen = subprocess.Popen([spark_class, *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, **identity)
+        except (PermissionError, subprocess.SubprocessError) as e:
+            if run_as is None:
+                raise
+            raise SparkError(f"The Spark {role} could not be started as {run_as.name}: {e}") from None
     return Daemon(role, popen, port, ui_port, log_path, offset, procs.start_time(popen.pid))
 
 

@@ -9,16 +9,24 @@ objects need its `metadata.uid`. Two ways to run the cluster:
 - the kubeflow spark-operator's `SparkConnect` (sparkoperator.k8s.io/v1alpha1), where it is installed.
 
 The user's S3 keys reach Spark pods only by `valueFrom.secretKeyRef` to the per-user Secret, never as values.
+
+A standalone cluster authenticates (`spark.authenticate`) with its own secret: a Secret owned by the anchor
+(`auth_secret`, created before the Deployments) holds it; master and workers read it as `_SPARK_AUTH_SECRET`
+by secretKeyRef (executors get it from their worker), and the notebook pod mounts the Secret's
+`spark-defaults.conf` as its SPARK_CONF_DIR (`notebook_volume`, `notebook_env`): Spark's driver takes the secret
+only from its configuration (see spark.auth). No literal secret is in any pod spec.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
 from ..quantities import format_cpu, format_memory, parse_memory
 from ..resolve import SparkRequest
+from . import auth
 from .env import MIB, reverse_proxy_opts, spark_env, spark_memory
 from .limits import SparkUsage
 from .naming import cluster_slug, label_value
@@ -31,6 +39,11 @@ MIN_EXECUTOR_OVERHEAD = 384 * MIB  # Spark's own minimum off-heap overhead per e
 SPARK_CONNECT_API = "sparkoperator.k8s.io/v1alpha1"
 TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+AUTH_SECRET_KEY = "secret"  # the raw secret, for the daemons' _SPARK_AUTH_SECRET
+AUTH_CONF_KEY = "spark-defaults.conf"  # the notebook driver's configuration holding it
+AUTH_VOLUME = "spark-auth"
+NOTEBOOK_CONF_DIR = "/etc/odh/spark"  # where the notebook pod mounts AUTH_CONF_KEY (its SPARK_CONF_DIR)
+AUTH_OPTS = "-Dspark.authenticate=true"
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ def names(user: str, server: str = "") -> dict[str, str]:
     """Object names: anchor, master (Deployment and Service), worker, connect (SparkConnect)."""
     slug = cluster_slug(user, server)
     return {"anchor": f"spark-anchor-{slug}", "master": f"spark-{slug}-master", "worker": f"spark-{slug}-worker",
-            "connect": f"spark-{slug}", "instance": f"spark-{slug}"}
+            "connect": f"spark-{slug}", "instance": f"spark-{slug}", "auth": f"spark-{slug}-auth"}
 
 
 def endpoints(user: str, server: str, namespace: str) -> dict[str, str]:
@@ -237,12 +250,38 @@ def _reverse_proxy_opts(spec: KubeSparkSpec) -> str:
     return " " + reverse_proxy_opts(spec.ui_proxy_url) if spec.ui_proxy_url else ""
 
 
-def _daemon_env() -> list[dict]:
+def _daemon_env(spec: KubeSparkSpec) -> list[dict]:
     return [
         {"name": "SPARK_LOCAL_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "SPARK_DAEMON_MEMORY", "value": spark_memory(DAEMON_MEMORY)},
         {"name": "SPARK_NO_DAEMONIZE", "value": "true"},
+        {"name": auth.SECRET_ENV, "valueFrom": {"secretKeyRef": {"name": names(spec.user, spec.server)["auth"],
+                                                                 "key": AUTH_SECRET_KEY}}},
     ]
+
+
+def auth_secret(spec: KubeSparkSpec, secret: str) -> dict:
+    """The cluster's own secret, owned by the anchor: the raw value for master and workers, and the notebook
+    driver's spark-defaults.conf holding it. `data` (base64), so that a JSON Patch can replace it whole."""
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode("ascii")
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(spec, names(spec.user, spec.server)["auth"], "spark-auth"),
+        "data": {AUTH_SECRET_KEY: b64(secret), AUTH_CONF_KEY: b64(auth.render_conf(auth.driver_conf(secret)))},
+    }
+
+
+def notebook_volume(spec: KubeSparkSpec) -> tuple[dict, dict]:
+    """The notebook pod's (volume, volumeMount) for the cluster's driver configuration (only that key of the
+    Secret, read-only, 0440: the pod's fsGroup owns it)."""
+    volume = {"name": AUTH_VOLUME, "secret": {"secretName": names(spec.user, spec.server)["auth"],
+                                              "items": [{"key": AUTH_CONF_KEY, "path": AUTH_CONF_KEY}],
+                                              "defaultMode": 0o440}}
+    return volume, {"name": AUTH_VOLUME, "mountPath": NOTEBOOK_CONF_DIR, "readOnly": True}
 
 
 def master_deployment(spec: KubeSparkSpec) -> dict:
@@ -253,9 +292,9 @@ def master_deployment(spec: KubeSparkSpec) -> dict:
         "imagePullPolicy": spec.image_pull_policy,
         "command": [spec.spark_class, "org.apache.spark.deploy.master.Master"],
         "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT)],
-        "env": _daemon_env() + [{"name": "SPARK_MASTER_OPTS",
-                                 "value": "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false"
-                                          + _reverse_proxy_opts(spec)}],
+        "env": _daemon_env(spec) + [{"name": "SPARK_MASTER_OPTS",
+                                     "value": "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false "
+                                              + AUTH_OPTS + _reverse_proxy_opts(spec)}],
         "ports": [{"name": "spark", "containerPort": MASTER_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": MASTER_UI_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},
@@ -293,8 +332,8 @@ def worker_deployment(spec: KubeSparkSpec) -> dict:
         "args": ["--host", "$(SPARK_LOCAL_IP)", "--port", str(WORKER_PORT), "--webui-port", str(WORKER_UI_PORT),
                  "--cores", str(r.worker_cores), "--memory", spark_memory(r.worker_memory),
                  "--work-dir", "/tmp/spark-work", master_url(spec)],
-        "env": _daemon_env() + ([{"name": "SPARK_WORKER_OPTS", "value": _reverse_proxy_opts(spec).strip()}]
-                                if spec.ui_proxy_url else []) + s3_env(spec),
+        "env": _daemon_env(spec) + [{"name": "SPARK_WORKER_OPTS", "value": AUTH_OPTS + _reverse_proxy_opts(spec)}]
+        + s3_env(spec),
         "ports": [{"name": "spark", "containerPort": WORKER_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": WORKER_UI_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/json/", "port": "http"}, "periodSeconds": 5},
@@ -306,9 +345,10 @@ def worker_deployment(spec: KubeSparkSpec) -> dict:
     return _deployment(spec, names(spec.user, spec.server)["worker"], "spark-worker", r.workers, container)
 
 
-def standalone_manifests(spec: KubeSparkSpec) -> list[dict]:
-    """The owned objects of a standalone cluster, in creation order (the anchor comes first, separately)."""
-    return [master_deployment(spec), master_service(spec), worker_deployment(spec)]
+def standalone_manifests(spec: KubeSparkSpec, secret: str) -> list[dict]:
+    """The owned objects of a standalone cluster, in creation order (the anchor comes first, separately; the
+    Secret before the pods that read it)."""
+    return [auth_secret(spec, secret), master_deployment(spec), master_service(spec), worker_deployment(spec)]
 
 
 def _connect_template(spec: KubeSparkSpec, container_name: str, component: str) -> dict:
@@ -344,8 +384,10 @@ def spark_connect(spec: KubeSparkSpec, server_cores: int = 1, server_memory: int
 
 
 def notebook_env(spec: KubeSparkSpec) -> dict[str, str]:
-    """Environment for the notebook pod of a standalone cluster (SparkSession.builder.getOrCreate() uses it)."""
-    return spark_env(master_url(spec), ui_url(spec), spec.request, spec.ui_proxy_url)
+    """Environment for the notebook pod of a standalone cluster (SparkSession.builder.getOrCreate() uses it). The
+    pod must mount `notebook_volume(spec)`: SPARK_CONF_DIR names it."""
+    return {**spark_env(master_url(spec), ui_url(spec), spec.request, spec.ui_proxy_url),
+            "SPARK_CONF_DIR": NOTEBOOK_CONF_DIR}
 
 
 def spark_connect_env(spec: KubeSparkSpec) -> dict[str, str]:

@@ -10,7 +10,8 @@ with `exponential_backoff` while the API does not answer (kubespawner's `_make_c
 
 - anchor 409: a previous run of this server left it. Being deleted -> wait until it is gone, then create;
   else reuse it (its uid) and update its data;
-- owned object 409: left by that run -> JSON Patch: `spec` and `ownerReferences` replaced whole, our labels set;
+- owned object 409: left by that run -> JSON Patch: `spec` (a Secret's `data`) and `ownerReferences` replaced
+  whole, our labels set;
 - delete 404: already gone, fine.
 """
 
@@ -30,8 +31,9 @@ from traitlets.config import LoggingConfigurable
 
 from ..kube_attempts import create_or_update, read_or_none
 from ..quantities import format_memory, parse_memory
-from . import kube
+from . import auth, kube
 from .errors import SparkError
+from .naming import legacy_cluster_slug
 
 ANCHOR_SELECTOR = "app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=spark-anchor"
 SPARK_CONNECT = kube.SPARK_CONNECT_API.split("/") + ["sparkconnects"]  # group, version, plural
@@ -95,9 +97,14 @@ class Timeouts:
 
 
 # -- pure helpers --------------------------------------------------------------------------------------------------
-def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str) -> list[dict]:
-    """The objects the anchor owns, in creation order (`spec.anchor_uid` must be set)."""
-    return [kube.spark_connect(spec)] if cluster_type == "spark-connect" else kube.standalone_manifests(spec)
+def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str, secret: str = "") -> list[dict]:
+    """The objects the anchor owns, in creation order (`spec.anchor_uid` must be set; `secret`: the standalone
+    cluster's spark.authenticate secret)."""
+    if cluster_type == "spark-connect":
+        return [kube.spark_connect(spec)]
+    if not secret:
+        raise ValueError("a standalone cluster needs its secret (spark.auth.new_secret())")
+    return kube.standalone_manifests(spec, secret)
 
 
 def notebook_env(spec: kube.KubeSparkSpec, cluster_type: str) -> dict[str, str]:
@@ -111,7 +118,8 @@ def replace_patch(manifest: dict) -> list[dict]:
         return key.replace("~", "~0").replace("/", "~1")
 
     meta = manifest["metadata"]
-    ops = [{"op": "add", "path": "/spec", "value": manifest["spec"]}]
+    body = "data" if manifest["kind"] == "Secret" else "spec"
+    ops = [{"op": "add", "path": f"/{body}", "value": manifest[body]}]
     if "ownerReferences" in meta:
         ops.append({"op": "add", "path": "/metadata/ownerReferences", "value": meta["ownerReferences"]})
     for field in ("labels", "annotations"):
@@ -171,6 +179,9 @@ def _calls(apis: Apis, kind: str) -> Calls:
     if kind == "Service":
         c = apis.core
         return Calls(c.create_namespaced_service, c.read_namespaced_service, c.patch_namespaced_service)
+    if kind == "Secret":
+        c = apis.core
+        return Calls(c.create_namespaced_secret, c.read_namespaced_secret, c.patch_namespaced_secret)
     if kind == "SparkConnect":
         custom, (group, version, plural) = apis.custom, SPARK_CONNECT
         return Calls(
@@ -270,7 +281,8 @@ async def patch_object(apis: Apis, kind: str, namespace: str, name: str, patch: 
 
 
 async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str, t: Timeouts, log,
-                        progress: Callable[[str], None] = lambda message: None) -> kube.KubeSparkSpec:
+                        progress: Callable[[str], None] = lambda message: None,
+                        secret: str = "") -> kube.KubeSparkSpec:
     """Create the anchor, then the objects it owns. Returns `spec` with the anchor's uid. When an owned object
     cannot be created (or the start is cancelled) the anchor is deleted again, taking the rest with it."""
     anchor = kube.anchor_configmap(spec)
@@ -279,7 +291,7 @@ async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str,
                        "Your previous Spark cluster is still being removed; try again in a minute.")
     spec = replace(spec, anchor_uid=uid)
     try:
-        for manifest in owned_manifests(spec, cluster_type):
+        for manifest in owned_manifests(spec, cluster_type, secret):
             what = f"the {manifest['kind']} {manifest['metadata']['name']}"
             progress(f"Creating {what}")
             await _retry(partial(_owned_attempt, apis, manifest, t), what, t, log)
@@ -342,10 +354,24 @@ async def start_for_spawner(spawner, plan, s3_secret: str, limits) -> dict[str, 
     r = plan.spark
     spawner.odh_progress(35, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) and "
                              f"{format_memory(r.worker_memory)} each")
+    standalone = settings.cluster_type == "standalone"
     spec = await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
-                               progress=lambda message: spawner.odh_progress(40, message))
+                               progress=lambda message: spawner.odh_progress(40, message),
+                               secret=auth.new_secret() if standalone else "")
     spawner.odh_progress(45, "Spark cluster created; Kubernetes is starting its pods")
+    mount_notebook_conf(spawner, spec if standalone else None)
     return notebook_env(spec, settings.cluster_type)
+
+
+def mount_notebook_conf(spawner, spec: kube.KubeSparkSpec | None) -> None:
+    """Mount the cluster's driver configuration (its secret) into the notebook pod, replacing the one a previous
+    start of this server mounted; `spec` None: none (no standalone cluster)."""
+    volumes = [v for v in spawner.volumes if v.get("name") != kube.AUTH_VOLUME]
+    mounts = [m for m in spawner.volume_mounts if m.get("name") != kube.AUTH_VOLUME]
+    if spec is not None:
+        volume, mount = kube.notebook_volume(spec)
+        volumes, mounts = [*volumes, volume], [*mounts, mount]
+    spawner.volumes, spawner.volume_mounts = volumes, mounts
 
 
 async def stop_for_spawner(spawner) -> bool:
@@ -353,9 +379,14 @@ async def stop_for_spawner(spawner) -> bool:
     no record of it). Errors are logged, not raised: the server is stopped either way."""
     settings = KubeSpark(parent=spawner)
     name = kube.names(spawner.user.name, spawner.name or "")["anchor"]
+    legacy = f"spark-anchor-{legacy_cluster_slug(spawner.user.name, spawner.name or '')}"
     try:
         deleted = await delete_anchor(spawner_apis(spawner), spawner.namespace, name, settings.delete_propagation,
                                       spawner_timeouts(spawner), spawner.log)
+        if legacy != name:  # a cluster a hub of the previous version started, under the previous naming scheme
+            deleted = await delete_anchor(spawner_apis(spawner), spawner.namespace, legacy,
+                                          settings.delete_propagation, spawner_timeouts(spawner),
+                                          spawner.log) or deleted
     except SparkError as e:
         spawner.log.error("Spark cluster of %s not deleted (anchor %s/%s): %s", spawner._log_name,
                           spawner.namespace, name, e)

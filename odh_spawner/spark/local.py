@@ -15,12 +15,20 @@ reverse-proxy mode on master and workers, so the links inside the UI (workers, a
 `LocalSparkCluster.attach(state)` gives another process (the platform service) a handle on a cluster the hub
 started, from its state file: its processes are then identified by PID, start time and configuration
 directory only, never signalled as children.
+
+Isolation (see spark.auth): every cluster has its own secret (`spark.authenticate`), so only applications
+holding it register; the notebook gets it through `notebook_env()` (a SPARK_CONF_DIR of its own). With
+`run_as` (a localusers.SystemUser; the platform runs as root) master, workers and executors run as the user's
+system user. The cluster's directory stays the platform's (0711): its state file and kept secret are the
+platform's alone, `conf/` holds no secret, `logs/` is readable by the user's group; `work/` (executors'
+files) and `notebook-conf/` are the user's own (0700), each made afresh before it is handed over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -32,14 +40,15 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..localplatform.ports import free_port
+from ..localusers import SystemUser
 from ..resolve import SparkRequest
-from . import procs
+from . import auth, procs
 from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
                      spawn)
 from .env import spark_env, spark_memory
 from .errors import SparkError, SparkStartError
 from .limits import SparkLimits, SparkUsage, check_scale
-from .state import ClusterState, ProcessRecord, read_state, remove_state, write_state
+from .state import ClusterState, ProcessRecord, forget_cluster, read_state, remove_state, write_state
 from .status import SparkStatus, parse_master_json
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -112,7 +121,7 @@ class LocalSparkCluster(LoggingConfigurable):
     def __init__(self, state_root: str, name: str, request: SparkRequest, *, user: str = "", server: str = "",
                  owner_pid: int | None = None, env: Mapping[str, str] | None = None,
                  progress: Callable[[str], None] | None = None, ui_proxy_url: str = "",
-                 limits: Mapping | None = None, **kwargs):
+                 limits: Mapping | None = None, run_as: SystemUser | None = None, **kwargs):
         super().__init__(**kwargs)
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"invalid cluster name {name!r}: letters, digits, '.', '_' and '-' only")
@@ -122,6 +131,9 @@ class LocalSparkCluster(LoggingConfigurable):
         self.extra_env = dict(env or {})
         self.ui_proxy_url = ui_proxy_url.rstrip("/")
         self.limits = dict(limits or {})  # recorded in the state file (see spark.api.ClusterLimits)
+        self.run_as = run_as
+        self.authenticate = True  # False only for a cluster an earlier hub version started (attach)
+        self._secret: str | None = None  # this cluster's spark.authenticate secret (never logged)
         self.progress = progress or (lambda message: None)
         self.master_port, self.master_ui_port = free_port(), free_port()
         self._owner_pid = owner_pid
@@ -165,11 +177,19 @@ class LocalSparkCluster(LoggingConfigurable):
     def ports(self) -> list[int]:
         return [port for p in self._procs() for port in (p.port, p.ui_port)]
 
+    @property
+    def notebook_conf_dir(self) -> str:
+        return os.path.join(self.directory, auth.NOTEBOOK_CONF)
+
     def notebook_env(self, python: str = "") -> dict[str, str]:
-        """Environment for the notebook server: its SparkSession finds this cluster and binds 127.0.0.1.
-        `python`: the notebook's interpreter, which executors then run for Python code (PYSPARK_PYTHON)."""
+        """Environment for the notebook server: its SparkSession finds this cluster, authenticates to it and
+        binds 127.0.0.1. `python`: the notebook's interpreter, which executors then run for Python code
+        (PYSPARK_PYTHON). The secret is not in it: SPARK_CONF_DIR names the directory (the notebook user's
+        own, 0700) whose spark-defaults.conf (0600) holds it. Call after `start()`."""
         env = {**spark_env(self.master_url, self.ui_url, self.request, self.ui_proxy_url),
                "SPARK_LOCAL_IP": "127.0.0.1"}
+        if self.authenticate:
+            env["SPARK_CONF_DIR"] = self.notebook_conf_dir
         if python:
             env["PYSPARK_PYTHON"] = python
         return env
@@ -188,6 +208,7 @@ class LocalSparkCluster(LoggingConfigurable):
             creator_started=self._creator[1], workers_requested=self.request.workers,
             processes=[p.record() for p in self._procs()], worker_cores=self.request.worker_cores,
             worker_memory=self.request.worker_memory, ui_proxy_url=self.ui_proxy_url, limits=self.limits,
+            authenticate=self.authenticate, run_as=_user_record(self.run_as),
         )
 
     def _save(self) -> None:
@@ -205,10 +226,28 @@ class LocalSparkCluster(LoggingConfigurable):
         if previous is not None and previous.live_processes():
             raise SparkError(f"A Spark cluster named {self.name!r} is already running.")
         self._owns_directory = True
-        for d in (self.conf_dir, self.log_dir, self.work_dir):
+        os.makedirs(self.directory, exist_ok=True)
+        for d in (self.conf_dir, self.log_dir):
             os.makedirs(d, exist_ok=True)
-        with open(os.path.join(self.conf_dir, "spark-defaults.conf"), "w") as f:
-            f.writelines(f"{k} {v}\n" for k, v in self.spark_defaults().items())
+        user = self.run_as
+        if user is not None:  # the platform's directory: others may pass through it, nothing more
+            os.chmod(self.directory, 0o711)
+            os.chown(self.log_dir, os.geteuid(), user.gid)
+            os.chmod(self.log_dir, 0o750)
+        shutil.rmtree(self.work_dir, ignore_errors=True)  # made afresh, then handed over
+        os.mkdir(self.work_dir, 0o700 if user is not None else 0o777)
+        if user is not None:
+            user.chown(self.work_dir, 0o700)
+        defaults = os.path.join(self.conf_dir, "spark-defaults.conf")
+        tmp = f"{defaults}.tmp"
+        with open(tmp, "w") as f:
+            f.write(auth.render_conf(self.spark_defaults()))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, defaults)
+        if self.authenticate and self._secret is None:  # a new cluster: a new secret, and the notebook's copy
+            self._secret = auth.new_secret()
+            auth.write_secret(self.directory, self._secret)
+            auth.write_notebook_conf(self.directory, self._secret, owner=user)
         self._find_binaries()
 
     def _find_binaries(self) -> None:
@@ -220,6 +259,8 @@ class LocalSparkCluster(LoggingConfigurable):
         conf = dict(SPARK_DEFAULTS)
         if self.ui_proxy_url:
             conf.update({"spark.ui.reverseProxy": "true", "spark.ui.reverseProxyUrl": self.ui_proxy_url})
+        if self.authenticate:
+            conf.update(auth.daemon_conf())
         return conf
 
     @classmethod
@@ -233,13 +274,20 @@ class LocalSparkCluster(LoggingConfigurable):
         if master is None or not state.worker_cores or not state.worker_memory:
             raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its state file "
                              "predates this hub version); restart your server.")
+        run_as = _user_from_record(state)
+        secret = auth.read_secret(state.directory) if state.authenticate else None
+        if state.authenticate and not secret:
+            raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its secret is gone); "
+                             "restart your server.")
         if not procs.is_spark_process(master.pid, state.conf_dir, master.started):
             raise SparkError(f"The Spark cluster {state.name!r} is not running.")
         workers = {int(p.role.rpartition("-")[2]): p for p in state.workers}
         request = SparkRequest(workers=len(workers), worker_cores=state.worker_cores,
                                worker_memory=state.worker_memory)
         cluster = cls(os.path.dirname(state.directory), state.name, request, user=state.user, server=state.server,
-                      owner_pid=state.owner_pid, ui_proxy_url=state.ui_proxy_url, limits=state.limits, **kwargs)
+                      owner_pid=state.owner_pid, ui_proxy_url=state.ui_proxy_url, limits=state.limits,
+                      run_as=run_as, **kwargs)
+        cluster.authenticate, cluster._secret = state.authenticate, secret
         cluster._owner_started = state.owner_started
         cluster._creator = (state.creator_pid, state.creator_started)
         cluster.master_port, cluster.master_ui_port = master.port, master.ui_port
@@ -260,6 +308,12 @@ class LocalSparkCluster(LoggingConfigurable):
             SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY=self.daemon_memory,
             SPARK_DAEMON_JAVA_OPTS=self.daemon_java_opts,
         )
+        if self.run_as is not None:
+            env.update(self.run_as.env())
+        if self.authenticate:
+            if not self._secret:
+                raise SparkError(f"The Spark cluster {self.name!r} has no secret; restart your server.")
+            env[auth.SECRET_ENV] = self._secret  # the environment only: never a command line (see spark.auth)
         return env
 
     def master_args(self) -> list[str]:
@@ -272,7 +326,8 @@ class LocalSparkCluster(LoggingConfigurable):
                 "--work-dir", os.path.join(self.work_dir, f"worker-{index}"), self.master_url]
 
     def _spawn(self, role: str, args: list[str], port: int, ui_port: int) -> Daemon:
-        return spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port)
+        return spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port,
+                     run_as=self.run_as)
 
     def _launch_master(self) -> None:
         self._master = self._spawn("master", self.master_args(), self.master_port, self.master_ui_port)
@@ -438,8 +493,9 @@ class LocalSparkCluster(LoggingConfigurable):
         return status
 
     async def restart(self, timeout: float | None = None) -> "LocalSparkCluster":
-        """Stop every process and start the cluster again on the same master URL."""
-        await self.stop()
+        """Stop every process and start the cluster again on the same master URL, the same secret (the notebook
+        keeps its configuration) and as the same user."""
+        await asyncio.to_thread(self._teardown, False)
         self._ports_fixed = True
         return await self.start(timeout)
 
@@ -463,16 +519,24 @@ class LocalSparkCluster(LoggingConfigurable):
         self._master, self._workers = None, {}
         return procs.terminate(records, self.conf_dir, self.stop_timeout, sweep=self._owns_directory)
 
+    def _teardown(self, forget: bool) -> list[int]:
+        killed = self._stop_processes()
+        if self._owns_directory:
+            if forget:
+                forget_cluster(self.directory)  # the state file, the secret and the notebook's copy
+                self._secret = None
+            else:
+                remove_state(self.directory)
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        return killed
+
     def stop_blocking(self) -> list[int]:
         """Stop every process of the cluster (SIGTERM, then SIGKILL after stop_timeout); idempotent.
 
-        Returns the PIDs that needed SIGKILL. Logs stay; the work directories and the state file go.
+        Returns the PIDs that needed SIGKILL. Logs stay; the work directories, the state file, the secret and
+        the notebook's Spark configuration go.
         """
-        killed = self._stop_processes()
-        if self._owns_directory:
-            remove_state(self.directory)
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-        return killed
+        return self._teardown(True)
 
     async def stop(self) -> list[int]:
         return await asyncio.to_thread(self.stop_blocking)
@@ -483,3 +547,24 @@ class LocalSparkCluster(LoggingConfigurable):
             if p.popen is not None:
                 p.popen.poll()
         self._master, self._workers = None, {}
+
+
+def _user_record(user: SystemUser | None) -> dict | None:
+    return None if user is None else {"name": user.name, "uid": user.uid, "gid": user.gid, "home": user.home}
+
+
+def _user_from_record(state: ClusterState) -> SystemUser | None:
+    """The system user a cluster's daemons ran as (from its state file), checked against the user database."""
+    r = state.run_as
+    if not r:
+        return None
+    try:
+        entry = pwd.getpwnam(r["name"])
+        user = SystemUser(r["name"], int(r["uid"]), int(r["gid"]), r["home"])
+    except (KeyError, TypeError, ValueError):
+        raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its system user is "
+                         "gone); restart your server.") from None
+    if (entry.pw_uid, entry.pw_gid) != (user.uid, user.gid):
+        raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its system user "
+                         "changed); restart your server.")
+    return user

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 
-from . import procs
+from . import auth, procs
 from .limits import SparkUsage
 
 STATE_FILE = "spark-cluster.json"
@@ -48,6 +48,9 @@ class ClusterState:
     worker_memory: int = 0  # bytes
     ui_proxy_url: str = ""  # where users reach the master UI (spark.ui.reverseProxyUrl), "" when not proxied
     limits: dict = field(default_factory=dict)  # the limits it was started under (see spark.api.ClusterLimits)
+    # security (absent in state files of earlier versions: no authentication, daemons as the platform's user)
+    authenticate: bool = False  # spark.authenticate with the secret kept in <directory>/auth-secret
+    run_as: dict | None = None  # the system user the daemons run as: {"name", "uid", "gid", "home"}
 
     @property
     def conf_dir(self) -> str:
@@ -153,6 +156,13 @@ def stop_recorded(state: ClusterState, timeout: float = 10.0) -> list[int]:
     return procs.terminate(records, state.conf_dir, timeout, sweep=True)
 
 
+def forget_cluster(directory: str) -> None:
+    """Remove what a stopped cluster leaves that matters: its state file, its secret and the notebook's copy."""
+    remove_state(directory)
+    auth.remove_secret(directory)
+    auth.remove_notebook_conf(directory)
+
+
 def reap_orphans(state_root: str, timeout: float = 10.0) -> list[str]:
     """Stop the clusters under `state_root` whose owner process is gone; return their names.
 
@@ -169,7 +179,7 @@ def reap_orphans(state_root: str, timeout: float = 10.0) -> list[str]:
                         state.owner_pid or state.creator_pid)
             stop_recorded(state, timeout)
             reaped.append(state.name)
-        remove_state(state.directory)
+        forget_cluster(state.directory)
     return reaped
 
 
@@ -181,5 +191,16 @@ def stop_cluster(state_root: str, name: str, timeout: float = 10.0) -> bool:
     if state is None:
         return False
     stop_recorded(state, timeout)
-    remove_state(directory)
+    forget_cluster(directory)
     return True
+
+
+def stop_server_cluster(state_root: str, user: str, server: str = "", timeout: float = 10.0) -> bool:
+    """Stop the cluster of one user server, found by the `user` and `server` its state file records (so also one
+    a hub of an earlier version started under an older directory name). Returns False when there is none."""
+    found = False
+    for state in user_clusters(state_root, user, server):
+        stop_recorded(state, timeout)
+        forget_cluster(state.directory)
+        found = True
+    return found

@@ -657,7 +657,8 @@ async def test_kube_spawner_spark_cluster_lives_and_dies_with_the_server(emulato
     master = stored(emulator, "apps/v1/deployments", "spark-alice-master")
     worker = stored(emulator, "apps/v1/deployments", "spark-alice-worker")
     service = stored(emulator, "v1/services", "spark-alice-master")
-    for obj in (master, worker, service):
+    auth = stored(emulator, "v1/secrets", "spark-alice-auth")  # the cluster's own spark.authenticate secret
+    for obj in (master, worker, service, auth):
         assert obj["metadata"]["ownerReferences"] == owner_ref
     assert worker["spec"]["replicas"] == 2
     assert worker["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "2"
@@ -665,11 +666,16 @@ async def test_kube_spawner_spark_cluster_lives_and_dies_with_the_server(emulato
 
     # order: the anchor before what it owns, everything before the notebook pod
     posts = [path for method, path, _ in emulator.sent if method == "POST"]
-    assert posts == ["/api/v1/namespaces/odh/configmaps", "/apis/apps/v1/namespaces/odh/deployments",
-                     "/api/v1/namespaces/odh/services", "/apis/apps/v1/namespaces/odh/deployments",
-                     "/api/v1/namespaces/odh/pods"]
+    assert posts == ["/api/v1/namespaces/odh/configmaps", "/api/v1/namespaces/odh/secrets",
+                     "/apis/apps/v1/namespaces/odh/deployments", "/api/v1/namespaces/odh/services",
+                     "/apis/apps/v1/namespaces/odh/deployments", "/api/v1/namespaces/odh/pods"]
     pod = stored(emulator, "v1/pods", "jupyter-alice")
     env = env_of(pod)
+    # the notebook reads the cluster's secret from the mounted Secret (its SPARK_CONF_DIR), never from a value
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "spark-auth"]
+    assert volume["secret"]["secretName"] == "spark-alice-auth" and env["SPARK_CONF_DIR"] == "/etc/odh/spark"
+    assert {"name": "spark-auth", "mountPath": "/etc/odh/spark", "readOnly": True} in \
+        pod["spec"]["containers"][0]["volumeMounts"]
     assert env["SPARK_MASTER_URL"] == "spark://spark-alice-master.odh.svc:7077" and env["SPARK_EXECUTOR_CORES"] == "2"
     messages = [e["message"] for e in sp._odh_events]
     assert "Creating your Spark cluster: 2 worker(s), 2 core(s) and 1Gi each" in messages

@@ -67,6 +67,8 @@ def spark_driver(monkeypatch):
     sessions = []
 
     def connect(cluster: LocalSparkCluster, app="odh-test") -> SparkSession:
+        # the cluster's secret, as its owner's notebook gets it (read when the driver's JVM starts)
+        monkeypatch.setenv("SPARK_CONF_DIR", cluster.notebook_env()["SPARK_CONF_DIR"])
         spark = (SparkSession.builder.master(cluster.master_url).appName(app)
                  .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                  .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")

@@ -28,11 +28,14 @@ def anchor(user="alice", server="", workers=2, deleting=False, **kw) -> dict:
 
 def test_owned_manifests_per_cluster_type():
     s = spec()
-    assert [m["kind"] for m in kube_io.owned_manifests(s, "standalone")] == ["Deployment", "Service", "Deployment"]
+    assert [m["kind"] for m in kube_io.owned_manifests(s, "standalone", "s3cr3t")] == \
+        ["Secret", "Deployment", "Service", "Deployment"]
     (sc,) = kube_io.owned_manifests(s, "spark-connect")
     assert sc["kind"] == "SparkConnect" and sc["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid
     with pytest.raises(ValueError, match="anchor_uid is required"):
-        kube_io.owned_manifests(spec(anchor_uid=""), "standalone")
+        kube_io.owned_manifests(spec(anchor_uid=""), "standalone", "s3cr3t")
+    with pytest.raises(ValueError, match="needs its secret"):
+        kube_io.owned_manifests(s, "standalone")
 
 
 def test_notebook_env_per_cluster_type():
@@ -49,6 +52,31 @@ def test_replace_patch_takes_over_a_left_over_object():
     assert patched["spec"] == new["spec"]
     assert patched["metadata"]["ownerReferences"] == new["metadata"]["ownerReferences"]  # not merged by uid
     assert patched["metadata"]["labels"] == {**new["metadata"]["labels"], "theirs": "kept"}
+
+
+def test_replace_patch_takes_over_a_left_over_secret():
+    old = kube.auth_secret(spec(anchor_uid="old-uid"), "old-secret")
+    new = kube.auth_secret(spec(), "new-secret")
+    patched = jsonpatch.apply_patch(old, kube_io.replace_patch(new))
+    assert patched["data"] == new["data"] and "spec" not in patched
+    assert patched["metadata"]["ownerReferences"] == new["metadata"]["ownerReferences"]
+
+
+class FakeSpawner:  # only the two traits mount_notebook_conf touches
+    def __init__(self):
+        self.volumes = [{"name": "data", "emptyDir": {}}]
+        self.volume_mounts = [{"name": "data", "mountPath": "/data"}]
+
+
+def test_the_notebook_pod_mounts_its_clusters_conf_once():
+    sp = FakeSpawner()
+    kube_io.mount_notebook_conf(sp, spec())
+    kube_io.mount_notebook_conf(sp, spec())  # a second start of the same server: replaced, not added
+    assert [v["name"] for v in sp.volumes] == ["data", "spark-auth"]
+    assert sp.volumes[1]["secret"]["secretName"] == "spark-alice-auth"
+    assert sp.volume_mounts[1] == {"name": "spark-auth", "mountPath": "/etc/odh/spark", "readOnly": True}
+    kube_io.mount_notebook_conf(sp, None)  # now without a standalone cluster
+    assert [v["name"] for v in sp.volumes] == ["data"] and [m["name"] for m in sp.volume_mounts] == ["data"]
 
 
 def test_anchor_request_reads_the_recorded_shape():

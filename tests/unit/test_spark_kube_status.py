@@ -146,10 +146,12 @@ def test_reverse_proxy_mode_when_the_server_proxies_the_ui():
     worker_env = {e["name"]: e.get("value") for e in kube.worker_deployment(s)["spec"]["template"]["spec"]
                   ["containers"][0]["env"]}
     opts = f"-Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl={UI_PATH}"
-    assert master_env["SPARK_MASTER_OPTS"].endswith(" " + opts) and worker_env["SPARK_WORKER_OPTS"] == opts
+    assert master_env["SPARK_MASTER_OPTS"].endswith(" " + opts)
+    assert worker_env["SPARK_WORKER_OPTS"] == "-Dspark.authenticate=true " + opts
     plain = spec(ui_proxy_url="")
-    worker_env = {e["name"] for e in kube.worker_deployment(plain)["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert "SPARK_WORKER_OPTS" not in worker_env
+    worker_env = {e["name"]: e.get("value") for e in kube.worker_deployment(plain)["spec"]["template"]["spec"]
+                  ["containers"][0]["env"]}
+    assert worker_env["SPARK_WORKER_OPTS"] == "-Dspark.authenticate=true"
     assert "reverseProxy" not in json.dumps(kube.master_deployment(plain))
     # the notebook's driver too, so the master's links to a running application's UI work through the proxy
     assert kube.notebook_env(s)["SPARK_SUBMIT_OPTS"] == opts and "SPARK_SUBMIT_OPTS" not in kube.notebook_env(plain)

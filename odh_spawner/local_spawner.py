@@ -22,12 +22,13 @@ from traitlets import Bool, Dict, Unicode, default
 
 from .errors import ProfileError
 from .local_limits import CgroupLimits, join
-from .localusers import SystemUser, SystemUserError, can_switch_users, ensure_system_user, single_user_warning
+from .localusers import (SystemUser, SystemUserError, can_switch_users, ensure_system_user, ensure_traversable,
+                         single_user_warning)
 from .mixin import OdhSpawnerMixin, user_error
 from .naming import state_dir_name
 from .resolve import SpawnPlan
 from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
-                    current_usage, reap_orphans, stop_cluster)
+                    current_usage, reap_orphans, stop_server_cluster)
 
 
 class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
@@ -233,10 +234,14 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             check_request(limits, plan.spark, current_usage(self.spark_state_dir, self.user.name))
         except SparkLimitError as e:
             raise user_error(403, str(e)) from None
+        if self._sysuser is not None:  # the user's notebook reads its Spark conf from below this directory
+            os.makedirs(self.spark_state_dir, mode=0o711, exist_ok=True)
+            ensure_traversable(self.spark_state_dir)
         cluster = LocalSparkCluster(
             self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
             server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self,
-            ui_proxy_url=self.spark_ui_path(), limits=self.spark_cluster_limits(limits, plan).to_json())
+            ui_proxy_url=self.spark_ui_path(), limits=self.spark_cluster_limits(limits, plan).to_json(),
+            run_as=self._sysuser)  # the user's own system user (None in single-user mode)
         self._spark = cluster
         try:
             await cluster.start()
@@ -265,7 +270,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         if cluster is not None:
             await cluster.stop()
         elif os.path.isdir(self.spark_state_dir):  # a hub restarted since the start holds no handle
-            await asyncio.to_thread(stop_cluster, self.spark_state_dir, cluster_slug(self.user.name, self.name))
+            await asyncio.to_thread(stop_server_cluster, self.spark_state_dir, self.user.name, self.name or "")
         limits = self.limits
         if limits is not None:
             limits.remove(self.cgroup_name)

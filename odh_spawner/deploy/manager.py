@@ -192,15 +192,18 @@ class DeploymentManager:
             v.state, v.error = AVAILABLE, None
             d.serving = d.target = v.version
             d.last_error, d.log_tail = None, []
+            d.test_prediction = None
+            if v.example_input:  # through the public URL with the key, as users call it; before "ready"
+                try:
+                    d.test_prediction = await self._infer(d, v.example_input)
+                except DeployError as e:
+                    d.test_prediction = {"inputs": v.example_input, "error": e.message}
+                except Exception as e:  # the public URL is unreachable from here: the model serves anyway
+                    d.test_prediction = {"inputs": v.example_input,
+                                         "error": f"The test call failed ({type(e).__name__})."}
             d.touch(AVAILABLE, "ready")
             self.store.save(d)
             self.log.info("Deployment %s/%s serves v%d at %s", d.owner, d.name, v.version, d.infer_url)
-        if v.example_input:
-            try:
-                d.test_prediction = await self._infer(d, v.example_input)
-            except DeployError as e:
-                d.test_prediction = {"inputs": v.example_input, "error": e.message}
-            self.store.save(d)
 
     def _failed(self, d: Deployment, v, message: str, log_tail: list[str]) -> None:
         v.state, v.error = FAILED, message

@@ -24,10 +24,10 @@ from ..deploy.proxyroutes import ProxyRoutes
 from ..deploy.routing import ModelRoutes
 from ..deploy.store import DeploymentStore
 from ..quantities import parse_memory
-from .gateway import ModelGateway, TokenUsers, gateway_routes
+from .gateway import ModelGateway, TokenUsers, gateway_routes, log_request
 from .handlers import NotFoundHandler, routes
-from .upstream import UpstreamPool
 from .spark_handlers import SparkClusters
+from .upstream import UpstreamPool
 
 
 class PlatformService(Application):
@@ -137,7 +137,7 @@ class PlatformService(Application):
 
     def make_app(self) -> web.Application:
         return web.Application(gateway_routes(self.gateway) + routes(self.service_prefix, self),
-                                default_handler_class=NotFoundHandler,
+                               default_handler_class=NotFoundHandler, log_function=log_request,
                                default_handler_args={"platform": self})
 
     async def run(self) -> None:

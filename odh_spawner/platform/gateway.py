@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from urllib.parse import unquote
 
 from tornado import web
 
@@ -29,6 +30,16 @@ from .upstream import HOP_BY_HOP, UpstreamError, UpstreamPool
 log = logging.getLogger("odh_spawner.platform.gateway")
 _DROP = HOP_BY_HOP | {"authorization", "cookie"}
 _HUB_DOWN = object()
+
+
+def plain_path(path: str) -> bool:
+    """A request path with no segment that could lead elsewhere once a server or a mesh in front of a shared
+    model server normalises it: no '.'/'..' segments and no encoded '/' or '\\' (also doubly encoded)."""
+    for segment in path.split("/"):
+        decoded = unquote(unquote(segment))
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\0" in decoded:
+            return False
+    return True
 
 
 class TokenUsers:
@@ -125,6 +136,9 @@ class ModelGatewayHandler(web.RequestHandler):
     def check_xsrf_cookie(self):
         """Credentials come in headers only; cookies are dropped."""
 
+    def compute_etag(self):
+        return None  # answers are the model's; hashing them costs time for nothing
+
     def fail(self, status: int, message: str) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -135,6 +149,8 @@ class ModelGatewayHandler(web.RequestHandler):
 
     async def _serve(self, model: str, rest: str | None) -> None:
         gw = self.gateway
+        if not plain_path(self.request.path):
+            return self.fail(400, "The request path must not contain '.' or '..' segments or encoded slashes.")
         d = gw.deployments.find_model(model)
         if d is None:
             return self.fail(404, f"No model named {model[:80]!r} is deployed here.")
@@ -167,6 +183,18 @@ class ModelGatewayHandler(web.RequestHandler):
 
     async def head(self, model, rest=None):
         await self._serve(model, rest)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """The service's access log, without a line per successful inference (the gateway's hot path): model
+    calls are logged when refused or failed, other requests as tornado does."""
+    status = handler.get_status()
+    if isinstance(handler, ModelGatewayHandler) and status < 400:
+        return
+    log_method = web.access_log.info if status < 400 else web.access_log.warning
+    request = handler.request
+    log_method("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
+               1000.0 * request.request_time())
 
 
 def gateway_routes(gateway: ModelGateway) -> list:

@@ -49,8 +49,11 @@ def pids_where(match) -> list[int]:
     return [int(e) for e in os.listdir("/proc") if e.isdigit() and match(procs.cmdline(int(e)))]
 
 
-def mlserver_pids() -> list[int]:
-    return pids_where(lambda args: any(a.endswith("/mlserver") for a in args[:2]) and "start" in args)
+def mlserver_pids(hub) -> list[int]:
+    """This hub's model servers (other hubs on the machine run theirs: their model dirs are elsewhere)."""
+    state = hub.runtime["state_dir"]
+    return pids_where(lambda args: any(a.endswith("/mlserver") for a in args[:2]) and "start" in args
+                      and any(a.startswith(state) for a in args))
 
 
 def bucket_keys(creds_env: dict, bucket: str, prefix: str = "odh-deployments/") -> list[str]:
@@ -95,7 +98,7 @@ def kernel(alice):
 
 
 def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     out = kernel.execute('d = deploy(v1, name="churn", sample=probe)\nprint("URL", d.infer_url)')
     # the stages the user saw, in order, and the live URL through the hub's proxy
     stages = [line for line in out.splitlines() if line.startswith("[")]
@@ -117,7 +120,7 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     pid1 = rec["runtime"]["serving"]["pid"]
     # the proxy routes the model to the platform's gateway, not to the model server
     assert proxy_routes(hub)["/v2/models/alice.churn"]["target"] == hub.runtime["platform_url"]
-    assert pid_alive(pid1) and set(mlserver_pids()) - before == {pid1}
+    assert pid_alive(pid1) and set(mlserver_pids(hub)) - before == {pid1}
     assert rec["test_prediction"]["outputs"][0]["data"] == [1]  # the platform's own test prediction
 
     # redeploy v2: same URL, new answer, the v1 process stopped
@@ -138,7 +141,7 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     pid3 = records(hub)[("alice", "churn")]["runtime"]["serving"]["pid"]
     kernel.execute('DeployClient().delete("churn")')
     assert ("alice", "churn") not in records(hub)
-    assert not pid_alive(pid3) and set(mlserver_pids()) == before
+    assert not pid_alive(pid3) and set(mlserver_pids(hub)) == before
     assert bucket_keys(alice.env, bucket, "odh-deployments/churn/") == []
     assert "/v2/models/alice.churn" not in proxy_routes(hub)  # no route left
     assert requests.post(url, json=body, headers=h, timeout=10).status_code != 200
@@ -155,7 +158,7 @@ print("FW", f.framework, "P", f.predict(probe), "URL", f.infer_url)
 
 
 def test_an_mlflow_model_folder_deploys_and_serves(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     out = kernel.execute(MLFLOW, timeout=180)
     assert "[ready]" in out and "FW mlflow P [1]" in out, out
     url = out.split("URL ", 1)[1].split()[0]
@@ -169,7 +172,7 @@ def test_an_mlflow_model_folder_deploys_and_serves(hub, alice, kernel):
     keys = bucket_keys(alice.env, alice.env["ODH_MODELS_BUCKET"], "odh-deployments/flow/")
     assert any(k.endswith("/MLmodel") for k in keys) and len(keys) > 1  # the whole folder (MLmodel, model, env)
     kernel.execute('DeployClient().delete("flow")')
-    assert set(mlserver_pids()) == before and ("alice", "flow") not in records(hub)
+    assert set(mlserver_pids(hub)) == before and ("alice", "flow") not in records(hub)
 
 
 def test_other_users_cannot_see_or_change_a_deployment(hub, alice, kernel, user_server):
@@ -290,7 +293,7 @@ def test_model_endpoints_need_the_owners_token_or_the_key(hub, alice, kernel, us
 
 
 def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     api = f"{alice.url}odh/api/deployments"
     h = {"Authorization": f"token {alice.token}"}
     cases = [
@@ -348,7 +351,7 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
     assert "ERR 502 The model server could not load the model" in out, out
     assert "TAIL" in out and out.split("TAIL ")[1].split()[1] == "True", out
     assert ("alice", "broken") not in records(hub)
-    assert set(mlserver_pids()) == before
+    assert set(mlserver_pids(hub)) == before
     assert bucket_keys(alice.env, bucket, "odh-deployments/broken/") == []
 
     # a model over the platform's size limit (this test configuration allows 8 MiB)
@@ -393,7 +396,7 @@ def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, 
         requests.get(api, headers=h, timeout=30)), 60, "the service to answer again")
     assert info["state"] == "Available" and info["restarts"] == 1
     assert records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"] == new_pid  # adopted, not restarted
-    assert [p for p in mlserver_pids() if p == new_pid] == [new_pid] and len(
+    assert [p for p in mlserver_pids(hub) if p == new_pid] == [new_pid] and len(
         [k for k in records(hub) if k == ("alice", "sturdy")]) == 1
     assert info["api_key"] == key and info["public"] is False  # the key and the flag survived the restart
     answer = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(

@@ -126,3 +126,22 @@ def test_the_api_shows_the_key_only_on_request():
     assert d.auth_headers() == {}
     assert Deployment.from_json(d.to_json()).to_json() == d.to_json()  # key and flag persist
     assert "upstream" not in d.to_api(with_key=True)
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/v2/models/alice.churn/infer", True),
+    ("/v2/models/alice.churn", True),
+    ("/v2/models/alice.churn/versions/v1/infer", True),
+    ("/v2/models/alice.churn/../bob.x/infer", False),
+    ("/v2/models/alice.churn/%2e%2e/bob.x/infer", False),
+    ("/v2/models/alice.churn/%252e%252e/bob.x/infer", False),
+    ("/v2/models/alice.churn/.%2fx", False),
+    ("/v2/models/alice.churn/a.b..c", True),
+    ("/v2/models/alice.churn/x%2f..%2fbob/infer", False),
+    ("/v2/models/alice.churn/x%5cy", False),
+    ("/v2/models/alice.churn/./infer", False),
+])
+def test_paths_that_could_reach_another_model_are_refused(path, ok):
+    from odh_spawner.platform.gateway import plain_path
+
+    assert plain_path(path) is ok

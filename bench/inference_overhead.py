@@ -37,6 +37,7 @@ def serving_port(p: Platform) -> int:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     with Platform() as p:
         rows = train(os.path.join(p.home, "model.joblib"))
         info = p.deploy("latency", "model.joblib")
@@ -84,6 +85,8 @@ def main() -> None:
         p50=q,
         overhead_by_path_ms={k: round(v - q["baseline"], 3) for k, v in q.items() if k != "baseline"},
         p90={k: round(statistics.quantiles(v, n=10)[-1], 3) for k, v in times.items()},
+        # the machine is shared: the 1-minute load average before and after, to judge the numbers by
+        load_average_1m={"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     )
 
 

@@ -4,6 +4,10 @@
     d = deploy(model, name="churn", sample=X_test[:1])   # uploading -> creating -> starting -> ready
     d.url, d.predict(X_test[:5])
     d.redeploy(model_v2); d.rollback(); d.delete()
+    d.api_key; d.rotate_key(); d.set_public(True)   # the endpoint's key (share it), a new one, no key at all
+
+The endpoint needs a credential unless you make it public: its API key (`d.api_key`, shown on request and
+never printed) or your own hub token, as `Authorization: Bearer ...`. `d.predict` sends the key.
 
 The model is serialised here (scikit-learn with joblib; an MLflow model folder is uploaded as it is),
 uploaded to the user's own models bucket with the user's own keys (from the server's environment), and the
@@ -108,8 +112,20 @@ class Deployment:
         return self
 
     def predict(self, rows) -> list:
-        """Call the live endpoint directly (V2 protocol); returns the first output's data."""
-        return self.client.predict_url(self.info["infer_url"], _rows(rows))
+        """Call the live endpoint directly (V2 protocol) with the endpoint's key (or, in a listing that holds no
+        key, your hub token); returns the first output's data."""
+        return self.client.predict_url(self.info["infer_url"], _rows(rows), key=self.info.get("api_key"))
+
+    def rotate_key(self) -> "Deployment":
+        """A new API key for the endpoint (in `api_key`); the old one stops working at once."""
+        self.info = self.client.rotate_key(self.info["name"]).info
+        return self
+
+    def set_public(self, public: bool) -> "Deployment":
+        """True: anyone may call the endpoint without a credential. False (the default): only with its key or
+        your hub token."""
+        self.info = self.client.set_public(self.info["name"], public).info
+        return self
 
     def redeploy(self, model, sample=None, **kw) -> "Deployment":
         return self.client.deploy(model, self.info["name"], sample=sample, new_version=True, **kw)
@@ -228,9 +244,20 @@ class DeployClient(ApiClient):
         return self._json("POST", self._url(name, "predict"),
                           json={"inputs": _rows(rows)} if rows is not None else {})
 
-    def predict_url(self, url: str, rows: list) -> list:
-        """POST an Open Inference Protocol request to a deployment's URL; the first output's data."""
-        r = requests.post(url, json=v2_request(rows), timeout=self.timeout)
+    def rotate_key(self, name: str) -> Deployment:
+        return Deployment(self._json("POST", self._url(name, "key")), self)
+
+    def set_public(self, name: str, public: bool) -> Deployment:
+        if not isinstance(public, bool):
+            raise DeployError(400, "public must be True or False.")
+        return Deployment(self._json("PATCH", self._url(name), json={"public": public}), self)
+
+    def predict_url(self, url: str, rows: list, key: str | None = None) -> list:
+        """POST an Open Inference Protocol request to a deployment's URL with its key (else this server's hub
+        token); the first output's data."""
+        credential = key or self.token
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        r = requests.post(url, json=v2_request(rows), headers=headers, timeout=self.timeout)
         if r.status_code != 200:
             raise DeployError(r.status_code, f"the model answered {r.status_code}: {r.text[:300]}")
         return r.json()["outputs"][0]["data"]
@@ -272,7 +299,16 @@ def deploy(model, name: str, *, sample=None, **kw) -> Deployment:
     if rows:
         d.info["notebook_test"] = {"inputs": rows, "outputs": d.predict(rows)}
         print(f"test prediction: {rows[:3]} -> {d.info['notebook_test']['outputs'][:3]}")
-    print(f"endpoint: {d.infer_url}")
+    print(f"endpoint: {d.infer_url}" + (" (public)" if d.info.get("public") else ""))
     if d.info.get("example_request"):
-        print(f"example request:\n{d.info['example_request']['curl']}")
+        print(f"example request:\n{redacted_curl(d.info)}")
+        if not d.info.get("public"):
+            print("(the key is in d.api_key: export it as ODH_MODEL_KEY; it is not printed)")
     return d
+
+
+def redacted_curl(info: dict) -> str:
+    """The example request's curl line with the API key replaced by $ODH_MODEL_KEY (for printed output)."""
+    curl = (info.get("example_request") or {}).get("curl", "")
+    key = info.get("api_key")
+    return curl.replace(f"'Authorization: Bearer {key}'", '"Authorization: Bearer $ODH_MODEL_KEY"') if key else curl

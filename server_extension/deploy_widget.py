@@ -12,7 +12,7 @@ from html import escape
 import ipywidgets as w
 
 from .client import OdhApiError
-from .deploy import STAGES, DeployClient, DeployError
+from .deploy import STAGES, DeployClient, DeployError, redacted_curl
 
 ICON = {"pending": "○", "active": "◐", "done": "●", "failed": "✕"}
 
@@ -61,8 +61,10 @@ class DeployButton(w.VBox):
                 ("version", f"v{i['version']} of {len(i['versions'])}"), ("state", escape(i["state"]))]
         if test.get("outputs"):
             rows.append(("test prediction", escape(f"{test['inputs']} → {test['outputs'][0]['data']}")))
+        rows.append(("access", "public: anyone may call it" if i.get("public") else
+                      "its API key (<code>.deployment.api_key</code>, not shown here) or your hub token"))
         if i.get("example_request"):
-            rows.append(("example", f"<pre>{escape(i['example_request']['curl'])}</pre>"))
+            rows.append(("example", f"<pre>{escape(redacted_curl(i))}</pre>"))
         self.result.value = "<table>" + "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th>"
                                                 f"<td>{v}</td></tr>" for k, v in rows) + "</table>"
         self.actions["rollback"].disabled = not any(v["state"] == "Retired" for v in i["versions"])
@@ -123,8 +125,11 @@ class DeploymentsList(w.VBox):
         self.table = w.HTML()
         self.select = w.Dropdown(description="Deployment", options=[])
         self.status = w.HTML()
-        buttons = {a: w.Button(description=a.capitalize()) for a in ("refresh", "rollback", "delete")}
+        buttons = {a: w.Button(description=a.capitalize()) for a in ("refresh", "rollback", "delete",
+                                                                     "rotate key", "public on/off")}
         buttons["refresh"].on_click(lambda _: self.refresh())
+        buttons["rotate key"].on_click(lambda _: self._act(self.client.rotate_key))
+        buttons["public on/off"].on_click(lambda _: self._act(self.toggle_public))
         buttons["rollback"].on_click(lambda _: self._act(lambda n: self.client.rollback(n)))
         buttons["delete"].on_click(lambda _: self._act(self.client.delete))
         super().__init__([self.table, w.HBox([self.select, *buttons.values()]), self.status], **kwargs)
@@ -136,13 +141,19 @@ class DeploymentsList(w.VBox):
         except OdhApiError as e:
             self.status.value = f"Error {e.status}: {escape(e.message)}"
             return
-        head = "<tr><th>name</th><th>state</th><th>version</th><th>URL</th><th>last error</th></tr>"
+        head = ("<tr><th>name</th><th>state</th><th>version</th><th>URL</th><th>access</th>"
+                "<th>last error</th></tr>")
         rows = "".join(
             f"<tr data-name='{escape(d.name)}'><td>{escape(d.name)}</td><td>{escape(d.state)}</td>"
             f"<td>v{d.version}/{len(d.versions)}</td><td><code>{escape(d.infer_url or '-')}</code></td>"
+            f"<td data-public='{str(bool(d.info.get('public'))).lower()}'>"
+            f"{'public' if d.info.get('public') else 'key or token'}</td>"
             f"<td>{escape(d.last_error or '')}</td></tr>" for d in items)
         self.table.value = f"<table>{head}{rows}</table>" if items else "<i>No deployments yet.</i>"
         self.select.options = [d.name for d in items]
+
+    def toggle_public(self, name: str) -> None:
+        self.client.set_public(name, not self.client.get(name).info.get("public", False))
 
     def _act(self, fn) -> None:
         if not self.select.value:

@@ -191,6 +191,14 @@ class DeploymentHandler(DeploymentsBase):
     async def delete(self, name):
         await self.forward("DELETE", f"deployments/{quote(name, safe='')}")
 
+    @api
+    async def patch(self, name):
+        """Settings of the deployment: {"public": true|false} (anyone may call the endpoint, or only you)."""
+        b = self.body(("public",))
+        if not isinstance(b["public"], bool):
+            raise v.BadRequest("public must be true or false")
+        await self.forward("PATCH", f"deployments/{quote(name, safe='')}", {"public": b["public"]})
+
 
 class VersionsHandler(DeploymentsBase):
     @api
@@ -219,6 +227,13 @@ class PredictHandler(DeploymentsBase):
                            {"inputs": b["inputs"]} if b.get("inputs") is not None else {})
 
 
+class KeyHandler(DeploymentsBase):
+    @api
+    async def post(self, name):
+        """Rotate the endpoint's API key; the answer holds the new key, the old one stops working."""
+        await self.forward("POST", f"deployments/{quote(name, safe='')}/key", {})
+
+
 _NAME = r"(?P<name>[^/]+)"
 HANDLERS = [
     (r"/odh/api/deployments", DeploymentsHandler),
@@ -226,4 +241,5 @@ HANDLERS = [
     (rf"/odh/api/deployments/{_NAME}/versions", VersionsHandler),
     (rf"/odh/api/deployments/{_NAME}/rollback", RollbackHandler),
     (rf"/odh/api/deployments/{_NAME}/predict", PredictHandler),
+    (rf"/odh/api/deployments/{_NAME}/key", KeyHandler),
 ]

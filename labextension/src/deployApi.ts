@@ -24,6 +24,8 @@ export interface IPrediction {
 
 export interface IExampleRequest {
   url: string;
+  /** Content-Type and, unless the deployment is public, its API key as a Bearer Authorization header. */
+  headers?: Record<string, string>;
   body: unknown;
   curl: string;
 }
@@ -47,6 +49,10 @@ export interface IDeployment {
   restarts: number;
   example_request: IExampleRequest | null;
   test_prediction: IPrediction | null;
+  /** Whether anyone may call the endpoint without a credential (the owner's choice; off by default). */
+  public?: boolean;
+  /** The endpoint's API key: only in the answer about one deployment (never in listings). */
+  api_key?: string;
 }
 
 /** The stages of a deployment in the order they happen (`failed` is not one of them). */
@@ -91,6 +97,20 @@ export function rollbackDeployment(name: string): Promise<IDeployment> {
 
 export function deleteDeployment(name: string): Promise<{ deleted: string }> {
   return requestAPI<{ deleted: string }>(deploymentPath(name), { method: 'DELETE' });
+}
+
+/** A new API key for the endpoint (in the answer); the old one stops working at once. */
+export function rotateKey(name: string): Promise<IDeployment> {
+  return post<IDeployment>(deploymentPath(name, '/key'));
+}
+
+/** Let anyone call the endpoint (`true`), or only with its key or the owner's token (`false`). */
+export function setPublic(name: string, isPublic: boolean): Promise<IDeployment> {
+  return requestAPI<IDeployment>(deploymentPath(name), {
+    method: 'PATCH',
+    headers: JSON_HEADERS,
+    body: JSON.stringify({ public: isPublic })
+  });
 }
 
 /** Run a prediction; without `inputs` the server uses the deployment's stored example. */

@@ -2,7 +2,7 @@
 import { caretDownIcon, caretRightIcon, deleteIcon, historyIcon, runIcon } from '@jupyterlab/ui-components';
 
 import { IDeployment } from './deployApi';
-import { errorBlock, field, stateBadge, urlLine, versionText, when } from './deployView';
+import { copyablePre, errorBlock, field, stateBadge, urlLine, versionText, when } from './deployView';
 import { h, iconButton } from './dom';
 
 /** The outcome of the row's last test prediction (kept across refreshes). */
@@ -37,11 +37,31 @@ function versionsList(d: IDeployment): HTMLElement {
   return list;
 }
 
+/** Who may call the endpoint, the buttons that change it, and (once asked for) the example request with the key. */
+function accessBlock(d: IDeployment, shown: IDeployment | undefined, onCopied: (text: string) => void): HTMLElement {
+  const block = h('div', { class: 'odh-deployment-access', 'data-public': String(!!d.public) });
+  block.append(
+    field('Access', d.public ? 'public: anyone may call it' : 'its API key or your hub token'),
+    h(
+      'div',
+      { class: 'odh-deployment-access-actions' },
+      h('button', { class: 'odh-button', type: 'button', 'data-action': 'show-key', title: 'Show the API key and an example request' }, 'Show key'),
+      h('button', { class: 'odh-button', type: 'button', 'data-action': 'rotate-key', title: 'A new API key; the old one stops working at once' }, 'Rotate key'),
+      h('button', { class: 'odh-button', type: 'button', 'data-action': 'toggle-public', title: d.public ? 'Require the key or your token again' : 'Let anyone call the endpoint without a key' }, d.public ? 'Make private' : 'Make public')
+    )
+  );
+  if (shown?.example_request?.curl) {
+    block.append(h('div', { class: 'odh-subtitle' }, 'Example request'), copyablePre(shown.example_request.curl, { class: 'odh-pre odh-deployment-example' }, onCopied));
+  }
+  return block;
+}
+
 export function deploymentRow(
   d: IDeployment,
   expanded: boolean,
   test: ITestResult | undefined,
-  onCopied: (text: string) => void
+  onCopied: (text: string) => void,
+  shown?: IDeployment
 ): HTMLLIElement {
   const li = h('li', { class: 'odh-deployment' + (expanded ? ' odh-expanded' : ''), 'data-name': d.name, 'data-state': d.state, 'data-stage': d.stage || '' });
   const toggle = iconButton(expanded ? caretDownIcon : caretRightIcon, expanded ? 'Hide details' : 'Show details', {
@@ -85,6 +105,7 @@ export function deploymentRow(
       field('Updated', when(d.updated)),
       d.url && d.url !== url ? field('Service', d.url) : '',
       field('Restarts', String(d.restarts ?? 0)),
+      accessBlock(d, shown, onCopied),
       h('div', { class: 'odh-subtitle' }, 'Versions'),
       versionsList(d)
     );

@@ -4,7 +4,7 @@ import { refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { deleteDeployment, IDeployment, listDeployments, predict, rollbackDeployment } from './deployApi';
+import { deleteDeployment, getDeployment, IDeployment, listDeployments, predict, rollbackDeployment, rotateKey, setPublic } from './deployApi';
 import { deploymentRow, ITestResult } from './deployRow';
 import { predictionText } from './deployView';
 import { h, iconButton, Messages } from './dom';
@@ -109,14 +109,15 @@ export class DeploymentsPanel extends Widget {
   private _render(): void {
     const copied = (text: string): void => this._messages.showStatus(`Copied ${text}`);
     const names = new Set(this._deployments.map(d => d.name));
-    for (const name of [...this._expanded, ...this._tests.keys()]) {
+    for (const name of [...this._expanded, ...this._tests.keys(), ...this._shown.keys()]) {
       if (!names.has(name)) {
         this._expanded.delete(name);
         this._tests.delete(name);
+        this._shown.delete(name);
       }
     }
     this._list.textContent = '';
-    this._list.append(...this._deployments.map(d => deploymentRow(d, this._expanded.has(d.name), this._tests.get(d.name), copied)));
+    this._list.append(...this._deployments.map(d => deploymentRow(d, this._expanded.has(d.name), this._tests.get(d.name), copied, this._shown.get(d.name))));
   }
 
   private _renderEmpty(): void {
@@ -153,6 +154,26 @@ export class DeploymentsPanel extends Widget {
       case 'test':
         void this._test(name);
         break;
+      case 'show-key':
+        void this._run(async () => {
+          this._shown.set(name, await getDeployment(name));
+        });
+        break;
+      case 'rotate-key':
+        void this._run(async () => {
+          this._shown.set(name, await rotateKey(name));
+          this.showStatus(`New key for ${name}: the old one no longer works`);
+        });
+        break;
+      case 'toggle-public': {
+        const current = this._deployments.find(d => d.name === name);
+        void this._run(async () => {
+          const d = await setPublic(name, !current?.public);
+          this._shown.set(name, d);
+          this.showStatus(d.public ? `${name} is public: anyone may call it` : `${name} needs its key or your token again`);
+        });
+        break;
+      }
     }
   }
 
@@ -202,6 +223,8 @@ export class DeploymentsPanel extends Widget {
   private _timer = 0;
   private _expanded = new Set<string>();
   private _tests = new Map<string, ITestResult>();
+  /** Answers about one deployment (they hold its key), shown in its row once asked for. */
+  private _shown = new Map<string, IDeployment>();
   private _messages = new Messages();
   private _list: HTMLUListElement;
   private _empty: HTMLElement;

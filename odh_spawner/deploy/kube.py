@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Dict, Enum, Float, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, List, TraitError, Unicode, default, validate
 
 from ..kube_attempts import create_or_update, read_or_none
 from ..kube_client import KubeApiSettings, api_client
@@ -189,8 +189,42 @@ class KubeServingBackend(KubeApiSettings):
     public_url = Unicode(
         "",
         config=True,
-        help="""Accepted for the same constructor as the local backend; unused: on Kubernetes a deployment's URL
-        is the one its operator reports in the resource's status.""",
+        help="""Unused (kept for old configurations): a deployment's public URL is the hub's, through the
+        platform's model gateway (PlatformService.public_url); the operator's URL is only the gateway's
+        upstream.""",
+    )
+    network_policy = Bool(
+        True,
+        config=True,
+        help="""Apply a NetworkPolicy (one per serving kind, in `namespace`) that lets only the platform
+        service's pods reach the model-serving pods, so a model is reachable only through the model gateway,
+        which checks credentials. Needs a network plugin that enforces NetworkPolicies.""",
+    )
+    platform_pod_labels = Dict(
+        {"app.kubernetes.io/name": "odh-hub", "app.kubernetes.io/component": "platform"},
+        config=True,
+        help="""Labels of the platform service's pods: the only peers (besides `network_policy_extra_from`) the
+        NetworkPolicy lets reach the model-serving pods.""",
+    )
+    platform_namespace = Unicode(
+        "",
+        config=True,
+        help="""Namespace of the platform service's pods, when it is not `namespace` (the NetworkPolicy's peer
+        then selects it by its kubernetes.io/metadata.name label).""",
+    )
+    serving_pod_selector = Dict(
+        {},
+        config=True,
+        help="""Label selector of the model-serving pods the NetworkPolicy protects, instead of the kind's
+        default (Seldon Core v1: pods with `seldon-deployment-id`; KServe: pods with
+        `serving.kserve.io/inferenceservice`). Required for "seldon-v2" (the labels of its Server and mesh pods);
+        without it no policy is applied for that kind and a warning is logged.""",
+    )
+    network_policy_extra_from = List(
+        [],
+        config=True,
+        help="""More NetworkPolicy peers allowed to reach the model-serving pods, e.g. the operator's own
+        components that must call them ({"namespaceSelector": {"matchLabels": {...}}}).""",
     )
 
     def __init__(self, proxy=None, public_url: str = "", **kw):
@@ -201,6 +235,7 @@ class KubeServingBackend(KubeApiSettings):
         self._owner_locks: dict[str, asyncio.Lock] = {}
         # kinds in NO_OBSERVED_GENERATION: resource name -> its readiness condition when we last changed its spec
         self._superseded: dict[str, dict] = {}
+        self._policies: set[str] = set()  # serving kinds whose NetworkPolicy this process applied
 
     # -- API access ----------------------------------------------------------------------------------------
     async def api(self) -> client.ApiClient:
@@ -299,6 +334,36 @@ class KubeServingBackend(KubeApiSettings):
             await self._retry(partial(self._create_or_replace, resource, obj),
                               f"the {obj['kind']} {obj['metadata']['name']}")
 
+    def network_policy_manifest(self, kind: str) -> dict | None:
+        """The NetworkPolicy for `kind` from the settings; None when disabled or (seldon-v2) not configured."""
+        if not self.network_policy:
+            return None
+        try:
+            return manifests.serving_network_policy(
+                self.namespace, kind, platform_pod_labels=self.platform_pod_labels,
+                platform_namespace=self.platform_namespace or None, pod_selector=self.serving_pod_selector or None,
+                extra_from=self.network_policy_extra_from)
+        except ValueError as e:
+            self.log.warning("No NetworkPolicy for %s model servers: %s", kind, e)
+            return None
+
+    async def apply_network_policy(self, kind: str) -> None:
+        """Once per kind and process (create or replace): only the platform reaches the model servers."""
+        if kind in self._policies:
+            return
+        policy = self.network_policy_manifest(kind)
+        if policy is not None:
+            net, name = client.NetworkingV1Api(await self.api()), policy["metadata"]["name"]
+
+            async def attempt():
+                return await create_or_update(
+                    lambda: net.create_namespaced_network_policy(self.namespace, policy),
+                    lambda: net.replace_namespaced_network_policy(name, self.namespace, policy),
+                    self.request_timeout)
+
+            await self._retry(attempt, f"the NetworkPolicy {name}")
+        self._policies.add(kind)
+
     async def apply(self, kind: str, cr: dict) -> None:
         await self._retry(partial(self._create_or_patch, kind, cr), f"the {cr['kind']} {cr['metadata']['name']}")
 
@@ -374,6 +439,13 @@ class KubeServingBackend(KubeApiSettings):
         has none), else the URL the operator reports, without a protocol path."""
         return self.mesh_url if kind == "seldon-v2" else endpoint_base(state["url"])
 
+    @staticmethod
+    def _serve_at(d: Deployment, url: str | None) -> None:
+        """Record where the operator serves the model (the gateway's upstream; also the URL when no gateway
+        routes are configured: the manager replaces it with the gateway's public URL otherwise)."""
+        if url:
+            d.upstream = d.url = url
+
     # -- the backend interface the DeploymentManager uses --------------------------------------------------
     def supports(self, framework: str) -> bool:
         return framework in manifests.SELDON_SERVERS
@@ -394,6 +466,7 @@ class KubeServingBackend(KubeApiSettings):
         name = cr["metadata"]["name"]
         d.runtime.update(resource=kind, name=name, namespace=self.namespace)
         try:
+            await self.apply_network_policy(kind)
             async with self._owner_lock(d.owner):
                 await self.apply_storage(kind, d.owner, creds)
                 await self.apply_serving(kind, cr)
@@ -407,7 +480,7 @@ class KubeServingBackend(KubeApiSettings):
         except BackendFailed:
             await self._restore(d, kind, name)
             raise
-        d.url = self._url(kind, state)
+        self._serve_at(d, self._url(kind, state))
 
     async def _restore(self, d: Deployment, kind: str, name: str) -> None:
         """After a failed bring-up: serve the previous version again, or remove a first version's resource."""
@@ -435,7 +508,7 @@ class KubeServingBackend(KubeApiSettings):
             return f"Its {label} {name} no longer exists in the cluster."
         state = self._cr_state(cr)
         if state["state"] == AVAILABLE:
-            d.url = self._url(kind, state) or d.url
+            self._serve_at(d, self._url(kind, state))
             return None
         detail = f": {state['message']}" if state["message"] else ""
         return f"The {label} is {state['state']}{detail}."
@@ -454,7 +527,7 @@ class KubeServingBackend(KubeApiSettings):
             raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
         if state["state"] != AVAILABLE:
             raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
-        d.url = self._url(kind, state) or d.url
+        self._serve_at(d, self._url(kind, state))
 
     async def adopt(self, d: Deployment) -> bool:
         """After a restart of the service: live when the resource still exists."""
@@ -464,7 +537,7 @@ class KubeServingBackend(KubeApiSettings):
             return False
         state = self._cr_state(cr)
         if state["state"] == AVAILABLE:
-            d.url = self._url(kind, state) or d.url
+            self._serve_at(d, self._url(kind, state))
         return True
 
     async def teardown(self, d: Deployment) -> None:
@@ -475,4 +548,4 @@ class KubeServingBackend(KubeApiSettings):
             await self.delete_resource(kind, name)
             await self.delete_storage_if_unused(kind, d.owner, exclude=name)
         self.log.info("Deleted %s %s/%s of %s/%s", RESOURCES[kind][3], self.namespace, name, d.owner, d.name)
-        d.url = None
+        d.url = d.upstream = None

@@ -1,5 +1,5 @@
 """Local serving backend: one MLServer process per deployment version, on free ports of 127.0.0.1,
-reachable through the hub's proxy under a stable path.
+reachable through the hub's proxy and the platform's model gateway under a stable path (deploy.routing).
 
 A process is started detached (its own session) so it keeps serving when the platform service restarts; it
 is identified afterwards by PID, start time and its model directory on the command line, so a recycled PID
@@ -18,21 +18,19 @@ import subprocess
 import sys
 import time
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..localplatform.ports import free_port
+from ..naming import user_slug
 from ..spark import procs
 from . import artifacts
 from .model import BackendFailed, Deployment, Version, parse_model_uri
-from .proxyroutes import ProxyRoutes
-from .store import owner_slug
 
 IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "mlflow": "mlserver_mlflow.MLflowRuntime"}
 MODEL_URIS = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": (".",)}
 LOG = "mlserver.log"
-ROUTE_PREFIX = "/v2/models/"
 
 
 def model_settings(model_name: str, version: Version, model_dir: str) -> dict:
@@ -78,28 +76,15 @@ class LocalMLServerBackend(LoggingConfigurable):
 
     ready_timeout = Float(120, config=True, help="Seconds a model may take to load before the deployment fails.")
     stop_timeout = Float(10, config=True, help="Seconds MLServer gets to stop on SIGTERM before SIGKILL.")
-    public_url = Unicode(
-        "",
-        config=True,
-        help="""The hub's public URL (e.g. http://127.0.0.1:8000). Deployment URLs are this plus
-        /v2/models/<owner>.<name>; empty means the MLServer address itself (no proxy).""",
-    )
-
-    def __init__(self, proxy: ProxyRoutes | None = None, **kw):
+    def __init__(self, **kw):
         super().__init__(**kw)
-        self.proxy = proxy
         self._children: dict[int, subprocess.Popen] = {}
 
     # -- naming ------------------------------------------------------------------------------
     @staticmethod
     def model_name_for(owner: str, name: str) -> str:
         """Unique per (owner, name): an owner slug has no '.', and neither has a deployment name."""
-        return f"{owner_slug(owner)}.{name}"
-
-    def endpoint(self, d: Deployment, port: int) -> str:
-        if self.public_url and self.proxy:
-            return self.public_url.rstrip("/")
-        return f"http://127.0.0.1:{port}"
+        return f"{user_slug(owner)}.{name}"
 
     # -- processes ---------------------------------------------------------------------------
     def start_process(self, d: Deployment, v: Version, model_dir: str, ports: dict | None = None) -> dict:
@@ -130,7 +115,7 @@ class LocalMLServerBackend(LoggingConfigurable):
         child = self._children.get(rt["pid"])
         if child is not None:
             return child.poll() is None
-        return procs.alive(rt["pid"], rt.get("started")) and rt["dir"] in procs.cmdline(rt["pid"])
+        return procs.alive(rt["pid"], rt.get("started")) and rt.get("cmd_dir", rt["dir"]) in procs.cmdline(rt["pid"])
 
     def exit_status(self, rt: dict) -> str:
         child = self._children.get(rt.get("pid", 0))
@@ -204,7 +189,7 @@ class LocalMLServerBackend(LoggingConfigurable):
     async def bring_up(self, d: Deployment, v: Version, creds, objects: list[dict], version_dir: str,
                        report) -> None:
         """Serve version `v`: fetch the model, start MLServer, wait until the model is ready, switch the
-        route, then stop the process of the version served before. BackendFailed leaves nothing running."""
+        gateway's upstream to it, then stop the process of the version served before. BackendFailed leaves nothing running."""
         bucket, prefix = parse_model_uri(v.model_uri)
         self.remove_files(version_dir)
         os.makedirs(version_dir, mode=0o700)
@@ -220,8 +205,8 @@ class LocalMLServerBackend(LoggingConfigurable):
             self.remove_files(version_dir)
             raise
         old = d.runtime.get("serving")
-        d.url = await self.route(d, rt)
-        d.runtime["serving"] = d.runtime.pop("pending")
+        d.runtime["serving"] = d.runtime.pop("pending")  # the gateway forwards to it from now on
+        self._serve_at(d, rt)
         if old and old.get("pid") != rt["pid"]:
             await self.stop_process(old)
             if old.get("dir") != version_dir:
@@ -245,41 +230,30 @@ class LocalMLServerBackend(LoggingConfigurable):
             await self.stop_process(rt)
             raise
         d.runtime["serving"] = rt
-        d.url = await self.route(d, rt)
+        self._serve_at(d, rt)
 
     async def adopt(self, d: Deployment) -> bool:
-        """After a restart of the service: keep a live process (re-adding its route), stop a half-started one."""
+        """After a restart of the service: keep a live process (the manager re-adds its route), stop a half-started one."""
         pending = d.runtime.pop("pending", None)
         if pending and self.alive(pending):
             await self.stop_process(pending)
         rt = d.runtime.get("serving")
         if not self.alive(rt):
             return False
-        d.url = await self.route(d, rt)
+        self._serve_at(d, rt)
         return True
 
     async def teardown(self, d: Deployment) -> None:
-        await self.unroute(d)
+        d.upstream = None
         for key in ("pending", "serving"):
             await self.stop_process(d.runtime.pop(key, None))
 
-    # -- routes ------------------------------------------------------------------------------
-    def route_path(self, d: Deployment) -> str:
-        return ROUTE_PREFIX + d.model_name
-
-    async def route(self, d: Deployment, rt: dict) -> str:
-        """Point the deployment's stable URL at the process; returns the URL base."""
-        if self.proxy:
-            await self.proxy.add(self.route_path(d), f"http://127.0.0.1:{rt['port']}", owner=d.owner,
-                                 deployment=d.name)
-        return self.endpoint(d, rt["port"])
-
-    async def unroute(self, d: Deployment) -> None:
-        if self.proxy:
-            try:
-                await self.proxy.remove(self.route_path(d))
-            except (HTTPClientError, OSError) as e:
-                self.log.warning("Could not remove proxy route of %s/%s: %s", d.owner, d.name, e)
+    # -- where the model answers ------------------------------------------------------------------
+    @staticmethod
+    def _serve_at(d: Deployment, rt: dict) -> None:
+        """The served process's address: the model gateway's upstream, and the URL until the manager routes
+        the deployment through the gateway (without ModelRoutes: tests and tools only)."""
+        d.upstream = d.url = f"http://127.0.0.1:{rt['port']}"
 
     @staticmethod
     def remove_files(path: str) -> None:

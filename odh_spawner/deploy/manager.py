@@ -4,6 +4,10 @@ It validates requests, keeps records (saved after every change), runs each bring
 through the stages creating -> starting -> ready, watches served processes and restarts them, re-adopts what
 is live after its own restart, and removes everything a deployment made when it is deleted. One lock per
 deployment serialises changes to it.
+
+Every deployment has an API key (made at creation, rotated on request) and a `public` flag (off unless its
+owner turns it on); with `routes`, its URL leads through the hub's proxy to the platform's model gateway, which
+enforces both (odh_spawner.platform.gateway). `find_model` is the gateway's lookup by model name.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import artifacts
 from .model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
-                    DeploymentExists, DeploymentNotFound, parse_model_uri, v2_request, validate_framework,
-                    validate_name, validate_rows)
+                    DeploymentExists, DeploymentNotFound, new_api_key, parse_model_uri, v2_request,
+                    validate_framework, validate_name, validate_rows)
+from .routing import ModelRoutes
 from .store import DeploymentStore
 
 # artifacts the platform uploaded live under this folder of a bucket; delete removes only those
@@ -31,8 +36,9 @@ CredentialsFor = Callable[[str], Awaitable["object"]]
 class DeploymentManager:
     def __init__(self, backend, store: DeploymentStore, credentials_for: CredentialsFor, *,
                  max_model_bytes: int = 2 * 2**30, max_per_user: int = 20, restart_backoff_max: float = 60,
-                 log: logging.Logger | None = None):
+                 routes: ModelRoutes | None = None, log: logging.Logger | None = None):
         self.backend = backend
+        self.routes = routes
         self.store = store
         self.credentials_for = credentials_for
         self.max_model_bytes = max_model_bytes
@@ -43,6 +49,7 @@ class DeploymentManager:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._next_restart: dict[tuple[str, str], float] = {}
+        self._models: dict[str, Deployment] = {}  # model name -> deployment, for the gateway
 
     # -- queries -----------------------------------------------------------------------------
     def list(self, owner: str | None = None) -> list[Deployment]:
@@ -53,6 +60,9 @@ class DeploymentManager:
         if d is None:
             raise DeploymentNotFound(f"You have no deployment named {str(name)[:60]!r}.")
         return d
+
+    def find_model(self, model_name: str) -> Deployment | None:
+        return self._models.get(model_name)
 
     # -- changes -----------------------------------------------------------------------------
     async def create(self, owner: str, name, model_uri, framework="sklearn", example_input=None) -> Deployment:
@@ -67,9 +77,11 @@ class DeploymentManager:
             if len(self.list(owner)) >= self.max_per_user:
                 raise DeployError(f"You have {self.max_per_user} deployments, the most allowed; delete one first.")
             d = Deployment(owner=owner, name=name, backend=self.backend.name,
-                           model_name=self.backend.model_name_for(owner, name))
+                           model_name=self.backend.model_name_for(owner, name), api_key=new_api_key())
+            if d.model_name in self._models:  # two owners' names that the backend's naming maps together
+                raise DeploymentExists(f"The model name {d.model_name!r} is taken; choose another name.")
             v = d.add_version(model_uri, framework, example_input)
-            self.deployments[d.key] = d
+            self._add(d)
             self.store.save(d)
         self._start(d, v.version)
         return d
@@ -97,6 +109,29 @@ class DeploymentManager:
         self._start(d, target.version)
         return d
 
+    async def rotate_key(self, owner: str, name) -> Deployment:
+        """A new API key; the old one stops working at once (the gateway reads the record in memory)."""
+        d = self.get(owner, name)
+        async with self._lock(d.key):
+            d.api_key = new_api_key()
+            d.touch()
+            self.store.save(d)
+        self.log.info("Deployment %s/%s: API key rotated", owner, name)
+        return d
+
+    async def set_public(self, owner: str, name, public) -> Deployment:
+        """Make the endpoint answer anyone (True) or only its owner's token and its key (False)."""
+        if not isinstance(public, bool):
+            raise DeployError("public must be true or false.")
+        d = self.get(owner, name)
+        async with self._lock(d.key):
+            if d.public != public:
+                d.public = public
+                d.touch()
+                self.store.save(d)
+                self.log.info("Deployment %s/%s is now %s", owner, name, "public" if public else "private")
+        return d
+
     async def delete(self, owner: str, name) -> None:
         d = self.get(owner, name)
         task = self._tasks.pop(d.key, None)
@@ -105,6 +140,9 @@ class DeploymentManager:
             await asyncio.gather(task, return_exceptions=True)
         async with self._lock(d.key):
             d.touch(DELETING, "deleting")
+            self._models.pop(d.model_name, None)
+            if self.routes:
+                await self.routes.remove(d)
             await self.backend.teardown(d)
             await self._delete_artifacts(d)
             self.store.remove(d)
@@ -138,6 +176,7 @@ class DeploymentManager:
                 objects = await asyncio.to_thread(artifacts.list_model, creds, bucket, prefix, v.framework,
                                                   self.max_model_bytes)
                 await self.backend.bring_up(d, v, creds, objects, self.store.version_dir(d, v.version), report)
+                await self._publish(d)
             except asyncio.CancelledError:
                 raise
             except DeployError as e:
@@ -153,15 +192,18 @@ class DeploymentManager:
             v.state, v.error = AVAILABLE, None
             d.serving = d.target = v.version
             d.last_error, d.log_tail = None, []
+            d.test_prediction = None
+            if v.example_input:  # through the public URL with the key, as users call it; before "ready"
+                try:
+                    d.test_prediction = await self._infer(d, v.example_input)
+                except DeployError as e:
+                    d.test_prediction = {"inputs": v.example_input, "error": e.message}
+                except Exception as e:  # the public URL is unreachable from here: the model serves anyway
+                    d.test_prediction = {"inputs": v.example_input,
+                                         "error": f"The test call failed ({type(e).__name__})."}
             d.touch(AVAILABLE, "ready")
             self.store.save(d)
             self.log.info("Deployment %s/%s serves v%d at %s", d.owner, d.name, v.version, d.infer_url)
-        if v.example_input:
-            try:
-                d.test_prediction = await self._infer(d, v.example_input)
-            except DeployError as e:
-                d.test_prediction = {"inputs": v.example_input, "error": e.message}
-            self.store.save(d)
 
     def _failed(self, d: Deployment, v, message: str, log_tail: list[str]) -> None:
         v.state, v.error = FAILED, message
@@ -180,6 +222,8 @@ class DeploymentManager:
                 continue
             async with lock:
                 problem = await self.backend.check(d)
+                if self.routes and d.url:
+                    d.url = self.routes.base_url  # a backend may report its own URL: users call the gateway
                 if problem is None:
                     if d.state == FAILED:
                         d.touch(AVAILABLE)
@@ -196,6 +240,7 @@ class DeploymentManager:
                 self._next_restart[d.key] = time.monotonic() + min(2 ** min(d.restarts, 6), self.restart_backoff_max)
                 try:
                     await self.backend.recover(d, d.version_of(d.serving))
+                    await self._publish(d)
                 except DeployError as e:
                     d.last_error, d.log_tail = f"{problem} Restarting failed: {e.message}", e.log_tail
                     self.store.save(d)
@@ -218,9 +263,13 @@ class DeploymentManager:
     async def adopt_all(self) -> None:
         """At start-up: take back every recorded deployment; restart what is no longer running."""
         for d in self.store.load_all():
-            self.deployments[d.key] = d
+            if not d.api_key:  # a record from before keys existed
+                d.api_key = new_api_key()
+            self._add(d)
             try:
                 live = await self.backend.adopt(d)
+                if live or d.serving:
+                    await self._publish(d)  # the gateway route, again (the proxy may have restarted too)
             except Exception:
                 self.log.exception("Could not adopt %s/%s", d.owner, d.name)
                 live = False
@@ -236,6 +285,20 @@ class DeploymentManager:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _add(self, d: Deployment) -> None:
+        self.deployments[d.key] = d
+        self._models[d.model_name] = d
+
+    async def _publish(self, d: Deployment) -> None:
+        """Route the deployment's URL through the gateway (when routes are configured)."""
+        if self.routes:
+            try:
+                await self.routes.add(d)
+            except Exception as e:  # the proxy's API: the model serves, but cannot be reached yet
+                self.log.error("Could not route %s/%s: %s", d.owner, d.name, type(e).__name__)
+                raise DeployError("The model serves, but its route on the hub's proxy could not be set; "
+                                  "try again, or tell your platform admin.") from None
+
     def _lock(self, key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
@@ -260,7 +323,8 @@ class DeploymentManager:
         body = v2_request(rows)
         t0 = time.perf_counter()
         r = await AsyncHTTPClient().fetch(HTTPRequest(d.infer_url, method="POST", body=json.dumps(body),
-                                                      headers={"Content-Type": "application/json"},
+                                                      headers={"Content-Type": "application/json",
+                                                               **d.auth_headers()},
                                                       request_timeout=30), raise_error=False)
         elapsed = (time.perf_counter() - t0) * 1000
         try:

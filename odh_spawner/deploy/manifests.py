@@ -331,3 +331,45 @@ def deployment_state(cr: dict) -> dict:
             return _state("Failed", url, failed[0].get("message") or failed[0]["reason"])
         return _state("Creating", url, ready.get("message"))
     raise ValueError(f"not a SeldonDeployment, Model or InferenceService: {cr.get('kind')!r}")
+
+
+# -- who may reach the model servers -----------------------------------------------------------------------------
+# The pods each operator runs a served model in, by a label the operator puts on them: Seldon Core v1 labels
+# its predictor pods with the SeldonDeployment (`seldon-deployment-id`), KServe with the InferenceService
+# (`serving.kserve.io/inferenceservice`). Seldon Core 2 serves every Model from shared Server pods behind its
+# mesh, whose labels depend on the SeldonRuntime: the admin names them (see `serving_network_policy`).
+SERVING_POD_SELECTORS = {
+    "seldon": {"matchExpressions": [{"key": "seldon-deployment-id", "operator": "Exists"}]},
+    "kserve": {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]},
+}
+NETWORK_POLICY_NAME = "odh-model-serving"
+
+
+def serving_network_policy(namespace: str, kind: str, *, platform_pod_labels: dict,
+                           platform_namespace: str | None = None, pod_selector: dict | None = None,
+                           extra_from: list | None = None) -> dict:
+    """A NetworkPolicy that lets only the platform service's pods (its model gateway) — and the peers in
+    `extra_from`, e.g. the operator's own ingress components an admin needs — reach the model-serving pods of
+    `kind` in `namespace`; every other ingress to them is dropped, so a deployment's only way in is the
+    gateway, which checks credentials. `pod_selector` overrides the kind's default selector (required for
+    "seldon-v2"). `platform_namespace` is needed when the platform runs in another namespace."""
+    selector = pod_selector if pod_selector is not None else SERVING_POD_SELECTORS.get(kind)
+    if selector is None:
+        raise ValueError(f"no default selector for the model-serving pods of {kind!r}: give pod_selector (the "
+                         "labels of the Seldon Core 2 Server and mesh pods)")
+    if not platform_pod_labels:
+        raise ValueError("platform_pod_labels must name the platform service's pods")
+    platform = {"podSelector": {"matchLabels": dict(platform_pod_labels)}}
+    if platform_namespace and platform_namespace != namespace:
+        platform["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": platform_namespace}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{NETWORK_POLICY_NAME}-{kind}", "namespace": namespace,
+                     "labels": {**MANAGED_BY, "app.kubernetes.io/component": "model-serving"}},
+        "spec": {
+            "podSelector": selector,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [platform, *(extra_from or [])]}],
+        },
+    }

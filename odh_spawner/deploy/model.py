@@ -7,8 +7,11 @@ switches to the previous good version.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
@@ -22,6 +25,21 @@ FRAMEWORKS = ("sklearn", "mlflow")
 # API states (Seldon's status.state vocabulary) and the stages a user watches
 CREATING, AVAILABLE, FAILED, DELETING, RETIRED = "Creating", "Available", "Failed", "Deleting", "Retired"
 STAGES = ("uploading", "creating", "starting", "ready")
+KEY_PREFIX = "odhk_"  # tells a deployment API key from a hub token in an Authorization header
+
+
+def new_api_key() -> str:
+    """A fresh per-deployment API key: the prefix and 256 random bits."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def key_matches(presented: str, digest: bytes) -> bool:
+    """Constant-time comparison of a presented key with a stored key's digest."""
+    return bool(digest) and hmac.compare_digest(key_digest(presented), digest)
 
 
 class DeployError(OdhError):
@@ -120,10 +138,13 @@ class Deployment:
     log_tail: list[str] = field(default_factory=list)
     restarts: int = 0
     url: str | None = None  # the stable endpoint base the user calls
+    upstream: str | None = None  # where the model server answers (the model gateway forwards there)
     model_name: str = ""  # the name the inference server knows the model by
     test_prediction: dict | None = None
     backend: str = "local"
     runtime: dict = field(default_factory=dict)  # backend bookkeeping (pids, ports, object names)
+    api_key: str = ""  # the endpoint's key (the owner may see, rotate and share it); never logged
+    public: bool = False  # the owner made the endpoint answer without credentials
 
     @property
     def key(self) -> tuple[str, str]:
@@ -161,20 +182,29 @@ class Deployment:
     def infer_url(self) -> str | None:
         return f"{self.url}/v2/models/{self.model_name}/infer" if self.url else None
 
-    def example_request(self) -> dict | None:
-        """A V2 (Open Inference Protocol) request body and curl line for the served version."""
+    def auth_headers(self) -> dict:
+        """The header that authorises a call of the endpoint with the deployment's key (none when public)."""
+        return {} if self.public or not self.api_key else {"Authorization": f"Bearer {self.api_key}"}
+
+    def example_request(self, with_key: bool = True) -> dict | None:
+        """A V2 (Open Inference Protocol) request body, its headers and a curl line for the served version.
+        With `with_key` the headers carry the deployment's key; otherwise a placeholder ($ODH_MODEL_KEY)."""
         if not self.url or not self.serving:
             return None
         example = self.version_of(self.serving).example_input
         if not example:
             return None
         body = v2_request(example)
-        curl = (f"curl -s -X POST {self.infer_url} -H 'Content-Type: application/json' "
-                f"-d '{json.dumps(body, separators=(',', ':'))}'")
-        return {"url": self.infer_url, "body": body, "curl": curl}
+        headers = {"Content-Type": "application/json"}
+        if not self.public:
+            headers["Authorization"] = f"Bearer {self.api_key if with_key else '$ODH_MODEL_KEY'}"
+        quoted = " ".join(f"-H '{k}: {v}'" if "$" not in v else f'-H "{k}: {v}"' for k, v in headers.items())
+        curl = f"curl -s -X POST {self.infer_url} {quoted} -d '{json.dumps(body, separators=(',', ':'))}'"
+        return {"url": self.infer_url, "headers": headers, "body": body, "curl": curl}
 
-    def to_api(self) -> dict:
-        """What the REST API answers (no backend bookkeeping)."""
+    def to_api(self, with_key: bool = False) -> dict:
+        """What the REST API answers (no backend bookkeeping). The API key (and the example request carrying
+        it) only `with_key`: the owner's detail, rotate and create answers; listings show a placeholder."""
         current = self.version_of(self.serving) if self.serving else (self.versions[-1] if self.versions else None)
         return {
             "name": self.name, "owner": self.owner, "state": self.state, "stage": self.stage,
@@ -185,7 +215,9 @@ class Deployment:
             "versions": [{k: v for k, v in asdict(x).items() if k != "example_input"} for x in self.versions],
             "created": self.created, "updated": self.updated, "last_error": self.last_error,
             "log_tail": list(self.log_tail), "restarts": self.restarts, "backend": self.backend,
-            "example_request": self.example_request(), "test_prediction": self.test_prediction,
+            "example_request": self.example_request(with_key), "test_prediction": self.test_prediction,
+            "public": self.public, "auth": "none (public)" if self.public else "owner's hub token or API key",
+            **({"api_key": self.api_key} if with_key else {}),
         }
 
     def to_json(self) -> dict:

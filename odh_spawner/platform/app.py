@@ -14,17 +14,20 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth
 from tornado import web
 from tornado.ioloop import PeriodicCallback
-from traitlets import Float, Int, Type, Unicode, default
+from traitlets import Bool, Float, Int, Type, Unicode, default
 from traitlets.config import Application
 
 from ..credentials.config import OdhStorage
 from ..deploy.local import LocalMLServerBackend
 from ..deploy.manager import DeploymentManager
 from ..deploy.proxyroutes import ProxyRoutes
+from ..deploy.routing import ModelRoutes
 from ..deploy.store import DeploymentStore
 from ..quantities import parse_memory
+from .gateway import ModelGateway, TokenUsers, gateway_routes, log_request
 from .handlers import NotFoundHandler, routes
 from .spark_handlers import SparkClusters
+from .upstream import UpstreamPool
 
 
 class PlatformService(Application):
@@ -71,6 +74,36 @@ class PlatformService(Application):
         clusters are found there to report, scale and restart them. Empty: no Spark API (status says disabled).""",
     )
 
+    gateway_url = Unicode(
+        "",
+        config=True,
+        help="""Where the hub's proxy reaches this service's model gateway (the proxy routes each deployment's
+        /v2/models/<model> here; the gateway checks the caller's credential and forwards to the model server).
+        Default: the scheme, host and port of service_url. On Kubernetes, the platform Service's in-cluster
+        URL.""",
+    )
+    token_cache_seconds = Float(
+        30, config=True,
+        help="""Seconds the model gateway remembers what the hub said about a hub token (its user, or that it
+        is invalid). A revoked token may still call its owner's endpoints this long; API keys take effect at
+        once.""",
+    )
+    token_cache_size = Int(4096, config=True, help="Most hub tokens the model gateway remembers (LRU).")
+    upstream_timeout = Float(
+        120, config=True, help="Seconds the model gateway waits for a model server's answer (502 after).")
+    upstream_max_idle = Int(
+        32, config=True, help="Idle keep-alive connections the model gateway keeps per model server.")
+    use_uvloop = Bool(
+        True, config=True,
+        help="""Run the service on uvloop when it is installed (a faster event loop: less latency added by the
+        model gateway). False: asyncio's default loop.""",
+    )
+
+    @default("gateway_url")
+    def _default_gateway_url(self):
+        u = urlparse(self.service_url)
+        return f"{u.scheme}://{u.netloc}"
+
     @default("state_dir")
     def _default_state(self):
         return os.path.abspath("odh-platform-state")
@@ -82,12 +115,20 @@ class PlatformService(Application):
         self.hub_auth = HubAuth(api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""), cache_max_age=60)
         token = os.environ.get("CONFIGPROXY_AUTH_TOKEN", "")
         proxy = ProxyRoutes(self.proxy_api_url, token) if self.proxy_api_url and token else None
-        self.backend = self.serving_backend_class(parent=self, proxy=proxy, public_url=self.public_url)
+        self.backend = self.serving_backend_class(parent=self)
         self.storage = OdhStorage(parent=self)
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)  # deployment records hold API keys
         self.deployments = DeploymentManager(
             self.backend, DeploymentStore(os.path.join(self.state_dir, "deployments")), self._credentials_for,
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
-            log=self.log,
+            routes=ModelRoutes(self.gateway_url, proxy, self.public_url, log=self.log), log=self.log,
+        )
+        self.gateway = ModelGateway(
+            self.deployments,
+            TokenUsers(self.hub_auth, ttl=self.token_cache_seconds, max_entries=self.token_cache_size),
+            lambda user: self.hub_auth.check_scopes(self.hub_auth.access_scopes, user),
+            UpstreamPool(max_idle=self.upstream_max_idle, timeout=self.upstream_timeout),
         )
         self.spark = self.spark_clusters_class.for_platform(self)
 
@@ -95,7 +136,8 @@ class PlatformService(Application):
         return await self.storage.store().ensure(owner)
 
     def make_app(self) -> web.Application:
-        return web.Application(routes(self.service_prefix, self), default_handler_class=NotFoundHandler,
+        return web.Application(gateway_routes(self.gateway) + routes(self.service_prefix, self),
+                               default_handler_class=NotFoundHandler, log_function=log_request,
                                default_handler_args={"platform": self})
 
     async def run(self) -> None:
@@ -116,10 +158,19 @@ class PlatformService(Application):
         watcher.cancel()
         spark_pruner.stop()
         await self.deployments.close()
+        self.gateway.upstream.close()
         await self.spark.close()
         self.log.info("odh platform service stopped (deployments keep serving)")
 
     def start(self):
+        if self.use_uvloop:
+            try:
+                import uvloop
+            except ImportError:
+                uvloop = None
+            if uvloop is not None:
+                uvloop.run(self.run())
+                return
         asyncio.run(self.run())
 
 

@@ -1,5 +1,8 @@
 """REST handlers of the platform service, under <service prefix>/api/. JSON in, JSON out, errors as
-{"message": ...} with a 4xx status; every user sees and changes only their own things (admins: ?user=)."""
+{"message": ...} with a 4xx status; every user sees and changes only their own things (admins: ?user=).
+
+A deployment's API key is in the answers about one deployment (detail, create, new version, rollback, key
+rotation, public on/off), not in listings."""
 
 from __future__ import annotations
 
@@ -90,12 +93,24 @@ class DeploymentsHandler(ApiHandler):
         b = self.body()
         d = await self.platform.deployments.create(self.owner(), b.get("name"), b.get("model_uri"),
                                                    b.get("framework", "sklearn"), b.get("example_input"))
-        self.reply(d.to_api(), 202)
+        self.reply(d.to_api(with_key=True), 202)
 
 
 class DeploymentHandler(ApiHandler):
     async def get(self, name):
-        self.reply(self.platform.deployments.get(self.owner(), name).to_api())
+        self.reply(self.platform.deployments.get(self.owner(), name).to_api(with_key=True))
+
+    async def patch(self, name):
+        """Change settings of a deployment: {"public": true|false}."""
+        b = self.body()
+        unknown = sorted(set(b) - {"public"})
+        if unknown:
+            raise web.HTTPError(400, "Unknown field(s) %s: a deployment's settings are: public.",
+                                ", ".join(repr(k)[:40] for k in unknown[:5]))
+        if "public" not in b:
+            raise web.HTTPError(400, "Give the setting to change, e.g. {\"public\": true}.")
+        d = await self.platform.deployments.set_public(self.owner(), name, b["public"])
+        self.reply(d.to_api(with_key=True))
 
     async def delete(self, name):
         await self.platform.deployments.delete(self.owner(), name)
@@ -107,13 +122,20 @@ class VersionsHandler(ApiHandler):
         b = self.body()
         d = await self.platform.deployments.add_version(self.owner(), name, b.get("model_uri"),
                                                         b.get("framework", "sklearn"), b.get("example_input"))
-        self.reply(d.to_api(), 202)
+        self.reply(d.to_api(with_key=True), 202)
 
 
 class RollbackHandler(ApiHandler):
     async def post(self, name):
         d = await self.platform.deployments.rollback(self.owner(), name)
-        self.reply(d.to_api(), 202)
+        self.reply(d.to_api(with_key=True), 202)
+
+
+class KeyHandler(ApiHandler):
+    async def post(self, name):
+        """Rotate the deployment's API key: the answer holds the new one; the old one no longer works."""
+        d = await self.platform.deployments.rotate_key(self.owner(), name)
+        self.reply(d.to_api(with_key=True))
 
 
 class PredictHandler(ApiHandler):
@@ -140,6 +162,7 @@ def routes(prefix: str, platform) -> list:
         (api + rf"/deployments/{name}/versions", VersionsHandler, kw),
         (api + rf"/deployments/{name}/rollback", RollbackHandler, kw),
         (api + rf"/deployments/{name}/predict", PredictHandler, kw),
+        (api + rf"/deployments/{name}/key", KeyHandler, kw),
         *spark_routes(api, kw),
     ]
 

@@ -1,5 +1,6 @@
 """Deploy a model from JupyterLab in a real browser, through the hub: right-click the model file, "Deploy
-model…", watch the stages, get the URL and the test prediction; then the Deployments panel and delete."""
+model…", watch the stages, get the URL, the example request (with the endpoint's key) and the test prediction;
+then the Deployments panel: show the key, rotate it, make the endpoint public and private again, delete."""
 
 import os
 
@@ -50,15 +51,33 @@ def test_deploy_from_the_file_browser(hub, user_server, page, shot):
     assert "→" in page.locator("#odh-deploy-test-prediction").inner_text() or \
         "[" in page.locator("#odh-deploy-test-prediction").inner_text()
     shot(page, "21-deploy-ready")
+    h = {"Authorization": f"token {alice.token}"}
+    key = requests.get(f"{alice.url}odh/api/deployments/churn", headers=h, timeout=30).json()["api_key"]
+    example = page.locator("#odh-deploy-progress .odh-deploy-example").inner_text()
+    assert f"Authorization: Bearer {key}" in example  # the example request works as copied
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {key}"},
+                         timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, timeout=10).status_code == 401
 
     # the Deployments panel lists it; delete with confirmation
     page.click('.lm-TabBar-tab[data-id="odh-deployments-panel"]')
     row = page.locator('#odh-deployments-panel .odh-deployment[data-name="churn"][data-state="Available"]')
     row.wait_for()
     row.locator('button.odh-deployment-toggle').click()
+    assert row.locator(".odh-deployment-access").get_attribute("data-public") == "false"
+    row.locator('[data-action="show-key"]').click()
+    assert f"Bearer {key}" in row.locator(".odh-deployment-example").inner_text()
     shot(page, "22-deployments-panel")
+    row.locator('[data-action="rotate-key"]').click()
+    page.locator(f'#odh-deployments-panel .odh-deployment[data-name="churn"] .odh-deployment-example:not(:has-text("{key}"))').wait_for()
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 401
+    row.locator('[data-action="toggle-public"]').click()
+    row.locator('.odh-deployment-access[data-public="true"]').wait_for()
+    assert requests.post(url, json=body, timeout=10).status_code == 200
+    row.locator('[data-action="toggle-public"]').click()
+    row.locator('.odh-deployment-access[data-public="false"]').wait_for()
+    assert requests.post(url, json=body, timeout=10).status_code == 401
     row.locator('[data-action="delete"]').click()
     page.click(".jp-Dialog .jp-mod-accept")
     page.locator('#odh-deployments-panel .odh-deployment[data-name="churn"]').wait_for(state="detached")

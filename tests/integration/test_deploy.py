@@ -49,8 +49,11 @@ def pids_where(match) -> list[int]:
     return [int(e) for e in os.listdir("/proc") if e.isdigit() and match(procs.cmdline(int(e)))]
 
 
-def mlserver_pids() -> list[int]:
-    return pids_where(lambda args: any(a.endswith("/mlserver") for a in args[:2]) and "start" in args)
+def mlserver_pids(hub) -> list[int]:
+    """This hub's model servers (other hubs on the machine run theirs: their model dirs are elsewhere)."""
+    state = hub.runtime["state_dir"]
+    return pids_where(lambda args: any(a.endswith("/mlserver") for a in args[:2]) and "start" in args
+                      and any(a.startswith(state) for a in args))
 
 
 def bucket_keys(creds_env: dict, bucket: str, prefix: str = "odh-deployments/") -> list[str]:
@@ -60,6 +63,18 @@ def bucket_keys(creds_env: dict, bucket: str, prefix: str = "odh-deployments/") 
         return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     except s3.exceptions.NoSuchBucket:
         return []
+
+
+def detail(server, name: str) -> dict:
+    """The owner's view of a deployment (it holds the API key), through the owner's notebook server."""
+    r = requests.get(f"{server.url}odh/api/deployments/{name}", headers={"Authorization": f"token {server.token}"},
+                     timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def bearer(credential: str) -> dict:
+    return {"Authorization": f"Bearer {credential}"}
 
 
 def proxy_routes(hub) -> dict:
@@ -83,7 +98,7 @@ def kernel(alice):
 
 
 def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     out = kernel.execute('d = deploy(v1, name="churn", sample=probe)\nprint("URL", d.infer_url)')
     # the stages the user saw, in order, and the live URL through the hub's proxy
     stages = [line for line in out.splitlines() if line.startswith("[")]
@@ -92,14 +107,20 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     url = out.split("URL ", 1)[1].split()[0]
     assert url == f"{hub.url}/v2/models/alice.churn/infer"
     assert "test prediction: [[0.9, 0.1, 0.1, 0.1]] -> [1]" in out
-    assert "curl -s -X POST " + url in out  # the ready-made example request
+    # the ready-made example request, with the key as $ODH_MODEL_KEY: the key itself is never printed
+    assert "curl -s -X POST " + url in out and '"Authorization: Bearer $ODH_MODEL_KEY"' in out
+    key = detail(alice, "churn")["api_key"]
+    assert key.startswith("odhk_") and key not in out
+    h = bearer(key)
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, headers=h, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, timeout=10).status_code == 401
 
     rec = records(hub)[("alice", "churn")]
     pid1 = rec["runtime"]["serving"]["pid"]
-    assert proxy_routes(hub)["/v2/models/alice.churn"]["target"] == f"http://127.0.0.1:{rec['runtime']['serving']['port']}"
-    assert pid_alive(pid1) and set(mlserver_pids()) - before == {pid1}
+    # the proxy routes the model to the platform's gateway, not to the model server
+    assert proxy_routes(hub)["/v2/models/alice.churn"]["target"] == hub.runtime["platform_url"]
+    assert pid_alive(pid1) and set(mlserver_pids(hub)) - before == {pid1}
     assert rec["test_prediction"]["outputs"][0]["data"] == [1]  # the platform's own test prediction
 
     # redeploy v2: same URL, new answer, the v1 process stopped
@@ -107,12 +128,12 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     assert "V 2 [0]" in out
     pid2 = records(hub)[("alice", "churn")]["runtime"]["serving"]["pid"]
     assert pid2 != pid1 and not pid_alive(pid1)
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [0]
+    assert requests.post(url, json=body, headers=h, timeout=10).json()["outputs"][0]["data"] == [0]
 
     # roll back to v1
     out = kernel.execute('d = d.rollback()\nprint("V", d.version, d.predict(probe), [v["state"] for v in d.versions])')
     assert "V 1 [1] ['Available', 'Retired']" in out
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, headers=h, timeout=10).json()["outputs"][0]["data"] == [1]
 
     # artifacts: two uploads in the user's models bucket; delete removes them, the process and the route
     bucket = alice.env["ODH_MODELS_BUCKET"]
@@ -120,10 +141,10 @@ def test_one_click_deploy_redeploy_rollback_delete_from_a_kernel(hub, alice, ker
     pid3 = records(hub)[("alice", "churn")]["runtime"]["serving"]["pid"]
     kernel.execute('DeployClient().delete("churn")')
     assert ("alice", "churn") not in records(hub)
-    assert not pid_alive(pid3) and set(mlserver_pids()) == before
+    assert not pid_alive(pid3) and set(mlserver_pids(hub)) == before
     assert bucket_keys(alice.env, bucket, "odh-deployments/churn/") == []
     assert "/v2/models/alice.churn" not in proxy_routes(hub)  # no route left
-    assert requests.post(url, json=body, timeout=10).status_code != 200
+    assert requests.post(url, json=body, headers=h, timeout=10).status_code != 200
 
 
 MLFLOW = """
@@ -137,20 +158,21 @@ print("FW", f.framework, "P", f.predict(probe), "URL", f.infer_url)
 
 
 def test_an_mlflow_model_folder_deploys_and_serves(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     out = kernel.execute(MLFLOW, timeout=180)
     assert "[ready]" in out and "FW mlflow P [1]" in out, out
     url = out.split("URL ", 1)[1].split()[0]
     assert url == f"{hub.url}/v2/models/alice.flow/infer"
     body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
                         "data": [0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]}]}
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1, 0]
+    h = bearer(detail(alice, "flow")["api_key"])
+    assert requests.post(url, json=body, headers=h, timeout=10).json()["outputs"][0]["data"] == [1, 0]
     rec = records(hub)[("alice", "flow")]
     assert rec["versions"][0]["framework"] == "mlflow"
     keys = bucket_keys(alice.env, alice.env["ODH_MODELS_BUCKET"], "odh-deployments/flow/")
     assert any(k.endswith("/MLmodel") for k in keys) and len(keys) > 1  # the whole folder (MLmodel, model, env)
     kernel.execute('DeployClient().delete("flow")')
-    assert set(mlserver_pids()) == before and ("alice", "flow") not in records(hub)
+    assert set(mlserver_pids(hub)) == before and ("alice", "flow") not in records(hub)
 
 
 def test_other_users_cannot_see_or_change_a_deployment(hub, alice, kernel, user_server):
@@ -184,8 +206,94 @@ def test_other_users_cannot_see_or_change_a_deployment(hub, alice, kernel, user_
     kernel.execute('DeployClient().delete("private")')
 
 
+BOB_TRIES = """
+import os, requests
+r = requests.post({url!r}, json={body!r}, timeout=30,
+                  headers={{"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]}})
+print("BOB", r.status_code, r.json()["message"])
+"""
+
+
+def test_model_endpoints_need_the_owners_token_or_the_key(hub, alice, kernel, user_server):
+    """Anonymous 401, another user's token 403 (also from bob's own kernel), the owner's token and the key 200;
+    a rotated key stops at once; public on/off."""
+    kernel.execute('d = deploy(v1, name="guarded", sample=probe)')
+    url = f"{hub.url}/v2/models/alice.guarded/infer"
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    api = f"{alice.url}odh/api/deployments/guarded"
+    h = {"Authorization": f"token {alice.token}"}
+    info = detail(alice, "guarded")
+    key = info["api_key"]
+    assert info["public"] is False and info["example_request"]["headers"]["Authorization"] == f"Bearer {key}"
+    assert f"'Authorization: Bearer {key}'" in info["example_request"]["curl"]
+    # the listing holds no key
+    listing = requests.get(f"{alice.url}odh/api/deployments", headers=h, timeout=30).json()["deployments"]
+    assert key not in json.dumps(listing)
+
+    def call(headers=None, target=url):
+        return requests.post(target, json=body, headers=headers or {}, timeout=30)
+
+    r = call()
+    assert r.status_code == 401 and "needs a credential" in r.json()["message"]
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    bob = user_server("bob")
+    r = call({"Authorization": f"token {bob.token}"})
+    assert r.status_code == 403 and "belongs to another user" in r.json()["message"]
+    assert call({"Authorization": "Bearer not-a-token"}).status_code == 401
+    assert call(bearer("odhk_wrong")).status_code == 401
+    for scheme in ("token", "Bearer"):  # the owner's hub token, as JupyterHub API tokens are sent
+        r = call({"Authorization": f"{scheme} {alice.token}"})
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1], r.text
+    assert call({"Authorization": f"token {key}"}).json()["outputs"][0]["data"] == [1]
+    assert call(bearer(key)).json()["outputs"][0]["data"] == [1]
+    ready = requests.get(f"{hub.url}/v2/models/alice.guarded/ready", timeout=30)
+    assert ready.status_code == 401  # every path of the model, not only /infer
+    r = call(bearer(key), target=f"{hub.url}/v2/models/alice.nothing/infer")
+    assert r.status_code in (403, 404)  # no route for an unknown model: the proxy's default (the hub) answers
+
+    # bob, from a real kernel of his own server, with his server's own token
+    bob_kernel = Kernel(bob.url, bob.token)
+    try:
+        out = bob_kernel.execute(BOB_TRIES.format(url=url, body=body))
+    finally:
+        bob_kernel.close()
+    assert "BOB 403" in out and "belongs to another user" in out, out
+
+    # rotate: the old key stops at once, the new one works; the key is the owner's to see
+    new = requests.post(api + "/key", headers=h, timeout=30).json()
+    assert new["api_key"] != key and new["api_key"].startswith("odhk_")
+    r = call(bearer(key))
+    assert r.status_code == 401 and "rotated" in r.json()["message"]
+    assert call(bearer(new["api_key"])).json()["outputs"][0]["data"] == [1]
+    # from the notebook's Python client: rotate again, predict with the new key
+    out = kernel.execute('d = d.rotate_key(); print("P", d.predict(probe), d.api_key != %r)' % new["api_key"])
+    assert "P [1] True" in out and new["api_key"] not in out
+    assert call(bearer(new["api_key"])).status_code == 401
+
+    # public on: anyone; off again: 401
+    r = requests.patch(api, headers=h, json={"public": True}, timeout=30)
+    assert r.status_code == 200 and r.json()["public"] is True
+    assert "Authorization" not in r.json()["example_request"]["headers"]
+    assert call().json()["outputs"][0]["data"] == [1]
+    out = kernel.execute('d = d.set_public(False); print("PUB", d.public)')
+    assert "PUB False" in out
+    assert call().status_code == 401
+    # bad settings are refused with a message
+    for bad, words in [({"public": "yes"}, "true or false"), ({"color": 1}, "unknown field"), ({}, "missing")]:
+        r = requests.patch(api, headers=h, json=bad, timeout=30)
+        assert r.status_code == 400 and words in r.json()["message"], (bad, r.text)
+    # bob can neither rotate nor open alice's endpoint (his own namespace: 404; the platform with ?user=: 403)
+    hb = {"Authorization": f"token {bob.token}"}
+    assert requests.post(f"{bob.url}odh/api/deployments/guarded/key", headers=hb, timeout=30).status_code == 404
+    platform = hub.runtime["platform_url"] + "/services/odh-platform/api/deployments/guarded"
+    assert requests.patch(platform + "?user=alice", headers=hb, json={"public": True},
+                          timeout=30).status_code == 403
+    assert call().status_code == 401
+    kernel.execute('DeployClient().delete("guarded")')
+
+
 def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
-    before = set(mlserver_pids())
+    before = set(mlserver_pids(hub))
     api = f"{alice.url}odh/api/deployments"
     h = {"Authorization": f"token {alice.token}"}
     cases = [
@@ -243,7 +351,7 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
     assert "ERR 502 The model server could not load the model" in out, out
     assert "TAIL" in out and out.split("TAIL ")[1].split()[1] == "True", out
     assert ("alice", "broken") not in records(hub)
-    assert set(mlserver_pids()) == before
+    assert set(mlserver_pids(hub)) == before
     assert bucket_keys(alice.env, bucket, "odh-deployments/broken/") == []
 
     # a model over the platform's size limit (this test configuration allows 8 MiB)
@@ -264,6 +372,7 @@ def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, 
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
     api = f"{alice.url}odh/api/deployments/sturdy"
     h = {"Authorization": f"token {alice.token}"}
+    key = requests.post(api + "/key", headers=h, timeout=30).json()["api_key"]  # a rotated key persists too
 
     pid = records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -273,7 +382,7 @@ def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, 
     info = wait_for(lambda: (lambda i: i if i["state"] == "Available" and i["restarts"] == 1 else None)(
         requests.get(api, headers=h, timeout=30).json()), 60, "the restart")
     assert "Restarted automatically" in info["last_error"]
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, headers=bearer(key), timeout=10).json()["outputs"][0]["data"] == [1]
     new_pid = records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"]
     assert new_pid != pid and pid_alive(new_pid)
 
@@ -281,15 +390,19 @@ def test_killed_model_server_recovers_and_platform_restart_readopts(hub, alice, 
     service_pid = wait_for(lambda: _service_pid(hub), 10, "the platform service process")
     os.kill(service_pid, signal.SIGTERM)
     wait_for(lambda: not pid_alive(service_pid), 15, "the service to stop")
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]  # still serving
+    # the model server keeps running; its URL answers again once the gateway (in the service) is back
     wait_for(lambda: _service_pid(hub) not in (None, service_pid), 90, "the hub to restart the service")
     info = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
         requests.get(api, headers=h, timeout=30)), 60, "the service to answer again")
     assert info["state"] == "Available" and info["restarts"] == 1
     assert records(hub)[("alice", "sturdy")]["runtime"]["serving"]["pid"] == new_pid  # adopted, not restarted
-    assert [p for p in mlserver_pids() if p == new_pid] == [new_pid] and len(
+    assert [p for p in mlserver_pids(hub) if p == new_pid] == [new_pid] and len(
         [k for k in records(hub) if k == ("alice", "sturdy")]) == 1
-    assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [1]
+    assert info["api_key"] == key and info["public"] is False  # the key and the flag survived the restart
+    answer = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
+        requests.post(url, json=body, headers=bearer(key), timeout=10)), 30, "the gateway route")
+    assert answer.json()["outputs"][0]["data"] == [1]
+    assert requests.post(url, json=body, timeout=10).status_code == 401  # still private
     kernel.execute('DeployClient().delete("sturdy")')
     assert not pid_alive(new_pid)
 
@@ -366,11 +479,12 @@ def test_deployment_keeps_serving_across_server_stop_and_hub_restart(ceph, confi
         wait_for(lambda: requests.get(f"{api}/seven", headers=h, timeout=30).json()["stage"] == "ready", 90, "ready")
         url = f"{hub.url}/v2/models/bob.seven/infer"
         body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [0.5]}]}
-        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        kh = bearer(requests.get(f"{api}/seven", headers=h, timeout=30).json()["api_key"])
+        assert requests.post(url, json=body, headers=kh, timeout=10).json()["outputs"][0]["data"] == [7]
         pid = records(hub)[("bob", "seven")]["runtime"]["serving"]["pid"]
 
         user.stop()  # the server stops; the deployment does not
-        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        assert requests.post(url, json=body, headers=kh, timeout=10).json()["outputs"][0]["data"] == [7]
         hub.proc.send_signal(signal.SIGTERM)
         hub.proc.wait(60)
         assert pid_alive(pid)  # outlives the hub, the proxy and the platform service
@@ -382,7 +496,8 @@ def test_deployment_keeps_serving_across_server_stop_and_hub_restart(ceph, confi
         assert info["state"] == "Available" and info["restarts"] == 0
         assert records(hub)[("bob", "seven")]["runtime"]["serving"]["pid"] == pid  # re-adopted, not restarted
         wait_for(lambda: "/v2/models/bob.seven" in proxy_routes(hub), 30, "the route to be re-added")
-        assert requests.post(url, json=body, timeout=10).json()["outputs"][0]["data"] == [7]
+        assert requests.post(url, json=body, headers=kh, timeout=10).json()["outputs"][0]["data"] == [7]
+        assert requests.post(url, json=body, timeout=10).status_code == 401
         assert requests.delete(platform, headers=h, timeout=60).status_code == 200
         assert not pid_alive(pid)
     finally:

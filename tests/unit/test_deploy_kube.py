@@ -221,3 +221,32 @@ def test_mesh_url(monkeypatch):
         "http://a.odh.svc:8000"
     d = Deployment(owner="alice", name="iris", model_name="alice--iris", url=b._url("seldon-v2", available))
     assert d.infer_url == "https://mesh.example.org/v2/models/alice--iris/infer"
+
+
+def test_network_policy_from_the_settings(monkeypatch, caplog):
+    monkeypatch.setattr(kube_client, "SA_NAMESPACE_FILE", "/nonexistent")
+    b = kube.KubeServingBackend(namespace="models", platform_namespace="odh")
+    policy = b.network_policy_manifest("seldon")
+    assert policy == manifests.serving_network_policy(
+        "models", "seldon", platform_pod_labels={"app.kubernetes.io/name": "odh-hub",
+                                                 "app.kubernetes.io/component": "platform"},
+        platform_namespace="odh")
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert b.network_policy_manifest("seldon-v2") is None  # no default selector: warned, not applied
+    assert "No NetworkPolicy for seldon-v2" in caplog.text
+    b.serving_pod_selector = {"matchLabels": {"app.kubernetes.io/name": "seldon-envoy"}}
+    assert b.network_policy_manifest("seldon-v2")["spec"]["podSelector"] == b.serving_pod_selector
+    b.network_policy = False
+    assert b.network_policy_manifest("kserve") is None
+
+
+def test_the_gateway_url_replaces_the_operators_url():
+    """The operator's URL is the gateway's upstream; users get the hub's URL (deploy.routing)."""
+    from odh_spawner.deploy.routing import ModelRoutes
+
+    d = Deployment(owner="alice", name="iris", model_name="iris")
+    kube.KubeServingBackend._serve_at(d, "http://iris-default.odh.svc.cluster.local:8000")
+    assert d.upstream == d.url == "http://iris-default.odh.svc.cluster.local:8000"
+    routes = ModelRoutes("http://odh-platform.odh.svc:10101/", proxy=object(), public_url="https://hub.example/")
+    assert routes.base_url == "https://hub.example" and routes.path(d) == "/v2/models/iris"
+    assert ModelRoutes("http://odh-platform.odh.svc:10101").base_url == "http://odh-platform.odh.svc:10101"

@@ -514,3 +514,51 @@ def test_kserve_state(status, expected):
 def test_state_of_another_kind_is_an_error():
     with pytest.raises(ValueError, match="ConfigMap"):
         m.deployment_state({"kind": "ConfigMap"})
+
+
+# -- only the platform reaches the model servers ----------------------------------------------------------------
+def test_serving_network_policy_is_exactly_this():
+    assert m.serving_network_policy("odh", "seldon", platform_pod_labels={"app.kubernetes.io/component": "platform"}) \
+        == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "odh-model-serving-seldon", "namespace": "odh",
+                     "labels": {"app.kubernetes.io/managed-by": "odh-hub",
+                                "app.kubernetes.io/component": "model-serving"}},
+        "spec": {
+            "podSelector": {"matchExpressions": [{"key": "seldon-deployment-id", "operator": "Exists"}]},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "platform"}}}]}],
+        },
+    }
+
+
+def test_serving_network_policy_options():
+    kserve = m.serving_network_policy("models", "kserve", platform_pod_labels={"app": "odh-platform"},
+                                      platform_namespace="odh",
+                                      extra_from=[{"namespaceSelector": {"matchLabels": {"name": "knative"}}}])
+    assert kserve["spec"]["podSelector"] == {
+        "matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]}
+    assert kserve["spec"]["ingress"] == [{"from": [
+        {"podSelector": {"matchLabels": {"app": "odh-platform"}},
+         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "odh"}}},
+        {"namespaceSelector": {"matchLabels": {"name": "knative"}}}]}]
+    # the same namespace needs no namespace selector
+    same = m.serving_network_policy("odh", "kserve", platform_pod_labels={"a": "b"}, platform_namespace="odh")
+    assert "namespaceSelector" not in same["spec"]["ingress"][0]["from"][0]
+    with pytest.raises(ValueError, match="give pod_selector"):
+        m.serving_network_policy("odh", "seldon-v2", platform_pod_labels={"a": "b"})
+    v2 = m.serving_network_policy("odh", "seldon-v2", platform_pod_labels={"a": "b"},
+                                  pod_selector={"matchLabels": {"app.kubernetes.io/name": "seldon-envoy"}})
+    assert v2["metadata"]["name"] == "odh-model-serving-seldon-v2"
+    with pytest.raises(ValueError, match="platform_pod_labels"):
+        m.serving_network_policy("odh", "seldon", platform_pod_labels={})
+
+
+@pytest.mark.parametrize("k8s", ["1.30", K8S_VERSION])
+@pytest.mark.parametrize("kind", ["seldon", "kserve"])
+def test_serving_network_policy_is_valid_kubernetes(kind, k8s):
+    policy = m.serving_network_policy("odh", kind, platform_pod_labels={"app.kubernetes.io/name": "odh-hub"},
+                                      platform_namespace="platform",
+                                      extra_from=[{"namespaceSelector": {"matchLabels": {"x": "y"}}}])
+    kubernetes_validate.validate(policy, k8s, strict=True)

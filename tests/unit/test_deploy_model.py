@@ -167,3 +167,17 @@ def test_failure_tail_ends_at_the_exception_not_the_shutdown_noise():
                                                  "line 632, in _unpickle", "    obj = unpickler.load()", "KeyError: 110"]
     plain = "a\nb\nc\n"
     assert failure_tail(plain, 2) == ["b", "c"] and failure_tail("", 5) == []
+
+
+def test_printed_example_requests_hide_the_key():
+    from server_extension.deploy import redacted_curl
+
+    d = Deployment(owner="alice", name="churn", model_name="alice.churn", api_key="odhk_abc", url="http://hub")
+    d.add_version("s3://b/p/", "sklearn", example_input=[[1.0]])
+    d.serving = 1
+    info = d.to_api(with_key=True)
+    printed = redacted_curl(info)
+    assert "odhk_abc" not in printed and '"Authorization: Bearer $ODH_MODEL_KEY"' in printed
+    assert printed == d.to_api()["example_request"]["curl"]  # the same line the listing shows
+    d.public = True
+    assert "Authorization" not in redacted_curl(d.to_api(with_key=True))

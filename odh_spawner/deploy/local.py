@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -19,11 +20,13 @@ import sys
 import time
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from traitlets import Float, List, Unicode, default
+from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..localplatform.portguard import PortGuard, PortGuardError
 from ..localplatform.ports import free_port
-from ..naming import user_slug
+from ..localusers import can_switch_users, ensure_traversable
+from ..naming import system_user, user_slug
 from ..spark import procs
 from . import artifacts
 from .model import BackendFailed, Deployment, Version, parse_model_uri
@@ -76,9 +79,68 @@ class LocalMLServerBackend(LoggingConfigurable):
 
     ready_timeout = Float(120, config=True, help="Seconds a model may take to load before the deployment fails.")
     stop_timeout = Float(10, config=True, help="Seconds MLServer gets to stop on SIGTERM before SIGKILL.")
+    run_as_owner = Bool(
+        config=True,
+        help="""Run each model server as its owner's system user (odh_spawner.naming.system_user, made by the
+        local spawner on their first spawn). A model file is code (a pickle runs when it loads), so a model
+        server must never run with more rights than its owner. Defaults to True when the platform runs as
+        root; without root every model server runs as the platform's user (single-user mode).""",
+    )
+
+    @default("run_as_owner")
+    def _default_run_as_owner(self):
+        return can_switch_users()
+
+    port_guard_id = Unicode(
+        "",
+        config=True,
+        help="""Id of the nftables table (odh_<id>) guarding model servers' loopback ports, so that only the
+        platform's root processes (the gateway) connect to them: MLServer has no authentication of its own.
+        Empty: no guard (then any local user may reach a model server's port directly; the log says so).""",
+    )
+
     def __init__(self, **kw):
         super().__init__(**kw)
         self._children: dict[int, subprocess.Popen] = {}
+        self._guard = PortGuard(self.port_guard_id) if self.port_guard_id else None
+        if self._guard is not None and not self._guard.available():
+            self.log.warning("Model servers' ports are not guarded (needs root and nft): local users can reach "
+                             "them directly, bypassing the gateway's authentication.")
+            self._guard = None
+
+    # -- identity ------------------------------------------------------------------------------
+    def owner_identity(self, owner: str) -> tuple[int, int] | None:
+        """(uid, gid) of the owner's system user, None when model servers run as the platform's user."""
+        if not self.run_as_owner:
+            return None
+        try:
+            entry = pwd.getpwnam(system_user(owner))
+        except KeyError:
+            raise BackendFailed(f"{owner!r} has no system user on this machine yet: start a notebook server "
+                                "once, then deploy again.") from None
+        return entry.pw_uid, entry.pw_gid
+
+    @staticmethod
+    def _hand_over(model_dir: str, uid: int, gid: int) -> None:
+        """Give the version directory to its owner (0700) without following any link in it, and let them pass
+        through its parents (o+x: records in them stay 0600 root)."""
+        ensure_traversable(os.path.dirname(model_dir))
+        for root, dirs, files in os.walk(model_dir):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+        os.chown(model_dir, uid, gid)
+        os.chmod(model_dir, 0o700)
+
+    def _guard_ports(self, ports: dict) -> None:
+        if self._guard is not None:
+            try:
+                self._guard.guard(ports.values())
+            except PortGuardError as e:
+                self.log.error("Could not guard model server ports %s: %s", sorted(ports.values()), e)
+
+    def _release_ports(self, rt: dict) -> None:
+        if self._guard is not None:
+            self._guard.release(rt.get(k) for k in ("port", "grpc_port", "metrics_port") if rt.get(k))
 
     # -- naming ------------------------------------------------------------------------------
     @staticmethod
@@ -91,18 +153,24 @@ class LocalMLServerBackend(LoggingConfigurable):
         """Write MLServer's settings into `model_dir` and start it; returns the runtime record."""
         ports = ports if ports and not any(procs.listening(p) for p in ports.values()) else {
             "port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
-        with open(os.path.join(model_dir, "model-settings.json"), "w") as f:
-            json.dump(model_settings(d.model_name, v, model_dir), f)
-        with open(os.path.join(model_dir, "settings.json"), "w") as f:
-            json.dump(server_settings(ports["port"], ports["grpc_port"], ports["metrics_port"]), f)
-        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "HOME") if k in os.environ}
-        env["PYTHONUNBUFFERED"] = "1"
-        log_path = os.path.join(model_dir, LOG)
-        with open(log_path, "ab") as log:
-            offset = log.tell()
+        identity = self.owner_identity(d.owner)
+        # written by root into a directory its owner may control after a first start: never follow a link
+        _write_new(os.path.join(model_dir, "model-settings.json"), model_settings(d.model_name, v, model_dir))
+        _write_new(os.path.join(model_dir, "settings.json"),
+                   server_settings(ports["port"], ports["grpc_port"], ports["metrics_port"]))
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
+        env.update(PYTHONUNBUFFERED="1", HOME=model_dir)
+        log_fd = os.open(os.path.join(model_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        user_kw = {}
+        if identity is not None:
+            self._hand_over(model_dir, *identity)
+            user_kw = {"user": identity[0], "group": identity[1], "extra_groups": [], "umask": 0o077}
+        self._guard_ports(ports)  # before it listens: nobody but the gateway ever reaches it
+        with os.fdopen(log_fd, "ab") as log:
+            offset = log.seek(0, os.SEEK_END)
             p = subprocess.Popen([*self.mlserver_command, "start", model_dir], cwd=model_dir, env=env,
                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
+                                 start_new_session=True, **user_kw)
         self._children[p.pid] = p
         self.log.info("Started MLServer for %s/%s v%d: pid %d, port %d", d.owner, d.name, v.version, p.pid,
                       ports["port"])
@@ -158,6 +226,12 @@ class LocalMLServerBackend(LoggingConfigurable):
         await asyncio.to_thread(self._stop_sync, rt)
 
     def _stop_sync(self, rt: dict) -> None:
+        try:
+            self._stop_process_sync(rt)
+        finally:
+            self._release_ports(rt)
+
+    def _stop_process_sync(self, rt: dict) -> None:
         pid = rt["pid"]
         child = self._children.pop(pid, None)
         if child is None and not self.alive(rt):
@@ -258,6 +332,16 @@ class LocalMLServerBackend(LoggingConfigurable):
     @staticmethod
     def remove_files(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_new(path: str, data: dict) -> None:
+    """Replace `path` with JSON `data`, never following a link planted there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w") as f:
+        json.dump(data, f)
 
 
 def stop_recorded(store_root: str, timeout: float = 10) -> int:

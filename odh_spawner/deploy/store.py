@@ -24,8 +24,8 @@ log = logging.getLogger("odh_spawner.deploy")
 class DeploymentStore:
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        os.chmod(self.root, 0o711)
 
     def owner_dir(self, owner: str) -> str:
         return os.path.join(self.root, state_dir_name(owner))

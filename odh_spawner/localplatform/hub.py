@@ -16,6 +16,8 @@ import urllib.request
 from typing import Callable
 
 from ..deploy.local import stop_recorded
+from .hubconfig import platform_id
+from .portguard import PortGuard
 from .ports import free_port
 from .settings import PlatformSettings
 from .supervise import pids_with_env, terminate
@@ -176,6 +178,7 @@ class HubProcess:
         # model servers outlive the hub and the platform service by design; the local platform as a whole
         # stopping takes them down too (their records stay: the next start serves them again)
         stopped = stop_recorded(os.path.join(self.state_dir, "platform", "deployments"))
+        PortGuard(platform_id(self.state_dir)).remove()  # the model servers' firewall table goes with them
         if stopped:
             self.report(f"Stopped {stopped} model server(s)")
 

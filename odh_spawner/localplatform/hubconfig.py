@@ -77,9 +77,15 @@ def configure(c, s: dict) -> None:
 PLATFORM = "odh-platform"
 
 
+def platform_id(state_dir: str) -> str:
+    """A short id of one local platform (its state directory): several platforms on a machine never share
+    cgroups or firewall tables."""
+    return hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:8]
+
+
 def cgroup_parent(state_dir: str) -> str:
-    """The parent cgroup of one local platform's servers: several hubs on a machine never share groups."""
-    return "odh-hub-" + hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:8]
+    """The parent cgroup of one local platform's servers."""
+    return "odh-hub-" + platform_id(state_dir)
 
 
 def platform_service(s: dict) -> dict:
@@ -96,6 +102,8 @@ def platform_service(s: dict) -> dict:
         args.append(f"--PlatformService.max_deployments_per_user={limits['max_per_user']}")
     if s.get("s3_endpoint"):
         args.append(f"--OdhStorage.admin_endpoint={s['s3_endpoint']}")
+    # model servers' ports answer the gateway only (nftables, when root)
+    args.append(f"--LocalMLServerBackend.port_guard_id={platform_id(state)}")
     env = {"CONFIGPROXY_AUTH_TOKEN": s.get("proxy_auth_token", "")}
     if s.get("rgw_admin_keys_file"):
         env["ODH_RGW_ADMIN_KEYS"] = s["rgw_admin_keys_file"]

@@ -117,8 +117,10 @@ class PlatformService(Application):
         proxy = ProxyRoutes(self.proxy_api_url, token) if self.proxy_api_url and token else None
         self.backend = self.serving_backend_class(parent=self)
         self.storage = OdhStorage(parent=self)
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        os.chmod(self.state_dir, 0o700)  # deployment records hold API keys
+        os.makedirs(self.state_dir, mode=0o711, exist_ok=True)
+        # deployment records hold API keys: they are 0600 (the service's umask is 077); directories are 0711 so
+        # that model servers running as their owners can pass through to their own version directories
+        os.chmod(self.state_dir, 0o711)
         self.deployments = DeploymentManager(
             self.backend, DeploymentStore(os.path.join(self.state_dir, "deployments")), self._credentials_for,
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,

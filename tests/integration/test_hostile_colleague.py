@@ -138,3 +138,50 @@ def test_bob_cannot_use_alices_server_or_hub_identity(alice, user_server):
     r = requests.get(hub_url + "/hub/api/users/alice", timeout=30,
                      headers={"Authorization": f"token {bob.env['JUPYTERHUB_API_TOKEN']}"})
     assert r.status_code in (403, 404), r.status_code
+
+
+DEPLOY = '''
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from server_extension.deploy import deploy
+X = np.random.default_rng(0).random((60, 4)); y = (X[:, 0] > 0.5).astype(int)
+d = deploy(LogisticRegression().fit(X, y), name="private-model")
+print(d.infer_url)
+'''
+
+
+@pytest.fixture(scope="module")
+def alices_model(alice, hub):
+    kernel = Kernel(alice.url, alice.token)
+    try:
+        url = kernel.execute(DEPLOY, timeout=300).strip().splitlines()[-1]
+        record = os.path.join(hub.state_dir, "platform", "deployments", state_dir_name("alice"), "private-model",
+                              "deployment.json")
+        with open(record) as f:
+            serving = json.load(f)["runtime"]["serving"]
+        yield {"url": url, **serving}
+        kernel.execute('from server_extension.deploy import DeployClient; DeployClient().delete("private-model")')
+    finally:
+        kernel.close()
+
+
+def test_alices_model_server_runs_as_her_and_bob_cannot_reach_it(alices_model, bob_kernel, user_server):
+    """bob calls alice's endpoint through the hub anonymously and with his token, then connects straight to
+    her model server's HTTP, gRPC and metrics ports on 127.0.0.1, and reads her model files."""
+    assert pwd.getpwuid(os.stat(f"/proc/{alices_model['pid']}").st_uid).pw_name == system_user("alice")
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    result = attempt(bob_kernel, TRY + f'''
+import requests, socket
+url, body = {alices_model["url"]!r}, {body!r}
+token = os.environ["JUPYTERHUB_API_TOKEN"]
+out = {{"anonymous": requests.post(url, json=body, timeout=30).status_code,
+        "with bob's token": requests.post(url, json=body, timeout=30,
+                                          headers={{"Authorization": "token " + token}}).status_code}}
+for kind in ("port", "grpc_port", "metrics_port"):
+    port = {alices_model!r}[kind]
+    out["direct " + kind] = attempt(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+out["model files"] = attempt(lambda: os.listdir({alices_model["dir"]!r}))
+print(json.dumps(out))''')
+    assert result == {"anonymous": 401, "with bob's token": 403, "direct port": "ConnectionRefusedError",
+                      "direct grpc_port": "ConnectionRefusedError", "direct metrics_port": "ConnectionRefusedError",
+                      "model files": "PermissionError"}, result

@@ -21,7 +21,8 @@ def test_records_go_to_the_injective_state_dir_with_private_modes(tmp_path):
     for owner in ("alice", "Alice", "alice.smith@example.org"):
         store.save(deployment(owner))
         assert os.path.exists(tmp_path / "deployments" / state_dir_name(owner) / "churn" / RECORD)
-    assert stat.S_IMODE(os.stat(tmp_path / "deployments").st_mode) == 0o700
+    # traversable (model servers run as their owners and pass through), not listable; records 0600
+    assert stat.S_IMODE(os.stat(tmp_path / "deployments").st_mode) == 0o711
     record = tmp_path / "deployments" / state_dir_name("Alice") / "churn" / RECORD
     assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
     assert state_dir_name("Alice") != legacy_state_dir_name("Alice")

@@ -229,6 +229,9 @@ class LocalSparkCluster(LoggingConfigurable):
         os.makedirs(self.directory, exist_ok=True)
         for d in (self.conf_dir, self.log_dir):
             os.makedirs(d, exist_ok=True)
+        # the daemons' configuration holds no secret and must be readable by them whatever the creator's umask
+        # (the hub's is 077): unreadable, a master would start without reverse proxy and authentication
+        os.chmod(self.conf_dir, 0o755)
         user = self.run_as
         if user is not None:  # the platform's directory: others may pass through it, nothing more
             os.chmod(self.directory, 0o711)

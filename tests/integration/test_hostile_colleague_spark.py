@@ -60,6 +60,8 @@ def test_bob_cannot_use_or_read_alices_spark_cluster(alice_with_spark, user_serv
     bob = user_server("bob")
     kernel = Kernel(bob.url, bob.token)
     try:
+        control = attempt(kernel, "import json\nMASTER = 'local[1]'\n" + INTRUDER)
+        assert control == {"ran": True}, "bob's kernel runs Spark itself (so a refusal below means something)"
         result = attempt(kernel, "import json\nMASTER = %r\n" % master + INTRUDER)
         reads = attempt(kernel, TRY + f'''
 print(json.dumps({{"secret conf": attempt(lambda: open({conf!r}).read()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import stat
 import subprocess
 from dataclasses import dataclass
 from typing import Callable
@@ -91,9 +92,28 @@ def make_home(home: str, user: "SystemUser") -> list[str]:
     parent = os.path.dirname(home)
     os.makedirs(parent, mode=0o711, exist_ok=True)
     changed = ensure_traversable(parent)
+    existed = os.path.isdir(home)
     os.makedirs(home, exist_ok=True)
+    if existed and os.lstat(home).st_uid != user.uid:
+        adopt_home(home, user)  # made before system users, by the platform's own user: hand it over
     user.chown(home, 0o700)
     return changed
+
+
+def adopt_home(home: str, user: "SystemUser") -> int:
+    """Give a home made before system users (every server then ran as the platform's user) to its user: every
+    directory, symlink (itself, never its target) and regular file with a single link. Files with other links
+    and special files are left alone (a link planted back then must not hand over what it points at).
+    Returns how many entries changed owner."""
+    count = 0
+    for root, dirs, files in os.walk(home, followlinks=False):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+                os.chown(path, user.uid, user.gid, follow_symlinks=False)
+                count += 1
+    return count
 
 
 def ensure_system_user(username: str, home: str, shell: str = "/bin/bash") -> SystemUser:

@@ -8,7 +8,6 @@ processes run as the platform's own user (*single-user mode*), which the log, th
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import stat
@@ -101,10 +100,10 @@ def make_home(home: str, user: "SystemUser") -> list[str]:
 
 
 def adopt_home(home: str, user: "SystemUser") -> int:
-    """Give a home made before system users (every server then ran as the platform's user) to its user: every
-    directory, symlink (itself, never its target) and regular file with a single link. Files with other links
-    and special files are left alone (a link planted back then must not hand over what it points at).
-    Returns how many entries changed owner."""
+    """Give what lies below `home` to `user` (a home made before system users, when every server ran as the
+    platform's user; a model server's version directory): every directory, symlink (itself, never its
+    target) and regular file with a single link. Files with other links and special files are left alone (a
+    link planted there must not hand over what it points at). Returns how many entries changed owner."""
     count = 0
     for root, dirs, files in os.walk(home, followlinks=False):
         for name in dirs + files:
@@ -144,17 +143,10 @@ def ensure_system_user(username: str, home: str, shell: str = "/bin/bash") -> Sy
     return user
 
 
-def lookup(username: str, home: str) -> SystemUser | None:
+def lookup(username: str, home: str = "") -> SystemUser | None:
     """The system user of `username` if it exists (no side effects)."""
     try:
         entry = pwd.getpwnam(system_user(username))
     except KeyError:
         return None
-    return SystemUser(entry.pw_name, entry.pw_uid, entry.pw_gid, home)
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+    return SystemUser(entry.pw_name, entry.pw_uid, entry.pw_gid, home or entry.pw_dir)

@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -25,8 +24,8 @@ from traitlets.config import LoggingConfigurable
 
 from ..localplatform.portguard import PortGuard, PortGuardError
 from ..localplatform.ports import free_port
-from ..localusers import can_switch_users, ensure_traversable
-from ..naming import system_user, user_slug
+from ..localusers import SystemUser, adopt_home, can_switch_users, ensure_traversable, lookup
+from ..naming import user_slug
 from ..spark import procs
 from . import artifacts
 from .model import BackendFailed, Deployment, Version, parse_model_uri
@@ -109,27 +108,23 @@ class LocalMLServerBackend(LoggingConfigurable):
             self._guard = None
 
     # -- identity ------------------------------------------------------------------------------
-    def owner_identity(self, owner: str) -> tuple[int, int] | None:
-        """(uid, gid) of the owner's system user, None when model servers run as the platform's user."""
+    def owner_identity(self, owner: str) -> SystemUser | None:
+        """The owner's system user, None when model servers run as the platform's user."""
         if not self.run_as_owner:
             return None
-        try:
-            entry = pwd.getpwnam(system_user(owner))
-        except KeyError:
+        user = lookup(owner)
+        if user is None:
             raise BackendFailed(f"{owner!r} has no system user on this machine yet: start a notebook server "
-                                "once, then deploy again.") from None
-        return entry.pw_uid, entry.pw_gid
+                                "once, then deploy again.")
+        return user
 
     @staticmethod
-    def _hand_over(model_dir: str, uid: int, gid: int) -> None:
+    def _hand_over(model_dir: str, user: SystemUser) -> None:
         """Give the version directory to its owner (0700) without following any link in it, and let them pass
         through its parents (o+x: records in them stay 0600 root)."""
         ensure_traversable(os.path.dirname(model_dir))
-        for root, dirs, files in os.walk(model_dir):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-        os.chown(model_dir, uid, gid)
-        os.chmod(model_dir, 0o700)
+        adopt_home(model_dir, user)
+        user.chown(model_dir, 0o700)
 
     def _guard_ports(self, ports: dict) -> None:
         if self._guard is not None:
@@ -163,8 +158,8 @@ class LocalMLServerBackend(LoggingConfigurable):
         log_fd = os.open(os.path.join(model_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         user_kw = {}
         if identity is not None:
-            self._hand_over(model_dir, *identity)
-            user_kw = {"user": identity[0], "group": identity[1], "extra_groups": [], "umask": 0o077}
+            self._hand_over(model_dir, identity)
+            user_kw = {"user": identity.uid, "group": identity.gid, "extra_groups": [], "umask": 0o077}
         self._guard_ports(ports)  # before it listens: nobody but the gateway ever reaches it
         with os.fdopen(log_fd, "ab") as log:
             offset = log.seek(0, os.SEEK_END)

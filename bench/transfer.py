@@ -2,10 +2,9 @@
 own managed transfer (upload_file/download_file, default TransferConfig) of the same file to the same RGW, in
 the same run. Also the notebook server's RSS growth during our transfers.
 
-Writes two results, one per direction, each with both throughputs measured here (MiB/s, median of the rounds):
-  bench/results/transfer_upload.json    ours = extension upload,   baseline = boto3 upload_file
-  bench/results/transfer_download.json  ours = extension download, baseline = boto3 download_file
-ratio = ours / baseline. Targets: ratio >= 0.8; server RSS growth <= 64 MiB. Within a round the two paths
+Writes bench/results/transfer.json: the upload at the top level (ours = extension upload, baseline = boto3
+upload_file) and both directions under "directions" (download: ours = extension download, baseline = boto3
+download_file), each with both throughputs measured here (MiB/s, median of the rounds); ratio = ours / baseline. Targets: ratio >= 0.8; server RSS growth <= 64 MiB. Within a round the two paths
 alternate which goes first, so neither always meets a warmer (or busier) RGW."""
 
 import os
@@ -71,23 +70,30 @@ def main() -> None:
                     seconds[direction][who].append(timed(make(direction)))
                     if os.path.exists(dst):
                         os.remove(dst)
+    results = {}
     for direction, path in (("upload", "extension upload (client -> notebook server -> RGW)"),
                             ("download", "extension download (RGW -> notebook server -> client)")):
-        mibs = {who: [round(GiB / MiB / s, 1) for s in times] for who, times in seconds[direction].items()}
-        ours_mibs = GiB / MiB / median(seconds[direction]["ours"])
-        base_mibs = GiB / MiB / median(seconds[direction]["baseline"])
-        write_result(
-            f"transfer_{direction}",
-            figure=f"1 GiB {direction} throughput: {path} vs boto3 "
-                   f"{'upload_file' if direction == 'upload' else 'download_file'} to the same RGW, "
-                   f"median of {ROUNDS} rounds",
-            ours=round(ours_mibs, 1), baseline=round(base_mibs, 1), target=TARGET_RATIO,
-            units="MiB/s (ratio = ours / baseline, target: ratio >= 0.8)",
-            met=ours_mibs / base_mibs >= TARGET_RATIO and rss[direction] <= RSS_TARGET_MIB,
-            samples_mib_per_s=mibs, server_rss_growth_mib=round(rss[direction], 1),
-            rss_target_mib=RSS_TARGET_MIB,
-        )
-
+        ours_mibs = round(GiB / MiB / median(seconds[direction]["ours"]), 1)
+        base_mibs = round(GiB / MiB / median(seconds[direction]["baseline"]), 1)
+        results[direction] = {
+            "figure": f"1 GiB {direction} throughput: {path} vs boto3 "
+                      f"{'upload_file' if direction == 'upload' else 'download_file'} to the same RGW, "
+                      f"median of {ROUNDS} rounds",
+            "ours": ours_mibs, "baseline": base_mibs,
+            "ratio": round(ours_mibs / base_mibs, 4), "target": TARGET_RATIO,
+            "met": ours_mibs / base_mibs >= TARGET_RATIO and rss[direction] <= RSS_TARGET_MIB,
+            "samples_mib_per_s": {who: [round(GiB / MiB / s, 1) for s in times]
+                                  for who, times in seconds[direction].items()},
+            "server_rss_growth_mib": round(rss[direction], 1),
+        }
+    # the headline is the upload (the direction whose bytes pass through the server and boto3's signing);
+    # both directions, measured in this one run, are under "directions"
+    up = results["upload"]
+    write_result(
+        "transfer", figure=up["figure"], ours=up["ours"], baseline=up["baseline"], target=TARGET_RATIO,
+        units="MiB/s (ratio = ours / baseline, target: ratio >= 0.8 in each direction)",
+        met=all(r["met"] for r in results.values()), directions=results, rss_target_mib=RSS_TARGET_MIB,
+    )
 
 if __name__ == "__main__":
     main()

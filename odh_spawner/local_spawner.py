@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import maybe_future, url_path_join
@@ -205,6 +206,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         return preexec
 
     async def start(self):
+        began = time.monotonic()
         self._cgroup_procs = []
         limits = self.limits
         plan = self.plan
@@ -228,7 +230,9 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             if self._spark is not None:
                 self._spark.set_owner(self.pid)  # the cluster lives and dies with this process
             self.odh_stage(70, "server answering", "Waiting for JupyterLab to answer", "JupyterLab answering")
-            await self._wait_answering(ip, port)
+            # within the hub's start_timeout (which this wait now counts against), else the hub's own wait decides
+            await self._wait_answering(ip, port, min(self.http_timeout,
+                                                     self.start_timeout - (time.monotonic() - began) - 2))
             return ip, port
         finally:
             self.odh_progress_done()
@@ -241,13 +245,13 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         exponentially and would notice a ready server up to seconds late. 0 leaves the wait to the hub.""",
     )
 
-    async def _wait_answering(self, ip: str, port: int) -> None:
-        if self.answer_poll_interval <= 0:
+    async def _wait_answering(self, ip: str, port: int, timeout: float) -> None:
+        if self.answer_poll_interval <= 0 or timeout <= 0:
             return
         url = f"http://{ip or '127.0.0.1'}:{port}{url_path_join(self.server.base_url, 'api')}"
         try:
             await wait_http(url, alive=lambda: self.proc is not None and self.proc.poll() is None,
-                            timeout=self.http_timeout, interval=self.answer_poll_interval)
+                            timeout=timeout, interval=self.answer_poll_interval)
         except ServerExited:
             code = self.proc.returncode if self.proc is not None else "unknown"
             self.log.error("The server of %s exited (code %s) before it answered", self._log_name, code)

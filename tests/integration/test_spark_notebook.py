@@ -91,7 +91,10 @@ def spawn_with_spark(session: HubUserSession) -> None:
 def alice(login):
     session = login("alice")
     spawn_with_spark(session)
-    yield SparkUser(session)
+    user = SparkUser(session)
+    # the spawn returns once the notebook server answers; the cluster boots beside it
+    wait_for(lambda: user.get()["state"] == "running", 120, "alice's Spark cluster to be running")
+    yield user
     if session.model()["servers"].get(""):
         session.stop()
 
@@ -263,7 +266,7 @@ def test_stopping_the_server_leaves_no_spark_process(alice, hub):
 
 def test_the_cluster_boots_beside_the_server_and_getorcreate_waits_for_it(alice, hub):
     """The spawn does not wait for the JVMs: while alice's server starts, the test freezes her Spark master
-    (SIGSTOP) the moment it is launched, so it cannot lead before the test lets it. The spawn still completes;
+    (SIGSTOP) the moment its JVM runs (spark-class has exec'd java), so it cannot lead before the test lets it. The spawn still completes;
     the platform says 'starting'; a kernel's plain getOrCreate() says it waits and does; once the master runs
     again the job goes through and the cluster is 'running'."""
     frozen = {}
@@ -272,11 +275,12 @@ def test_the_cluster_boots_beside_the_server_and_getorcreate_waits_for_it(alice,
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not frozen:
             state = cluster_state(hub)
-            if state is not None and state.master is not None:
+            if state is not None and state.master is not None and \
+                    procs.is_spark_process(state.master.pid, state.conf_dir, state.master.started):
                 os.kill(state.master.pid, signal.SIGSTOP)
                 frozen["master"] = state.master
                 return
-            time.sleep(0.01)
+            time.sleep(0.005)
 
     with ThreadPoolExecutor(1) as pool:
         freezer = pool.submit(freeze_the_master)

@@ -20,6 +20,12 @@ def test_a_server_start_does_not_import_the_rfc3987_grammar():
         "a jsonschema >= 4.25 came back (see the pin in pyproject.toml)"
 
 
+def test_loading_the_server_extension_imports_no_boto3():
+    modules = imported_after("import server_extension.app")
+    assert "server_extension.handlers" in modules
+    assert not any(m.split(".")[0] in ("boto3", "botocore", "s3transfer") for m in modules)
+
+
 def test_kernels_import_our_client_side_without_jupyter_server_or_boto3():
     modules = imported_after("import server_extension, server_extension.spark_kernel")
     assert "jupyter_server" not in modules

@@ -27,8 +27,10 @@ CHOSEN = ALL if _chosen == "all" else tuple(i for i in _chosen.split(",") if i)
 PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
 
 
-def run(*args, **kw) -> str:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=1800, **kw)
+def run(*args, env: dict | None = None) -> str:
+    # never the test run's PYTHONPATH: the fresh venv must see only what was installed into it
+    env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONPATH"}
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=1800, env=env)
     assert proc.returncode == 0, f"{' '.join(map(str, args))} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 

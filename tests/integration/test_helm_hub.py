@@ -15,7 +15,9 @@ gives it an address on 127.0.0.0/24; the test then plays the container runtime f
 server) on that address, so JupyterHub sees a real server come up. Stopping the server deletes the pod (the test
 kubelet completes the deletion), the server's hub-token Secret and the Spark anchor, whose Deployments, Service and
 Secret the real controller-manager garbage-collects through their ownerReferences.
-Object storage is off (no RGW in this test): the per-user credentials Secret is covered by the RGW tests.
+Object storage is a real Ceph RGW (the session's `ceph` fixture): the chart's RGW admin-credentials Secret is made
+from its admin keys, and the user's own keys land in their per-user Secret, which (like their RGW user) belongs to
+the user, not to one server, and so stays when the server stops.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import secretscan
 from tests.support.helm import CHART, helm, values_args
 from tests.support.hubclient import HubUserSession
 from tests.support.kubelet import TestKubelet
 
 RELEASE = "odh"
 FULL = f"{RELEASE}-odh-hub"
-VALUES = {"storage.enabled": False, "platform.enabled": False, "hub.db.type": "memory",
-          "culler.timeout": 3600, "culler.every": 60}
+VALUES = {"platform.enabled": False, "hub.db.type": "memory", "culler.timeout": 3600, "culler.every": 60}
 USER_LABELS = "app.kubernetes.io/instance=odh,odh-hub/role=user-server"
 
 
@@ -97,6 +99,7 @@ class PodRuntime:
                 ref = e["valueFrom"]["secretKeyRef"]
                 secret = api_json(self.cp, f"/api/v1/namespaces/{self.ns}/secrets/{ref['name']}")
                 env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+                secretscan.register_secret(env[e["name"]], f"pod-env-{e['name']}")
         return env
 
     def sync(self) -> None:
@@ -164,9 +167,16 @@ def user_objects(cp, ns: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def installed(k8s_control_plane, k8s_namespace):
+def installed(k8s_control_plane, k8s_namespace, ceph):
     cp, ns = k8s_control_plane, k8s_namespace
-    helm("install", RELEASE, CHART, "--kubeconfig", cp.kubeconfig, "-n", ns, *values_args(None, VALUES))
+    with open(ceph.admin_keys_file) as f:
+        keys = json.load(f)
+    r = cp.api("POST", f"/api/v1/namespaces/{ns}/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rgw-admin"},
+        "stringData": {"access_key": keys["access_key"], "secret_key": keys["secret_key"]}})
+    assert r.ok, r.status
+    helm("install", RELEASE, CHART, "--kubeconfig", cp.kubeconfig, "-n", ns,
+         *values_args(None, {**VALUES, "storage.adminEndpoint": ceph.endpoint}))
     yield cp, ns
     helm("uninstall", RELEASE, "--kubeconfig", cp.kubeconfig, "-n", ns)
 
@@ -178,13 +188,19 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
     profiles = api_json(cp, f"/api/v1/namespaces/{ns}/configmaps/{FULL}-profiles")["data"]
     generated = {k: base64.b64decode(v).decode()
                  for k, v in api_json(cp, f"/api/v1/namespaces/{ns}/secrets/{FULL}-secrets")["data"].items()}
+    for key, value in generated.items():  # the secret scan at the end of the run looks for them in every log
+        secretscan.register_secret(value, f"chart-{key}")
     root = tmp_path / "pod"
+    (root / "etc/odh-hub/rgw-admin").mkdir(parents=True)
+    admin_keys = api_json(cp, f"/api/v1/namespaces/{ns}/secrets/rgw-admin")["data"]
+    for key in ("access_key", "secret_key"):  # the Secret volume's items
+        (root / "etc/odh-hub/rgw-admin" / key).write_bytes(base64.b64decode(admin_keys[key]))
     (root / "etc/odh-hub/config").mkdir(parents=True)
     (root / "etc/odh-hub/profiles").mkdir(parents=True)
     (root / "etc/odh-hub/config/jupyterhub_config.py").write_text(config["jupyterhub_config.py"])
     (root / "etc/odh-hub/profiles/profiles.yaml").write_text(profiles["profiles.yaml"])
     settings = json.loads(config["settings.json"])
-    assert settings["namespace"] == ns and settings["spark"]["enabled"] is True
+    assert settings["namespace"] == ns and settings["spark"]["enabled"] is True and settings["storage"]["enabled"]
     hub_port, proxy_port, proxy_api = free_port(), free_port(), free_port()
     # in-cluster addresses -> loopback; mount paths -> under root; nothing else changes
     settings["hub"].update(port=hub_port, connectUrl=f"http://127.0.0.1:{hub_port}",
@@ -247,6 +263,12 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
             env = {e["name"]: e for e in c["env"]}
             assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{pod_name}-hub-token"
             assert f"{pod_name}-hub-token" in objects["secrets"]
+            from odh_spawner.credentials.naming import secret_name
+
+            s3 = secret_name("admin")
+            assert s3 in objects["secrets"]
+            assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == s3
+            assert env["S3_ENDPOINT_URL"]["value"] == settings["storage"]["adminEndpoint"]
             assert len(objects["deployments"]) == 2 and len(objects["services"]) == 1
             (anchor,) = objects["configmaps"]
             anchor_uid = api_json(cp, f"/api/v1/namespaces/{ns}/configmaps/{anchor}")["metadata"]["uid"]
@@ -264,7 +286,7 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
                 while time.monotonic() < deadline:
                     await asyncio.to_thread(runtime.sync)
                     left = await asyncio.to_thread(user_objects, cp, ns)
-                    if not left:
+                    if left == {"secrets": [s3]}:  # the user's own storage keys stay theirs
                         return
                     await asyncio.sleep(0.5)
                 raise AssertionError(f"left after stop: {left}")

@@ -32,7 +32,7 @@ def run(*args, env: dict | None = None) -> str:
     env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONPATH"}
     proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=1800, env=env)
     assert proc.returncode == 0, f"{' '.join(map(str, args))} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+    return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # without jupyter's colours
 
 
 @pytest.mark.parametrize("image", ALL)

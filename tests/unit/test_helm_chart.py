@@ -402,6 +402,10 @@ def test_rendered_platform_args_configure_the_platform_service(values):
     assert backend.serving_resource == {"seldon-v1": "seldon"}.get(backend_value, backend_value)
     assert backend.namespace == (values_doc.get("serving") or {}).get("namespace", "odh") or "odh"
     assert app.gateway_url.endswith("-platform.odh.svc:10101")
+    serving = values_doc.get("serving") or {}
+    assert backend.resources == serving.get("resources", {})
+    if serving.get("servingPodSelector"):
+        assert backend.serving_pod_selector == serving["servingPodSelector"]
     # the platform's pods carry the labels the serving NetworkPolicy lets through
     labels = dep[0]["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in backend.platform_pod_labels.items())

@@ -175,10 +175,14 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 - --KubeServingBackend.mesh_url={{ . }}
 {{- end }}
 {{- with .Values.serving.resources }}
+{{- /* nested: JSON (traitlets warns this form is deprecated, but its key=value form cannot nest) */}}
 - {{ printf "--KubeServingBackend.resources=%s" (toJson .) | quote }}
 {{- end }}
 {{- with .Values.serving.servingPodSelector }}
-- {{ printf "--KubeServingBackend.serving_pod_selector=%s" (toJson .) | quote }}
+- --KubeServingBackend.serving_pod_selector
+{{- range $k, $v := . }}
+- {{ printf "%s=%s" $k $v | quote }}
+{{- end }}
 {{- end }}
 - --KubeServingBackend.network_policy={{ if .Values.networkPolicy.enabled }}True{{ else }}False{{ end }}
 {{- if .Values.spark.enabled }}

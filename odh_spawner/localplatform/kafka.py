@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from typing import Callable
 
@@ -31,9 +30,20 @@ class KafkaError(RuntimeError):
 
 
 def noida_command() -> str:
-    """The noida-db script beside this Python (the venv's), else the one on PATH."""
-    here = os.path.join(os.path.dirname(sys.executable), "noida-db")
-    return here if os.access(here, os.X_OK) else (shutil.which("noida-db") or here)
+    """noida-db's broker binary inside its PyPI package. Run directly: the package's `noida-db` script is a
+    Python wrapper that does not pass SIGTERM on, so stopping it would leave the broker running."""
+    try:
+        from importlib.resources import files
+
+        path = str(files("noida_db").joinpath("noida-db"))
+    except (ImportError, ModuleNotFoundError, TypeError):
+        return shutil.which("noida-db") or "noida-db"
+    if os.path.isfile(path) and not os.access(path, os.X_OK):
+        try:
+            os.chmod(path, 0o755)
+        except OSError:
+            pass
+    return path
 
 
 def filter_log(text: str) -> str:

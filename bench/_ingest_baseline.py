@@ -13,9 +13,11 @@ from odh_spawner.ingest.worker import s3_client  # noqa: E402
 
 cfg = json.loads(sys.stdin.read())
 s3 = s3_client(cfg["s3"])
-# the same client settings as the worker's (fetch sizes), nothing else
+# the same client settings as the worker's (fetch sizes, static membership), nothing else. (Without static
+# membership a synchronous commit of a dynamic member sometimes never returned on noida-db 0.2.3 here.)
 c = Consumer({"bootstrap.servers": cfg["bootstrap"], "group.id": cfg["group"], "enable.auto.commit": False,
-              "auto.offset.reset": "earliest", "queued.max.messages.kbytes": 16384, "fetch.max.bytes": 8 * 2**20})
+              "auto.offset.reset": "earliest", "queued.max.messages.kbytes": 16384, "fetch.max.bytes": 8 * 2**20,
+              "group.instance.id": cfg["group"], "session.timeout.ms": 15000})
 c.subscribe([cfg["topic"]])
 buffers: dict[int, list] = {}
 done, total = 0, cfg["expect"]

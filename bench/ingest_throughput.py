@@ -1,4 +1,4 @@
-"""Kafka ingestion throughput: records/s for 1 KiB records, 100,000 records in a 3-partition topic on a local
+"""Kafka ingestion throughput: records/s for 1 KiB records, 20,000 records (BENCH_N) in a 3-partition topic on a local
 noida-db broker, written as JSON-lines objects of 10,000 records into a real Ceph RGW with a user's own keys.
 
 ours:     the ingestion worker process (odh_spawner.ingest.worker: batching, fencing commit before each
@@ -6,7 +6,11 @@ ours:     the ingestion worker process (odh_spawner.ingest.worker: batching, fen
 baseline: a bare confluent-kafka consumer loop writing the same batches with boto3 to the same RGW and
           committing after each (bench/_ingest_baseline.py).
 Both measured from process start to the last record written and committed (group join included), the median
-of RUNS alternating runs. Target: ours >= 0.8x baseline. Also: the worker's peak RSS."""
+of RUNS alternating runs. Target: ours >= 0.8x baseline. Also: the worker's peak RSS.
+
+At 100,000 records of 1 KiB (BENCH_N=100000) runs on noida-db 0.2.3 here did not finish: once the baseline
+loop stopped receiving answers, once the broker process exited without a message; the committed figure is
+at 20,000 records until that is understood."""
 
 import asyncio
 import json
@@ -24,7 +28,7 @@ from odh_spawner.localplatform.kafka import KafkaBroker  # noqa: E402
 from tests.support.kafka import create_topic, produce  # noqa: E402
 
 FLUSH_SECONDS = 1.0  # both: a partition's last, partial batch is written 1 s after its first record
-N, SIZE, FLUSH, RUNS = int(os.environ.get("BENCH_N", 100_000)), 1024, 10_000, int(os.environ.get("BENCH_RUNS", 3))
+N, SIZE, FLUSH, RUNS = int(os.environ.get("BENCH_N", 20_000)), 1024, 10_000, int(os.environ.get("BENCH_RUNS", 3))
 
 
 def run_worker(cfg: dict, tmp: str) -> tuple[float, int]:

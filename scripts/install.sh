@@ -59,6 +59,9 @@ fi
 # editable installs skip data-files: enable the notebook-side server extension explicitly
 mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
 cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyter_server_config.d/odh-hub.json"
+# ... and the kernels' Spark wait (server_extension.spark_kernel; does nothing without a Spark cluster)
+mkdir -p "$VENV/etc/ipython"
+cp jupyter-config/ipython_kernel_config.json "$VENV/etc/ipython/ipython_kernel_config.json"
 
 # 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
 ODH_VENV="$VENV" labextension/install.sh

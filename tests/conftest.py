@@ -11,7 +11,7 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(ROOT, ".tools", "chp", "node_modules", ".bin",
                                                         "configurable-http-proxy"))
 
-pytest_plugins = ["tests.support.secretscan", "tests.support.fixtures"]
+pytest_plugins = ["tests.support.secretscan", "tests.support.fixtures", "tests.support.kafka"]
 # the real Kubernetes control plane (k8s_control_plane, k8s_namespace): tests/support/k8s_control_plane.py
 pytest_plugins.append("tests.support.k8s_control_plane")
 

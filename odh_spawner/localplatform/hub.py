@@ -16,6 +16,7 @@ import urllib.request
 from typing import Callable
 
 from ..deploy.local import stop_recorded
+from ..ingest.local import stop_recorded as stop_ingestions
 from .hubconfig import platform_id
 from .portguard import PortGuard
 from .ports import free_port
@@ -37,8 +38,9 @@ def find_proxy() -> list[str]:
     return [os.path.abspath(cmd)]
 
 
-def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None) -> dict:
-    """Runtime settings (plain data) for the hub config; `ceph` is a started CephCluster or None."""
+def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafka=None) -> dict:
+    """Runtime settings (plain data) for the hub config; `ceph` is a started CephCluster or None; `kafka` a
+    started KafkaBroker or None (then settings.kafka_bootstrap, an external broker, if any)."""
     port = settings.hub_port or free_port()
     return {
         "bind_url": f"http://{settings.hub_ip}:{port}",
@@ -56,6 +58,8 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None) -> d
         "s3_endpoint": ceph.endpoint if ceph is not None else "",
         "rgw_admin_keys_file": ceph.admin_keys_file if ceph is not None else "",
         "user_quota": {"max_size": settings.quota_max_size, "max_objects": settings.quota_max_objects},
+        "kafka_bootstrap": kafka.bootstrap if kafka is not None else settings.kafka_bootstrap,
+        "max_ingestions_per_user": settings.max_ingestions_per_user,
         "idle_culler": {
             "enabled": settings.culler_enabled,
             "timeout_seconds": settings.culler_timeout,
@@ -178,6 +182,10 @@ class HubProcess:
         # model servers outlive the hub and the platform service by design; the local platform as a whole
         # stopping takes them down too (their records stay: the next start serves them again)
         stopped = stop_recorded(os.path.join(self.state_dir, "platform", "deployments"))
+        # ingestion workers too (flushing and committing what they hold); the next start runs them again
+        workers = stop_ingestions(os.path.join(self.state_dir, "platform", "ingestions"))
+        if workers:
+            self.report(f"Stopped {workers} ingestion worker(s)")
         PortGuard(platform_id(self.state_dir)).remove()  # the model servers' firewall table goes with them
         if stopped:
             self.report(f"Stopped {stopped} model server(s)")

@@ -57,6 +57,10 @@ def configure(c, s: dict) -> None:
         c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
                                          f"access:services!service={PLATFORM}"]
         c.Spawner.environment = {"ODH_PLATFORM_URL": s["platform_url"] + f"/services/{PLATFORM}/"}
+    if s.get("kafka_bootstrap"):
+        # every notebook server knows the platform's Kafka (ingestions, the sample producer)
+        env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+        c.Spawner.environment = {**env, "KAFKA_BOOTSTRAP_SERVERS": s["kafka_bootstrap"]}
 
     culler = s.get("idle_culler") or {}
     if culler.get("enabled"):
@@ -102,6 +106,10 @@ def platform_service(s: dict) -> dict:
         args.append(f"--PlatformService.max_deployments_per_user={limits['max_per_user']}")
     if s.get("s3_endpoint"):
         args.append(f"--OdhStorage.admin_endpoint={s['s3_endpoint']}")
+    if s.get("kafka_bootstrap"):
+        args.append(f"--PlatformService.kafka_bootstrap_servers={s['kafka_bootstrap']}")
+    if s.get("max_ingestions_per_user"):
+        args.append(f"--PlatformService.max_ingestions_per_user={s['max_ingestions_per_user']}")
     # model servers' ports answer the gateway only (nftables, when root)
     args.append(f"--LocalMLServerBackend.port_guard_id={platform_id(state)}")
     env = {"CONFIGPROXY_AUTH_TOKEN": s.get("proxy_auth_token", "")}

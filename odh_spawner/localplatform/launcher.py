@@ -16,6 +16,7 @@ from ..profiles import load_profiles
 from ..users import load_users
 from .ceph import CephCluster
 from .hub import HubProcess, runtime_settings
+from .kafka import KafkaBroker
 from .settings import load_settings
 from .supervise import RestartBudget, exit_text
 
@@ -55,23 +56,28 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    ceph = hub = None
+    ceph = hub = kafka = None
     try:
         if settings.ceph_enabled:
             _say("Starting Ceph (monitor, OSD, RADOS gateway); this takes about 15 s")
             ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say,
                                store=settings.ceph_store)
             ceph.start()
-        hub = HubProcess(runtime_settings(settings, state_dir, ceph), report=_say)
+        if settings.kafka_enabled and not settings.kafka_bootstrap:
+            kafka = KafkaBroker(os.path.join(state_dir, "kafka"), settings.kafka_port, report=_say).start()
+        hub = HubProcess(runtime_settings(settings, state_dir, ceph, kafka), report=_say)
         hub.start()
         stop.running = True
-        _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path)
+        _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path,
+                hub.runtime.get("kafka_bootstrap", ""))
         if not wait:
             return 0
         hub_budget = RestartBudget()
         while not stop.is_set():
             if ceph is not None:
                 ceph.supervise()
+            if kafka is not None:
+                kafka.supervise()
             if hub.proc.poll() is not None and not stop.is_set():
                 stop.running = False  # Ctrl-C while the hub starts again unwinds at once, as at start-up
                 try:
@@ -91,10 +97,13 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
         if hub is not None:
             _say("Stopping JupyterHub (servers, proxy, idle culler)")
             hub.stop()
+        if kafka is not None:
+            _say("Stopping the Kafka broker")
+            kafka.stop()
         if ceph is not None:
             _say("Stopping Ceph")
             ceph.stop()
-        if hub is not None or ceph is not None:
+        if hub is not None or ceph is not None or kafka is not None:
             _say("Stopped; nothing left running")
 
 
@@ -115,7 +124,7 @@ def restart_hub(hub: HubProcess, budget: RestartBudget) -> bool:
     return True
 
 
-def _banner(url: str, users, s3_endpoint: str, log_path: str) -> None:
+def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "") -> None:
     lines = ["", "=" * 64, f"  odh-hub is running:  {url}", "", "  Log in as:"]
     for u in users.values():
         hint = f" ({u.login_hint})" if u.login_hint else ""
@@ -123,6 +132,8 @@ def _banner(url: str, users, s3_endpoint: str, log_path: str) -> None:
         lines.append(f"    {u.name:<10} groups: {groups}{' [admin]' if u.admin else ''}{hint}")
     if s3_endpoint:
         lines.append(f"\n  Ceph RGW (S3): {s3_endpoint}")
+    if kafka:
+        lines.append(f"  Kafka (bootstrap): {kafka}")
     lines += [f"  Hub log: {log_path}", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
     print("\n".join(lines), flush=True)
 

@@ -18,6 +18,7 @@ SECTIONS = {
              "user_quota_max_size": str, "user_quota_max_objects": int},
     "deployments": {"max_model_size": str, "max_per_user": int},
     "spawner": {"start_timeout_seconds": int},
+    "kafka": {"enabled": bool, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
 }
 
 
@@ -43,6 +44,10 @@ class PlatformSettings:
     deploy_max_model_size: str = "2Gi"
     deploy_max_per_user: int = 20
     start_timeout: int = 120
+    kafka_enabled: bool = True
+    kafka_port: int = 0
+    kafka_bootstrap: str = ""  # an external broker instead of the local one
+    max_ingestions_per_user: int = 10
 
     @property
     def ceph_store(self) -> ObjectStore:
@@ -112,6 +117,10 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         deploy_max_model_size=g("deployments.max_model_size", "2Gi"),
         deploy_max_per_user=g("deployments.max_per_user", 20),
         start_timeout=g("spawner.start_timeout_seconds", 120),
+        kafka_enabled=g("kafka.enabled", True),
+        kafka_port=g("kafka.port", 0),
+        kafka_bootstrap=g("kafka.bootstrap_servers", ""),
+        max_ingestions_per_user=g("kafka.max_ingestions_per_user", 10),
     )
 
 

@@ -93,6 +93,19 @@ class PlatformService(Application):
         120, config=True, help="Seconds the model gateway waits for a model server's answer (502 after).")
     upstream_max_idle = Int(
         32, config=True, help="Idle keep-alive connections the model gateway keeps per model server.")
+    kafka_bootstrap_servers = Unicode(
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+        config=True,
+        help="""Bootstrap address of the Kafka users ingest from (host:port[,host:port]); the local platform
+        passes its noida-db broker, on Kubernetes the admin gives their Strimzi (or any) Kafka. Empty: no
+        ingestion API (it answers 503).""",
+    )
+    max_ingestions_per_user = Int(10, config=True, help="Kafka ingestions one user may have at a time.")
+    ingest_backend_class = Type(
+        "odh_spawner.ingest.local.LocalIngestBackend", klass=object, config=True,
+        help="Where ingestion workers run: LocalIngestBackend (one process per ingestion, as its owner).",
+    )
+
     use_uvloop = Bool(
         True, config=True,
         help="""Run the service on uvloop when it is installed (a faster event loop: less latency added by the
@@ -133,6 +146,15 @@ class PlatformService(Application):
             UpstreamPool(max_idle=self.upstream_max_idle, timeout=self.upstream_timeout),
         )
         self.spark = self.spark_clusters_class.for_platform(self)
+        self.ingestions = None
+        if self.kafka_bootstrap_servers:
+            from ..ingest.manager import IngestionManager
+            from ..ingest.store import IngestionStore
+
+            self.ingestions = IngestionManager(
+                self.ingest_backend_class(parent=self), IngestionStore(os.path.join(self.state_dir, "ingestions")),
+                self._credentials_for, self.kafka_bootstrap_servers, max_per_user=self.max_ingestions_per_user,
+                log=self.log)
 
     async def _credentials_for(self, owner: str):
         return await self.storage.store().ensure(owner)
@@ -144,6 +166,10 @@ class PlatformService(Application):
 
     async def run(self) -> None:
         await self.deployments.adopt_all()
+        ingest_watcher = None
+        if self.ingestions is not None:
+            await self.ingestions.adopt_all()
+            ingest_watcher = asyncio.ensure_future(self.ingestions.watch(self.watch_interval))
         url = urlparse(self.service_url)
         server = self.make_app().listen(url.port or 80, address=url.hostname or "127.0.0.1")
         watcher = asyncio.ensure_future(self.deployments.watch(self.watch_interval))
@@ -158,6 +184,8 @@ class PlatformService(Application):
         # deployments outlive this process: stop listening, leave the model servers running
         server.stop()
         watcher.cancel()
+        if ingest_watcher is not None:
+            ingest_watcher.cancel()  # ingestion workers keep running too
         spark_pruner.stop()
         await self.deployments.close()
         self.gateway.upstream.close()

@@ -150,6 +150,7 @@ class HealthHandler(web.RequestHandler):
 
 
 def routes(prefix: str, platform) -> list:
+    from .ingest_handlers import ingest_routes
     from .spark_handlers import spark_routes  # its handlers build on ApiHandler
 
     api = prefix.rstrip("/") + "/api"
@@ -164,6 +165,7 @@ def routes(prefix: str, platform) -> list:
         (api + rf"/deployments/{name}/predict", PredictHandler, kw),
         (api + rf"/deployments/{name}/key", KeyHandler, kw),
         *spark_routes(api, kw),
+        *ingest_routes(api, kw),
     ]
 
 

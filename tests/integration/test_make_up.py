@@ -13,7 +13,7 @@ import time
 import psutil
 import requests
 
-from tests.support.fixtures import pid_alive, server_pid
+from tests.support.fixtures import pid_alive, process_env, server_pid
 from tests.support.hubclient import HubUserSession
 
 
@@ -69,6 +69,12 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         ports = _listening(tree)
         names = {psutil.Process(p).name() for p in tree if pid_alive(p)}
         assert {"ceph-mon", "ceph-osd", "radosgw"} <= names, names
+        # a local Kafka-protocol broker beside Ceph, its address in every server's environment
+        m = re.search(r"Kafka broker \(noida-db\) ready at (127\.0\.0\.1:\d+)", out)
+        assert m and f"Kafka (bootstrap): {m.group(1)}" in out, out
+        assert "noida-db" in names, names
+        assert process_env(server_pid(HubUserSession(url, "admin", "admin-odh"), "alice"))[
+            "KAFKA_BOOTSTRAP_SERVERS"] == m.group(1)
         assert len(ports) >= 5, ports  # proxy, hub API, proxy API, RGW, mon v1/v2, server, ...
 
         proc.send_signal(signal.SIGINT)

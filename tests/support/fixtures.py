@@ -79,9 +79,9 @@ def config_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hub(ceph, config_dir, tmp_path_factory):
+def hub(ceph, config_dir, tmp_path_factory, kafka_broker):
     state = tmp_path_factory.mktemp("hub-state")
-    runtime = runtime_settings(load_settings(config_dir), str(state), ceph)
+    runtime = runtime_settings(load_settings(config_dir), str(state), ceph, kafka_broker)
     os.makedirs(ARTIFACTS, exist_ok=True)
     proc = HubProcess(runtime, log_path=os.path.join(ARTIFACTS, "jupyterhub-integration.log"), report=print)
     proc.start()

@@ -59,7 +59,8 @@ def test_demo_settings():
     ({"idle_culler": {"timeout_seconds": 0}}, "idle_culler.timeout_seconds"),
     ({"idle_culler": {"enabled": 1}}, "idle_culler.enabled"),
     ({"ceph": {"size": 3}}, "ceph.size"),
-    ({"kafka": {}}, "kafka"),
+    ({"zookeeper": {}}, "zookeeper"),  # an unknown section (kafka is a known one now)
+    ({"kafka": {"port": "9092"}}, "kafka.port"),
 ])
 def test_settings_errors(doc, field):
     with pytest.raises(SettingsError) as e:

@@ -1,0 +1,328 @@
+"""IngestionManager: the platform service's owner of ingestions, over one backend (local worker processes).
+
+Every call names the owner: an ingestion is found only under its owner's name, so another user gets 404.
+A new ingestion is checked before anything runs — the broker answers, the topic exists, the owner's own keys
+may write into the bucket — so bad input is a 4xx with a message, not a silent stall. Records survive
+restarts; `adopt_all` runs again what should run, `watch` restarts dead workers (with backoff). A change of
+settings stops the worker (it writes and commits what it holds), then starts it with the new settings: it
+goes on from the committed offsets, nothing lost or written twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable
+
+from .keys import parse_key
+from .model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
+from .spec import (IngestError, IngestForbidden, IngestionExists, IngestionNotFound, IngestUnavailable, Spec,
+                   build_spec, validate_name)
+from .store import IngestionStore
+from .verify import verify
+
+CredentialsFor = Callable[[str], Awaitable["object"]]
+PROBE = ".odh-ingest-probe"
+
+
+def _s3(creds):
+    from .worker import s3_client
+
+    return s3_client({"endpoint": creds.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key})
+
+
+class KafkaCheck:
+    """The broker's answers the manager needs (blocking; run in a thread)."""
+
+    def __init__(self, bootstrap: str, timeout: float = 5):
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+
+    def topics(self) -> dict[str, int]:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        if not self.bootstrap:
+            raise IngestUnavailable("No Kafka is configured on this platform; ask your platform admin.")
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": int(self.timeout * 1000)})
+        try:
+            md = admin.list_topics(timeout=self.timeout)
+        except KafkaException:
+            raise IngestUnavailable(f"The Kafka broker {self.bootstrap} does not answer; try again later.") from None
+        return {t: len(m.partitions) for t, m in md.topics.items() if not t.startswith("__")}
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            parts = c.list_topics(topic, timeout=self.timeout).topics[topic].partitions
+            got = c.committed([TopicPartition(topic, p) for p in parts], timeout=self.timeout)
+            return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+        finally:
+            c.close()
+
+    def delete_group(self, group: str) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for f in admin.delete_consumer_groups([group], request_timeout=self.timeout).values():
+            try:
+                f.result(self.timeout)
+            except Exception:
+                pass
+
+
+class IngestionManager:
+    def __init__(self, backend, store: IngestionStore, credentials_for: CredentialsFor, bootstrap: str, *,
+                 max_per_user: int = 10, restart_backoff_max: float = 60, log: logging.Logger | None = None):
+        self.backend = backend
+        self.store = store
+        self.credentials_for = credentials_for
+        self.bootstrap = bootstrap
+        self.kafka = KafkaCheck(bootstrap)
+        self.max_per_user = max_per_user
+        self.restart_backoff_max = restart_backoff_max
+        self.log = log or logging.getLogger("odh_spawner.ingest")
+        self.ingestions: dict[tuple[str, str], Ingestion] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._next_restart: dict[tuple[str, str], float] = {}
+
+    # -- queries ---------------------------------------------------------------------------------
+    def list(self, owner: str | None = None) -> list[Ingestion]:
+        return [i for i in self.ingestions.values() if owner is None or i.owner == owner]
+
+    def get(self, owner: str, name) -> Ingestion:
+        ing = self.ingestions.get((owner, name))
+        if ing is None:
+            raise IngestionNotFound(f"You have no ingestion named {str(name)[:60]!r}.")
+        return ing
+
+    def state(self, ing: Ingestion) -> tuple[str, dict]:
+        run_dir = self.store.run_dir(ing)
+        status = self.backend.status(ing.runtime, run_dir)
+        if ing.desired != RUNNING:
+            return ing.desired, status
+        if not self.backend.alive(ing.runtime):
+            return "restarting", status
+        return status.get("state") or "starting", status
+
+    def describe(self, ing: Ingestion) -> dict:
+        state, st = self.state(ing)
+        parts = st.get("partitions") or {}
+        last_error = st.get("last_error") if state not in (PAUSED, STOPPED) else None
+        last_error = last_error or ing.last_error
+        return {
+            "name": ing.name, "owner": ing.owner, **ing.spec.to_json(), "state": state, "desired": ing.desired,
+            "records": st.get("records", 0), "bytes": st.get("bytes", 0), "objects": st.get("objects", 0),
+            "records_per_second": st.get("records_per_second", 0.0) if state == RUNNING else 0.0,
+            "bytes_per_second": st.get("bytes_per_second", 0.0) if state == RUNNING else 0.0,
+            "partitions": parts, "lag": sum((p.get("lag") or 0) for p in parts.values()),
+            "last_object": st.get("last_object"), "last_object_at": st.get("last_object_at"),
+            "last_error": last_error, "hint": hint(state, st, last_error, ing.runtime.get("last_exit")),
+            "buffered_records": st.get("buffered_records", 0), "group": ing.group,
+            "created": ing.created, "updated": ing.updated, "restarts": ing.restarts, "changes": ing.changes,
+            "offsets_kept_in": f"Kafka consumer group {ing.group!r} (committed only after each object is written)",
+        }
+
+    # -- checks ----------------------------------------------------------------------------------
+    async def _check(self, owner: str, spec: Spec):
+        topics = await asyncio.to_thread(self.kafka.topics)
+        if spec.topic not in topics:
+            known = ", ".join(sorted(topics)[:10]) or "none"
+            raise IngestionNotFound(f"Topic {spec.topic!r} does not exist on Kafka {self.bootstrap} "
+                                    f"(topics: {known}).")
+        creds = await self.credentials_for(owner)
+        await asyncio.to_thread(self._probe_bucket, creds, spec)
+        return creds
+
+    @staticmethod
+    def _probe_bucket(creds, spec: Spec) -> None:
+        """Write and remove a tiny object with the owner's own keys: the bucket is theirs to write."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3 = _s3(creds)
+        key = f"{spec.prefix}{PROBE}"
+        try:
+            s3.put_object(Bucket=spec.bucket, Key=key, Body=b"")
+            s3.delete_object(Bucket=spec.bucket, Key=key)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                raise IngestError(f"Bucket {spec.bucket!r} does not exist; create it first.") from None
+            if code in ("AccessDenied", "403"):
+                raise IngestForbidden(f"You may not write into bucket {spec.bucket!r}.") from None
+            raise IngestError(f"Bucket {spec.bucket!r} is not writable ({code}).") from None
+        except BotoCoreError as e:
+            raise IngestUnavailable(f"Object storage does not answer ({type(e).__name__}).") from None
+
+    # -- changes ---------------------------------------------------------------------------------
+    async def create(self, owner: str, data: dict) -> Ingestion:
+        if not isinstance(data, dict):
+            raise IngestError("The request body must be a JSON object.")
+        data = dict(data)
+        name = validate_name(data.pop("name", None))
+        spec = build_spec(data)
+        async with self._lock((owner, name)):
+            if (owner, name) in self.ingestions:
+                raise IngestionExists(f"You already have an ingestion named {name!r}; change it, or choose "
+                                      "another name.")
+            if len(self.list(owner)) >= self.max_per_user:
+                raise IngestForbidden(f"You have {self.max_per_user} ingestions, the most allowed; delete one "
+                                      "first.")
+            creds = await self._check(owner, spec)
+            ing = Ingestion(owner=owner, name=name, spec=spec)
+            self.backend.identity(owner)  # a clear error before anything is recorded
+            self.ingestions[ing.key] = ing
+            self.store.save(ing)
+            await self._start(ing, creds)
+        self.log.info("Ingestion %s/%s created: %s -> s3://%s/%s", owner, name, spec.topic, spec.bucket, spec.prefix)
+        return ing
+
+    async def set_desired(self, owner: str, name, desired: str) -> Ingestion:
+        if desired not in DESIRED:
+            raise IngestError(f"state must be one of {', '.join(DESIRED)}.")
+        ing = self.get(owner, name)
+        async with self._lock(ing.key):
+            if desired == ing.desired and (desired != RUNNING or self.backend.alive(ing.runtime)):
+                return ing
+            if desired == RUNNING:
+                creds = await self._check(owner, ing.spec)
+                ing.desired, ing.last_error = RUNNING, None
+                await self._start(ing, creds)
+            else:
+                await asyncio.to_thread(self.backend.stop, ing.runtime)
+                ing.desired = desired
+            ing.touch()
+            self.store.save(ing)
+        self.log.info("Ingestion %s/%s is now %s", owner, name, desired)
+        return ing
+
+    async def update(self, owner: str, name, data: dict) -> Ingestion:
+        """Change settings: the worker writes and commits what it holds, then goes on with the new ones."""
+        if not isinstance(data, dict) or not data:
+            raise IngestError("Give the settings to change, e.g. {\"flush_records\": 5000}.")
+        ing = self.get(owner, name)
+        desired = data.pop("state", None) if "state" in data else None
+        new = build_spec(data, base=ing.spec) if data else ing.spec
+        async with self._lock(ing.key):
+            if new != ing.spec:
+                creds = await self._check(owner, new)
+                was_running = ing.desired == RUNNING
+                await asyncio.to_thread(self.backend.stop, ing.runtime)
+                ing.changes.append({"at": time.time(), "from": ing.spec.to_json(), "to": new.to_json()})
+                ing.changes = ing.changes[-20:]
+                ing.spec = new
+                ing.touch()
+                self.store.save(ing)
+                if was_running:
+                    await self._start(ing, creds)
+        if desired is not None:
+            await self.set_desired(owner, name, desired)
+        return ing
+
+    async def delete(self, owner: str, name) -> None:
+        ing = self.get(owner, name)
+        async with self._lock(ing.key):
+            await asyncio.to_thread(self.backend.stop, ing.runtime)
+            try:
+                await asyncio.to_thread(self.kafka.delete_group, ing.group)
+            except Exception as e:
+                self.log.warning("Consumer group of %s/%s not deleted: %s", owner, name, type(e).__name__)
+            self.store.remove(ing)
+            self.ingestions.pop(ing.key, None)
+        self.log.info("Deleted ingestion %s/%s (its objects stay in the bucket)", owner, name)
+
+    # -- objects and verification --------------------------------------------------------------
+    async def objects(self, owner: str, name, limit: int = 1000) -> list[dict]:
+        ing = self.get(owner, name)
+        creds = await self.credentials_for(owner)
+        return await asyncio.to_thread(self._list_objects, creds, ing.spec, limit)
+
+    @staticmethod
+    def _list_objects(creds, spec: Spec, limit: int) -> list[dict]:
+        s3 = _s3(creds)
+        out = []
+        prefix = f"{spec.prefix}topic={spec.topic}/"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                parsed = parse_key(o["Key"])
+                if parsed is None:
+                    continue
+                out.append({"key": o["Key"], "size": o["Size"], "partition": parsed[1], "first": parsed[2],
+                            "last": parsed[3], "records": parsed[3] - parsed[2] + 1})
+                if len(out) >= limit:
+                    return out
+        return out
+
+    async def verify(self, owner: str, name) -> dict:
+        ing = self.get(owner, name)
+        objs = await self.objects(owner, name, limit=1_000_000)
+        ranges: dict[int, list] = {}
+        for o in objs:
+            ranges.setdefault(o["partition"], []).append((o["first"], o["last"], o["key"]))
+        try:
+            committed = await asyncio.to_thread(self.kafka.committed, ing.group, ing.spec.topic)
+        except Exception:
+            raise IngestUnavailable(f"The Kafka broker {self.bootstrap} does not answer; try again later.") from None
+        report = verify(ranges, committed)
+        report["partitions"] = {str(k): v for k, v in report["partitions"].items()}
+        return report
+
+    # -- background --------------------------------------------------------------------------
+    async def _start(self, ing: Ingestion, creds=None) -> None:
+        creds = creds or await self.credentials_for(ing.owner)
+        rt = await asyncio.to_thread(self.backend.start, ing, creds, self.bootstrap, self.store.run_dir(ing))
+        if ing.runtime.get("last_exit"):
+            rt["last_exit"] = ing.runtime["last_exit"]
+        ing.runtime = rt
+        ing.touch()
+        self.store.save(ing)
+
+    async def watch_once(self) -> None:
+        for ing in list(self.ingestions.values()):
+            lock = self._lock(ing.key)
+            if lock.locked() or ing.desired != RUNNING or self.backend.alive(ing.runtime):
+                continue
+            if time.monotonic() < self._next_restart.get(ing.key, 0):
+                continue
+            async with lock:
+                if ing.desired != RUNNING or self.backend.alive(ing.runtime):
+                    continue
+                tail = self.backend.log_tail(self.store.run_dir(ing), 3)
+                how = self.backend.exit_status(ing.runtime) if ing.runtime else "it was not running"
+                ing.restarts += 1
+                self._next_restart[ing.key] = time.monotonic() + min(2 ** min(ing.restarts, 6),
+                                                                     self.restart_backoff_max)
+                self.log.warning("Ingestion worker %s/%s stopped (%s); restarting. %s", ing.owner, ing.name, how,
+                                 " | ".join(tail)[-300:])
+                try:
+                    ing.runtime["last_exit"] = f"{how}: {tail[-1][-200:]}" if tail else how
+                    await self._start(ing)
+                    ing.last_error = None
+                except IngestError as e:
+                    ing.last_error = e.message
+                except Exception as e:
+                    ing.last_error = f"Restarting the worker failed ({type(e).__name__})."
+                self.store.save(ing)
+
+    async def watch(self, interval: float = 2.0) -> None:
+        while True:
+            try:
+                await self.watch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("Ingestion watch failed; trying again")
+            await asyncio.sleep(interval)
+
+    async def adopt_all(self) -> None:
+        """At start-up: take back every recorded ingestion; the watch starts what should run and does not."""
+        for ing in self.store.load_all():
+            self.ingestions[ing.key] = ing
+            live = self.backend.alive(ing.runtime)
+            self.log.info("Adopted ingestion %s/%s (%s, %s)", ing.owner, ing.name, ing.desired,
+                          "worker running" if live else "no worker")
+
+    def _lock(self, key) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())

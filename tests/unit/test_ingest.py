@@ -1,0 +1,210 @@
+"""Pure parts of Kafka ingestion: settings validation, object keys, batching and flush rules, verification,
+recovery after a crash, encoding, hints and the plan a notebook shows."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from odh_spawner.ingest.batching import Batcher, Record
+from odh_spawner.ingest.encode import decode, encode
+from odh_spawner.ingest.keys import hour_of, object_key, parse_key
+from odh_spawner.ingest.local import worker_config
+from odh_spawner.ingest.model import Ingestion, group_id, hint
+from odh_spawner.ingest.spec import IngestError, Spec, build_spec, normalize_prefix, validate_name
+from odh_spawner.ingest.verify import recovered_offset, verify
+
+
+def rec(offset, ts=0, value=b"v"):
+    return Record(offset, ts, b"k", value)
+
+
+# -- keys ----------------------------------------------------------------------------------------------
+def test_object_key_names_topic_partition_and_offset_range():
+    assert object_key("clicks/", "clicks", 0, 0, 999, "jsonl") == \
+        "clicks/topic=clicks/partition=0/clicks+0+0000000000+0000000999.jsonl"
+    assert object_key("", "t.x", 2, 5, 5, "parquet", "dt=2026-11-26/hour=11") == \
+        "topic=t.x/partition=2/dt=2026-11-26/hour=11/t.x+2+0000000005+0000000005.parquet"
+    with pytest.raises(ValueError):
+        object_key("", "t", 0, 5, 4, "jsonl")
+
+
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,30}", fullmatch=True), st.integers(0, 99), st.integers(0, 10**12),
+       st.integers(0, 10**6), st.sampled_from(["jsonl", "parquet"]))
+def test_keys_round_trip(topic, partition, first, n, fmt):
+    key = object_key("p/q/", topic, partition, first, first + n, fmt)
+    assert parse_key(key) == (topic, partition, first, first + n)
+
+
+def test_retried_batch_gets_the_same_key_and_foreign_keys_are_ignored():
+    assert object_key("a/", "t", 1, 10, 20, "jsonl") == object_key("a/", "t", 1, 10, 20, "jsonl")
+    assert parse_key("a/topic=t/partition=1/readme.txt") is None
+    assert hour_of(0) == "dt=1970-01-01/hour=00"
+    assert hour_of(1795693394000) == "dt=2026-11-26/hour=11"
+
+
+# -- batching ------------------------------------------------------------------------------------------
+def test_batch_closes_at_flush_records_whatever_the_poll_size():
+    b = Batcher(flush_records=3, flush_seconds=60)
+    closed = []
+    for i in range(10):
+        closed += b.add(0, rec(i), now=0)
+    assert [(x.first, x.last, why) for x, why in closed] == [(0, 2, "records"), (3, 5, "records"), (6, 8, "records")]
+    assert b.open[0].first == 9
+
+
+def test_time_flush_fires_on_the_clock_without_a_new_record():
+    b = Batcher(flush_records=1000, flush_seconds=5)
+    b.add(0, rec(0), now=100.0)
+    b.add(1, rec(7), now=102.0)
+    assert b.due(104.9) == []
+    assert b.next_deadline(104.0) == pytest.approx(1.0)
+    due = b.due(105.0)  # no record arrived: the clock alone closes partition 0's batch
+    assert [(x.partition, why) for x, why in due] == [(0, "time")]
+    assert [(x.partition, why) for x, why in b.due(107.0)] == [(1, "time")]
+    assert b.next_deadline(200) == 5
+
+
+def test_hour_change_closes_the_batch_so_an_object_never_spans_two_hours():
+    b = Batcher(flush_records=100, flush_seconds=60, partition_by="hour")
+    hour = 3600 * 1000
+    assert b.add(0, rec(0, ts=hour * 5 + 1), 0) == []
+    assert b.add(0, rec(1, ts=hour * 5 + 2), 0) == []
+    closed = b.add(0, rec(2, ts=hour * 6), 0)
+    assert [(x.first, x.last, x.hour, why) for x, why in closed] == [(0, 1, "dt=1970-01-01/hour=05", "hour")]
+    assert b.open[0].hour == "dt=1970-01-01/hour=06"
+
+
+def test_memory_cap_writes_the_largest_batch_early():
+    b = Batcher(flush_records=10**6, flush_seconds=60, max_bytes=10_000)
+    for i in range(50):
+        b.add(0, rec(i, value=b"x" * 100), 0)
+    for i in range(20):
+        b.add(1, rec(i, value=b"x" * 100), 0)
+    assert b.nbytes > 10_000
+    due = b.due(1)
+    assert [(x.partition, why) for x, why in due] == [(0, "memory")]
+    assert b.nbytes <= 10_000
+
+
+def test_revoked_partitions_are_dropped_and_stop_takes_all():
+    b = Batcher(10, 60)
+    b.add(0, rec(0), 0)
+    b.add(1, rec(0), 0)
+    b.drop([0])
+    assert [x.partition for x in b.take_all()] == [1] and not b.open
+
+
+# -- verify and recovery -------------------------------------------------------------------------------
+def test_verify_clean_chain():
+    r = verify({0: [(0, 9, "a"), (10, 19, "b")], 1: [(0, 4, "c")]}, {0: 20, 1: 5})
+    assert r["ok"] and not r["uncommitted"]
+    assert r["partitions"][0]["offsets_covered"] == 20
+
+
+def test_verify_reports_gap_overlap_missing_and_uncommitted():
+    r = verify({0: [(0, 9, "a"), (5, 14, "dup"), (20, 29, "c")]}, {0: 40})
+    assert not r["ok"]
+    assert r["overlaps"] == [{"partition": 0, "from": 5, "to": 9, "key": "dup"}]
+    assert r["gaps"] == [{"partition": 0, "from": 15, "to": 19}]
+    assert r["missing"] == [{"partition": 0, "from": 30, "to": 39}]
+    r = verify({0: [(0, 9, "a"), (10, 19, "b")]}, {0: 10})
+    assert r["ok"] and r["uncommitted"] == [{"partition": 0, "key": "b"}]
+    r = verify({0: [(5, 9, "a")]}, {0: 10}, start={0: 0})
+    assert r["gaps"] == [{"partition": 0, "from": 0, "to": 4}]
+
+
+def test_recovered_offset_skips_objects_written_but_not_committed():
+    assert recovered_offset(10, [(0, 9), (10, 19), (20, 24)]) == 25
+    assert recovered_offset(10, [(0, 9)]) == 10
+    assert recovered_offset(10, [(12, 20)]) == 10  # a hole: never skip past it
+    assert recovered_offset(0, []) == 0
+
+
+# -- spec --------------------------------------------------------------------------------------------------
+def test_build_spec_defaults_and_changes():
+    s = build_spec({"topic": "clicks", "bucket": "raw", "prefix": "a//b"})
+    assert s == Spec(topic="clicks", bucket="raw", prefix="a/b/")
+    s2 = build_spec({"flush_records": 5}, base=s)
+    assert s2.flush_records == 5 and s2.topic == "clicks"
+    with pytest.raises(IngestError, match="Unknown field"):
+        build_spec({"topic": "other"}, base=s)  # the topic and bucket of an ingestion do not change
+
+
+@pytest.mark.parametrize("body,text", [
+    ({"bucket": "raw"}, "topic"),
+    ({"topic": "a b", "bucket": "raw"}, "topic"),
+    ({"topic": "t", "bucket": "Raw_X"}, "bucket"),
+    ({"topic": "t", "bucket": "raw", "format": "csv"}, "format"),
+    ({"topic": "t", "bucket": "raw", "flush_records": 0}, "flush_records"),
+    ({"topic": "t", "bucket": "raw", "flush_records": 2.5}, "flush_records"),
+    ({"topic": "t", "bucket": "raw", "flush_records": True}, "flush_records"),
+    ({"topic": "t", "bucket": "raw", "flush_seconds": 0}, "flush_seconds"),
+    ({"topic": "t", "bucket": "raw", "flush_seconds": "5"}, "flush_seconds"),
+    ({"topic": "t", "bucket": "raw", "partition_by": "day"}, "partition_by"),
+    ({"topic": "t", "bucket": "raw", "prefix": "/abs"}, "prefix"),
+    ({"topic": "t", "bucket": "raw", "prefix": "a/../b"}, "prefix"),
+    ({"topic": "t", "bucket": "raw", "oops": 1}, "Unknown"),
+    ([], "JSON object"),
+])
+def test_build_spec_refuses_bad_input_with_a_message(body, text):
+    with pytest.raises(IngestError, match=text) as e:
+        build_spec(body)
+    assert e.value.status_code == 400
+
+
+def test_names_and_groups_are_injective_and_safe():
+    assert validate_name("clicks-raw") == "clicks-raw"
+    for bad in ("", "-x", "X", "a/b", "a.b", "x" * 41, None):
+        with pytest.raises(IngestError):
+            validate_name(bad)
+    assert group_id("alice", "clicks") == "odh-ingest.alice.clicks"
+    assert group_id("Bob.Smith", "c") != group_id("bob-smith", "c")
+    assert normalize_prefix(None) == "" and normalize_prefix("x") == "x/"
+
+
+# -- records, worker config, hints -------------------------------------------------------------------------
+def test_record_round_trip_and_worker_config_holds_only_the_owners_keys():
+    from odh_spawner.credentials import S3Credentials
+
+    ing = Ingestion(owner="alice", name="c", spec=build_spec({"topic": "t", "bucket": "raw"}))
+    assert Ingestion.from_json(json.loads(json.dumps(ing.to_json()))).to_json() == ing.to_json()
+    assert "secret" not in json.dumps(ing.to_json())
+    cfg = worker_config(ing, S3Credentials("AK", "SK", "http://s3"), "k:9092", "/run", 1024)
+    assert cfg["s3"] == {"endpoint": "http://s3", "access_key": "AK", "secret_key": "SK"}
+    assert cfg["group"] == cfg["instance"] == "odh-ingest.alice.c" and cfg["status_path"] == "/run/status.json"
+
+
+def test_hints_say_why_nothing_lands():
+    assert "no records" in hint("running", {"records": 0, "partitions": {"0": {"lag": 0}}}, None)
+    assert "permission" in hint("running", {}, "No permission to write into bucket 'x' with your keys.")
+    assert "cannot be reached" in hint("waiting", {}, "Kafka broker k:1 unreachable (x); retrying.")
+    assert "paused" in hint("paused", {}, None)
+    assert "joining" in hint("running", {"partitions": {}}, None)
+    assert "started again" in hint("restarting", {}, None, "it was killed by signal 9")
+    assert hint("running", {"records": 5, "objects": 1, "partitions": {"0": {"lag": 0}}}, None) is None
+
+
+# -- encoding ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_encode_decode_keeps_every_record_in_order(fmt):
+    b = Batcher(100, 60)
+    for i in range(10):
+        b.add(3, Record(100 + i, 1000 + i, None if i == 0 else str(i).encode(), json.dumps({"i": i}).encode()), 0)
+    batch = b.take_all()[0]
+    rows = decode(encode(batch, fmt), fmt)
+    assert [r["offset"] for r in rows] == list(range(100, 110))
+    assert [json.loads(r["value"])["i"] for r in rows] == list(range(10))
+    assert rows[0]["key"] is None and rows[1]["key"] == "1" and all(r["partition"] == 3 for r in rows)
+
+
+def test_plan_shows_example_key_flush_rule_and_where_offsets_are_kept():
+    from server_extension.ingest import default_name, plan
+
+    p = plan("clicks", "raw", "clicks/", "parquet", 1000, 30, "hour")
+    assert p["example_key"].startswith("s3://raw/clicks/topic=clicks/partition=0/dt=")
+    assert p["example_key"].endswith("clicks+0+0000000000+0000000999.parquet")
+    assert "1,000 records" in p["flush"] and "30 s" in p["flush"] and "hour" in p["flush"]
+    assert "consumer group" in p["offsets"]
+    assert default_name("Clicks.V2", "raw") == "clicks-v2-raw"

@@ -350,7 +350,7 @@ def install_crds(cp: ControlPlane, files, timeout: float = 120) -> list[str]:
     for name in names:
         while True:
             r = cp.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conds = {c["type"]: c["status"] for c in (r.body or {}).get("status", {}).get("conditions", [])}
+            conds = {c["type"]: c["status"] for c in ((r.body or {}).get("status") or {}).get("conditions") or []}
             if conds.get("Established") == "True":
                 group = r.body["spec"]["group"]
                 versions = [v["name"] for v in r.body["spec"]["versions"] if v.get("served")]

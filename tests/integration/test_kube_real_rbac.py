@@ -165,3 +165,29 @@ async def test_a_refused_spark_cluster_deletes_its_anchor_and_tells_the_user(
     # the cluster's auth Secret was owned by the anchor: garbage-collected with it
     await wait_until(lambda: get(cp, core(ns, "secrets", "spark-alice-auth")) is None, 30, "the auth Secret gone")
     assert get(cp, core(ns, "secrets", secret_name("alice"))) is None  # storage is off in this test
+
+
+async def test_a_refused_scale_becomes_a_503_message(k8s_control_plane, k8s_namespace, kube_spawner,  # noqa: F811
+                                                     kubelet, tmp_path):
+    """Ported from the emulator: a platform Role that may read but not patch Deployments; the real API answers
+    403 and the Spark API says so, recording nothing."""
+    from odh_spawner.platform.spark_handlers import SparkUnavailable
+
+    cp, ns = k8s_control_plane, k8s_namespace
+    rules = [({**r, "verbs": ["get"]} if "deployments" in r["resources"] else r) for r in PLATFORM_RULES]
+    _, kubeconfig = make_identity(cp, ns, "no-patch", rules, tmp_path)
+    pv = create_bound_pvc(cp, ns, "data-alice")
+    clusters = KubeSparkClusters(kubeconfig=kubeconfig, namespace=ns, request_timeout=5, retry_timeout=10,
+                                 master_ui_url="")
+    try:
+        sp = kube_spawner()
+        await sp._apply_odh_options(sp, {"profile": "datascience", "spark": {"workers": 1}})
+        await asyncio.wait_for(sp.start(), 60)
+        with pytest.raises(SparkUnavailable, match=r"refused changing the Deployment spark-alice-worker \(403"):
+            await clusters.scale("alice", "", 2)
+        assert get(cp, core(ns, "configmaps", "spark-anchor-alice"))["data"]["workers"] == "1"  # nothing recorded
+        await sp.stop()
+        await sp.run_post_stop_hook()
+    finally:
+        await clusters.close()
+        cp.api("DELETE", f"/api/v1/persistentvolumes/{pv}")

@@ -334,3 +334,63 @@ def test_the_upstream_crds_go_in_with_only_the_1_20_adaptations():
     assert isvc["preserve_unknown"] == []
     for dropped in (sdep["empty_default_dropped"], isvc["empty_default_dropped"]):
         assert dropped and all(p.rsplit(".", 1)[1] in ("name", "service", "targetModelState") for p in dropped), dropped[:5]
+
+
+async def test_seldon_v2_a_failing_version_puts_the_served_one_back(k8s_control_plane, k8s_namespace, make_backend):
+    """A version that fails to load: the served version's spec is put back (generation 3 on the real server), and
+    the failed version's status is not taken for the restored one's."""
+    cp, ns = k8s_control_plane, k8s_namespace
+    backend = make_backend(serving_resource="seldon-v2")
+    d, v1 = new_deployment(backend)
+    await bring_up_with_operator(cp, ns, backend, d, v1, MODEL, model_status("True", "ModelAvailable"),
+                                 observed_generation=False)
+    d.serving = 1
+    v2 = d.add_version("s3://odh-models-alice/odh-deployments/iris/v2/", "sklearn")
+    failed = model_status("False", "ModelFailed", "Failed to download from s3://odh-models-alice/... any files")
+    with pytest.raises(BackendFailed, match=r"^The Model failed: Failed to download from s3://odh-models-alice"):
+        await bring_up_with_operator(cp, ns, backend, d, v2, MODEL, failed, observed_generation=False)
+    model = get(cp, cr_path(ns, MODEL, "alice--iris"))
+    assert model["spec"]["storageUri"] == v1.model_uri and model["metadata"]["generation"] == 3
+    assert await backend.check(d) == "The Model is Creating: the operator has not yet picked up the new version."
+    set_status(cp, ns, MODEL, "alice--iris", model_status("True", "ModelAvailable"))
+    assert await backend.check(d) is None
+    await backend.teardown(d)
+
+
+async def test_through_the_deployment_manager_and_its_restart(k8s_control_plane, k8s_namespace, make_backend,
+                                                              tmp_path, monkeypatch):
+    """The real DeploymentManager over the Kubernetes backend: create -> Available -> watch -> a new manager
+    (the platform service restarted) adopts it from its store -> delete. Listing the model in S3 is the one step
+    replaced (real RGW listing is tested in test_deploy.py)."""
+    from odh_spawner.deploy import manager as manager_module
+    from odh_spawner.deploy.manager import DeploymentManager
+    from odh_spawner.deploy.model import AVAILABLE
+    from odh_spawner.deploy.store import DeploymentStore
+
+    cp, ns = k8s_control_plane, k8s_namespace
+    monkeypatch.setattr(manager_module.artifacts, "list_model", lambda *a, **kw: [])
+
+    async def credentials_for(owner):
+        return CREDS
+
+    manager = DeploymentManager(make_backend(), DeploymentStore(str(tmp_path / "store")), credentials_for)
+    d = await manager.create("alice", "iris", "s3://odh-models-alice/odh-deployments/iris/v1/")
+    await operator(cp, ns, SDEP, "alice--iris", 1, SELDON_AVAILABLE)
+    for _ in range(200):
+        if d.state == AVAILABLE:
+            break
+        await asyncio.sleep(0.05)
+    assert (d.state, d.stage, d.serving, d.backend) == (AVAILABLE, "ready", 1, "kubernetes")
+    await manager.watch_once()
+    assert d.state == AVAILABLE and d.restarts == 0
+    await manager.close()
+
+    again = DeploymentManager(make_backend(), DeploymentStore(str(tmp_path / "store")), credentials_for)
+    await again.adopt_all()
+    adopted = again.get("alice", "iris")
+    assert (adopted.state, adopted.serving) == (AVAILABLE, 1)
+    assert adopted.url == "http://alice--iris-default.odh.svc.cluster.local:8000"
+    await again.delete("alice", "iris")
+    assert get(cp, cr_path(ns, SDEP, "alice--iris")) is None
+    assert get(cp, core(ns, "secrets", "odh-model-storage-alice")) is None
+    await again.close()

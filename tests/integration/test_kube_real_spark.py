@@ -221,3 +221,27 @@ async def test_spark_connect_is_accepted_by_the_upstream_crd_and_collected_with_
     await sp.run_post_stop_hook()
     await wait_until(lambda: get(cp, group(SC, ns, "sparkconnects", "spark-alice")) is None, 60,
                      "the SparkConnect collected with its anchor")
+
+
+async def test_live_counts_come_from_the_masters_json(k8s_control_plane, k8s_namespace, kube_spawner,  # noqa: F811
+                                                      kubelet, data_pvc, tmp_path):
+    """The status reads the master's /json/ at `master_ui_url`: a real Spark master on this machine stands where
+    the master Service would answer in a cluster (no container runs behind the pods here)."""
+    from odh_spawner.spark import LocalSparkCluster
+
+    cp, ns = k8s_control_plane, k8s_namespace
+    sp, _ = await start_alice(kube_spawner, {"profile": "datascience", "spark": {"workers": 1}})
+    real = LocalSparkCluster(str(tmp_path / "spark"), "real", SparkRequest(1, 1, 512 * 2**20), user="alice")
+    api = None
+    try:
+        await real.start()
+        api = KubeSparkClusters(kubeconfig=cp.kubeconfig, namespace=ns, request_timeout=5, retry_timeout=10,
+                                master_ui_url=f"http://127.0.0.1:{real.master_ui_port}")
+        status = await wait_until_status(api, lambda s: s["state"] == "running", "running from the master's JSON")
+        assert (status["workers_alive"], status["cores"], status["memory_mb"]) == (1, 1, 512)
+    finally:
+        await real.stop()
+        if api is not None:
+            await api.close()
+    await sp.stop()
+    await sp.run_post_stop_hook()

@@ -10,6 +10,7 @@ import json
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from tornado import web
 
 from odh_spawner.naming import secret_name
 from tests.support.kube_real import core, get, kube_spawner, kubelet, names, wait_until  # noqa: F401
@@ -120,6 +121,10 @@ async def test_gpu_pods_are_scheduled_only_where_gpus_and_tolerations_fit(
         await sp_b._apply_odh_options(sp_b, {"profile": "pytorch-gpu"})
         with pytest.raises(TimeoutError):
             await sp_b.start()
+        # the scheduler's Event reached dave's progress messages, in user words
+        waiting = [e["message"] for e in sp_b._odh_events if e["message"].startswith("Waiting for room")]
+        assert waiting and "Insufficient nvidia.com/gpu" in waiting[0], sp_b._odh_events
+        assert "Your server was placed on a node" in [e["message"] for e in sp._odh_events]
         pending = get(cp, core(ns, "pods", "jupyter-dave"))
         assert pending["status"]["phase"] == "Pending" and not pending["spec"].get("nodeName")
         (cond,) = [c for c in pending["status"]["conditions"] if c["type"] == "PodScheduled"]
@@ -142,10 +147,15 @@ async def test_a_failed_pod_fails_the_start_and_leaves_nothing_behind(
         kubelet.fail("jupyter-alice", reason="Evicted", message="The node was low on resource: memory.")
         sp = kube_spawner(**storage(ceph))
         sp.api_token = TOKEN
-        sp.start_timeout = 5
         await sp._apply_odh_options(sp, {"profile": "datascience", "spark": {"workers": 1}})
-        with pytest.raises(Exception) as failed:
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(web.HTTPError) as failed:
             await sp.start()
+        # at once, not after start_timeout (20 s here), and saying why
+        assert asyncio.get_running_loop().time() - t0 < 15
+        assert failed.value.status_code == 500 and failed.value.jupyterhub_message == (
+            "Your server's pod stopped before it was ready (Failed: Evicted: The node was low on resource: memory.). "
+            "Try again, or tell your platform admin.")
         pod = get(cp, core(ns, "pods", "jupyter-alice"))
         assert pod["status"]["phase"] == "Failed" and pod["status"]["reason"] == "Evicted"
         assert "jupyter-alice" in kubelet.failed
@@ -155,7 +165,7 @@ async def test_a_failed_pod_fails_the_start_and_leaves_nothing_behind(
         # the pod, its token Secret, the Spark anchor and (garbage-collected) cluster are gone; only alice's
         # credentials Secret stays, as after every stop
         await wait_until(lambda: left_of(cp, ns) == {"secrets": [secret_name("alice")]}, 60,
-                         f"nothing of the failed start left (after {type(failed.value).__name__})")
+                         "nothing of the failed start left")
     finally:
         cp.api("DELETE", f"/api/v1/persistentvolumes/{pv}")
 

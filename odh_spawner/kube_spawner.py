@@ -167,12 +167,14 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             self.odh_progress_done()
 
     _odh_pod_created = False  # KubeSpawner's create request for this start succeeded
-    _odh_stale_pod = ""  # uid of a pod of the same name still in the reflector then (an earlier start's)
+    _odh_stale_pod = ""  # uid of a pod of the same name in the reflector before that request (not this start's)
 
     async def _make_create_pod_request(self, pod, request_timeout):
+        # what the reflector holds *before* the request cannot be the pod it creates (after it, the new pod's
+        # watch event may already have arrived)
+        old = self.pod_reflector.pods.get(self._odh_pod_key) if self.pod_reflector else None
         created = await super()._make_create_pod_request(pod, request_timeout)
         if created:
-            old = self.pod_reflector.pods.get(self._odh_pod_key) if self.pod_reflector else None
             self._odh_stale_pod = (old or {}).get("metadata", {}).get("uid", "")
             self._odh_pod_created = True
         return created

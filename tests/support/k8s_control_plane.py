@@ -182,6 +182,7 @@ class ControlPlane:
             f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
             f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", f"--controllers={CONTROLLERS}",
+            "--pvclaimbinder-sync-period=1s",  # pre-bound claims bind in ~1 s, not up to 15 s (tests wait for it)
         ])
         self._spawn("kube-scheduler", [str(b / "kube-scheduler"), *common])
         # the controller-manager works once it gave the default namespace its ServiceAccount and token

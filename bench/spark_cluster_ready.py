@@ -1,13 +1,14 @@
-"""Spark cluster ready time: LocalSparkCluster.start() (1 worker) vs. the same Master + Worker started by hand.
+"""Spark cluster ready time: LocalSparkCluster launch-to-ready (1 worker) vs. the same Master + Worker started by hand.
 
 Both sides run the very same `bin/spark-class` commands with the same environment (daemon heap and JVM
 options, 127.0.0.1, a spark-defaults.conf) and poll the same master JSON (`/json/`) every 0.1 s until one
 worker is ALIVE. By hand means what a person does: start the master, start the worker right after it, wait.
 Runs alternate so both see the same machine load. Time = launch to ready. Median of RUNS each; target
-ratio <= 1.2. LocalSparkCluster.start() is exactly what OdhLocalSpawner awaits during a spawn.
+ratio <= 1.2. Ours is what OdhLocalSpawner does: `launch()` (during the spawn) then `wait_started()` (in the
+background, beside the notebook server).
 
 Also, through a real hub: spawn-to-ready with a 1-worker cluster vs the same profile without Spark, reported as
-`spawn_added_seconds` (the cluster starts before the server, so this is the cluster's cost in the spawn)."""
+`spawn_added_seconds` (target <= 0.5 s: the JVMs boot beside the notebook server, not before it)."""
 
 import asyncio
 import json
@@ -82,7 +83,8 @@ async def ours(root: str, name: str) -> float:
     cluster = LocalSparkCluster(root, name, REQUEST)
     t0 = time.perf_counter()
     try:
-        await cluster.start()
+        await cluster.launch()
+        await cluster.wait_started()
         return time.perf_counter() - t0
     finally:
         await cluster.stop()
@@ -115,9 +117,10 @@ def spawn_added_seconds(runs: int) -> dict:
                     user.stop()
         finally:
             hub.stop()
+    added = median(spawns["with_spark"]) - median(spawns["without"])
     return {"spawn_with_spark_s": round(median(spawns["with_spark"]), 3),
             "spawn_without_s": round(median(spawns["without"]), 3),
-            "spawn_added_seconds": round(median(spawns["with_spark"]) - median(spawns["without"]), 3),
+            "spawn_added_seconds": round(added, 3), "spawn_added_target_s": 0.5, "spawn_added_met": added <= 0.5,
             "spawn_samples": {k: [round(x, 3) for x in v] for k, v in spawns.items()}}
 
 

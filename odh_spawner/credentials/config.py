@@ -35,8 +35,8 @@ class OdhStorage(LoggingConfigurable):
     admin_keys_file = Unicode(
         os.environ.get("ODH_RGW_ADMIN_KEYS", ""),
         config=True,
-        help="""JSON file with the platform's RGW admin keys {"access_key": ..., "secret_key": ...}
-        (on Kubernetes: a mounted Secret). The admin user needs caps users=*;buckets=*. Never logged.
+        help="""JSON file with the platform's RGW admin keys {"access_key": ..., "secret_key": ...}, or a
+        directory holding the files `access_key` and `secret_key` (on Kubernetes: a mounted Secret). The admin user needs caps users=*;buckets=*. Never logged.
         Defaults to $ODH_RGW_ADMIN_KEYS.""",
     )
     timeout = Float(
@@ -58,8 +58,14 @@ class OdhStorage(LoggingConfigurable):
     def store(self) -> RgwCredentialStore:
         """One credential store per configuration, shared by all spawners (per-user locks live in it)."""
         try:
-            with open(self.admin_keys_file, encoding="utf-8") as f:
-                keys = json.load(f)
+            if os.path.isdir(self.admin_keys_file):  # a mounted Secret: one file per key (Helm chart)
+                keys = {}
+                for key in ("access_key", "secret_key"):
+                    with open(os.path.join(self.admin_keys_file, key), encoding="utf-8") as f:
+                        keys[key] = f.read().strip()
+            else:
+                with open(self.admin_keys_file, encoding="utf-8") as f:
+                    keys = json.load(f)
             access_key, secret_key = keys["access_key"], keys["secret_key"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             self.log.error("Cannot read RGW admin keys from %r: %s", self.admin_keys_file, type(e).__name__)

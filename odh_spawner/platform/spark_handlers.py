@@ -133,7 +133,8 @@ class SparkClusters:
             if data is not None:
                 status = parse_master_json(data, "", [w.port for w in state.workers])
         return status_json(
-            state=cluster_state(running, status, self._lock(state.name).locked()),
+            state=cluster_state(running, status, self._lock(state.name).locked(),
+                                workers_requested=state.workers_requested if state.phase == "starting" else 0),
             master_url=f"spark://127.0.0.1:{master.port}" if master else "",
             ui_url=self._ui_url(state.ui_proxy_url, master.ui_port) if master else "",
             workers_requested=state.workers_requested, max_workers=limits.cluster_max_workers, status=status)

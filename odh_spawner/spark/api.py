@@ -74,12 +74,14 @@ def check_scale_request(limits: ClusterLimits, current: SparkRequest, workers, u
     return check_scale(limits.spark_limits(), current, workers, usage)
 
 
-def cluster_state(master_running: bool, status: SparkStatus | None, busy: bool = False) -> str:
-    """'stopped' without a master process; 'starting' while it does not lead yet or the cluster is being
-    scaled or restarted; else 'running'."""
+def cluster_state(master_running: bool, status: SparkStatus | None, busy: bool = False,
+                  workers_requested: int = 0) -> str:
+    """'stopped' without a master process; 'starting' while it does not lead yet, fewer than
+    `workers_requested` workers have registered (a cluster launched beside its server: pass its requested
+    count while its phase is 'starting'), or it is being scaled or restarted; else 'running'."""
     if not master_running:
         return "stopped"
-    if busy or status is None or status.state != "ALIVE":
+    if busy or status is None or status.state != "ALIVE" or status.workers_alive < workers_requested:
         return "starting"
     return "running"
 

@@ -48,6 +48,7 @@ from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daem
 from .env import spark_env, spark_memory
 from .errors import SparkError, SparkStartError
 from .limits import SparkLimits, SparkUsage, check_scale
+from .phase import FAILED, PHASE_ENV, PHASE_FILE, READY, STARTING, write_phase
 from .state import ClusterState, ProcessRecord, forget_cluster, read_state, remove_state, write_state
 from .status import SparkStatus, parse_master_json
 
@@ -143,6 +144,7 @@ class LocalSparkCluster(LoggingConfigurable):
         self._workers: dict[int, Daemon] = {}
         self._ports_fixed = False
         self._owns_directory = False  # set once no other live cluster uses the directory
+        self.phase, self.error = READY, ""  # STARTING from launch() until wait_started() ends
 
     # -- where things are --------------------------------------------------------------------
     @property
@@ -187,7 +189,7 @@ class LocalSparkCluster(LoggingConfigurable):
         (PYSPARK_PYTHON). The secret is not in it: SPARK_CONF_DIR names the directory (the notebook user's
         own, 0700) whose spark-defaults.conf (0600) holds it. Call after `start()`."""
         env = {**spark_env(self.master_url, self.ui_url, self.request, self.ui_proxy_url),
-               "SPARK_LOCAL_IP": "127.0.0.1"}
+               "SPARK_LOCAL_IP": "127.0.0.1", PHASE_ENV: self.phase_path}
         if self.authenticate:
             env["SPARK_CONF_DIR"] = self.notebook_conf_dir
         if python:
@@ -208,7 +210,7 @@ class LocalSparkCluster(LoggingConfigurable):
             creator_started=self._creator[1], workers_requested=self.request.workers,
             processes=[p.record() for p in self._procs()], worker_cores=self.request.worker_cores,
             worker_memory=self.request.worker_memory, ui_proxy_url=self.ui_proxy_url, limits=self.limits,
-            authenticate=self.authenticate, run_as=_user_record(self.run_as),
+            authenticate=self.authenticate, run_as=_user_record(self.run_as), phase=self.phase, error=self.error,
         )
 
     def _save(self) -> None:
@@ -291,6 +293,7 @@ class LocalSparkCluster(LoggingConfigurable):
                       owner_pid=state.owner_pid, ui_proxy_url=state.ui_proxy_url, limits=state.limits,
                       run_as=run_as, **kwargs)
         cluster.authenticate, cluster._secret = state.authenticate, secret
+        cluster.phase, cluster.error = state.phase, state.error
         cluster._owner_started = state.owner_started
         cluster._creator = (state.creator_pid, state.creator_started)
         cluster.master_port, cluster.master_ui_port = master.port, master.ui_port
@@ -431,6 +434,14 @@ class LocalSparkCluster(LoggingConfigurable):
             await asyncio.sleep(self.poll_interval)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def _launch_all(self) -> None:
+        n = self.request.workers
+        self.progress("starting Spark master")
+        self._launch_master()
+        for i in range(1, n + 1):
+            self.progress(f"starting Spark worker {i}/{n}")
+            self._launch_worker(i)
+
     async def start(self, timeout: float | None = None) -> "LocalSparkCluster":
         """Start master and workers; return once the master reports every worker ALIVE.
 
@@ -444,11 +455,7 @@ class LocalSparkCluster(LoggingConfigurable):
         try:
             self._prepare()
             for attempt in range(MAX_RELAUNCHES):
-                self.progress("starting Spark master")
-                self._launch_master()
-                for i in range(1, n + 1):
-                    self.progress(f"starting Spark worker {i}/{n}")
-                    self._launch_worker(i)
+                self._launch_all()
                 try:
                     status = await self._wait_ready(list(range(1, n + 1)), deadline, budget)
                     break
@@ -464,8 +471,57 @@ class LocalSparkCluster(LoggingConfigurable):
             await asyncio.shield(asyncio.to_thread(self.stop_blocking))
             raise
         self._ports_fixed = True
+        self._set_phase(READY)
         self.progress(f"Spark cluster ready: {status.workers_alive} workers, {status.cores} cores")
         return self
+
+    async def launch(self) -> "LocalSparkCluster":
+        """Start master and workers without waiting for them (they boot beside whatever the caller starts
+        next); `wait_started()` waits. Their addresses are fixed from here on, since the caller hands them out:
+        a master whose port another process took meanwhile fails instead of moving."""
+        if self.running:
+            raise SparkError(f"The Spark cluster {self.name!r} is already running.")
+        try:
+            await asyncio.to_thread(self._prepare)
+            self._ports_fixed = True
+            self._set_phase(STARTING)
+            await asyncio.to_thread(self._launch_all)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.stop_blocking))
+            raise
+        return self
+
+    async def wait_started(self, timeout: float | None = None) -> SparkStatus:
+        """After `launch()`: wait until the master leads and every worker is ALIVE. On failure the processes
+        are stopped, the phase file says why (the notebook's getOrCreate() reads it) and the error propagates;
+        on cancellation (the server stopped) everything is stopped."""
+        budget = timeout or self.start_timeout
+        try:
+            status = await self._wait_ready(list(range(1, self.request.workers + 1)), time.monotonic() + budget,
+                                            budget)
+        except SparkError as e:
+            await asyncio.shield(asyncio.to_thread(self._teardown, False))
+            self._set_phase(FAILED, str(e).splitlines()[0][:300])
+            raise
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.stop_blocking))
+            raise
+        self._set_phase(READY)
+        self.progress(f"Spark cluster ready: {status.workers_alive} workers, {status.cores} cores")
+        return status
+
+    # -- phase ---------------------------------------------------------------------------------
+    @property
+    def phase_path(self) -> str:
+        return os.path.join(self.directory, PHASE_FILE)
+
+    def _set_phase(self, phase: str, error: str = "") -> None:
+        """Record the cluster's phase in the state file (the platform's status says 'starting' until 'ready')
+        and in the phase file the notebook reads (readable by the owner's group only; no secret in it)."""
+        self.phase, self.error = phase, error
+        if self.running:
+            self._save()
+        write_phase(self.phase_path, phase, error, gid=self.run_as.gid if self.run_as is not None else None)
 
     async def scale(self, workers: int, *, limits: SparkLimits | None = None, usage: SparkUsage | None = None,
                     timeout: float | None = None) -> SparkStatus:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 
 from . import auth, procs
+from .phase import PHASE_FILE
 from .limits import SparkUsage
 
 STATE_FILE = "spark-cluster.json"
@@ -51,6 +52,9 @@ class ClusterState:
     # security (absent in state files of earlier versions: no authentication, daemons as the platform's user)
     authenticate: bool = False  # spark.authenticate with the secret kept in <directory>/auth-secret
     run_as: dict | None = None  # the system user the daemons run as: {"name", "uid", "gid", "home"}
+    # "starting" from launch until master and every worker are up (then "ready"); absent in older files
+    phase: str = "ready"
+    error: str = ""
 
     @property
     def conf_dir(self) -> str:
@@ -161,6 +165,10 @@ def forget_cluster(directory: str) -> None:
     remove_state(directory)
     auth.remove_secret(directory)
     auth.remove_notebook_conf(directory)
+    try:
+        os.remove(os.path.join(directory, PHASE_FILE))
+    except FileNotFoundError:
+        pass
 
 
 def reap_orphans(state_root: str, timeout: float = 10.0) -> list[str]:

@@ -12,7 +12,7 @@ import requests
 from odh_spawner.naming import system_user
 from odh_spawner.spark import procs
 from tests.integration.test_hostile_colleague import TRY, attempt
-from tests.support.fixtures import RunningServer, server_pid
+from tests.support.fixtures import RunningServer, server_pid, wait_spark_ready
 from tests.support.kernel import Kernel
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="system users need a root hub (CI runs as root)")
@@ -42,6 +42,7 @@ def alice_with_spark(login):
     assert r.status_code in (201, 202), r.text
     alice.wait_ready()
     server = RunningServer(alice, server_pid(login("admin"), "alice"))
+    wait_spark_ready(server.env, workers=1)  # bob is refused by her cluster, not by a master still booting
     yield server
     alice.stop()
 

@@ -91,7 +91,10 @@ def spawn_with_spark(session: HubUserSession) -> None:
 def alice(login):
     session = login("alice")
     spawn_with_spark(session)
-    yield SparkUser(session)
+    user = SparkUser(session)
+    # the spawn returns once the notebook server answers; the cluster boots beside it
+    wait_for(lambda: user.get()["state"] == "running", 120, "alice's Spark cluster to be running")
+    yield user
     if session.model()["servers"].get(""):
         session.stop()
 
@@ -259,6 +262,63 @@ def test_stopping_the_server_leaves_no_spark_process(alice, hub):
     platform = next(p for p in psutil.Process(hub.proc.pid).children()
                     if "odh_spawner.platform" in " ".join(p.cmdline()))
     assert not [c.pid for c in platform.children() if c.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_the_cluster_boots_beside_the_server_and_getorcreate_waits_for_it(alice, hub):
+    """The spawn does not wait for the JVMs: while alice's server starts, the test freezes her Spark master
+    (SIGSTOP) the moment its JVM runs (spark-class has exec'd java), so it cannot lead before the test lets it. The spawn still completes;
+    the platform says 'starting'; a kernel's plain getOrCreate() says it waits and does; once the master runs
+    again the job goes through and the cluster is 'running'."""
+    frozen = {}
+
+    def freeze_the_master():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not frozen:
+            state = cluster_state(hub)
+            if state is not None and state.master is not None and \
+                    procs.is_spark_process(state.master.pid, state.conf_dir, state.master.started):
+                os.kill(state.master.pid, signal.SIGSTOP)
+                frozen["master"] = state.master
+                return
+            time.sleep(0.005)
+
+    with ThreadPoolExecutor(1) as pool:
+        freezer = pool.submit(freeze_the_master)
+        t0 = time.monotonic()
+        spawn_with_spark(alice.session)
+        spawned_in = time.monotonic() - t0
+        freezer.result()
+    master = frozen["master"]
+    kernel = None
+    try:
+        assert procs.alive(master.pid, master.started) and psutil.Process(master.pid).status() == psutil.STATUS_STOPPED
+        state = cluster_state(hub)
+        assert state.phase == "starting" and state.owner_pid  # the server is up, the cluster is not
+        with open(os.path.join(state.directory, "phase.json")) as f:
+            assert '"starting"' in f.read()
+        s = alice.get()
+        assert (s["state"], s["workers_alive"]) == ("starting", 0)
+        kernel = Kernel(alice.url, alice.session.token)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(kernel.execute, DRIVER)
+            time.sleep(3)
+            assert not job.done()  # waiting for the frozen master, not failing
+            os.kill(master.pid, signal.SIGCONT)
+            out = job.result(timeout=240)
+        assert "Waiting for your Spark cluster to start" in out and "Spark cluster ready (waited" in out
+        assert "count 1000" in out
+        wait_for(lambda: alice.get()["state"] == "running", 60, "the cluster to be running")
+        assert cluster_state(hub).phase == "ready"
+        print(f"spawn with a frozen Spark master: {spawned_in:.2f} s")
+    finally:
+        if procs.alive(master.pid, master.started):
+            os.kill(master.pid, signal.SIGCONT)
+        if kernel is not None:
+            kernel.execute("'spark' in globals() and spark.stop()")
+            kernel.close()
+    state = cluster_state(hub)
+    alice.session.stop()
+    assert_cluster_gone(state)
 
 
 # -- a hub crash ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from tests.support.fixtures import pid_alive, process_env, server_pid
+from tests.support.fixtures import pid_alive, process_env, server_pid, wait_spark_ready
 
 
 def test_server_with_spark_cluster_lives_and_dies_together(login):
@@ -15,7 +15,7 @@ def test_server_with_spark_cluster_lives_and_dies_together(login):
     env = process_env(server_pid(login("admin"), "bob"))
     master, ui = env["SPARK_MASTER_URL"], env["ODH_SPARK_UI_URL"]
     assert master.startswith("spark://127.0.0.1:") and env["MASTER"] == master
-    status = requests.get(ui + "/json/", timeout=10).json()
+    status = wait_spark_ready(env, workers=2)
     alive = [w for w in status["workers"] if w["state"] == "ALIVE"]
     assert len(alive) == 2 and status["status"] == "ALIVE"
     spark_pids = []

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+import requests
 import yaml
 
 from odh_spawner.localplatform.ceph import CephCluster
@@ -14,6 +15,7 @@ from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT
 from tests.support import secretscan
 from tests.support.hubclient import HubUserSession
+from tests.support.wait import wait_for
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
 PASSWORDS = {"alice": "alice-odh", "bob": "bob-odh", "admin": "admin-odh"}
@@ -33,6 +35,20 @@ def process_env(pid: int) -> dict[str, str]:
     env = {k.decode(): v.decode() for k, v in items}
     secretscan.register_env(env, f"environment of pid {pid}")
     return env
+
+
+def wait_spark_ready(env: dict, workers: int, timeout: float = 120) -> dict:
+    """The spawn returns once the notebook server answers; its Spark cluster boots beside it. Wait until the
+    master (its UI URL from the server's environment) leads with `workers` workers ALIVE; return its JSON."""
+    def ready():
+        try:
+            data = requests.get(env["ODH_SPARK_UI_URL"] + "/json/", timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return None
+        alive = [w for w in data.get("workers", []) if w.get("state") == "ALIVE"]
+        return data if data.get("status") == "ALIVE" and len(alive) >= workers else None
+
+    return wait_for(ready, timeout, f"the Spark master and {workers} worker(s) to be up")
 
 
 def server_pid(admin: HubUserSession, name: str) -> int:

@@ -1,0 +1,42 @@
+"""The phase file of a local Spark cluster: where its notebook learns whether the cluster is up yet.
+
+The hub launches the cluster's JVMs beside the notebook server rather than before it, so a notebook may ask
+for a SparkSession before the master leads. The file `<cluster>/phase.json` says {"phase": "starting" |
+"ready" | "failed", "error": "..."}; its path reaches the notebook as $ODH_SPARK_PHASE_FILE and the kernel
+side (server_extension.spark_kernel) waits on it. It lives in the platform's directory of the cluster
+(written atomically, never into a directory the user controls), readable by the owner's group only, and
+holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+STARTING, READY, FAILED = "starting", "ready", "failed"
+PHASES = (STARTING, READY, FAILED)
+PHASE_FILE = "phase.json"
+PHASE_ENV = "ODH_SPARK_PHASE_FILE"
+
+
+def phase_json(phase: str, error: str = "") -> str:
+    if phase not in PHASES:
+        raise ValueError(f"unknown Spark cluster phase {phase!r}")
+    return json.dumps({"phase": phase, "error": error})
+
+
+def write_phase(path: str, phase: str, error: str = "", gid: int | None = None) -> None:
+    """Atomically replace the phase file; mode 0640 with group `gid` (the owner's), or 0644 without one."""
+    text = phase_json(phase, error)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        if gid is not None:
+            os.fchown(f.fileno(), -1, gid)
+        os.fchmod(f.fileno(), 0o640 if gid is not None else 0o644)
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,84 @@
+"""The images' locks (images/*/requirements.lock), without building an image (no Docker engine here).
+
+What each Dockerfile does to its Python environment, done in a fresh venv from Debian's python3.11 (the images'
+Python minor version): install the lock with `--no-deps` (so the lock alone must be complete), `pip check`, then
+the odh-hub wheel the image installs (the hub: odh-hub itself; notebooks: odh-hub-notebook, the server extension
+and the prebuilt labextension, built by images/notebook-ext/build-wheel.sh) with `--no-deps`, `pip check` again,
+and the extensions load from that venv. Packages come through pip's cache and PIP_FIND_LINKS like every install
+here. Slow (minutes per lock): `ODH_IMAGE_LOCKS` picks which (default: minimal and hub; "all" for the four).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+IMAGES = Path(ROOT) / "images"
+ALL = ("minimal", "datascience", "spark", "hub")
+_chosen = os.environ.get("ODH_IMAGE_LOCKS", "minimal,hub")
+CHOSEN = ALL if _chosen == "all" else tuple(i for i in _chosen.split(",") if i)
+PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
+
+
+def run(*args, env: dict | None = None) -> str:
+    # never the test run's PYTHONPATH: the fresh venv must see only what was installed into it
+    env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONPATH"}
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=1800, env=env)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # without jupyter's colours
+
+
+@pytest.mark.parametrize("image", ALL)
+def test_lock_pins_every_package_exactly(image):
+    lines = [ln for ln in (IMAGES / image / "requirements.lock").read_text().splitlines() if ln and ln[0] != "#"]
+    assert lines and all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==[0-9][0-9A-Za-z.+!-]*", ln) for ln in lines), lines
+    names = [ln.split("==")[0] for ln in lines]
+    assert len(names) == len(set(names))
+    # what each requirements.in pins is what the lock holds
+    for req in (IMAGES / image / "requirements.in").read_text().splitlines():
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", req.strip())
+        if m:
+            assert f"{m[1].lower().replace('_', '-')}=={m[2]}" in [ln.replace("_", "-") for ln in lines], req
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheels")
+    run(IMAGES / "notebook-ext" / "build-wheel.sh", ROOT, out, sys.executable)
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, ROOT)
+    return out
+
+
+@pytest.mark.parametrize("image", CHOSEN)
+def test_lock_installs_in_a_fresh_venv_and_the_extensions_load(image, wheels, tmp_path):
+    venv = tmp_path / "venv"
+    run(PYTHON, "-m", "venv", venv)
+    py = venv / "bin" / "python"
+    run(py, "-m", "pip", "install", "-q", "--no-deps", "-r", IMAGES / image / "requirements.lock")
+    run(py, "-m", "pip", "check")
+    if image == "hub":
+        run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub-*.whl"))
+        assert "No broken requirements found" in run(py, "-m", "pip", "check")
+        out = run(py, "-c", "import odh_spawner.kube_spawner, odh_spawner.platform.app, odh_spawner.kubeplatform."
+                            "hubconfig, jupyterhub_idle_culler, kubespawner; print('hub imports ok')")
+        assert "hub imports ok" in out
+        assert run(venv / "bin" / "jupyterhub", "--version").strip().endswith("6.1.1")
+        return
+    run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub_notebook-*.whl"))
+    assert "No broken requirements found" in run(py, "-m", "pip", "check")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    servers = run(venv / "bin" / "jupyter", "server", "extension", "list", env=env)
+    assert re.search(r"server_extension\s+enabled", servers), servers
+    assert re.search(r"server_extension.*OK", servers), servers  # it imports and validates
+    labs = run(venv / "bin" / "jupyter", "labextension", "list", env=env)
+    assert re.search(r"@odh-hub/labextension v\S+ enabled\s+OK", labs), labs
+    assert "jupyterhub-singleuser" in os.listdir(venv / "bin")
+    if image == "spark":
+        assert "pyspark ok" in run(py, "-c", "import pyspark; print('pyspark ok')")

@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool
 
+from . import pod_progress
 from .credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from .credentials.naming import secret_name
 from .errors import OptionsError
@@ -161,9 +162,62 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             spark_env = await self._start_spark(self.plan) if self.plan and self.plan.spark else {}
             self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
             self.odh_stage(50, "pod", "Creating your server's pod", "Your server's pod is running")
-            return await super().start()
+            return await self._until_ready(super().start())
         finally:
             self.odh_progress_done()
+
+    _odh_pod_created = False  # KubeSpawner's create request for this start succeeded
+    _odh_stale_pod = ""  # uid of a pod of the same name in the reflector before that request (not this start's)
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        # what the reflector holds *before* the request cannot be the pod it creates (after it, the new pod's
+        # watch event may already have arrived)
+        old = self.pod_reflector.pods.get(self._odh_pod_key) if self.pod_reflector else None
+        created = await super()._make_create_pod_request(pod, request_timeout)
+        if created:
+            self._odh_stale_pod = (old or {}).get("metadata", {}).get("uid", "")
+            self._odh_pod_created = True
+        return created
+
+    @property
+    def _odh_pod_key(self) -> str:
+        return f"{self.namespace}/{self.pod_name}"
+
+    def _odh_our_pod(self) -> dict | None:
+        """This start's pod as the reflector last saw it (None before KubeSpawner created it)."""
+        if not self._odh_pod_created or self.pod_reflector is None:
+            return None
+        pod = self.pod_reflector.pods.get(self._odh_pod_key)
+        if pod is None or pod["metadata"].get("uid") == self._odh_stale_pod:
+            return None
+        return pod
+
+    async def _until_ready(self, start: asyncio.Future, interval: float = 0.5):
+        """Await KubeSpawner's start, relaying the pod's Kubernetes Events as progress in user words
+        (pod_progress), and end it at once with a clear message when the pod ends before it is ready (KubeSpawner
+        alone would wait for start_timeout)."""
+        self._odh_pod_created, seen, percent = False, set(), 55
+        try:
+            while True:
+                done, _ = await asyncio.wait({start}, timeout=interval)
+                for event in self.events:
+                    uid = event["metadata"]["uid"]
+                    message = None if uid in seen else pod_progress.event_message(event)
+                    seen.add(uid)
+                    if message:
+                        percent = min(percent + 5, 95)
+                        self.odh_progress(percent, message)
+                if done:
+                    return start.result()
+                failure = pod_progress.pod_failure(self._odh_our_pod())
+                if failure:
+                    self.log.warning("Pod %s of %s ended before it was ready: %s", self._odh_pod_key,
+                                     self._log_name, failure)
+                    raise user_error(500, failure)
+        finally:
+            if not start.done():
+                start.cancel()
+                await asyncio.gather(start, return_exceptions=True)
 
     async def _start_spark(self, plan: SpawnPlan) -> dict:
         try:

@@ -113,13 +113,18 @@ def notebook_env(spec: kube.KubeSparkSpec, cluster_type: str) -> dict[str, str]:
 
 def replace_patch(manifest: dict) -> list[dict]:
     """A JSON Patch that makes an existing object equal `manifest` where it matters: `spec` and
-    `ownerReferences` replaced whole, our labels and annotations set (others' left alone)."""
+    `ownerReferences` replaced whole, our labels and annotations set (others' left alone). A Service's spec is
+    set key by key instead: the API server allocated its `clusterIP`/`clusterIPs` and refuses to unset them
+    (422 "primary clusterIP can not be unset"), which replacing the spec whole would do."""
     def pointer(key: str) -> str:
         return key.replace("~", "~0").replace("/", "~1")
 
     meta = manifest["metadata"]
     body = "data" if manifest["kind"] == "Secret" else "spec"
-    ops = [{"op": "add", "path": f"/{body}", "value": manifest[body]}]
+    if manifest["kind"] == "Service":
+        ops = [{"op": "add", "path": f"/spec/{pointer(k)}", "value": v} for k, v in manifest["spec"].items()]
+    else:
+        ops = [{"op": "add", "path": f"/{body}", "value": manifest[body]}]
     if "ownerReferences" in meta:
         ops.append({"op": "add", "path": "/metadata/ownerReferences", "value": meta["ownerReferences"]})
     for field in ("labels", "annotations"):

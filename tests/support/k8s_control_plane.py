@@ -182,6 +182,7 @@ class ControlPlane:
             f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
             f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", f"--controllers={CONTROLLERS}",
+            "--pvclaimbinder-sync-period=1s",  # pre-bound claims bind in ~1 s, not up to 15 s (tests wait for it)
         ])
         self._spawn("kube-scheduler", [str(b / "kube-scheduler"), *common])
         # the controller-manager works once it gave the default namespace its ServiceAccount and token
@@ -334,13 +335,88 @@ def crds_available(*files) -> bool:
     return all(crd_path(f).is_file() for f in files)
 
 
-def install_crds(cp: ControlPlane, files, timeout: float = 120) -> list[str]:
-    """Install upstream CRDs (file names in ../shared/crds, or paths) unedited; wait until each is Established and
-    its resources are served. Already installed ones are left as they are. Returns the CRD names."""
+def untyped_nodes(schema, path: str = "") -> list[str]:
+    """Schema nodes (below the root) with neither a type nor x-kubernetes-preserve-unknown-fields/int-or-string:
+    not a structural schema, which every API server since 1.15 refuses for apiextensions.k8s.io/v1 ("type:
+    Required value: must not be empty for specified array items")."""
+    out = []
+    if isinstance(schema, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            out += untyped_nodes(sub, f"{path}.{key}")
+        if isinstance(schema.get("items"), dict):
+            out += untyped_nodes(schema["items"], f"{path}[]")
+        if isinstance(schema.get("additionalProperties"), dict):
+            out += untyped_nodes(schema["additionalProperties"], f"{path}{{}}")
+        if path and not schema.get("type") and not schema.get("x-kubernetes-preserve-unknown-fields") \
+                and not schema.get("x-kubernetes-int-or-string") and not schema.get("properties"):
+            out.append(path)
+    return out
+
+
+def make_structural(crd: dict) -> list[str]:
+    """Mark the untyped nodes of every version's schema `x-kubernetes-preserve-unknown-fields: true` (in place).
+    Needed for the upstream SeldonDeployment CRD of ../shared/crds: controller-gen writes its recursive
+    `graph.children` as `items: {}`; the API server keeps whatever is stored there, unvalidated. Returns what
+    was marked (version:path)."""
+    marked = []
+    for v in crd["spec"].get("versions") or []:
+        schema = (v.get("schema") or {}).get("openAPIV3Schema")
+        for path in untyped_nodes(schema):
+            node = schema
+            for part in path.strip(".").replace("[]", ".[]").replace("{}", ".{}").split("."):
+                node = node["items"] if part == "[]" else node["additionalProperties"] if part == "{}" else \
+                    node["properties"][part]
+            node["x-kubernetes-preserve-unknown-fields"] = True
+            marked.append(f"{v['name']}:{path}")
+    return marked
+
+
+def drop_empty_string_defaults(schema, path: str = "", map_keys: tuple = ()) -> list[str]:
+    """Remove `default: ""` from string fields (in place): kube-apiserver 1.20 reads an empty-string default as
+    null and refuses the CRD ("default: Invalid value: \"null\": must be of type string"); newer servers take
+    it. controller-gen writes it for the `name` of every LocalObjectReference since Kubernetes 1.29's API
+    types. Only defaulting of fields a client leaves out changes, except that a list-map key (e.g. the `name` of
+    imagePullSecrets entries) becomes required, as 1.20 wants a default or `required` for it. Returns the paths."""
+    out = []
+    if not isinstance(schema, dict):
+        return out
+    for key, sub in (schema.get("properties") or {}).items():
+        if isinstance(sub, dict) and sub.get("type") == "string" and sub.get("default") == "":
+            del sub["default"]
+            out.append(f"{path}.{key}")
+            if key in map_keys and key not in schema.setdefault("required", []):
+                schema["required"].append(key)
+        out += drop_empty_string_defaults(sub, f"{path}.{key}")
+    if isinstance(schema.get("items"), dict):
+        out += drop_empty_string_defaults(schema["items"], f"{path}[]",
+                                          tuple(schema.get("x-kubernetes-list-map-keys") or ()))
+    if isinstance(schema.get("additionalProperties"), dict):
+        out += drop_empty_string_defaults(schema["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+def adapt_crd(crd: dict) -> dict[str, list[str]]:
+    """The two mechanical changes an upstream CRD of ../shared/crds may need to install into kube-apiserver 1.20
+    (in place): untyped nodes marked preserve-unknown (make_structural; no server accepts them as they are) and
+    empty-string defaults dropped (drop_empty_string_defaults; 1.20 only). Returns what changed, by kind."""
+    dropped = []
+    for v in crd["spec"].get("versions") or []:
+        dropped += [f"{v['name']}:{p}" for p in
+                    drop_empty_string_defaults((v.get("schema") or {}).get("openAPIV3Schema"))]
+    return {"preserve_unknown": make_structural(crd), "empty_default_dropped": dropped}
+
+
+def install_crds(cp: ControlPlane, files, timeout: float = 120, adapt: bool = True) -> list[str]:
+    """Install upstream CRDs (file names in ../shared/crds, or paths); wait until each is Established and its
+    resources are served. Already installed ones are left as they are. Returns the CRD names. They go in as
+    upstream wrote them except, with `adapt`, for what adapt_crd changes (and nothing else)."""
     names = []
     for f in files:
-        docs = [d for d in yaml.safe_load_all(crd_path(f).read_text()) if d]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser: the largest CRDs are ~2.5 MB
+        docs = [d for d in yaml.load_all(crd_path(f).read_text(), Loader=loader) if d]
         for crd in docs:
+            if adapt:
+                adapt_crd(crd)
             name = crd["metadata"]["name"]
             r = cp.api("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
             if r.status not in (201, 409):
@@ -350,7 +426,7 @@ def install_crds(cp: ControlPlane, files, timeout: float = 120) -> list[str]:
     for name in names:
         while True:
             r = cp.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conds = {c["type"]: c["status"] for c in (r.body or {}).get("status", {}).get("conditions", [])}
+            conds = {c["type"]: c["status"] for c in ((r.body or {}).get("status") or {}).get("conditions") or []}
             if conds.get("Established") == "True":
                 group = r.body["spec"]["group"]
                 versions = [v["name"] for v in r.body["spec"]["versions"] if v.get("served")]

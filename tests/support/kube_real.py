@@ -67,8 +67,9 @@ def group(api_version: str, ns: str, plural: str, name: str = "") -> str:
 
 def create_bound_pvc(cp, ns: str, name: str, size: str = "1Gi") -> str:
     """A PersistentVolumeClaim bound to a PersistentVolume of its own (hostPath; nothing mounts it: no kubelet),
-    as an admin would pre-create a user's data volume. The controller-manager's PV binder binds them for real.
-    Returns the PV's name (cluster-scoped: delete it after the test)."""
+    as an admin would pre-create a user's data volume. The controller-manager's PV binder binds them for real
+    (waited for: the scheduler keeps a pod with an unbound claim Pending). Returns the PV's name (cluster-scoped:
+    delete it after the test)."""
     pv = f"{ns}-{name}"
     r = cp.api("POST", "/api/v1/persistentvolumes", {
         "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
@@ -81,6 +82,10 @@ def create_bound_pvc(cp, ns: str, name: str, size: str = "1Gi") -> str:
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv,
                  "resources": {"requests": {"storage": size}}}})
     assert r.ok, r.body
+    deadline = time.monotonic() + 60
+    while (get(cp, core(ns, "persistentvolumeclaims", name)) or {}).get("status", {}).get("phase") != "Bound":
+        assert time.monotonic() < deadline, f"PVC {ns}/{name} not bound by the PV controller"
+        time.sleep(0.1)
     return pv
 
 

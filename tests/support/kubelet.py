@@ -103,8 +103,9 @@ class TestKubelet:
 
     async def _fail_now(self, pod_name: str) -> None:
         try:
-            pod = await self.core.read_namespaced_pod(pod_name, self.namespace, _preload_content=False)
-            await self._handle(await pod.json())
+            pod = await (await self.core.read_namespaced_pod(pod_name, self.namespace, _preload_content=False)).json()
+            if pod.get("kind") == "Pod":  # not yet created: the watch reports it Failed when it comes
+                await self._handle(pod)
         except ApiException as e:
             if e.status != 404:
                 log.warning("test kubelet: failing %s: %s", pod_name, e.status)

@@ -54,6 +54,19 @@ def test_replace_patch_takes_over_a_left_over_object():
     assert patched["metadata"]["labels"] == {**new["metadata"]["labels"], "theirs": "kept"}
 
 
+def test_replace_patch_keeps_the_cluster_ip_the_server_allocated_to_a_service():
+    """A real API server refuses a Service update that unsets spec.clusterIP (found against kube-apiserver 1.20,
+    tests/integration/test_kube_real_spark.py): the Service's spec is set key by key."""
+    new = kube.master_service(spec(anchor_uid="new-uid"))
+    old = kube.master_service(spec(anchor_uid="old-uid"))
+    old["spec"].update(clusterIP="10.96.0.59", clusterIPs=["10.96.0.59"], sessionAffinity="None",
+                       ports=[{"name": "old", "port": 1}])
+    patched = jsonpatch.apply_patch(old, kube_io.replace_patch(new))
+    assert patched["spec"] == {**new["spec"], "clusterIP": "10.96.0.59", "clusterIPs": ["10.96.0.59"],
+                               "sessionAffinity": "None"}
+    assert patched["metadata"]["ownerReferences"] == new["metadata"]["ownerReferences"]
+
+
 def test_replace_patch_takes_over_a_left_over_secret():
     old = kube.auth_secret(spec(anchor_uid="old-uid"), "old-secret")
     new = kube.auth_secret(spec(), "new-secret")

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from traitlets import Float, Unicode
+from traitlets import Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..localplatform.ports import free_port
@@ -114,6 +114,14 @@ class LocalSparkCluster(LoggingConfigurable):
         config=True,
         help="""JVM options of the master and worker daemons (SPARK_DAEMON_JAVA_OPTS). The default (serial GC,
         client compiler only) about halves their start time on small machines; executors are not affected.""",
+    )
+    boot_nice = Int(
+        10,
+        config=True,
+        help="""Nice value the master and workers boot with, until every worker has registered; then they run
+        at normal priority again. Their JVMs start beside the user's notebook server, and on a small machine
+        they would otherwise take the CPU the server needs to come up. Needs root (which may lower it again);
+        0 (or a platform not run as root) leaves their priority alone.""",
     )
     start_timeout = Float(120.0, config=True, help="Seconds a cluster may take to report all workers ALIVE.")
     stop_timeout = Float(10.0, config=True, help="Seconds Spark processes get after SIGTERM before SIGKILL.")
@@ -331,9 +339,21 @@ class LocalSparkCluster(LoggingConfigurable):
                 "--cores", str(self.request.worker_cores), "--memory", spark_memory(self.request.worker_memory),
                 "--work-dir", os.path.join(self.work_dir, f"worker-{index}"), self.master_url]
 
+    @property
+    def _boot_niced(self) -> bool:
+        return self.boot_nice > 0 and os.geteuid() == 0
+
     def _spawn(self, role: str, args: list[str], port: int, ui_port: int) -> Daemon:
-        return spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port,
-                     run_as=self.run_as)
+        daemon = spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port,
+                       run_as=self.run_as)
+        if self._boot_niced:  # spark-class has not started its JVM yet: the JVM's threads inherit this
+            procs.set_nice(daemon.pid, self.boot_nice)
+        return daemon
+
+    def _normal_priority(self) -> None:
+        if self._boot_niced:
+            for p in self._procs():
+                procs.set_nice(p.pid, 0)
 
     def _launch_master(self) -> None:
         self._master = self._spawn("master", self.master_args(), self.master_port, self.master_ui_port)
@@ -388,9 +408,11 @@ class LocalSparkCluster(LoggingConfigurable):
         workers that missed the master."""
         held: set[int] = set()
         try:
-            return await self._poll_ready(indices, deadline, budget, held)
+            status = await self._poll_ready(indices, deadline, budget, held)
         finally:
             self._release(held)
+        self._normal_priority()  # before any application's executors are started by the workers
+        return status
 
     async def _poll_ready(self, indices: list[int], deadline: float, budget: float, held: set[int]) -> SparkStatus:
         leading_since = None

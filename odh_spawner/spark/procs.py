@@ -124,6 +124,20 @@ def cluster_pids(conf_dir: str) -> list[int]:
     return sorted(found)
 
 
+def set_nice(pid: int, value: int) -> None:
+    """Set the nice value of every thread of `pid` (Linux schedules threads: a JVM's are its tasks). Lowering it
+    needs root. A process or thread that is gone is skipped."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, value)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def signal_pid(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)

@@ -5,6 +5,7 @@ JVM of it is left) even when a test fails; driver JVMs are shut down by the `spa
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -162,6 +163,35 @@ async def test_notebook_env_reaches_the_cluster(clusters):
                                   text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == [cluster.master_url, "499500", "285"]
+
+
+def thread_nices(pid: int) -> set[int]:
+    """The nice value of every thread of `pid` (/proc/PID/task/TID/stat, field 19)."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                out.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError):
+            pass
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="boot priority is lowered only where it can be raised again (root)")
+async def test_launch_boots_at_low_priority_and_ready_is_normal_priority(clusters):
+    """launch() starts the JVMs niced (the notebook server booting beside them gets the CPU first); once every
+    worker registered, every thread of every daemon is back at normal priority, phase 'ready' recorded."""
+    cluster = clusters()
+    await cluster.launch()
+    assert cluster.phase == "starting" and json.load(open(cluster.phase_path))["phase"] == "starting"
+    await asyncio.sleep(1.0)  # the JVMs run by now, with their threads
+    assert all(thread_nices(pid) == {cluster.boot_nice} for pid in cluster.pids), \
+        {pid: thread_nices(pid) for pid in cluster.pids}
+    status = await cluster.wait_started()
+    assert status.workers_alive == 1
+    assert all(thread_nices(pid) == {0} for pid in cluster.pids), {pid: thread_nices(pid) for pid in cluster.pids}
+    assert cluster.phase == "ready" and json.load(open(cluster.phase_path)) == {"phase": "ready", "error": ""}
+    assert read_state(cluster.directory).phase == "ready"
 
 
 async def test_restart_keeps_the_master_url(clusters):

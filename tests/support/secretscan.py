@@ -86,10 +86,13 @@ def is_secret_name(name: str) -> bool:
 
 
 def is_secret_value(value) -> bool:
-    """Worth looking for: a string of at least MIN_SECRET_LEN characters, one word, not a path, URL or number."""
+    """Worth looking for: a string of at least MIN_SECRET_LEN characters, one word, not a path, URL or number,
+    and not a plain lowercase word: that is a field or key name standing where a value goes (a Secret's key
+    `credentials` under a secret-named field), which every log says in plain words; generated secrets and
+    passwords carry digits, capitals or punctuation."""
     return (isinstance(value, str) and len(value) >= MIN_SECRET_LEN and not re.search(r"\s", value)
             and not value.startswith(("/", "./", "~")) and "://" not in value and not value.isdigit()
-            and value.lower() not in ("true", "false", "none", "null"))
+            and value.lower() not in ("true", "false", "none", "null") and not re.fullmatch(r"[a-z]+", value))
 
 
 def needles(secret: str) -> list[tuple[bytes, str]]:

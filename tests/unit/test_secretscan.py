@@ -24,8 +24,11 @@ def test_secret_names():
 def test_secret_values():
     assert is_secret_value(S3) and is_secret_value(TOKEN)
     for value in ("", "short", "/var/lib/x/admin-keys.json", "http://127.0.0.1:8000/", "12345678901", "a b c d e f",
-                  None, 42, "true"):
+                  None, 42, "true", "credentials"):
         assert not is_secret_value(value), value
+    # what generators and people make for secrets is still looked for
+    for value in ("alice-odh", "a1b2c3d4e5f6", "odhk_Zx9", "Hunter2Hunter2", "k3y-material"):
+        assert is_secret_value(value), value
 
 
 def test_finds_plain_url_encoded_and_base64_forms_with_line_and_redacted_snippet():

@@ -292,8 +292,6 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         the notebook and the platform see it)."""
         try:
             status = await cluster.wait_started()
-        except asyncio.CancelledError:
-            raise
         except SparkError as e:
             self.log.error("Spark cluster for %s failed to start: %s", self._log_name, e)
         else:

@@ -33,7 +33,7 @@ async def wait_http(url: str, *, alive: Callable[[], bool], timeout: float, inte
         try:
             response = await client.fetch(url, follow_redirects=False, raise_error=False,
                                           request_timeout=request_timeout, connect_timeout=request_timeout)
-            if response.code < 500 and response.code != 599:
+            if response.code < 500:  # 599: tornado's code for no answer
                 return True
         except (OSError, HTTPClientError, asyncio.TimeoutError):
             pass  # not listening yet

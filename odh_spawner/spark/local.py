@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import re
 import shutil
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Mapping
 
 from traitlets import Float, Int, Unicode
@@ -43,51 +42,19 @@ from ..localplatform.ports import free_port
 from ..localusers import SystemUser
 from ..resolve import SparkRequest
 from . import auth, procs
+from .adopt import AdoptedDaemon, user_from_record, user_record
 from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
                      spawn)
 from .env import spark_env, spark_memory
 from .errors import SparkError, SparkStartError
 from .limits import SparkLimits, SparkUsage, check_scale
 from .phase import FAILED, PHASE_ENV, PHASE_FILE, READY, STARTING, write_phase
-from .state import ClusterState, ProcessRecord, forget_cluster, read_state, remove_state, write_state
+from .state import ClusterState, forget_cluster, read_state, remove_state, write_state
 from .status import SparkStatus, parse_master_json
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESCUE_AFTER = 3.0  # seconds a worker may stay unregistered once it has tried and the master leads
 MAX_RELAUNCHES = 3
-
-
-@dataclass
-class AdoptedDaemon(Daemon):
-    """A daemon another process started (known from the state file): no Popen; alive per /proc and start time."""
-
-    adopted_pid: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.adopted_pid
-
-    def exited(self) -> bool:
-        return not procs.alive(self.adopted_pid, self.started)
-
-    @classmethod
-    def from_record(cls, record: ProcessRecord, log_dir: str) -> "AdoptedDaemon":
-        log_path = os.path.join(log_dir, f"{record.role}.log")
-        return cls(record.role, None, record.port, record.ui_port, log_path, _run_offset(log_path, record.role),
-                   record.started, adopted_pid=record.pid)
-
-
-def _run_offset(log_path: str, role: str, window: int = 4 * 2**20) -> int:
-    """Where the last run of `role` starts in its (appended) log: the last start marker `spawn` wrote."""
-    marker = f"---- odh-hub: starting {role} at".encode()
-    try:
-        with open(log_path, "rb") as f:
-            start = max(0, f.seek(0, os.SEEK_END) - window)
-            f.seek(start)
-            found = f.read().rfind(marker)
-    except OSError:
-        return 0
-    return start + found if found >= 0 else 0
 
 
 def _exit_code(proc: Daemon):
@@ -218,7 +185,7 @@ class LocalSparkCluster(LoggingConfigurable):
             creator_started=self._creator[1], workers_requested=self.request.workers,
             processes=[p.record() for p in self._procs()], worker_cores=self.request.worker_cores,
             worker_memory=self.request.worker_memory, ui_proxy_url=self.ui_proxy_url, limits=self.limits,
-            authenticate=self.authenticate, run_as=_user_record(self.run_as), phase=self.phase, error=self.error,
+            authenticate=self.authenticate, run_as=user_record(self.run_as), phase=self.phase, error=self.error,
         )
 
     def _save(self) -> None:
@@ -287,7 +254,7 @@ class LocalSparkCluster(LoggingConfigurable):
         if master is None or not state.worker_cores or not state.worker_memory:
             raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its state file "
                              "predates this hub version); restart your server.")
-        run_as = _user_from_record(state)
+        run_as = user_from_record(state)
         secret = auth.read_secret(state.directory) if state.authenticate else None
         if state.authenticate and not secret:
             raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its secret is gone); "
@@ -628,24 +595,3 @@ class LocalSparkCluster(LoggingConfigurable):
             if p.popen is not None:
                 p.popen.poll()
         self._master, self._workers = None, {}
-
-
-def _user_record(user: SystemUser | None) -> dict | None:
-    return None if user is None else {"name": user.name, "uid": user.uid, "gid": user.gid, "home": user.home}
-
-
-def _user_from_record(state: ClusterState) -> SystemUser | None:
-    """The system user a cluster's daemons ran as (from its state file), checked against the user database."""
-    r = state.run_as
-    if not r:
-        return None
-    try:
-        entry = pwd.getpwnam(r["name"])
-        user = SystemUser(r["name"], int(r["uid"]), int(r["gid"]), r["home"])
-    except (KeyError, TypeError, ValueError):
-        raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its system user is "
-                         "gone); restart your server.") from None
-    if (entry.pw_uid, entry.pw_gid) != (user.uid, user.gid):
-        raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its system user "
-                         "changed); restart your server.")
-    return user

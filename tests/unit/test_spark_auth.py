@@ -18,7 +18,8 @@ from odh_spawner.naming import user_slug
 from odh_spawner.resolve import SparkRequest
 from odh_spawner.spark import auth, kube
 from odh_spawner.spark.errors import SparkError
-from odh_spawner.spark.local import LocalSparkCluster, _user_from_record
+from odh_spawner.spark.adopt import user_from_record as _user_from_record
+from odh_spawner.spark.local import LocalSparkCluster
 from odh_spawner.spark.naming import SLUG_MAX, cluster_slug, legacy_cluster_slug
 from odh_spawner.spark.state import ClusterState, ProcessRecord, read_state, write_state
 

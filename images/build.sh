@@ -15,7 +15,11 @@ pins=()
 for image in $IMAGES; do
   if [ "$image" = hub ]; then repo=$REGISTRY/hub; else repo=$REGISTRY/notebook-$image; fi
   echo "[build] $repo:$TAG"
-  docker build --pull -f "images/$image/Dockerfile" -t "$repo:$TAG" .
+  if [ "$image" = hub ]; then
+    docker build --pull -f images/hub/Dockerfile -t "$repo:$TAG" .
+  else
+    docker build --pull -f images/notebook/Dockerfile --build-arg "FLAVOR=$image" -t "$repo:$TAG" .
+  fi
   docker push "$repo:$TAG"
   ref=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$repo:$TAG" | grep "^$repo@" | head -1)
   [ -n "$ref" ] || { echo "[build] no digest for $repo:$TAG after push"; exit 1; }

@@ -32,6 +32,17 @@ class OdhApiError(Exception):
         self.message = message
 
 
+def raise_for_answer(r: requests.Response) -> requests.Response:
+    """`r`, or OdhApiError with the API's own message when it answered 4xx/5xx."""
+    if r.status_code >= 400:
+        try:
+            message = r.json().get("message", r.reason)
+        except (ValueError, AttributeError):
+            message = r.reason
+        raise OdhApiError(r.status_code, message)
+    return r
+
+
 @dataclass
 class Page:
     bucket: str
@@ -60,13 +71,7 @@ class ApiClient:
         return f"{type(self).__name__}({self.api!r})"
 
     def _check(self, r: requests.Response) -> requests.Response:
-        if r.status_code >= 400:
-            try:
-                message = r.json().get("message", r.reason)
-            except ValueError:
-                message = r.reason
-            raise OdhApiError(r.status_code, message)
-        return r
+        return raise_for_answer(r)
 
     def _json(self, method: str, url: str, **kw):
         r = self._check(self.http.request(method, url, timeout=self.timeout, **kw))

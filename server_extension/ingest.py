@@ -23,7 +23,7 @@ import time
 
 import requests
 
-from .client import OdhApiError
+from .client import OdhApiError, raise_for_answer
 
 __all__ = ["Ingestion", "IngestClient", "ingest", "ingestion", "ingestions", "plan", "produce_sample"]
 
@@ -47,12 +47,7 @@ class IngestClient:
     def call(self, method: str, path: str = "", params: dict | None = None, **kw):
         r = self.http.request(method, self.api + path, timeout=self.timeout, params={**self.params, **(params or {})},
                               **kw)
-        if r.status_code >= 400:
-            try:
-                message = r.json().get("message", r.reason)
-            except ValueError:
-                message = r.reason
-            raise OdhApiError(r.status_code, message)
+        raise_for_answer(r)
         return r.json() if r.content else None
 
 
@@ -162,16 +157,24 @@ def _s3_from_env():
 
 def ingest(topic: str, bucket: str, prefix: str = "", format: str = "jsonl", flush_records: int = 10_000,
            flush_seconds: float = 60, partition_by: str | None = None, name: str | None = None,
-           show_plan: bool = True, client: IngestClient | None = None) -> Ingestion:
+           show_plan: bool = True, client: IngestClient | None = None, create_topic: bool = False,
+           partitions: int | None = None) -> Ingestion:
     """Start streaming `topic` into s3://bucket/prefix. Shows the plan first; bad input raises OdhApiError
-    (4xx) with the reason (unknown topic, bucket not writable, invalid settings)."""
+    (4xx) with the reason (unknown topic, bucket not writable, invalid settings). With `create_topic=True` a
+    missing topic is created first (`partitions`, default 3)."""
     p = plan(topic, bucket, prefix, format, flush_records, flush_seconds, partition_by, name)
+    if create_topic:
+        p["reads"] += f" (created with {partitions or 3} partitions if missing)"
     if show_plan:
         _show(p)
     client = client or IngestClient()
-    client.call("POST", json={"name": p["name"], "topic": topic, "bucket": bucket, "prefix": prefix,
-                              "format": format, "flush_records": flush_records, "flush_seconds": flush_seconds,
-                              "partition_by": partition_by})
+    body = {"name": p["name"], "topic": topic, "bucket": bucket, "prefix": prefix, "format": format,
+            "flush_records": flush_records, "flush_seconds": flush_seconds, "partition_by": partition_by}
+    if create_topic:
+        body["create_topic"] = True
+        if partitions is not None:
+            body["partitions"] = partitions
+    client.call("POST", json=body)
     return Ingestion(p["name"], client)
 
 

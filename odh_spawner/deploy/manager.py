@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from ..loops import every
 from . import artifacts
 from .model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
                     DeploymentExists, DeploymentNotFound, new_api_key, parse_model_uri, v2_request,
@@ -251,14 +252,7 @@ class DeploymentManager:
                 self.log.info("Deployment %s/%s restarted", d.owner, d.name)
 
     async def watch(self, interval: float = 2.0) -> None:
-        while True:
-            try:
-                await self.watch_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.exception("Deployment watch failed; trying again")
-            await asyncio.sleep(interval)
+        await every(interval, self.watch_once, self.log, "Deployment watch")
 
     async def adopt_all(self) -> None:
         """At start-up: take back every recorded deployment; restart what is no longer running."""

@@ -7,6 +7,7 @@ restarts, and is recognised afterwards by PID, start time and its run directory 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,11 +15,13 @@ import subprocess
 import sys
 import time
 
-from traitlets import Bool, Float, Int, default
+from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..credentials.model import S3_CLIENT_SETTINGS
+from ..local_limits import CgroupLimits, join
 from ..localusers import SystemUser, can_switch_users, ensure_traversable, lookup
+from ..naming import state_dir_name
 from ..spark import procs
 from .model import Ingestion
 from .spec import IngestError
@@ -69,10 +72,35 @@ class LocalIngestBackend(LoggingConfigurable):
 
     stop_timeout = Float(30, config=True, help="Seconds a worker gets to write and commit what it holds on SIGTERM.")
     max_buffer_mb = Int(64, config=True, help="Memory (MiB of records) a worker buffers before it writes early.")
+    memory_limit_mb = Int(
+        512, config=True,
+        help="""Hard memory limit (MiB) of one ingestion worker — the Python process with the Kafka client, its
+        buffer (max_buffer_mb) and the encoder — applied through a Linux cgroup where the platform may write
+        them (root on a writable cgroupfs). A worker over it is killed and started again from its committed
+        offsets: nothing is lost. 0: no limit.""",
+    )
+    cpu_limit = Float(1.0, config=True, help="CPUs one ingestion worker may use (with memory_limit_mb).")
+    cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
+    cgroup_parent = Unicode("odh-hub-ingest", config=True, help="Parent cgroup holding one group per worker.")
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self._children: dict[int, subprocess.Popen] = {}
+        self._limits: CgroupLimits | None = None
+
+    @property
+    def limits(self) -> CgroupLimits | None:
+        if not self.memory_limit_mb:
+            return None
+        if self._limits is None:
+            self._limits = CgroupLimits(self.cgroup_root, self.cgroup_parent)
+        return self._limits if self._limits.available() else None
+
+    @staticmethod
+    def cgroup_name(ing: Ingestion, run_dir: str) -> str:
+        """One group per ingestion of this platform: owner slug, name and the run directory's hash (two hubs on
+        one machine never share one)."""
+        return f"{state_dir_name(ing.owner)}.{ing.name}.{hashlib.sha256(run_dir.encode()).hexdigest()[:10]}"
 
     def identity(self, owner: str) -> SystemUser | None:
         if not self.run_as_owner:
@@ -99,11 +127,15 @@ class LocalIngestBackend(LoggingConfigurable):
         log_fd = os.open(os.path.join(run_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         if user is not None:
             os.fchown(log_fd, user.uid, user.gid)
-        kw = {"user": user.uid, "group": user.gid, "extra_groups": [], "umask": 0o077} if user else {}
+        limits, group, procs_files = self.limits, None, []
+        if limits is not None:
+            group = self.cgroup_name(ing, run_dir)
+            procs_files = limits.create(group, self.cpu_limit, self.memory_limit_mb * 2**20)
         try:
             p = subprocess.Popen([sys.executable, "-m", "odh_spawner.ingest.worker", "--run-dir", run_dir],
                                  cwd=run_dir, env=env, stdin=subprocess.PIPE, stdout=log_fd,
-                                 stderr=subprocess.STDOUT, start_new_session=True, **kw)
+                                 stderr=subprocess.STDOUT, start_new_session=True, umask=0o077,
+                                 preexec_fn=_enter(procs_files, user))
         finally:
             os.close(log_fd)
         try:
@@ -112,8 +144,12 @@ class LocalIngestBackend(LoggingConfigurable):
         except OSError:
             pass
         self._children[p.pid] = p
-        self.log.info("Started ingestion worker %s/%s: pid %d", ing.owner, ing.name, p.pid)
-        return {"pid": p.pid, "started": procs.start_time(p.pid), "run_dir": run_dir}
+        self.log.info("Started ingestion worker %s/%s: pid %d%s", ing.owner, ing.name, p.pid,
+                      f", at most {self.memory_limit_mb} MiB" if group else "")
+        rt = {"pid": p.pid, "started": procs.start_time(p.pid), "run_dir": run_dir}
+        if group:
+            rt["cgroup"] = group
+        return rt
 
     def alive(self, rt: dict | None) -> bool:
         if not rt or not rt.get("pid"):
@@ -142,9 +178,8 @@ class LocalIngestBackend(LoggingConfigurable):
             return
         pid = rt["pid"]
         child = self._children.pop(pid, None)
-        if child is None and not self.alive(rt):
-            return
-        if child is not None and child.poll() is not None:
+        if (child is None and not self.alive(rt)) or (child is not None and child.poll() is not None):
+            self._remove_group(rt)
             return
         procs.signal_pid(pid, signal.SIGTERM)
         deadline = time.monotonic() + (timeout or self.stop_timeout)
@@ -162,6 +197,28 @@ class LocalIngestBackend(LoggingConfigurable):
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        self._remove_group(rt)
+
+    def _remove_group(self, rt: dict) -> None:
+        if rt.get("cgroup") and self.limits is not None:
+            try:
+                self.limits.remove(rt["cgroup"])
+            except OSError as e:
+                self.log.warning("Ingestion cgroup %s not removed: %s", rt["cgroup"], e)
+
+
+def _enter(procs_files: list[str], user: SystemUser | None):
+    """A preexec_fn: join the worker's cgroup as root, then become the owner for good (no extra groups)."""
+
+    def preexec() -> None:
+        if procs_files:
+            join(procs_files)
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+
+    return preexec
 
 
 def stop_recorded(store_root: str, timeout: float = 30) -> int:

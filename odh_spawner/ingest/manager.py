@@ -14,10 +14,11 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from ..loops import every
 from .keys import parse_key
 from .model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
 from .spec import (IngestError, IngestForbidden, IngestionExists, IngestionNotFound, IngestUnavailable, Spec,
-                   build_spec, validate_name)
+                   build_spec, topic_creation, validate_name)
 from .store import IngestionStore
 from .verify import verify
 
@@ -50,6 +51,25 @@ class KafkaCheck:
         except KafkaException:
             raise IngestUnavailable(f"The Kafka broker {self.bootstrap} does not answer; try again later.") from None
         return {t: len(m.partitions) for t, m in md.topics.items() if not t.startswith("__")}
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        """Create `topic` with `partitions` (replication 1 where the cluster has one broker, else the broker's
+        default); a topic that appeared meanwhile is fine."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": int(self.timeout * 1000)})
+        try:
+            brokers = len(admin.list_topics(timeout=self.timeout).brokers)
+            new = NewTopic(topic, partitions, 1 if brokers <= 1 else -1)
+            for f in admin.create_topics([new], request_timeout=self.timeout).values():
+                f.result(self.timeout * 2)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                return
+            reason = err.str() if hasattr(err, "str") else type(e).__name__
+            raise IngestError(f"Kafka did not create topic {topic!r}: {reason[:200]}") from None
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         from confluent_kafka import Consumer, TopicPartition
@@ -126,12 +146,16 @@ class IngestionManager:
         }
 
     # -- checks ----------------------------------------------------------------------------------
-    async def _check(self, owner: str, spec: Spec):
+    async def _check(self, owner: str, spec: Spec, create_partitions: int = 0):
         topics = await asyncio.to_thread(self.kafka.topics)
-        if spec.topic not in topics:
+        if spec.topic not in topics and create_partitions:
+            await asyncio.to_thread(self.kafka.create_topic, spec.topic, create_partitions)
+            self.log.info("Ingestion of %s created topic %s with %d partitions", owner, spec.topic,
+                          create_partitions)
+        elif spec.topic not in topics:
             known = ", ".join(sorted(topics)[:10]) or "none"
             raise IngestionNotFound(f"Topic {spec.topic!r} does not exist on Kafka {self.bootstrap} "
-                                    f"(topics: {known}).")
+                                    f"(topics: {known}); create it first, or submit with create_topic: true.")
         creds = await self.credentials_for(owner)
         await asyncio.to_thread(self._probe_bucket, creds, spec)
         return creds
@@ -162,6 +186,7 @@ class IngestionManager:
             raise IngestError("The request body must be a JSON object.")
         data = dict(data)
         name = validate_name(data.pop("name", None))
+        partitions = topic_creation(data.pop("create_topic", False), data.pop("partitions", None))
         spec = build_spec(data)
         async with self._lock((owner, name)):
             if (owner, name) in self.ingestions:
@@ -170,7 +195,7 @@ class IngestionManager:
             if len(self.list(owner)) >= self.max_per_user:
                 raise IngestForbidden(f"You have {self.max_per_user} ingestions, the most allowed; delete one "
                                       "first.")
-            creds = await self._check(owner, spec)
+            creds = await self._check(owner, spec, partitions)
             ing = Ingestion(owner=owner, name=name, spec=spec)
             self.backend.identity(owner)  # a clear error before anything is recorded
             self.ingestions[ing.key] = ing
@@ -307,14 +332,7 @@ class IngestionManager:
                 self.store.save(ing)
 
     async def watch(self, interval: float = 2.0) -> None:
-        while True:
-            try:
-                await self.watch_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.exception("Ingestion watch failed; trying again")
-            await asyncio.sleep(interval)
+        await every(interval, self.watch_once, self.log, "Ingestion watch")
 
     async def adopt_all(self) -> None:
         """At start-up: take back every recorded ingestion; the watch starts what should run and does not."""

@@ -18,6 +18,7 @@ MAX_FLUSH_RECORDS = 1_000_000
 MAX_FLUSH_SECONDS = 3600
 DEFAULT_FLUSH_RECORDS = 10_000
 DEFAULT_FLUSH_SECONDS = 60
+DEFAULT_PARTITIONS, MAX_PARTITIONS = 3, 64
 SETTINGS = ("format", "flush_records", "flush_seconds", "partition_by", "prefix")  # changeable later
 
 
@@ -72,6 +73,17 @@ def _int(value, field: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise IngestError(f"{field} must be between {low} and {high}, got {value}.")
     return int(value)
+
+
+def topic_creation(create_topic, partitions) -> int:
+    """How many partitions a missing topic is created with at submit (0: do not create it)."""
+    if not isinstance(create_topic, bool):
+        raise IngestError("create_topic must be true or false.")
+    if partitions is not None and not create_topic:
+        raise IngestError("partitions applies only with create_topic: true.")
+    if not create_topic:
+        return 0
+    return _int(DEFAULT_PARTITIONS if partitions is None else partitions, "partitions", 1, MAX_PARTITIONS)
 
 
 def normalize_prefix(prefix) -> str:

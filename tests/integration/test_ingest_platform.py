@@ -19,7 +19,7 @@ from odh_spawner.ingest.encode import decode
 from odh_spawner.spark import procs
 from server_extension.client import OdhApiError
 from server_extension.ingest import IngestClient, Ingestion, ingest
-from tests.support.fixtures import pid_alive
+from tests.support.fixtures import INGESTIONS_PER_USER, pid_alive
 from tests.support.kafka import create_topic, produce
 from tests.support.kernel import Kernel
 from tests.support.wait import wait_for
@@ -220,3 +220,58 @@ def test_pause_resume_change_settings_kill9_platform_restart_and_server_stop_exa
     with pytest.raises(OdhApiError) as e:
         ing.status()
     assert e.value.status == 404
+
+
+def test_missing_topic_is_created_on_request_and_ingestions_per_user_are_limited(hub, alice, alice_s3,
+                                                                                 kafka_broker):
+    from confluent_kafka.admin import AdminClient
+
+    c = IngestClient(platform_url(hub), alice.token)
+    with pytest.raises(OdhApiError) as e:
+        c.call("POST", json={"name": "fresh", "topic": "fresh-topic", "bucket": "alice-raw"})
+    assert e.value.status == 404 and "create_topic" in e.value.message
+    with pytest.raises(OdhApiError) as e:
+        c.call("POST", json={"name": "fresh", "topic": "fresh-topic", "bucket": "alice-raw", "create_topic": True,
+                             "partitions": 0})
+    assert e.value.status == 400 and "partitions" in e.value.message
+    ing = ingest(topic="fresh-topic", bucket="alice-raw", prefix="fresh/", name="fresh", flush_seconds=1,
+                 create_topic=True, partitions=2, client=c, show_plan=False)
+    topics = AdminClient({"bootstrap.servers": kafka_broker.bootstrap}).list_topics(timeout=10).topics
+    assert len(topics["fresh-topic"].partitions) == 2
+    produce(kafka_broker.bootstrap, "fresh-topic", 500)
+    assert ing.wait(500, timeout=60)["records"] == 500
+    # the worker's memory is bounded: its own cgroup, at the backend's memory_limit_mb (512 MiB by default)
+    pid = worker_pid(hub, "alice", "fresh")
+    group = record(hub, "alice", "fresh")["runtime"]["cgroup"]
+    assert group.startswith("alice.fresh.")
+    limits = memory_limit_files(pid)
+    assert limits and all(int(open(f).read()) == 512 * 2**20 for f in limits), limits
+
+    # at most INGESTIONS_PER_USER each: the next one is refused with the reason; bob's count is his own
+    mine = [i["name"] for i in c.call("GET")["ingestions"]]
+    extra = [f"fill-{n}" for n in range(INGESTIONS_PER_USER - len(mine))]
+    try:
+        for name in extra:
+            c.call("POST", json={"name": name, "topic": "fresh-topic", "bucket": "alice-raw", "prefix": f"{name}/"})
+        with pytest.raises(OdhApiError) as e:
+            c.call("POST", json={"name": "one-too-many", "topic": "fresh-topic", "bucket": "alice-raw"})
+        assert e.value.status == 403 and f"You have {INGESTIONS_PER_USER} ingestions" in e.value.message
+        assert len(c.call("GET")["ingestions"]) == INGESTIONS_PER_USER
+    finally:
+        for name in extra + ["fresh"]:
+            c.call("DELETE", f"/{name}")
+    assert "fresh" not in [i["name"] for i in c.call("GET")["ingestions"]]
+    assert not any(os.path.exists(os.path.dirname(f)) for f in limits)  # the group went with the ingestion
+
+
+def memory_limit_files(pid: int) -> list[str]:
+    """The memory limit file(s) of the cgroup `pid` is in (v2 `memory.max`, v1 `memory.limit_in_bytes`)."""
+    found = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers == "":
+                found.append(f"/sys/fs/cgroup{path}/memory.max")
+            elif "memory" in controllers.split(","):
+                found.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    return [p for p in found if os.path.exists(p) and "odh-hub-ingest" in p]

@@ -18,6 +18,7 @@ from tests.support.hubclient import HubUserSession
 from tests.support.wait import wait_for
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
+INGESTIONS_PER_USER = 4
 PASSWORDS = {"alice": "alice-odh", "bob": "bob-odh", "admin": "admin-odh"}
 
 
@@ -74,6 +75,7 @@ def config_dir(tmp_path_factory):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     platform["deployments"]["max_model_size"] = "8Mi"  # so the size limit is testable with small uploads
+    platform["kafka"]["max_ingestions_per_user"] = INGESTIONS_PER_USER  # reachable in a test
     (d / "platform.yaml").write_text(yaml.safe_dump(platform))
     return str(d)
 

@@ -12,7 +12,8 @@ from odh_spawner.ingest.encode import decode, encode
 from odh_spawner.ingest.keys import hour_of, object_key, parse_key
 from odh_spawner.ingest.local import worker_config
 from odh_spawner.ingest.model import Ingestion, group_id, hint
-from odh_spawner.ingest.spec import IngestError, Spec, build_spec, normalize_prefix, validate_name
+from odh_spawner.ingest.spec import (IngestError, Spec, build_spec, normalize_prefix, topic_creation,
+                                    validate_name)
 from odh_spawner.ingest.verify import recovered_offset, verify
 
 
@@ -152,6 +153,18 @@ def test_build_spec_refuses_bad_input_with_a_message(body, text):
     with pytest.raises(IngestError, match=text) as e:
         build_spec(body)
     assert e.value.status_code == 400
+
+
+def test_topic_creation_is_opt_in_and_bounded():
+    assert topic_creation(False, None) == 0
+    assert topic_creation(True, None) == 3
+    assert topic_creation(True, 12) == 12
+    for create, parts, text in [("yes", None, "true or false"), (False, 3, "only with create_topic"),
+                                (True, 0, "between 1 and 64"), (True, 65, "between 1 and 64"),
+                                (True, 2.5, "whole number"), (True, True, "whole number")]:
+        with pytest.raises(IngestError, match=text) as e:
+            topic_creation(create, parts)
+        assert e.value.status_code == 400
 
 
 def test_names_and_groups_are_injective_and_safe():

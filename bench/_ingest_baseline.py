@@ -18,7 +18,14 @@ s3 = s3_client(cfg["s3"])
 c = Consumer({"bootstrap.servers": cfg["bootstrap"], "group.id": cfg["group"], "enable.auto.commit": False,
               "auto.offset.reset": "earliest", "queued.max.messages.kbytes": 16384, "fetch.max.bytes": 8 * 2**20,
               "group.instance.id": cfg["group"], "session.timeout.ms": 15000})
-c.subscribe([cfg["topic"]])
+
+
+def on_assign(consumer, partitions):  # bench/ingest_latency.py waits for the group join before producing
+    if cfg.get("ready_path") and partitions:
+        open(cfg["ready_path"], "w").close()
+
+
+c.subscribe([cfg["topic"]], on_assign=on_assign)
 buffers: dict[int, list] = {}
 done, total = 0, cfg["expect"]
 t0 = time.monotonic()

@@ -147,22 +147,32 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         return hub_token_env(env, self.token_secret_name) if self.api_token_secret and self.api_token else env
 
     async def start(self):
-        """The plan's Spark cluster first (its anchor, then the objects the anchor owns), the server's token
-        Secret, then KubeSpawner's start. The cluster and the Secret are deleted in run_post_stop_hook, which
-        JupyterHub also runs after a failed start."""
+        """The Spark limits checked and the server's token Secret stored, then KubeSpawner's start with the
+        plan's Spark cluster (its anchor, then the objects the anchor owns) created beside the pod: the pod needs
+        only the cluster's names. A start fails when either fails. The cluster and the Secret are deleted in
+        run_post_stop_hook, which JupyterHub also runs after a failed start."""
         try:
             if self.plan is None:  # started without JupyterHub's apply_user_options hook
                 await self._apply_odh_options(self, self.user_options)
+            env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
+            spark_env, create_spark = ({}, None)
+            if self.plan and self.plan.spark:
+                spark_env, create_spark = await self._spark_errors(
+                    kube_io.prepare_for_spawner(self, self.plan, self._s3_secret, SparkLimits(parent=self)))
+            self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
             if self.api_token_secret and self.api_token:
                 await self._apply_secret(
                     hub_token_secret(self.token_secret_name, self.namespace, self.user.name, self.name or "",
                                      self.api_token),
                     "Your server's access token could not be stored in the cluster; tell your platform admin.")
-            env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
-            spark_env = await self._start_spark(self.plan) if self.plan and self.plan.spark else {}
-            self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
+            spark = asyncio.ensure_future(self._spark_errors(create_spark())) if create_spark else None
             self.odh_stage(50, "pod", "Creating your server's pod", "Your server's pod is running")
-            return await self._until_ready(super().start())
+            try:
+                return await self._until_ready(super().start(), spark)
+            except Exception:
+                if spark is not None and spark.done() and not spark.cancelled() and spark.exception():
+                    await self._remove_pod_quietly()  # the pod started beside a cluster that failed
+                raise
         finally:
             self.odh_progress_done()
 
@@ -192,14 +202,21 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             return None
         return pod
 
-    async def _until_ready(self, start: asyncio.Future, interval: float = 0.5):
+    async def _until_ready(self, start, beside: asyncio.Future | None = None, interval: float = 0.5):
         """Await KubeSpawner's start, relaying the pod's Kubernetes Events as progress in user words
         (pod_progress), and end it at once with a clear message when the pod ends before it is ready (KubeSpawner
-        alone would wait for start_timeout)."""
+        alone would wait for start_timeout). `beside` (the Spark cluster's creation) must succeed too: its error
+        ends the start at once; the start returns once both are done."""
         self._odh_pod_created, seen, percent = False, set(), 55
+        start = asyncio.ensure_future(start)
         try:
             while True:
-                done, _ = await asyncio.wait({start}, timeout=interval)
+                waiting = {start} if beside is None or beside.done() else {start, beside}
+                await asyncio.wait(waiting, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                if beside is not None and beside.done():
+                    beside.result()  # its error (a user_error) ends the start
+                if start.done() and beside is not None and not beside.done():
+                    await beside
                 for event in self.events:
                     uid = event["metadata"]["uid"]
                     message = None if uid in seen else pod_progress.event_message(event)
@@ -207,7 +224,7 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
                     if message:
                         percent = min(percent + 5, 95)
                         self.odh_progress(percent, message)
-                if done:
+                if start.done():
                     return start.result()
                 failure = pod_progress.pod_failure(self._odh_our_pod())
                 if failure:
@@ -215,13 +232,22 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
                                      self._log_name, failure)
                     raise user_error(500, failure)
         finally:
-            if not start.done():
-                start.cancel()
-                await asyncio.gather(start, return_exceptions=True)
+            for task in (start, beside):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
 
-    async def _start_spark(self, plan: SpawnPlan) -> dict:
+    async def _remove_pod_quietly(self) -> None:
         try:
-            return await kube_io.start_for_spawner(self, plan, self._s3_secret, SparkLimits(parent=self))
+            await self.stop(now=True)
+        except Exception as e:  # JupyterHub stops the server after a failed start too
+            self.log.warning("Pod of %s not removed after a failed Spark start: %s", self._log_name,
+                             type(e).__name__)
+
+    async def _spark_errors(self, step):
+        """Await a step of the Spark cluster's start; its errors become messages for the user."""
+        try:
+            return await step
         except OptionsError as e:  # SparkLimitError is one (403)
             raise user_error(e.status_code, str(e)) from None
         except SparkError as e:

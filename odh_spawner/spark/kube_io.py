@@ -288,19 +288,27 @@ async def patch_object(apis: Apis, kind: str, namespace: str, name: str, patch: 
 async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str, t: Timeouts, log,
                         progress: Callable[[str], None] = lambda message: None,
                         secret: str = "") -> kube.KubeSparkSpec:
-    """Create the anchor, then the objects it owns. Returns `spec` with the anchor's uid. When an owned object
-    cannot be created (or the start is cancelled) the anchor is deleted again, taking the rest with it."""
+    """Create the anchor, then the objects it owns, those at once. Returns `spec` with the anchor's uid. When an
+    owned object cannot be created (or the start is cancelled) the anchor is deleted again, taking the rest with
+    it."""
     anchor = kube.anchor_configmap(spec)
     name = anchor["metadata"]["name"]
     uid = await _retry(partial(_anchor_attempt, apis, anchor, t), f"the ConfigMap {name}", t, log,
                        "Your previous Spark cluster is still being removed; try again in a minute.")
     spec = replace(spec, anchor_uid=uid)
+    manifests = owned_manifests(spec, cluster_type, secret)
+    progress("Creating " + ", ".join(f"the {m['kind']} {m['metadata']['name']}" for m in manifests))
+    tasks = [asyncio.ensure_future(_retry(partial(_owned_attempt, apis, m, t),
+                                          f"the {m['kind']} {m['metadata']['name']}", t, log)) for m in manifests]
     try:
-        for manifest in owned_manifests(spec, cluster_type, secret):
-            what = f"the {manifest['kind']} {manifest['metadata']['name']}"
-            progress(f"Creating {what}")
-            await _retry(partial(_owned_attempt, apis, manifest, t), what, t, log)
+        results = await asyncio.gather(*tasks, return_exceptions=True)  # they need the anchor, not each other
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]  # the first in creation order: the same message whichever answered first
     except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await delete_anchor(apis, spec.namespace, name, "Background", t, log)
         except SparkError:
@@ -346,9 +354,11 @@ def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark, limits=None) ->
     )
 
 
-async def start_for_spawner(spawner, plan, s3_secret: str, limits) -> dict[str, str]:
-    """Check the limits, create the cluster, and return the notebook's Spark environment. SparkError /
-    SparkLimitError carry messages for the user."""
+async def prepare_for_spawner(spawner, plan, s3_secret: str, limits) -> tuple[dict[str, str], Callable]:
+    """Check the limits against the cluster's Spark objects and give the notebook pod what it needs of the
+    cluster (its environment, the driver configuration's volume: names only). Returns (environment, create):
+    `create()` then creates the cluster, beside the notebook pod. SparkError / SparkLimitError carry messages
+    for the user."""
     from .limits import check_request
 
     settings, apis, t = KubeSpark(parent=spawner), spawner_apis(spawner), spawner_timeouts(spawner)
@@ -356,16 +366,19 @@ async def start_for_spawner(spawner, plan, s3_secret: str, limits) -> dict[str, 
     anchor_name = kube.names(spec.user, spec.server)["anchor"]
     check_request(limits, plan.spark, await current_usage(apis, spec.namespace, spec.user, anchor_name, t,
                                                           spawner.log))
-    r = plan.spark
-    spawner.odh_progress(35, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) and "
-                             f"{format_memory(r.worker_memory)} each")
     standalone = settings.cluster_type == "standalone"
-    spec = await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
-                               progress=lambda message: spawner.odh_progress(40, message),
-                               secret=auth.new_secret() if standalone else "")
-    spawner.odh_progress(45, "Spark cluster created; Kubernetes is starting its pods")
     mount_notebook_conf(spawner, spec if standalone else None)
-    return notebook_env(spec, settings.cluster_type)
+
+    async def create() -> None:
+        r = plan.spark
+        spawner.odh_progress(50, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) "
+                                 f"and {format_memory(r.worker_memory)} each")
+        await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
+                            progress=lambda message: spawner.odh_progress(50, message),
+                            secret=auth.new_secret() if standalone else "")
+        spawner.odh_progress(55, "Spark cluster created; Kubernetes is starting its pods")
+
+    return notebook_env(spec, settings.cluster_type), create
 
 
 def mount_notebook_conf(spawner, spec: kube.KubeSparkSpec | None) -> None:

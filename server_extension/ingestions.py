@@ -8,6 +8,7 @@ the platform's own rules (odh_spawner.ingest.spec), so a bad form costs no round
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote, urlencode
 
 from odh_spawner.ingest.spec import SETTINGS, IngestError, build_spec, validate_name
@@ -103,8 +104,33 @@ class VerifyHandler(DeploymentsBase):
         await self.forward("GET", f"ingestions/{_name(name)}/verify")
 
 
+def list_topics(bootstrap: str, timeout: float = 5) -> list[dict]:
+    """The Kafka topics (internal '__' ones left out), for the dialog's topic suggestions."""
+    try:
+        from confluent_kafka.admin import AdminClient
+    except ImportError:
+        raise v.BadRequest("this server has no Kafka client (confluent-kafka)", 503) from None
+    try:
+        md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2}).list_topics(timeout=timeout)
+    except Exception:
+        raise v.BadRequest(f"Kafka at {bootstrap} does not answer right now", 503) from None
+    return sorted(({"name": t, "partitions": len(m.partitions)} for t, m in md.topics.items()
+                   if not t.startswith("__")), key=lambda t: t["name"])
+
+
+class TopicsHandler(DeploymentsBase):
+    @api
+    async def get(self):
+        """The topics of the platform's Kafka (KAFKA_BOOTSTRAP_SERVERS of this server)."""
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        if not bootstrap:
+            raise v.BadRequest("no Kafka is configured for this server (KAFKA_BOOTSTRAP_SERVERS)", 503)
+        self.reply({"topics": await self.call(list_topics, bootstrap=bootstrap)})
+
+
 _NAME = r"(?P<name>[^/]+)"
 HANDLERS = [
+    (r"/odh/api/kafka/topics", TopicsHandler),
     (r"/odh/api/ingestions", IngestionsHandler),
     (rf"/odh/api/ingestions/{_NAME}", IngestionHandler),
     (rf"/odh/api/ingestions/{_NAME}/(?P<action>pause|resume|stop)", ActionHandler),

@@ -204,3 +204,9 @@ export function lagText(partitions: Record<string, IPartitionStatus>): string {
   const items = Object.entries(partitions ?? {}).sort((a, b) => Number(a[0]) - Number(b[0]));
   return items.length ? items.map(([p, v]) => `p${p}: ${v.lag === null || v.lag === undefined ? '?' : v.lag.toLocaleString('en-US')}`).join(' · ') : '–';
 }
+
+/** The topics of the platform's Kafka, for suggestions (empty when Kafka does not answer). */
+export async function listTopics(): Promise<{ name: string; partitions: number }[]> {
+  const reply = await requestAPI<{ topics: { name: string; partitions: number }[] }>('kafka/topics');
+  return reply?.topics ?? [];
+}

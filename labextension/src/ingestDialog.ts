@@ -10,6 +10,7 @@ import {
   FORMATS,
   IIngestSettings,
   IngestFormat,
+  listTopics,
   planOf,
   settingsProblem
 } from './ingestApi';
@@ -29,7 +30,12 @@ class IngestBody extends Widget implements Dialog.IBodyWidget<IIngestSettings> {
       el.addEventListener('input', () => this._check());
       return el;
     };
-    this._topic = input('topic', defaults.topic ?? '', { placeholder: 'clicks' });
+    this._topic = input('topic', defaults.topic ?? '', { placeholder: 'clicks', list: 'odh-ingest-topics' });
+    const topics = h('datalist', { id: 'odh-ingest-topics' });
+    listTopics().then(
+      found => topics.append(...found.map(t => h('option', { value: t.name }, `${t.partitions} partition${t.partitions === 1 ? '' : 's'}`))),
+      () => undefined // suggestions only: the platform says at submit time when a topic does not exist
+    );
     this._bucket = input('bucket', defaults.bucket ?? '', { placeholder: 'my-raw-data' });
     this._prefix = input('prefix', '', { placeholder: 'clicks/' });
     this._name = input('name', '', { placeholder: 'from topic and bucket' });
@@ -48,12 +54,25 @@ class IngestBody extends Widget implements Dialog.IBodyWidget<IIngestSettings> {
       h('label', { class: 'odh-ingest-row', for: el.id }, h('span', { class: 'odh-field-label' }, label), el);
     this.node.append(
       row('Topic', this._topic),
+      topics,
       row('Bucket', this._bucket),
       row('Prefix', this._prefix),
-      row('Format', this._format),
-      row('Close a file at (records)', this._records),
-      row('or after (seconds)', this._seconds),
-      h('label', { class: 'odh-ingest-row', for: this._hourly.id }, h('span', { class: 'odh-field-label' }, 'Folders by hour'), this._hourly),
+      h(
+        'div',
+        { class: 'odh-ingest-row' },
+        h('label', { class: 'odh-field-label', for: this._format.id }, 'Format'),
+        this._format,
+        h('label', { class: 'odh-ingest-inline', for: this._hourly.id }, this._hourly, ' folders by hour')
+      ),
+      h(
+        'div',
+        { class: 'odh-ingest-row' },
+        h('label', { class: 'odh-field-label', for: this._records.id }, 'Close a file at'),
+        this._records,
+        h('label', { class: 'odh-ingest-inline', for: this._seconds.id }, 'records, or after'),
+        this._seconds,
+        h('span', { class: 'odh-ingest-inline' }, 'seconds')
+      ),
       row('Name', this._name),
       this._problem,
       h('div', { class: 'odh-subtitle' }, 'Plan'),

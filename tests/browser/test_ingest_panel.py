@@ -42,6 +42,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
 
     # the dialog: refuses a bad bucket as typed, then shows the plan (example key, flush rule)
     page.click("#odh-ingestions-new")
+    page.locator(f'#odh-ingest-topics option[value="{TOPIC}"]').wait_for(state="attached")  # Kafka's topics offered
     page.fill("#odh-ingest-topic", TOPIC)
     page.fill("#odh-ingest-bucket", "Alice_Stream")
     assert page.locator('#odh-ingest-problem[data-field="bucket"]').is_visible()

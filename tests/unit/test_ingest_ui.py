@@ -101,3 +101,12 @@ def test_the_server_extension_refuses_bad_requests_before_forwarding():
     for bad in ({}, {"state": "gone"}, {"topic": "other"}, {"flush_seconds": -1}, {"format": "csv"}):
         with pytest.raises(BadRequest):
             change_body(bad)
+
+
+def test_topics_of_a_kafka_that_does_not_answer_are_a_503_with_a_message():
+    from odh_spawner.localplatform.ports import free_port
+    from server_extension.ingestions import list_topics
+
+    with pytest.raises(BadRequest) as e:
+        list_topics(f"127.0.0.1:{free_port()}", timeout=0.5)
+    assert e.value.status_code == 503 and "does not answer" in str(e.value)

@@ -5,6 +5,7 @@ user's panel does not show it; delete with confirmation."""
 
 import json
 import re
+import threading
 
 import boto3
 import requests
@@ -17,7 +18,7 @@ TOPIC, BUCKET, NAME = "clicks-ui", "alice-stream", "clicks-ui-alice-stream"
 ROW = f'#odh-ingestions-panel .odh-ingestion[data-name="{NAME}"]'
 
 
-def _bucket(env: dict) -> None:
+def _bucket(env: dict):
     s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                       aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
                       config=Config(s3={"addressing_style": "path"}))
@@ -25,6 +26,17 @@ def _bucket(env: dict) -> None:
         s3.create_bucket(Bucket=BUCKET)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
+    return s3
+
+
+def _begin_lab(page, hub, name: str, password: str) -> None:
+    """Log in and start loading JupyterLab (it boots while the test goes on)."""
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    page.goto(f"{hub.url}/user/{name}/lab?reset", wait_until="commit")
 
 
 def _records_reach(page, n: int, timeout: float = 60_000) -> None:
@@ -32,8 +44,10 @@ def _records_reach(page, n: int, timeout: float = 60_000) -> None:
 
 
 def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_broker, browser, page, shot):
-    alice, bob = user_server("alice"), user_server("bob")
-    _bucket(alice.env)
+    alice = user_server("alice")
+    bob_starts = threading.Thread(target=user_server, args=("bob",))  # meanwhile: bob's server, for the end
+    bob_starts.start()
+    s3 = _bucket(alice.env)
     assert produce_sample(TOPIC, 200, bootstrap=kafka_broker.bootstrap, partitions=2) == 200
     page.context.set_default_timeout(60_000)
     login_and_open_lab(page, hub, "alice", "alice-odh")
@@ -61,6 +75,13 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
 
     # the panel: the counter climbs to what was produced, and again after more records arrive
     page.locator(ROW).wait_for()
+    # bob's JupyterLab boots in another browser context meanwhile (checked at the end)
+    bob_starts.join()
+    bob = user_server("bob")
+    other = browser.new_context(viewport={"width": 1280, "height": 860})
+    bob_page = other.new_page()
+    bob_page.context.set_default_timeout(60_000)
+    _begin_lab(bob_page, hub, "bob", "bob-odh")
     _records_reach(page, 200)
     assert produce_sample(TOPIC, 150, bootstrap=kafka_broker.bootstrap) == 150
     _records_reach(page, 350)
@@ -95,11 +116,8 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     h = {"Authorization": f"token {bob.token}"}
     assert requests.get(f"{bob.url}odh/api/ingestions", headers=h, timeout=30).json()["ingestions"] == []
     assert requests.get(f"{bob.url}odh/api/ingestions/{NAME}", headers=h, timeout=30).status_code == 404
-    other = browser.new_context(viewport={"width": 1280, "height": 860})
     try:
-        bob_page = other.new_page()
-        bob_page.context.set_default_timeout(60_000)
-        login_and_open_lab(bob_page, hub, "bob", "bob-odh")
+        bob_page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=90_000)
         bob_page.click('.lm-TabBar-tab[data-id="odh-ingestions-panel"]')
         bob_page.locator("#odh-ingestions-panel .odh-empty:has-text('No ingestions yet')").wait_for()
         assert bob_page.locator("#odh-ingestions-panel .odh-ingestion").count() == 0
@@ -117,4 +135,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     page.locator(ROW).wait_for(state="detached")
     r = requests.get(f"{alice.url}odh/api/ingestions", headers={"Authorization": f"token {alice.token}"}, timeout=30)
     assert r.json()["ingestions"] == []
+    kept = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"clicks/topic={TOPIC}/")["Contents"]
+    assert sum(int(o["Key"].rsplit("+", 1)[1].split(".")[0]) - int(o["Key"].rsplit("+", 2)[1]) + 1
+               for o in kept) == 400  # every record exactly once, in the objects that stay
     assert not [e for e in page.js_errors if "403" not in e], page.js_errors

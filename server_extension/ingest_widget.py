@@ -146,12 +146,12 @@ class IngestForm:
         return self._client
 
     @classmethod
-    def attach(cls, name: str, client: IngestClient | None = None) -> "IngestForm":
+    def attach(cls, name: str, client: IngestClient | None = None, refresh_seconds: float = 3.0) -> "IngestForm":
         """Watch an existing ingestion (its settings fill the form)."""
         ing = Ingestion(name, client or IngestClient())
         s = ing.status()
         form = cls(s["topic"], s["bucket"], s["prefix"], s["format"], s["flush_records"], s["flush_seconds"],
-                   s["partition_by"], name, client=ing.client)
+                   s["partition_by"], name, client=ing.client, refresh_seconds=refresh_seconds)
         form._watch(ing, s)
         return form
 

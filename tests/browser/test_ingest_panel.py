@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from server_extension.ingest import produce_sample
 from tests.browser.test_bucket_panel import login_and_open_lab
+from tests.support.kernel import Kernel
 
 TOPIC, BUCKET, NAME = "clicks-ui", "alice-stream", "clicks-ui-alice-stream"
 ROW = f'#odh-ingestions-panel .odh-ingestion[data-name="{NAME}"]'
@@ -111,6 +112,22 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     assert row.get_attribute("data-records") == "350"
     row.locator('[data-action="resume"]').click()
     _records_reach(page, 400)
+
+    # the notebook widget on the same ingestion, in alice's kernel: live status, buttons by state, pause/resume
+    kernel = Kernel(alice.url, alice.token)
+    try:
+        out = kernel.execute(
+            "from server_extension.ingest_widget import IngestForm, status_rows\n"
+            f"form = IngestForm.attach({NAME!r}, refresh_seconds=3600)\n"
+            "print(dict(status_rows(form.ingestion.status()))['records'])\n"
+            "print(sorted(a for a, b in form.buttons.items() if not b.disabled))\n"
+            "form.act('pause'); print('after pause:', form.ingestion.status()['desired'])\n"
+            "form.act('resume'); print('after resume:', form.ingestion.status()['desired']); form.close()\n")
+    finally:
+        kernel.close()
+    assert "400 in " in out and "['delete', 'pause', 'stop']" in out, out
+    assert "after pause: paused" in out and "after resume: running" in out, out
+    page.locator(f'{ROW}[data-state="running"]').wait_for()
 
     # another user: not in their listing, not reachable by name
     h = {"Authorization": f"token {bob.token}"}

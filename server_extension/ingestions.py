@@ -54,11 +54,18 @@ def change_body(data) -> dict:
     return dict(data)
 
 
+class IngestBase(DeploymentsBase):
+    async def forward(self, method: str, path: str, body: dict | None = None) -> None:
+        if not self.platform.url:
+            raise v.BadRequest("Kafka ingestion is not available on this platform (no platform service)", 503)
+        await super().forward(method, path, body)
+
+
 def _name(name: str) -> str:
     return quote(_checked(validate_name, name), safe="")
 
 
-class IngestionsHandler(DeploymentsBase):
+class IngestionsHandler(IngestBase):
     @api
     async def get(self):
         await self.forward("GET", "ingestions")
@@ -68,7 +75,7 @@ class IngestionsHandler(DeploymentsBase):
         await self.forward("POST", "ingestions", create_body(self.body((), ("name", "topic", "bucket", *SETTINGS))))
 
 
-class IngestionHandler(DeploymentsBase):
+class IngestionHandler(IngestBase):
     @api
     async def get(self, name):
         await self.forward("GET", f"ingestions/{_name(name)}")
@@ -83,13 +90,13 @@ class IngestionHandler(DeploymentsBase):
         await self.forward("DELETE", f"ingestions/{_name(name)}")
 
 
-class ActionHandler(DeploymentsBase):
+class ActionHandler(IngestBase):
     @api
     async def post(self, name, action):
         await self.forward("POST", f"ingestions/{_name(name)}/{action}", {})
 
 
-class ObjectsHandler(DeploymentsBase):
+class ObjectsHandler(IngestBase):
     @api
     async def get(self, name):
         limit = self.arg("limit") or "1000"
@@ -98,7 +105,7 @@ class ObjectsHandler(DeploymentsBase):
         await self.forward("GET", f"ingestions/{_name(name)}/objects?{urlencode({'limit': int(limit)})}")
 
 
-class VerifyHandler(DeploymentsBase):
+class VerifyHandler(IngestBase):
     @api
     async def get(self, name):
         await self.forward("GET", f"ingestions/{_name(name)}/verify")
@@ -118,7 +125,7 @@ def list_topics(bootstrap: str, timeout: float = 5) -> list[dict]:
                    if not t.startswith("__")), key=lambda t: t["name"])
 
 
-class TopicsHandler(DeploymentsBase):
+class TopicsHandler(IngestBase):
     @api
     async def get(self):
         """The topics of the platform's Kafka (KAFKA_BOOTSTRAP_SERVERS of this server)."""

@@ -35,3 +35,15 @@ export const sparkIcon = new LabIcon({
   name: '@odh-hub/labextension:spark',
   svgstr: sparkSvg
 });
+
+const ingestSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M3 4h12v2H3zm0 4h9v2H3zm0 4h6v2H3zm14-7v9.2l-2.6-2.6L13 13l5 5 5-5-1.4-1.4-2.6 2.6V5zM4 18h12v2H4z"/>
+  </g>
+</svg>`;
+
+/** The Ingestions panel's icon (sidebar tab, commands, object views). */
+export const ingestIcon = new LabIcon({
+  name: '@odh-hub/labextension:ingest',
+  svgstr: ingestSvg
+});

@@ -11,12 +11,14 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addCommands, CommandIDs } from './commands';
 import { activateDeployments } from './deployCommands';
+import { activateIngestions } from './ingestCommands';
 import { BucketBrowser } from './panel';
 import { ISnippet, parseSnippets } from './snippets';
 import { activateSpark } from './sparkCommands';
 
 export { CommandIDs } from './commands';
 export { DeployCommandIDs } from './deployCommands';
+export { IngestCommandIDs } from './ingestCommands';
 export { SparkCommandIDs } from './sparkCommands';
 
 const PLUGIN_ID = '@odh-hub/labextension:buckets';
@@ -90,4 +92,15 @@ const spark: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, deployments, spark];
+/** Kafka ingestion: the Ingestions panel, "New ingestion…" and the object viewer. */
+const ingestions: JupyterFrontEndPlugin<void> = {
+  id: '@odh-hub/labextension:ingestions',
+  description: "Stream Kafka topics into the user's buckets and watch the ingestions.",
+  autoStart: true,
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, restorer: ILayoutRestorer | null) => {
+    activateIngestions({ app, palette, restorer });
+  }
+};
+
+export default [plugin, deployments, spark, ingestions];

@@ -15,6 +15,7 @@ from kubespawner import KubeSpawner
 from traitlets import Bool
 
 from . import pod_progress
+from .concurrency import gather_all
 from .credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from .credentials.naming import secret_name
 from .errors import OptionsError
@@ -155,16 +156,9 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             if self.plan is None:  # started without JupyterHub's apply_user_options hook
                 await self._apply_odh_options(self, self.user_options)
             env = {k: v for k, v in self.environment.items() if k not in self._spark_env_keys}
-            spark_env, create_spark = ({}, None)
-            if self.plan and self.plan.spark:
-                spark_env, create_spark = await self._spark_errors(
-                    kube_io.prepare_for_spawner(self, self.plan, self._s3_secret, SparkLimits(parent=self)))
+            steps = [self._store_token(), self._prepare_spark()]  # at once: neither needs the other
+            _, (spark_env, create_spark) = await gather_all(steps)
             self.environment, self._spark_env_keys = {**env, **spark_env}, tuple(spark_env)
-            if self.api_token_secret and self.api_token:
-                await self._apply_secret(
-                    hub_token_secret(self.token_secret_name, self.namespace, self.user.name, self.name or "",
-                                     self.api_token),
-                    "Your server's access token could not be stored in the cluster; tell your platform admin.")
             spark = asyncio.ensure_future(self._spark_errors(create_spark())) if create_spark else None
             self.odh_stage(50, "pod", "Creating your server's pod", "Your server's pod is running")
             try:
@@ -236,6 +230,21 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
                 if task is not None and not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
+
+    async def _store_token(self) -> None:
+        if self.api_token_secret and self.api_token:
+            await self._apply_secret(
+                hub_token_secret(self.token_secret_name, self.namespace, self.user.name, self.name or "",
+                                 self.api_token),
+                "Your server's access token could not be stored in the cluster; tell your platform admin.")
+
+    async def _prepare_spark(self) -> tuple[dict, object]:
+        """(the notebook's Spark environment, the coroutine function creating the cluster), after the limits
+        check; ({}, None) without Spark."""
+        if not (self.plan and self.plan.spark):
+            return {}, None
+        return await self._spark_errors(
+            kube_io.prepare_for_spawner(self, self.plan, self._s3_secret, SparkLimits(parent=self)))
 
     async def _remove_pod_quietly(self) -> None:
         try:

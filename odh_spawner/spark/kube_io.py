@@ -29,6 +29,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import LoggingConfigurable
 
+from ..concurrency import gather_all
 from ..kube_attempts import create_or_update, read_or_none
 from ..quantities import format_memory, parse_memory
 from . import auth, kube
@@ -298,17 +299,10 @@ async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str,
     spec = replace(spec, anchor_uid=uid)
     manifests = owned_manifests(spec, cluster_type, secret)
     progress("Creating " + ", ".join(f"the {m['kind']} {m['metadata']['name']}" for m in manifests))
-    tasks = [asyncio.ensure_future(_retry(partial(_owned_attempt, apis, m, t),
-                                          f"the {m['kind']} {m['metadata']['name']}", t, log)) for m in manifests]
-    try:
-        results = await asyncio.gather(*tasks, return_exceptions=True)  # they need the anchor, not each other
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]  # the first in creation order: the same message whichever answered first
+    try:  # they need the anchor, not each other
+        await gather_all([_retry(partial(_owned_attempt, apis, m, t), f"the {m['kind']} {m['metadata']['name']}",
+                                 t, log) for m in manifests])
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await delete_anchor(apis, spec.namespace, name, "Background", t, log)
         except SparkError:

@@ -1,0 +1,21 @@
+"""Awaiting several independent Kubernetes calls at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def gather_all(steps: list) -> list:
+    """Await the steps (coroutines) at once and return their results in order. When any fails, all are awaited
+    to their end and the first error in the steps' order is raised — the same error whichever answered first.
+    Cancelling the caller cancels them all."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+    return results

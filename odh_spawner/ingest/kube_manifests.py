@@ -1,0 +1,327 @@
+"""Kubernetes objects for Kafka ingestions, and their status read back in users' words. Pure: dicts in, dicts out.
+
+Two ways an ingestion runs on Kubernetes:
+
+- `deployment`: the platform's own worker (`python -m odh_spawner.ingest.worker --config FILE`) as a one-replica
+  Deployment (strategy Recreate: never two workers of one ingestion) whose configuration — with the owner's S3
+  keys — is a file of a per-ingestion Secret volume; pause/stop scale it to 0 replicas.
+- `strimzi`: a Strimzi `KafkaConnector` running an S3 sink connector on the admin's `KafkaConnect`; the keys are
+  in a per-ingestion Secret the connector reads through Strimzi's KubernetesSecretConfigProvider
+  (`${secrets:<namespace>/<secret>:<key>}`), granted to the Connect cluster's ServiceAccount by a Role naming
+  that one Secret. Pause/stop set `spec.state`.
+
+Names. Every object of an ingestion is named `odh-ingest.<user slug>.<name>`, the ingestion's consumer group
+(model.group_id): a slug and a name hold no '.', and slugs are injective (naming.user_slug), so the name is
+injective in (owner, name). A DNS subdomain of at most 11 + 28 + 1 + 40 = 80 characters.
+
+Credentials only ever live in the Secrets (`stringData`): no Deployment, KafkaConnector, Role or label holds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..credentials.model import S3_CLIENT_SETTINGS
+from ..naming import user_slug
+from .model import PAUSED, RUNNING, STOPPED, Ingestion, group_id
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
+COMPONENT = "kafka-ingest"
+CONFIG_DIR = "/etc/odh-ingest"
+CONFIG_FILE = "config.json"
+RUN_DIR = "/run/odh-ingest"
+TERMINATION_LOG = "/dev/termination-log"
+STRIMZI_GROUP = "kafka.strimzi.io"
+STRIMZI_API_VERSIONS = ("v1", "v1beta2")
+# Confluent's S3 sink (kafka-connect-storage-cloud, Confluent Community License): the connector Open Data Hub
+# used; exactly once with a deterministic partitioner and size-based rotation
+CONFLUENT_S3_SINK = "io.confluent.connect.s3.S3SinkConnector"
+FORMAT_CLASSES = {"jsonl": "io.confluent.connect.s3.format.json.JsonFormat",
+                  "parquet": "io.confluent.connect.s3.format.parquet.ParquetFormat"}
+HOURLY = "io.confluent.connect.storage.partitioner.HourlyPartitioner"
+DEFAULT_PARTITIONER = "io.confluent.connect.storage.partitioner.DefaultPartitioner"
+ACCESS_KEY, SECRET_KEY = "aws_access_key_id", "aws_secret_access_key"
+# what Strimzi refuses in spec.config (it sets them from spec.class/spec.tasksMax and the resource's name)
+RESERVED_CONFIG = ("name", "connector.class", "tasks.max", "connector.plugin.version")
+
+
+# -- names and labels -------------------------------------------------------------------------------------------
+def resource_name(owner: str, name: str) -> str:
+    """The name of every Kubernetes object of `owner`'s ingestion `name` (injective; see the module docstring)."""
+    return group_id(owner, name)
+
+
+def labels(owner: str, name: str) -> dict:
+    return {**MANAGED_BY, "app.kubernetes.io/component": COMPONENT, "odh-hub/user": user_slug(owner),
+            "odh-hub/ingestion": name}
+
+
+def selector(owner: str, name: str) -> dict:
+    return {"odh-hub/user": user_slug(owner), "odh-hub/ingestion": name}
+
+
+LIST_SELECTOR = f"app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component={COMPONENT}"
+
+
+def metadata(owner: str, name: str, namespace: str, extra_labels: dict | None = None) -> dict:
+    return {"name": resource_name(owner, name), "namespace": namespace,
+            "labels": {**labels(owner, name), **(extra_labels or {})},
+            "annotations": {"hub.jupyter.org/username": owner, "odh-hub/ingestion": name}}
+
+
+# -- deployment mode --------------------------------------------------------------------------------------------
+def worker_config(ing: Ingestion, creds, bootstrap: str, max_buffer_bytes: int, endpoint: str = "") -> dict:
+    """What the worker reads from its config file (local.worker_config's keys, paths inside the pod)."""
+    s = ing.spec
+    return {"name": ing.name, "bootstrap": bootstrap, "group": ing.group, "instance": ing.group,
+            "topic": s.topic, "bucket": s.bucket, "prefix": s.prefix, "format": s.format,
+            "flush_records": s.flush_records, "flush_seconds": s.flush_seconds, "partition_by": s.partition_by,
+            "max_buffer_bytes": max_buffer_bytes, "status_path": f"{RUN_DIR}/status.json",
+            "termination_log": TERMINATION_LOG,
+            "s3": {"endpoint": endpoint or creds.endpoint, "access_key": creds.access_key,
+                   "secret_key": creds.secret_key},
+            "consumer": {}}
+
+
+def config_hash(cfg: dict) -> str:
+    """A digest of the worker's configuration for the pod template: a change of settings or keys rolls the pod.
+    (SHA-256 of the whole file: it reveals nothing of the keys.)"""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def worker_secret(ing: Ingestion, namespace: str, cfg: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": metadata(ing.owner, ing.name, namespace),
+            "stringData": {CONFIG_FILE: json.dumps(cfg)}}
+
+
+def memory_limit(max_buffer_bytes: int, overhead_bytes: int) -> str:
+    """The container's memory limit: what the worker may buffer, once more for encoding a batch (a parquet
+    table is built from the records), plus the interpreter's and librdkafka's own."""
+    return f"{(2 * max_buffer_bytes + overhead_bytes) // 2**20}Mi"
+
+
+def worker_deployment(ing: Ingestion, namespace: str, *, image: str, cfg_hash: str, memory: str,
+                      replicas: int = 1, cpu_request: str = "100m", uid: int = 1000, gid: int = 1000,
+                      stop_timeout: int = 30, image_pull_policy: str = "IfNotPresent",
+                      pod_labels: dict | None = None) -> dict:
+    meta = metadata(ing.owner, ing.name, namespace)
+    pod_meta = {"labels": {**labels(ing.owner, ing.name), **(pod_labels or {})},
+                "annotations": {"odh-hub/config-hash": cfg_hash, "hub.jupyter.org/username": ing.owner}}
+    container = {
+        "name": "worker",
+        "image": image,
+        "imagePullPolicy": image_pull_policy,
+        "command": ["python", "-m", "odh_spawner.ingest.worker", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": [{"name": k, "value": v} for k, v in {**S3_CLIENT_SETTINGS, "PYTHONUNBUFFERED": "1",
+                                                      "HOME": RUN_DIR}.items()],
+        "resources": {"requests": {"cpu": cpu_request, "memory": memory}, "limits": {"memory": memory}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid,
+                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "run", "mountPath": RUN_DIR}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},  # never two workers of one ingestion
+            "selector": {"matchLabels": selector(ing.owner, ing.name)},
+            "template": {
+                "metadata": pod_meta,
+                "spec": {
+                    "hostname": "odh-ingest",  # the pod name holds dots, a host name may not
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": stop_timeout,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid,
+                                        "fsGroup": gid, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "secret": {"secretName": meta["name"], "defaultMode": 0o400,
+                                                      "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}},
+                        {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def replicas_patch(replicas: int) -> dict:
+    return {"spec": {"replicas": replicas}}
+
+
+def _container_problem(cs: dict) -> tuple[str, str] | None:
+    """(state, message) when a container status shows trouble, else None."""
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    reason = waiting.get("reason") or ""
+    said = (last.get("message") or "").strip()
+    if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+        return "failed", f"The worker's image cannot be pulled ({reason}); tell your platform admin."
+    if reason in ("CreateContainerConfigError", "CreateContainerError"):
+        return "failed", f"The worker cannot start ({reason}: {waiting.get('message', '')[:200]})."
+    if reason == "CrashLoopBackOff" or last:
+        if last.get("reason") == "OOMKilled":
+            return "restarting", "The worker ran out of memory and is restarted; lower flush_records."
+        detail = said.splitlines()[-1][:300] if said else f"exit code {last.get('exitCode', '?')}"
+        return "restarting", f"The worker stopped ({detail}); Kubernetes restarts it."
+    return None
+
+
+def worker_status(deployment: dict | None, pods: list[dict]) -> dict:
+    """The worker's state from its Deployment and pods: `exists`, `state` (starting, running, restarting,
+    failed, waiting, stopped), `last_error` (a sentence for the user or None), `restarts`."""
+    if deployment is None:
+        return {"exists": False, "state": None, "last_error": None, "restarts": 0}
+    spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
+    restarts = sum(cs.get("restartCount", 0) for p in pods for cs in (p.get("status") or {}).get(
+        "containerStatuses") or [])
+    out = {"exists": True, "state": "starting", "last_error": None, "restarts": restarts}
+    if spec.get("replicas", 1) == 0:
+        out["state"] = STOPPED
+        return out
+    for p in pods:
+        pst = p.get("status") or {}
+        for cond in pst.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                out.update(state="waiting", last_error="The worker waits for room in the cluster "
+                                                       f"({(cond.get('message') or cond.get('reason') or '')[:200]}).")
+        for cs in pst.get("containerStatuses") or []:
+            problem = _container_problem(cs)
+            if problem and not (cs.get("ready") and problem[0] == "restarting"):
+                out["state"], out["last_error"] = problem
+                return out
+    if st.get("readyReplicas", 0) >= 1:
+        out["state"] = RUNNING
+    return out
+
+
+# -- strimzi mode -----------------------------------------------------------------------------------------------
+def connector_secret(ing: Ingestion, namespace: str, creds) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": metadata(ing.owner, ing.name, namespace),
+            "stringData": {ACCESS_KEY: creds.access_key, SECRET_KEY: creds.secret_key}}
+
+
+def secret_ref(namespace: str, secret: str, key: str) -> str:
+    """A value Strimzi's KubernetesSecretConfigProvider resolves inside the Connect worker (the KafkaConnect
+    declares `config.providers: secrets`, `config.providers.secrets.class:
+    io.strimzi.kafka.KubernetesSecretConfigProvider`)."""
+    return f"${{secrets:{namespace}/{secret}:{key}}}"
+
+
+def connector_config(ing: Ingestion, namespace: str, *, endpoint: str, region: str = "us-east-1",
+                     extra: dict | None = None) -> dict:
+    """The S3 sink connector's config (Confluent S3 sink keys) for the ingestion's settings."""
+    s, secret = ing.spec, resource_name(ing.owner, ing.name)
+    cfg = {
+        "topics": s.topic,
+        "s3.bucket.name": s.bucket,
+        "s3.region": region,
+        "store.url": endpoint,
+        "s3.path.style.access.enabled": "true",
+        "aws.access.key.id": secret_ref(namespace, secret, ACCESS_KEY),
+        "aws.secret.access.key": secret_ref(namespace, secret, SECRET_KEY),
+        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+        "format.class": FORMAT_CLASSES[s.format],
+        "topics.dir": s.prefix.rstrip("/") or "topics",
+        "flush.size": str(s.flush_records),
+        # wall-clock rotation: a file closes after flush_seconds even when no record comes (#144)
+        "rotate.schedule.interval.ms": str(int(s.flush_seconds * 1000)),
+        "timezone": "UTC",
+        "locale": "en-US",
+    }
+    if s.partition_by == "hour":
+        cfg.update({"partitioner.class": HOURLY, "timestamp.extractor": "Record"})
+    else:
+        cfg["partitioner.class"] = DEFAULT_PARTITIONER
+    for k, v in (extra or {}).items():
+        if k in RESERVED_CONFIG or k in cfg:
+            raise ValueError(f"connector config key {k!r} is set by the platform")
+        cfg[k] = str(v)
+    return cfg
+
+
+def kafka_connector(ing: Ingestion, namespace: str, *, cluster: str, endpoint: str,
+                    api_version: str = "v1", connector_class: str = CONFLUENT_S3_SINK, state: str = RUNNING,
+                    tasks_max: int = 1, region: str = "us-east-1", extra_config: dict | None = None) -> dict:
+    if api_version not in STRIMZI_API_VERSIONS:
+        raise ValueError(f"Strimzi API version must be one of {STRIMZI_API_VERSIONS}")
+    if state not in (RUNNING, PAUSED, STOPPED):
+        raise ValueError(f"state must be running, paused or stopped, not {state!r}")
+    return {
+        "apiVersion": f"{STRIMZI_GROUP}/{api_version}",
+        "kind": "KafkaConnector",
+        "metadata": metadata(ing.owner, ing.name, namespace, {"strimzi.io/cluster": cluster}),
+        "spec": {
+            "class": connector_class,
+            "tasksMax": tasks_max,
+            "state": state,
+            "autoRestart": {"enabled": True},
+            "config": connector_config(ing, namespace, endpoint=endpoint, region=region, extra=extra_config),
+        },
+    }
+
+
+def connect_secret_role(ing: Ingestion, namespace: str) -> dict:
+    """A Role letting the Connect cluster read this ingestion's Secret, and nothing else."""
+    name = resource_name(ing.owner, ing.name)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": metadata(ing.owner, ing.name, namespace),
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [name], "verbs": ["get"]}]}
+
+
+def connect_secret_binding(ing: Ingestion, namespace: str, service_account: str,
+                           sa_namespace: str | None = None) -> dict:
+    name = resource_name(ing.owner, ing.name)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": metadata(ing.owner, ing.name, namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": service_account,
+                          "namespace": sa_namespace or namespace}]}
+
+
+def state_patch(state: str) -> dict:
+    return {"spec": {"state": state}}
+
+
+def connector_status(cr: dict | None) -> dict:
+    """The connector's state from the KafkaConnector's status: `exists`, `state`, `last_error`, `tasks`."""
+    if cr is None:
+        return {"exists": False, "state": None, "last_error": None, "tasks": []}
+    spec, st = cr.get("spec") or {}, cr.get("status") or {}
+    out = {"exists": True, "state": "starting", "last_error": None, "tasks": []}
+    generation, observed = (cr.get("metadata") or {}).get("generation"), st.get("observedGeneration")
+    ready = next((c for c in st.get("conditions") or [] if c.get("type") in ("Ready", "NotReady")), None)
+    cs = st.get("connectorStatus") or {}
+    connector = (cs.get("connector") or {}).get("state", "")
+    tasks = [{"id": t.get("id"), "state": t.get("state"), "trace": (t.get("trace") or "").splitlines()[:1]}
+             for t in cs.get("tasks") or []]
+    out["tasks"] = tasks
+    if ready is None or (isinstance(generation, int) and isinstance(observed, int) and observed < generation):
+        out["state"] = "starting"  # the operator has not reconciled this spec yet
+        return out
+    if ready.get("type") == "Ready" and ready.get("status") == "True":
+        failed = [t for t in tasks if t["state"] == "FAILED"]
+        if connector == "FAILED" or failed:
+            trace = (failed[0]["trace"] or [""])[0] if failed else ""
+            out.update(state="failed", last_error=f"The connector failed{': ' + trace[:300] if trace else ''}; "
+                                                  "Strimzi restarts it.")
+        elif connector in ("PAUSED", "STOPPED"):
+            out["state"] = connector.lower()
+        elif connector == "RUNNING" or not connector:
+            out["state"] = spec.get("state", RUNNING) if spec.get("state") in (PAUSED, STOPPED) else RUNNING
+        else:
+            out["state"] = "starting"
+        return out
+    msg = (ready.get("message") or ready.get("reason") or "no reason given").strip()
+    out.update(state="failed", last_error=f"Kafka Connect does not run the connector: {msg[:300]}")
+    return out

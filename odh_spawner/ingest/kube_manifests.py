@@ -161,7 +161,7 @@ def replicas_patch(replicas: int) -> dict:
 def _container_problem(cs: dict) -> tuple[str, str] | None:
     """(state, message) when a container status shows trouble, else None."""
     waiting = (cs.get("state") or {}).get("waiting") or {}
-    last = (cs.get("lastState") or {}).get("terminated") or {}
+    last = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
     reason = waiting.get("reason") or ""
     said = (last.get("message") or "").strip()
     if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
@@ -188,6 +188,9 @@ def worker_status(deployment: dict | None, pods: list[dict]) -> dict:
     if spec.get("replicas", 1) == 0:
         out["state"] = STOPPED
         return out
+    if st.get("readyReplicas", 0) >= 1:  # a pod that failed before may linger beside the one that runs now
+        out["state"] = RUNNING
+        return out
     for p in pods:
         pst = p.get("status") or {}
         for cond in pst.get("conditions") or []:
@@ -196,11 +199,9 @@ def worker_status(deployment: dict | None, pods: list[dict]) -> dict:
                                                        f"({(cond.get('message') or cond.get('reason') or '')[:200]}).")
         for cs in pst.get("containerStatuses") or []:
             problem = _container_problem(cs)
-            if problem and not (cs.get("ready") and problem[0] == "restarting"):
+            if problem:
                 out["state"], out["last_error"] = problem
                 return out
-    if st.get("readyReplicas", 0) >= 1:
-        out["state"] = RUNNING
     return out
 
 
@@ -289,8 +290,9 @@ def connect_secret_binding(ing: Ingestion, namespace: str, service_account: str,
                           "namespace": sa_namespace or namespace}]}
 
 
-def state_patch(state: str) -> dict:
-    return {"spec": {"state": state}}
+def state_patch(state: str) -> list[dict]:
+    """A JSON Patch setting the KafkaConnector's spec.state."""
+    return [{"op": "add", "path": "/spec/state", "value": state}]
 
 
 def connector_status(cr: dict | None) -> dict:

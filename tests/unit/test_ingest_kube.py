@@ -201,7 +201,7 @@ def test_connector_maps_the_settings():
         connector(extra_config={"tasks.max": "4"})
     with pytest.raises(ValueError):
         connector(api_version="v1alpha1")
-    assert km.state_patch("paused") == {"spec": {"state": "paused"}}
+    assert km.state_patch("paused") == [{"op": "add", "path": "/spec/state", "value": "paused"}]
 
 
 def test_no_key_outside_the_secrets():

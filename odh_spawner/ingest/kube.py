@@ -23,7 +23,7 @@ from functools import partial
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
 from ..kube_attempts import create_or_update, read_or_none
 from ..kube_client import KubeApiSettings, api_client
@@ -92,6 +92,12 @@ class KubeIngestBackend(KubeApiSettings):
         "", config=True,
         help="""("strimzi" mode) ServiceAccount of the Connect pods, granted `get` on each ingestion's Secret (by
         a Role naming that Secret only). Empty: "<connect_cluster>-connect", Strimzi's name.""")
+    manage_connect_rbac = Bool(
+        False, config=True,
+        help="""("strimzi" mode) Create, per ingestion, a Role allowing `get` on that ingestion's Secret only and a
+        RoleBinding of it to connect_service_account (then this service needs create/delete on roles and
+        rolebindings in connect_namespace). False (the chart's choice): the admin lets the Connect pods read
+        Secrets in connect_namespace (the chart does, with a Role of its own).""")
     strimzi_api_version = Enum(
         list(km.STRIMZI_API_VERSIONS), default_value="v1", config=True,
         help="""kafka.strimzi.io version of KafkaConnector: "v1" (Strimzi 0.49 and later; the only one from 1.0)
@@ -208,8 +214,9 @@ class KubeIngestBackend(KubeApiSettings):
         except ValueError as e:
             raise IngestError(f"The platform's connector settings are invalid ({e}); tell your admin.") from None
         await self._apply("secret", km.connector_secret(ing, self.ns, creds))
-        await self._apply("role", km.connect_secret_role(ing, self.ns))
-        await self._apply("role_binding", km.connect_secret_binding(ing, self.ns, self.connect_service_account))
+        if self.manage_connect_rbac:
+            await self._apply("role", km.connect_secret_role(ing, self.ns))
+            await self._apply("role_binding", km.connect_secret_binding(ing, self.ns, self.connect_service_account))
         custom, name = await self._custom(), cr["metadata"]["name"]
         await self._retry(lambda: create_or_update(
             lambda: custom.create_namespaced_custom_object(*self._cr_args(), cr),
@@ -242,10 +249,11 @@ class KubeIngestBackend(KubeApiSettings):
         deletes = [("Secret", client.CoreV1Api(a).delete_namespaced_secret)]
         if rt.get("mode") == "strimzi":
             custom = await self._custom()
+            rbac = client.RbacAuthorizationV1Api(a)
             deletes = [("KafkaConnector", lambda name, namespace: custom.delete_namespaced_custom_object(
-                *self._cr_args(), name)),
-                ("RoleBinding", client.RbacAuthorizationV1Api(a).delete_namespaced_role_binding),
-                ("Role", client.RbacAuthorizationV1Api(a).delete_namespaced_role)] + deletes
+                *self._cr_args(), name))] + deletes
+            if self.manage_connect_rbac:
+                deletes += [("RoleBinding", rbac.delete_namespaced_role_binding), ("Role", rbac.delete_namespaced_role)]
         else:
             apps = client.AppsV1Api(a)
             deletes = [("Deployment", partial(apps.delete_namespaced_deployment,

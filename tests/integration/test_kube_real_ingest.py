@@ -1,11 +1,11 @@
 """Kafka ingestion on Kubernetes (KubeIngestBackend) against the real API server (tests/support/k8s_control_plane.py)
 with the upstream Strimzi KafkaConnector CRD (0.51.0: v1 and v1beta2 served) installed from ../shared/crds.
 
-The backend runs with a ServiceAccount bound to INGEST_RULES — the chart's Role for ingestions — so these tests
-also show that Role suffices. The server validates every object (Deployment, Secret, Role, RoleBinding and the
-KafkaConnector against the CRD's schema, pruning what it does not declare, so stored == built proves nothing was
-dropped). No kubelet runs containers (the test kubelet only reports pods Running), no Kafka Connect and no Strimzi
-operator runs: `set_connector_status` is a test operator writing the KafkaConnector's /status as Strimzi would."""
+The backend runs with a ServiceAccount bound to the chart's Role for its mode (DEPLOYMENT_RULES, STRIMZI_RULES),
+so these tests also show that Role suffices. The server validates every object (Deployment, Secret, Role,
+RoleBinding, and the KafkaConnector against the CRD's schema, pruning what it does not declare: stored == built
+shows nothing was dropped). No kubelet runs containers (the test kubelet only reports pods Running), and no Kafka
+Connect or Strimzi operator runs: `operator` writes the KafkaConnector's /status as Strimzi would."""
 
 from __future__ import annotations
 
@@ -26,17 +26,22 @@ CREDS = S3Credentials(ACCESS, SECRET, "http://rgw.ceph.svc:8080")
 CRD_FILES = ["kafkaconnectors.kafka.strimzi.io.yaml"]
 pytestmark = pytest.mark.skipif(not crds_available(*CRD_FILES),
                                 reason="upstream CRDs not found beside the repo (../shared/crds)")
-# the chart's Role for the platform service's ingestions (helm/odh-hub/templates/rbac.yaml)
-INGEST_RULES = [
+# the chart's Roles for the platform service's ingestions (helm/odh-hub/templates/rbac.yaml), per mode
+SECRETS = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "delete"]}
+DEPLOYMENT_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "update", "patch",
                                                                     "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "delete"]},
+    SECRETS,
+]
+STRIMZI_RULES = [
     {"apiGroups": ["kafka.strimzi.io"], "resources": ["kafkaconnectors"],
      "verbs": ["get", "list", "create", "patch", "delete"]},
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-     "verbs": ["get", "create", "update", "delete"]},
+    SECRETS,
 ]
+# what manage_connect_rbac needs on top (not granted by the chart)
+CONNECT_RBAC_RULES = [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+                       "verbs": ["create", "update", "delete"]}]
 RBAC = "rbac.authorization.k8s.io/v1"
 
 
@@ -47,10 +52,10 @@ def strimzi_crds(k8s_control_plane):
 
 @pytest.fixture
 async def make_backend(k8s_control_plane, k8s_namespace, strimzi_crds, tmp_path):
-    _, kubeconfig = make_identity(k8s_control_plane, k8s_namespace, "odh-platform", INGEST_RULES, tmp_path)
     made = []
 
-    def make(**kw) -> KubeIngestBackend:
+    def make(rules, **kw) -> KubeIngestBackend:
+        _, kubeconfig = make_identity(k8s_control_plane, k8s_namespace, "odh-platform", rules, tmp_path)
         b = KubeIngestBackend(**{"kubeconfig": kubeconfig, "namespace": k8s_namespace, "request_timeout": 5,
                                  "retry_timeout": 10, "worker_image": "quay.io/odh/hub:test",
                                  "connect_cluster": "connect", **kw})
@@ -92,7 +97,7 @@ def can(cp, ns: str, user: str, verb: str, resource: str, name: str) -> bool:
 async def test_worker_deployment_runs_pauses_reports_and_is_deleted(k8s_control_plane, k8s_namespace, make_backend,
                                                                      kubelet):  # noqa: F811
     cp, ns = k8s_control_plane, k8s_namespace
-    backend = make_backend()
+    backend = make_backend(DEPLOYMENT_RULES)
     alice, bob = ingestion(), ingestion(owner="Alice.B", format="parquet", flush_records=500)
     rt = await backend.start(alice, CREDS, "kafka.odh.svc:9092")
     rt_bob = await backend.start(bob, CREDS, "kafka.odh.svc:9092")
@@ -163,11 +168,12 @@ async def test_worker_deployment_runs_pauses_reports_and_is_deleted(k8s_control_
     assert names(cp, apps(ns, "deployments")) == []
 
 
-@pytest.mark.parametrize("version", ["v1", "v1beta2"])
+@pytest.mark.parametrize("version, manage_rbac", [("v1", True), ("v1beta2", False)])
 async def test_kafka_connector_applied_paused_reported_and_deleted(k8s_control_plane, k8s_namespace, make_backend,
-                                                                   version):
+                                                                   version, manage_rbac):
     cp, ns = k8s_control_plane, k8s_namespace
-    backend = make_backend(ingest_mode="strimzi", strimzi_api_version=version)
+    rules = STRIMZI_RULES + (CONNECT_RBAC_RULES if manage_rbac else [])
+    backend = make_backend(rules, ingest_mode="strimzi", strimzi_api_version=version, manage_connect_rbac=manage_rbac)
     alice = ingestion(partition_by="hour", flush_seconds=30)
     bob = ingestion(owner="bob", format="parquet")
     rt = await backend.start(alice, CREDS, "kafka.odh.svc:9092")
@@ -184,12 +190,15 @@ async def test_kafka_connector_applied_paused_reported_and_deleted(k8s_control_p
     assert ACCESS not in str(cr) and SECRET not in str(cr)
     secret = get(cp, core(ns, "secrets", name))
     assert set(secret["data"]) == {"aws_access_key_id", "aws_secret_access_key"}
-    # the Connect cluster's ServiceAccount may read this ingestion's Secret and no other
     connect_sa = f"system:serviceaccount:{ns}:connect-connect"
-    assert can(cp, ns, connect_sa, "get", "secrets", name)
-    assert can(cp, ns, connect_sa, "get", "secrets", rt_bob["name"])  # bob's own Role, bound to the same SA
-    assert not can(cp, ns, connect_sa, "get", "secrets", "odh-s3-alice")
-    assert not can(cp, ns, connect_sa, "list", "secrets", "")
+    if manage_rbac:  # the Connect cluster's ServiceAccount may read this ingestion's Secret and no other
+        assert can(cp, ns, connect_sa, "get", "secrets", name)
+        assert can(cp, ns, connect_sa, "get", "secrets", rt_bob["name"])  # bob's own Role, bound to the same SA
+        assert not can(cp, ns, connect_sa, "get", "secrets", "odh-s3-alice")
+        assert not can(cp, ns, connect_sa, "list", "secrets", "")
+    else:  # the chart's way: no Role of the platform's; the chart's own Role grants the Connect pods
+        assert get(cp, group(RBAC, ns, "roles", name)) is None
+        assert not can(cp, ns, connect_sa, "get", "secrets", name)
 
     await backend.refresh([alice, bob])
     assert backend.status(rt)["state"] == "starting" and backend.alive(rt)
@@ -235,7 +244,7 @@ async def test_kafka_connector_applied_paused_reported_and_deleted(k8s_control_p
     await backend.remove(rt)
     assert get(cp, path) is None and get(cp, core(ns, "secrets", name)) is None
     assert get(cp, group(RBAC, ns, "roles", name)) is None and get(cp, group(RBAC, ns, "rolebindings", name)) is None
-    assert not can(cp, ns, connect_sa, "get", "secrets", name)
+    assert not can(cp, ns, connect_sa, "get", "secrets", name) and not can(cp, ns, connect_sa, "get", "secrets", "x")
     await backend.refresh([alice, bob])
     assert not backend.alive(rt) and backend.alive(rt_bob)
     await backend.remove(rt_bob)

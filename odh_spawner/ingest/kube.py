@@ -28,6 +28,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 from ..kube_attempts import create_or_update, read_or_none
 from ..kube_client import KubeApiSettings, api_client
 from . import kube_manifests as km
+from . import kube_strimzi as ks
 from .model import PAUSED, RUNNING, STOPPED, Ingestion
 from .spec import IngestError, IngestUnavailable
 
@@ -99,11 +100,11 @@ class KubeIngestBackend(KubeApiSettings):
         rolebindings in connect_namespace). False (the chart's choice): the admin lets the Connect pods read
         Secrets in connect_namespace (the chart does, with a Role of its own).""")
     strimzi_api_version = Enum(
-        list(km.STRIMZI_API_VERSIONS), default_value="v1", config=True,
+        list(ks.STRIMZI_API_VERSIONS), default_value="v1", config=True,
         help="""kafka.strimzi.io version of KafkaConnector: "v1" (Strimzi 0.49 and later; the only one from 1.0)
         or "v1beta2" (older Strimzi).""")
     connector_class = Unicode(
-        km.CONFLUENT_S3_SINK, config=True,
+        ks.CONFLUENT_S3_SINK, config=True,
         help="""spec.class of the KafkaConnectors. The config mapping is the Confluent S3 sink's
         (io.confluent.connect.s3.S3SinkConnector, Confluent Community License; the plugin must be in the
         KafkaConnect's image); another class with the same config keys may be given.""")
@@ -171,7 +172,7 @@ class KubeIngestBackend(KubeApiSettings):
         return client.CustomObjectsApi(await self.api())
 
     def _cr_args(self) -> tuple:
-        return (km.STRIMZI_GROUP, self.strimzi_api_version, self.ns, "kafkaconnectors")
+        return (ks.STRIMZI_GROUP, self.strimzi_api_version, self.ns, "kafkaconnectors")
 
     # -- the backend interface of IngestionManager -------------------------------------------------------
     def identity(self, owner: str):
@@ -208,15 +209,15 @@ class KubeIngestBackend(KubeApiSettings):
         if not self.connect_cluster:
             raise IngestError("No Kafka Connect cluster is configured for ingestions; tell your platform admin.")
         try:
-            cr = km.kafka_connector(ing, self.ns, cluster=self.connect_cluster, endpoint=self._endpoint(creds),
+            cr = ks.kafka_connector(ing, self.ns, cluster=self.connect_cluster, endpoint=self._endpoint(creds),
                                     api_version=self.strimzi_api_version, connector_class=self.connector_class,
                                     state=state, region=self.s3_region, extra_config=self.connector_config)
         except ValueError as e:
             raise IngestError(f"The platform's connector settings are invalid ({e}); tell your admin.") from None
-        await self._apply("secret", km.connector_secret(ing, self.ns, creds))
+        await self._apply("secret", ks.connector_secret(ing, self.ns, creds))
         if self.manage_connect_rbac:
-            await self._apply("role", km.connect_secret_role(ing, self.ns))
-            await self._apply("role_binding", km.connect_secret_binding(ing, self.ns, self.connect_service_account))
+            await self._apply("role", ks.connect_secret_role(ing, self.ns))
+            await self._apply("role_binding", ks.connect_secret_binding(ing, self.ns, self.connect_service_account))
         custom, name = await self._custom(), cr["metadata"]["name"]
         await self._retry(lambda: create_or_update(
             lambda: custom.create_namespaced_custom_object(*self._cr_args(), cr),
@@ -233,7 +234,7 @@ class KubeIngestBackend(KubeApiSettings):
         if rt.get("mode") == "strimzi":
             custom = await self._custom()
             state = desired if desired in (PAUSED, STOPPED) else STOPPED
-            call = partial(custom.patch_namespaced_custom_object, *self._cr_args(), name, km.state_patch(state))
+            call = partial(custom.patch_namespaced_custom_object, *self._cr_args(), name, ks.state_patch(state))
         else:
             apps = client.AppsV1Api(await self.api())
             call = partial(apps.patch_namespaced_deployment, name, self.ns, km.replicas_patch(0))
@@ -304,7 +305,7 @@ class KubeIngestBackend(KubeApiSettings):
                 by_name = {c["metadata"]["name"]: c for c in crs.get("items") or []}
                 for i in ingestions:
                     if i.runtime.get("mode") == "strimzi":
-                        self._seen[i.runtime["name"]] = km.connector_status(by_name.get(i.runtime["name"]))
+                        self._seen[i.runtime["name"]] = ks.connector_status(by_name.get(i.runtime["name"]))
             if any(i.runtime.get("mode") == "deployment" for i in ingestions):
                 deps = await asyncio.wait_for(client.AppsV1Api(a).list_namespaced_deployment(
                     self.namespace, label_selector=km.LIST_SELECTOR), self.request_timeout)

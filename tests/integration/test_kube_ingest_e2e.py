@@ -30,7 +30,7 @@ from odh_spawner.ingest.store import IngestionStore
 from tests.integration.test_ingest_worker import s3_for
 from tests.integration.test_kube_real_ingest import DEPLOYMENT_RULES
 from tests.support.kafka import create_topic, produce
-from tests.support.kube_real import apps, core, get, kubelet, make_identity, names, wait_until  # noqa: F401
+from tests.support.kube_real import apps, core, get, kubelet, make_identity, wait_until  # noqa: F401
 
 N = 3000
 

@@ -15,6 +15,7 @@ import pytest
 
 from odh_spawner.credentials import S3Credentials
 from odh_spawner.ingest import kube_manifests as km
+from odh_spawner.ingest import kube_strimzi as ks
 from odh_spawner.ingest.kube import KubeIngestBackend
 from odh_spawner.ingest.model import Ingestion
 from odh_spawner.ingest.spec import build_spec
@@ -182,7 +183,7 @@ async def test_kafka_connector_applied_paused_reported_and_deleted(k8s_control_p
     name, path = rt["name"], group(f"kafka.strimzi.io/{version}", ns, "kafkaconnectors", rt["name"])
     assert rt["mode"] == "strimzi" and rt_bob["name"] == "odh-ingest.bob.clicks"
 
-    built = km.kafka_connector(alice, ns, cluster="connect", endpoint=CREDS.endpoint, api_version=version)
+    built = ks.kafka_connector(alice, ns, cluster="connect", endpoint=CREDS.endpoint, api_version=version)
     cr = get(cp, path)
     assert cr["spec"] == built["spec"]  # nothing pruned by the CRD's schema, nothing changed
     assert cr["metadata"]["labels"]["strimzi.io/cluster"] == "connect"

@@ -13,6 +13,7 @@ import yaml
 
 from odh_spawner.credentials.model import S3Credentials
 from odh_spawner.ingest import kube_manifests as km
+from odh_spawner.ingest import kube_strimzi as ks
 from odh_spawner.ingest.model import Ingestion
 from odh_spawner.ingest.spec import build_spec
 from odh_spawner.ingest.worker import read_config, write_termination_message
@@ -43,7 +44,7 @@ def deployment(ing=None, **kw):
 
 def connector(ing=None, **kw):
     args = {"cluster": "connect", "endpoint": "http://rgw.ceph.svc:8080"}
-    return km.kafka_connector(ing or ingestion(), "odh", **{**args, **kw})
+    return ks.kafka_connector(ing or ingestion(), "odh", **{**args, **kw})
 
 
 def validate(obj):
@@ -77,8 +78,8 @@ def test_names_are_the_consumer_group_and_injective():
 def test_every_owner_gives_valid_objects(owner):
     ing = ingestion(owner=owner, name="x" * 40)
     cfg = km.worker_config(ing, CREDS, "kafka:9092", 64 * 2**20)
-    for obj in (deployment(ing), km.worker_secret(ing, "odh", cfg), km.connector_secret(ing, "odh", CREDS),
-                km.connect_secret_role(ing, "odh"), km.connect_secret_binding(ing, "odh", "connect-connect")):
+    for obj in (deployment(ing), km.worker_secret(ing, "odh", cfg), ks.connector_secret(ing, "odh", CREDS),
+                ks.connect_secret_role(ing, "odh"), ks.connect_secret_binding(ing, "odh", "connect-connect")):
         validate(obj)
         assert obj["metadata"]["annotations"]["hub.jupyter.org/username"] == owner
     validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": connector(ing)["metadata"]})
@@ -191,7 +192,7 @@ def test_connector_maps_the_settings():
     assert c["store.url"] == "http://rgw.ceph.svc:8080" and c["value.converter"].endswith("JsonConverter")
     assert c["aws.access.key.id"] == "${secrets:odh/odh-ingest.alice.clicks:aws_access_key_id}"
     assert c["aws.secret.access.key"] == "${secrets:odh/odh-ingest.alice.clicks:aws_secret_access_key}"
-    assert not set(km.RESERVED_CONFIG) & set(c)
+    assert not set(ks.RESERVED_CONFIG) & set(c)
     plain = connector(ingestion(prefix=""))["spec"]["config"]
     assert plain["format.class"].endswith("JsonFormat") and plain["topics.dir"] == "topics"
     assert plain["partitioner.class"].endswith("DefaultPartitioner")
@@ -201,30 +202,30 @@ def test_connector_maps_the_settings():
         connector(extra_config={"tasks.max": "4"})
     with pytest.raises(ValueError):
         connector(api_version="v1alpha1")
-    assert km.state_patch("paused") == [{"op": "add", "path": "/spec/state", "value": "paused"}]
+    assert ks.state_patch("paused") == [{"op": "add", "path": "/spec/state", "value": "paused"}]
 
 
 def test_no_key_outside_the_secrets():
     ing = ingestion()
     cfg = km.worker_config(ing, CREDS, "kafka:9092", 64 * 2**20)
-    secrets = [km.worker_secret(ing, "odh", cfg), km.connector_secret(ing, "odh", CREDS)]
-    others = [deployment(ing, cfg_hash=km.config_hash(cfg)), connector(ing), km.connect_secret_role(ing, "odh"),
-              km.connect_secret_binding(ing, "odh", "connect-connect")]
+    secrets = [km.worker_secret(ing, "odh", cfg), ks.connector_secret(ing, "odh", CREDS)]
+    others = [deployment(ing, cfg_hash=km.config_hash(cfg)), connector(ing), ks.connect_secret_role(ing, "odh"),
+              ks.connect_secret_binding(ing, "odh", "connect-connect")]
     for obj in others:
         text = json.dumps(obj)
         assert ACCESS not in text and SECRET not in text, obj["kind"]
     for s in secrets:
         assert set(s) == {"apiVersion", "kind", "type", "metadata", "stringData"}
         assert ACCESS not in json.dumps(s["metadata"]) and SECRET not in json.dumps(s["metadata"])
-    assert km.connector_secret(ing, "odh", CREDS)["stringData"] == {"aws_access_key_id": ACCESS,
+    assert ks.connector_secret(ing, "odh", CREDS)["stringData"] == {"aws_access_key_id": ACCESS,
                                                                       "aws_secret_access_key": SECRET}
 
 
 def test_connect_may_read_only_this_secret():
-    role = km.connect_secret_role(ingestion(), "odh")
+    role = ks.connect_secret_role(ingestion(), "odh")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
                               "resourceNames": ["odh-ingest.alice.clicks"], "verbs": ["get"]}]
-    rb = km.connect_secret_binding(ingestion(), "odh", "connect-connect")
+    rb = ks.connect_secret_binding(ingestion(), "odh", "connect-connect")
     assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "connect-connect", "namespace": "odh"}]
     assert rb["roleRef"]["name"] == "odh-ingest.alice.clicks"
 
@@ -238,15 +239,15 @@ def cr(state="running", conditions=None, connector_state="RUNNING", tasks=None, 
 
 
 def test_connector_status_in_user_words():
-    assert km.connector_status(None)["exists"] is False
-    assert km.connector_status({"spec": {}})["state"] == "starting"
-    assert km.connector_status(cr())["state"] == "running"
-    assert km.connector_status(cr("paused", connector_state="PAUSED"))["state"] == "paused"
-    assert km.connector_status(cr("stopped", connector_state="STOPPED"))["state"] == "stopped"
-    assert km.connector_status(cr(generation=2, observed=1))["state"] == "starting"
-    st = km.connector_status(cr(conditions=[{"type": "NotReady", "status": "True", "reason": "ConnectRestException",
+    assert ks.connector_status(None)["exists"] is False
+    assert ks.connector_status({"spec": {}})["state"] == "starting"
+    assert ks.connector_status(cr())["state"] == "running"
+    assert ks.connector_status(cr("paused", connector_state="PAUSED"))["state"] == "paused"
+    assert ks.connector_status(cr("stopped", connector_state="STOPPED"))["state"] == "stopped"
+    assert ks.connector_status(cr(generation=2, observed=1))["state"] == "starting"
+    st = ks.connector_status(cr(conditions=[{"type": "NotReady", "status": "True", "reason": "ConnectRestException",
                                              "message": "Connector class io.x.S3 not found"}], connector_state=None))
     assert st["state"] == "failed" and "Connector class io.x.S3 not found" in st["last_error"]
-    st = km.connector_status(cr(tasks=[{"id": 0, "state": "FAILED", "trace": "AccessDenied: bucket raw\n at ..."}]))
+    st = ks.connector_status(cr(tasks=[{"id": 0, "state": "FAILED", "trace": "AccessDenied: bucket raw\n at ..."}]))
     assert st["state"] == "failed" and "AccessDenied: bucket raw" in st["last_error"]
     assert "at ..." not in st["last_error"]

@@ -189,6 +189,28 @@ def test_network_policies_fence_users_pods(values):
     assert selector == {"app.kubernetes.io/instance": "t", "odh-hub/role": "user-server"} or values == "full-values.yaml"
 
 
+@pytest.mark.parametrize("values", VALUES_FILES, ids=ids)
+def test_ingestion_workers_are_fenced(values):
+    docs = rendered(values)
+    values_doc = yaml.safe_load((CHART / "ci" / values).read_text()) if values else {}
+    kafka = values_doc.get("kafka") or {}
+    on = ((values_doc.get("platform") or {}).get("enabled", True) and kafka.get("bootstrap")
+          and (kafka.get("ingest") or {}).get("backend", "deployment") == "deployment"
+          and (values_doc.get("networkPolicy") or {}).get("enabled", True))
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-ingest-workers")]
+    assert len(policies) == (1 if on else 0)
+    if policies:
+        spec = policies[0]["spec"]
+        # the labels every worker pod has (odh_spawner.ingest.kube_manifests.labels)
+        from odh_spawner.ingest.kube_manifests import labels
+
+        assert spec["podSelector"]["matchLabels"].items() <= labels("alice", "x").items()
+        assert spec["ingress"] == [] and spec["policyTypes"] == ["Ingress", "Egress"]
+        peers = [p for rule in spec["egress"] for p in rule.get("to", [])]
+        allowed = kafka.get("networkPeers", []) + ((values_doc.get("storage") or {}).get("networkPeers") or [])
+        assert peers and all(p in allowed for p in peers), peers
+
+
 def test_full_values_open_users_pods_to_s3_and_kafka_only():
     docs = template("full-values.yaml")
     users = by_kind_name(docs)[("NetworkPolicy", "odh-users")]

@@ -296,8 +296,8 @@ class KubeIngestBackend(KubeApiSettings):
         """Read the state of every managed object in one or two list calls; then, for running workers, their
         consumer group's progress from Kafka (every `offsets_interval` seconds)."""
         self.bootstrap = bootstrap or self.bootstrap
-        a = await self.api()
         try:
+            a = await self.api()
             if self.ingest_mode == "strimzi" or any(i.runtime.get("mode") == "strimzi" for i in ingestions):
                 custom = await self._custom()
                 crs = await asyncio.wait_for(custom.list_namespaced_custom_object(
@@ -321,7 +321,7 @@ class KubeIngestBackend(KubeApiSettings):
                     mine = [p for p in pod_list if all(p["metadata"].get("labels", {}).get(k) == v
                                                        for k, v in km.selector(i.owner, i.name).items())]
                     self._seen[name] = km.worker_status(by_name.get(name), mine)
-        except (TimeoutError, ApiException) as e:
+        except Exception as e:  # the API unreachable or refusing: what was read last still stands
             self.log.warning("Reading the ingestions' state failed (%s); keeping the last one", type(e).__name__)
             return
         if self.bootstrap:

@@ -57,16 +57,14 @@ def metadata(owner: str, name: str, namespace: str, extra_labels: dict | None = 
 
 # -- deployment mode --------------------------------------------------------------------------------------------
 def worker_config(ing: Ingestion, creds, bootstrap: str, max_buffer_bytes: int, endpoint: str = "") -> dict:
-    """What the worker reads from its config file (local.worker_config's keys, paths inside the pod)."""
-    s = ing.spec
-    return {"name": ing.name, "bootstrap": bootstrap, "group": ing.group, "instance": ing.group,
-            "topic": s.topic, "bucket": s.bucket, "prefix": s.prefix, "format": s.format,
-            "flush_records": s.flush_records, "flush_seconds": s.flush_seconds, "partition_by": s.partition_by,
-            "max_buffer_bytes": max_buffer_bytes, "status_path": f"{RUN_DIR}/status.json",
-            "termination_log": TERMINATION_LOG,
-            "s3": {"endpoint": endpoint or creds.endpoint, "access_key": creds.access_key,
-                   "secret_key": creds.secret_key},
-            "consumer": {}}
+    """What the worker reads from its config file: the local backend's configuration (local.worker_config), with
+    paths inside the pod, the pod's S3 endpoint and where it leaves its last error."""
+    from .local import worker_config as local_config
+
+    cfg = local_config(ing, creds, bootstrap, RUN_DIR, max_buffer_bytes)
+    cfg["s3"]["endpoint"] = endpoint or creds.endpoint
+    cfg["termination_log"] = TERMINATION_LOG
+    return cfg
 
 
 def config_hash(cfg: dict) -> str:

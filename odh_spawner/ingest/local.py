@@ -172,8 +172,9 @@ class LocalIngestBackend(LoggingConfigurable):
     def log_tail(self, run_dir: str, lines: int = 15) -> list[str]:
         return procs.log_tail(os.path.join(run_dir, LOG), 0, lines=lines).splitlines()
 
-    def stop(self, rt: dict | None, timeout: float | None = None) -> None:
-        """SIGTERM (the worker writes and commits what it holds), SIGKILL after the timeout."""
+    def stop(self, rt: dict | None, timeout: float | None = None, desired: str | None = None) -> None:
+        """SIGTERM (the worker writes and commits what it holds), SIGKILL after the timeout. (`desired`, paused or
+        stopped, is the same here.)"""
         if not rt or not rt.get("pid"):
             return
         pid = rt["pid"]

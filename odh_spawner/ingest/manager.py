@@ -216,7 +216,7 @@ class IngestionManager:
                 ing.desired, ing.last_error = RUNNING, None
                 await self._start(ing, creds)
             else:
-                await asyncio.to_thread(self.backend.stop, ing.runtime)
+                await self._call("stop", ing.runtime, desired=desired)
                 ing.desired = desired
             ing.touch()
             self.store.save(ing)
@@ -234,7 +234,7 @@ class IngestionManager:
             if new != ing.spec:
                 creds = await self._check(owner, new)
                 was_running = ing.desired == RUNNING
-                await asyncio.to_thread(self.backend.stop, ing.runtime)
+                await self._call("stop", ing.runtime, desired=ing.desired if not was_running else STOPPED)
                 ing.changes.append({"at": time.time(), "from": ing.spec.to_json(), "to": new.to_json()})
                 ing.changes = ing.changes[-20:]
                 ing.spec = new
@@ -249,7 +249,9 @@ class IngestionManager:
     async def delete(self, owner: str, name) -> None:
         ing = self.get(owner, name)
         async with self._lock(ing.key):
-            await asyncio.to_thread(self.backend.stop, ing.runtime)
+            await self._call("stop", ing.runtime)
+            if hasattr(self.backend, "remove"):  # Kubernetes: its objects go with it
+                await self._call("remove", ing.runtime)
             try:
                 await asyncio.to_thread(self.kafka.delete_group, ing.group)
             except Exception as e:
@@ -297,14 +299,27 @@ class IngestionManager:
     # -- background --------------------------------------------------------------------------
     async def _start(self, ing: Ingestion, creds=None) -> None:
         creds = creds or await self.credentials_for(ing.owner)
-        rt = await asyncio.to_thread(self.backend.start, ing, creds, self.bootstrap, self.store.run_dir(ing))
+        rt = await self._call("start", ing, creds, self.bootstrap, self.store.run_dir(ing))
         if ing.runtime.get("last_exit"):
             rt["last_exit"] = ing.runtime["last_exit"]
         ing.runtime = rt
         ing.touch()
         self.store.save(ing)
 
+    async def _call(self, method: str, *args, **kw):
+        """A backend method: awaited when it is a coroutine function (Kubernetes), else run in a thread (local)."""
+        fn = getattr(self.backend, method)
+        if asyncio.iscoroutinefunction(fn):
+            return await fn(*args, **kw)
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    async def refresh(self) -> None:
+        """Backends that report state from elsewhere (Kubernetes) read it here, for the synchronous queries."""
+        if hasattr(self.backend, "refresh"):
+            await self.backend.refresh(list(self.ingestions.values()), self.bootstrap)
+
     async def watch_once(self) -> None:
+        await self.refresh()
         for ing in list(self.ingestions.values()):
             lock = self._lock(ing.key)
             if lock.locked() or ing.desired != RUNNING or self.backend.alive(ing.runtime):
@@ -336,8 +351,11 @@ class IngestionManager:
 
     async def adopt_all(self) -> None:
         """At start-up: take back every recorded ingestion; the watch starts what should run and does not."""
-        for ing in self.store.load_all():
+        loaded = self.store.load_all()
+        for ing in loaded:
             self.ingestions[ing.key] = ing
+        await self.refresh()
+        for ing in loaded:
             live = self.backend.alive(ing.runtime)
             self.log.info("Adopted ingestion %s/%s (%s, %s)", ing.owner, ing.name, ing.desired,
                           "worker running" if live else "no worker")

@@ -1,5 +1,6 @@
 """The ingestion worker: one process per ingestion, run as its owner. `python -m odh_spawner.ingest.worker`
-reads its configuration (JSON, holding the owner's S3 keys) from stdin — never argv or the environment.
+reads its configuration (JSON, holding the owner's S3 keys) from stdin, or with `--config FILE` from a file (on
+Kubernetes: a Secret volume) — never argv or the environment.
 
 A member of the ingestion's own consumer group. For each batch (batching.Batcher decides when one closes):
 1. fence: the partition is still ours (assignment) and the group still takes our commits — the batch's first
@@ -354,15 +355,47 @@ class Worker:
             log.warning("could not write status: %s", e)
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def read_config(argv: list[str]) -> dict:
+    """The configuration: from stdin (the local backend), or with `--config FILE` from a file (on Kubernetes, a
+    file of a Secret volume: the keys never appear in the pod spec, argv or the environment)."""
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise SystemExit("--config needs a file name")
+        with open(argv[i + 1], encoding="utf-8") as f:
+            return json.load(f)
     cfg = json.loads(sys.stdin.read())
     sys.stdin.close()
+    return cfg
+
+
+def write_termination_message(path: str | None, message: str | None) -> None:
+    """On Kubernetes: the last error, where the kubelet takes the container's termination message from (the
+    platform reads it from the pod's status: the worker needs no API access to report why it stopped)."""
+    if not path or not message:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(message[:1000])
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = read_config(sys.argv[1:] if argv is None else argv)
     w = Worker(cfg)
     signal.signal(signal.SIGTERM, w.stop)
     signal.signal(signal.SIGINT, w.stop)
-    return w.run()
+    try:
+        code = w.run()
+    except Exception as e:
+        write_termination_message(cfg.get("termination_log"), w.last_error or f"the worker failed ({type(e).__name__})")
+        raise
+    if code:
+        write_termination_message(cfg.get("termination_log"), w.last_error)
+    return code
 
 
 if __name__ == "__main__":

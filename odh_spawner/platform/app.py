@@ -103,7 +103,9 @@ class PlatformService(Application):
     max_ingestions_per_user = Int(10, config=True, help="Kafka ingestions one user may have at a time.")
     ingest_backend_class = Type(
         "odh_spawner.ingest.local.LocalIngestBackend", klass=object, config=True,
-        help="Where ingestion workers run: LocalIngestBackend (one process per ingestion, as its owner).",
+        help="""Where ingestions run: odh_spawner.ingest.local.LocalIngestBackend (one worker process per
+        ingestion, as its owner) or odh_spawner.ingest.kube.KubeIngestBackend (Kubernetes: a worker Deployment
+        per ingestion, or a Strimzi KafkaConnector; see KubeIngestBackend.ingest_mode).""",
     )
 
     use_uvloop = Bool(
@@ -186,6 +188,8 @@ class PlatformService(Application):
         watcher.cancel()
         if ingest_watcher is not None:
             ingest_watcher.cancel()  # ingestion workers keep running too
+            if hasattr(self.ingestions.backend, "close"):
+                await self.ingestions.backend.close()
         spark_pruner.stop()
         await self.deployments.close()
         self.gateway.upstream.close()

@@ -67,7 +67,7 @@ def test_every_object_is_valid_kubernetes(values):
     for doc in docs:
         for version in K8S_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
-        assert doc["metadata"]["namespace"] in ("odh", "odh-serving", "seldon-mesh"), doc["metadata"]
+        assert doc["metadata"]["namespace"] in ("odh", "odh-serving", "seldon-mesh", "kafka"), doc["metadata"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "t"
     names = [(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs]
     assert len(names) == len(set(names)), "two objects with one name"
@@ -139,6 +139,23 @@ def test_rbac_is_least_privilege(values):
         assert serving[0]["metadata"]["namespace"] == ns
         binding = by_kind_name(docs)[("RoleBinding", serving[0]["metadata"]["name"])]
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{prefix}-platform", "namespace": "odh"}]
+    # Kafka ingestions: only the kinds the platform creates for them, in the namespace they run in
+    ingest = [r for r in roles.values() if r["metadata"]["name"].endswith("-platform-ingest")]
+    kafka = values_doc.get("kafka") or {}
+    assert len(ingest) == (1 if platform and kafka.get("bootstrap") else 0)
+    if ingest:
+        strimzi = (kafka.get("ingest") or {}).get("backend") == "strimzi"
+        resources = {r for rule in ingest[0]["rules"] for r in rule["resources"]}
+        assert resources == ({"kafkaconnectors", "secrets"} if strimzi else {"deployments", "pods", "secrets"})
+        assert ingest[0]["metadata"]["namespace"] == (kafka["ingest"]["connectNamespace"] if strimzi else "odh")
+        connect = roles.get(f"{prefix}-connect-secrets")
+        assert (connect is not None) == strimzi
+        if strimzi:  # the Connect pods' provider reads Secrets by name, in the Connect namespace only
+            assert connect["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+            assert connect["metadata"]["namespace"] != "odh"
+            binding = by_kind_name(docs)[("RoleBinding", f"{prefix}-connect-secrets")]
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": kafka["ingest"]["connectNamespace"],
+                                            "name": kafka["ingest"]["connectCluster"] + "-connect"}]
 
 
 def _peers_reach(peers: list[dict], address) -> bool:
@@ -170,6 +187,28 @@ def test_network_policies_fence_users_pods(values):
             assert not _peers_reach(rule.get("to", []), METADATA.network_address), name
     # the user pods the policy selects are the pods the hub config labels (see test_rendered_hub_config_...)
     assert selector == {"app.kubernetes.io/instance": "t", "odh-hub/role": "user-server"} or values == "full-values.yaml"
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=ids)
+def test_ingestion_workers_are_fenced(values):
+    docs = rendered(values)
+    values_doc = yaml.safe_load((CHART / "ci" / values).read_text()) if values else {}
+    kafka = values_doc.get("kafka") or {}
+    on = ((values_doc.get("platform") or {}).get("enabled", True) and kafka.get("bootstrap")
+          and (kafka.get("ingest") or {}).get("backend", "deployment") == "deployment"
+          and (values_doc.get("networkPolicy") or {}).get("enabled", True))
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-ingest-workers")]
+    assert len(policies) == (1 if on else 0)
+    if policies:
+        spec = policies[0]["spec"]
+        # the labels every worker pod has (odh_spawner.ingest.kube_manifests.labels)
+        from odh_spawner.ingest.kube_manifests import labels
+
+        assert spec["podSelector"]["matchLabels"].items() <= labels("alice", "x").items()
+        assert spec["ingress"] == [] and spec["policyTypes"] == ["Ingress", "Egress"]
+        peers = [p for rule in spec["egress"] for p in rule.get("to", [])]
+        allowed = kafka.get("networkPeers", []) + ((values_doc.get("storage") or {}).get("networkPeers") or [])
+        assert peers and all(p in allowed for p in peers), peers
 
 
 def test_full_values_open_users_pods_to_s3_and_kafka_only():
@@ -226,6 +265,7 @@ def test_hub_config_change_rolls_the_hub_but_a_profiles_change_does_not():
     ({"bogus": True}, "additional properties 'bogus' not allowed"),
     ({"serving.backend": "torchserve"}, "at '/serving/backend': value must be one of 'kserve', 'seldon-v1', 'seldon-v2'"),
     ({"spark.clusterType": "yarn"}, "at '/spark/clusterType': value must be one of 'standalone', 'spark-connect'"),
+    ({"kafka.ingest.backend": "camel"}, "at '/kafka/ingest/backend': value must be one of 'deployment', 'strimzi'"),
     ({"culler.timeout": "an hour"}, "at '/culler/timeout': got string, want integer"),
     ({"storage.adminCredentials.secret": ""}, "at '/storage/adminCredentials/secret'"),
     ({"profiles": [{"slug": "x", "display_name": "X", "image": "i", "sizes": [{}], "colour": "red"}]},
@@ -409,6 +449,24 @@ def test_rendered_platform_args_configure_the_platform_service(values):
     # the platform's pods carry the labels the serving NetworkPolicy lets through
     labels = dep[0]["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in backend.platform_pod_labels.items())
+    kafka = values_doc.get("kafka") or {}
+    if kafka.get("bootstrap"):
+        from odh_spawner.ingest.kube import KubeIngestBackend
+
+        assert app.kafka_bootstrap_servers == kafka["bootstrap"] and app.ingest_backend_class is KubeIngestBackend
+        ingest, want = KubeIngestBackend(parent=app), kafka.get("ingest") or {}
+        assert ingest.ingest_mode == want.get("backend", "deployment")
+        if ingest.ingest_mode == "strimzi":
+            assert (ingest.connect_cluster, ingest.connect_namespace, ingest.namespace) == (
+                want["connectCluster"], want["connectNamespace"], want["connectNamespace"])
+            assert ingest.strimzi_api_version == want.get("strimziApiVersion", "v1")
+            assert ingest.connector_class == want.get("connectorClass", "io.confluent.connect.s3.S3SinkConnector")
+            assert ingest.connect_service_account == want["connectCluster"] + "-connect"
+        else:
+            image = dep[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert ingest.worker_image == image and ingest.namespace == "odh"
+    else:
+        assert not app.kafka_bootstrap_servers
     env = {e["name"]: e for e in container["env"]}
     assert "secretKeyRef" in env["JUPYTERHUB_API_TOKEN"]["valueFrom"]
     assert not [a for a in container["args"] if re.search(r"token|secret_key|password", a, re.I)]

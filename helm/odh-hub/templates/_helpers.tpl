@@ -20,6 +20,15 @@
 {{- define "odh-hub.platform" -}}{{ include "odh-hub.fullname" . }}-platform{{- end -}}
 {{- define "odh-hub.profiles" -}}{{ include "odh-hub.fullname" . }}-profiles{{- end -}}
 {{- define "odh-hub.secret" -}}{{ include "odh-hub.fullname" . }}-secrets{{- end -}}
+{{- define "odh-hub.ingestNamespace" -}}
+{{- if eq .Values.kafka.ingest.backend "strimzi" -}}
+{{- $ns := required "kafka.ingest.connectNamespace is required with kafka.ingest.backend=strimzi" .Values.kafka.ingest.connectNamespace -}}
+{{- if eq $ns .Release.Namespace -}}{{ fail "kafka.ingest.connectNamespace must not be the release namespace (the Connect pods may read Secrets there)" }}{{- end -}}
+{{ $ns }}
+{{- else -}}
+{{ .Release.Namespace }}
+{{- end -}}
+{{- end -}}
 {{- define "odh-hub.servingNamespace" -}}{{ .Values.serving.namespace | default .Release.Namespace }}{{- end -}}
 
 {{/* Labels */}}
@@ -189,6 +198,25 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 {{- if .Values.spark.enabled }}
 - --PlatformService.spark_clusters_class=odh_spawner.platform.kube_spark.KubeSparkClusters
 - --KubeSparkClusters.namespace={{ .Release.Namespace }}
+{{- end }}
+{{- if .Values.kafka.bootstrap }}
+{{- $ingest := .Values.kafka.ingest }}
+- --PlatformService.kafka_bootstrap_servers={{ .Values.kafka.bootstrap }}
+- --PlatformService.ingest_backend_class=odh_spawner.ingest.kube.KubeIngestBackend
+- --KubeIngestBackend.ingest_mode={{ $ingest.backend }}
+- --KubeIngestBackend.namespace={{ include "odh-hub.ingestNamespace" . }}
+{{- if eq $ingest.backend "strimzi" }}
+- --KubeIngestBackend.connect_cluster={{ required "kafka.ingest.connectCluster is required with kafka.ingest.backend=strimzi" $ingest.connectCluster }}
+- --KubeIngestBackend.connect_namespace={{ include "odh-hub.ingestNamespace" . }}
+- --KubeIngestBackend.strimzi_api_version={{ $ingest.strimziApiVersion }}
+- --KubeIngestBackend.connector_class={{ $ingest.connectorClass }}
+{{- else }}
+- --KubeIngestBackend.worker_image={{ include "odh-hub.image" .Values.images.hub }}
+- --KubeIngestBackend.image_pull_policy={{ .Values.images.pullPolicy }}
+{{- end }}
+{{- with .Values.storage.s3Endpoint }}
+- --KubeIngestBackend.s3_endpoint={{ . }}
+{{- end }}
 {{- end }}
 {{- if .Values.storage.enabled }}
 - --OdhStorage.admin_endpoint={{ .Values.storage.adminEndpoint }}

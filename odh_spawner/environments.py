@@ -41,7 +41,7 @@ from traitlets.config import LoggingConfigurable
 from .errors import OdhError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FORMAT = 1  # bump when the layout of a built environment changes: every key changes with it
+FORMAT = 2  # bump when the layout of a built environment changes: every key changes with it
 MARKER = "odh-env.json"  # written last into a complete environment
 PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)((?:\s+--hash=sha256:[a-f0-9]{64})*)$")
 LAB_EXT = "share/jupyter/labextensions/@odh-hub/labextension"
@@ -138,7 +138,9 @@ def install_commands(installer: str, uv: str, python: str, env: str, lock_path: 
     env_py = os.path.join(env, "bin", "python")
     hashes = ["--require-hashes"] if lock.hashed else []
     if installer == "uv":
-        pip = [uv, "pip", "install", "--python", env_py, "--no-deps", "--link-mode", "copy", "--no-progress"]
+        # bytecode compiled at install (as pip does): servers run as users who cannot write the environment
+        pip = [uv, "pip", "install", "--python", env_py, "--no-deps", "--link-mode", "copy", "--compile-bytecode",
+               "--no-progress"]
         return [pip + hashes + ["-r", lock_path],
                 pip + [extension_src],
                 [uv, "pip", "check", "--python", env_py]]

@@ -23,7 +23,8 @@ def test_parse_lock_pins_and_comments():
 
 def test_parse_lock_with_hashes_and_continuations():
     h = "a" * 64
-    lock = parse_lock(f"six==1.17.0 \\\n    --hash=sha256:{h} \\\n    --hash=sha256:{'b' * 64}\nidna==3.20 --hash=sha256:{h}\n")
+    lock = parse_lock(f"six==1.17.0 \\\n    --hash=sha256:{h} \\\n    --hash=sha256:{'b' * 64}\n"
+                      f"idna==3.20 --hash=sha256:{h}\n")
     assert lock.pins == (("six", "1.17.0"), ("idna", "3.20")) and lock.hashed
 
 
@@ -68,7 +69,7 @@ def test_files_digest_is_order_independent_and_content_sensitive():
 
 
 def test_resolve_lock_path():
-    assert resolve_lock_path("images/minimal/requirements.lock", "/srv/odh") == "/srv/odh/images/minimal/requirements.lock"
+    assert resolve_lock_path("images/m/requirements.lock", "/srv/odh") == "/srv/odh/images/m/requirements.lock"
     assert resolve_lock_path("/etc/locks/a.lock", "/srv/odh") == "/etc/locks/a.lock"
     assert resolve_lock_path("../x/a.lock", "/srv/odh") == "/srv/x/a.lock"
 

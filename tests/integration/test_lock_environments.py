@@ -66,6 +66,32 @@ def test_a_half_built_environment_is_never_used(minimal_env, tmp_path):
     assert other.cached(MINIMAL) is None
 
 
+def test_a_second_builder_waits_for_the_first_and_takes_its_result(minimal_env, tmp_path):
+    """Builders of one key serialize on `<key>.lock` (flock: per open file, so threads, processes and hubs
+    alike). Here the test is the first builder: it holds the lock, the second `ensure` waits; the first publishes
+    its environment and lets go; the second returns that one without building."""
+    import fcntl
+    import threading
+
+    envs, first = minimal_env
+    other = LockEnvironments(cache_dir=str(tmp_path))
+    key = other.key(MINIMAL)
+    result = []
+    with open(tmp_path / f"{key}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: result.append(other.ensure(MINIMAL)))
+        waiter.start()
+        waiter.join(1.5)
+        assert waiter.is_alive() and not result, "the second builder did not wait for the lock"
+        done = tmp_path / f"{key}.d-first"  # what the first builder publishes (a stand-in: no 30 s build)
+        (done / "bin").mkdir(parents=True)
+        (done / MARKER).write_text("{}")
+        os.symlink(done.name, tmp_path / key)
+    waiter.join(30)
+    assert result and not result[0].built and result[0].path == str(done)
+    assert sorted(os.listdir(tmp_path)) == sorted([key, f"{key}.d-first", f"{key}.lock"])  # it built nothing
+
+
 def _edit_profiles(config_dir: str, extra: list[dict]) -> str:
     path = os.path.join(config_dir, "profiles.yaml")
     with open(path) as f:

@@ -135,3 +135,33 @@ def test_demo_profiles_use_the_image_locks_and_they_exist():
                                                "images/spark/requirements.lock": "datascience"}
     for lock in lock_envs_of(profiles.values()):
         assert os.path.isfile(resolve_lock_path(lock))
+
+
+# -- the CLI ---------------------------------------------------------------------------------------------------------
+def test_envs_build_needs_profiles_or_all_and_knows_them(capsys):
+    from odh_spawner.cli import main
+
+    demo = os.path.dirname(DEMO)
+    assert main(["envs", "build", "--config-dir", demo]) == 2
+    assert "name profiles to build, or --all" in capsys.readouterr().err
+    assert main(["envs", "build", "--config-dir", demo, "nope"]) == 2
+    assert "no such profile: nope" in capsys.readouterr().err
+
+
+def test_check_config_reads_the_locks_profiles_name(tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from odh_spawner.cli import main
+
+    for name in ("platform.yaml", "users.yaml", "profiles.yaml"):
+        shutil.copy(os.path.join(os.path.dirname(DEMO), name), tmp_path / name)
+    assert main(["check-config", str(tmp_path)]) == 0
+    doc = yaml.safe_load((tmp_path / "profiles.yaml").read_text())
+    doc["profiles"][0]["local"] = {"environment": {"lock": "images/nope/requirements.lock"}}
+    (tmp_path / "profiles.yaml").write_text(yaml.safe_dump(doc))
+    capsys.readouterr()
+    assert main(["check-config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "profile 'minimal'" in err and "local.environment.lock" in err and "cannot read the lock" in err, err

@@ -36,3 +36,15 @@ def hub_environments(path) -> None:
         p["local"] = {"environment": "hub"}
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def demo_config_in_hub_environment(dest: str) -> str:
+    """A copy of config/demo in `dest` whose profiles all run in the hub's own Python (see hub_environments):
+    for benchmarks that compare spawns with a plain LocalProcessSpawner or with earlier results."""
+    import os
+    import shutil
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copytree(os.path.join(root, "config", "demo"), dest)
+    hub_environments(os.path.join(dest, "profiles.yaml"))
+    return dest

@@ -74,8 +74,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         600,
         config=True,
         help="""Seconds a spawn waits for its profile's lock environment to be built (only the first spawn of a
-        lock does; `odh-hub envs build` prebuilds). Past it the spawn fails with a message to retry; the build
-        itself goes on and the next spawn uses it. The hub's start_timeout must leave room for it.""",
+        lock does; `odh-hub envs build` prebuilds), and at most what the hub's start_timeout leaves. Past it the
+        spawn fails with a message to retry; the build itself goes on and the next spawn uses it.""",
     )
     enforce_limits = Bool(
         True,
@@ -242,7 +242,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
             self._spark_env = {}
             if plan is not None and plan.local_lock:
-                await self._prepare_lock_env(plan)
+                await self._prepare_lock_env(plan, self.start_timeout - (time.monotonic() - began) - 5)
             if plan is not None and plan.spark is not None:
                 await self._launch_spark(plan)
             env_name = (f"{plan.profile}" if plan.local_lock else plan.local_environment) if plan else "hub"
@@ -310,7 +310,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         python = os.path.join(bindir, "python")
         self._spark_env = cluster.notebook_env(python=python)
 
-    async def _prepare_lock_env(self, plan: SpawnPlan) -> None:
+    async def _prepare_lock_env(self, plan: SpawnPlan, start_budget: float) -> None:
         """The virtualenv of the profile's lock: from the cache, else built now (once: concurrent spawns of the
         same lock share the build, other hubs wait on its file lock), within environment_build_timeout."""
         envs = LockEnvironments(parent=self)
@@ -327,11 +327,17 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             if build is None or build.done():
                 build = asyncio.ensure_future(asyncio.to_thread(envs.ensure, plan.local_lock, self.log.info))
                 cls._env_builds[plan.local_lock] = build
-            try:  # shielded: a spawn that gives up does not stop the build the next spawn will use
-                found = await asyncio.wait_for(asyncio.shield(build), self.environment_build_timeout)
+            # within environment_build_timeout and what the hub's start_timeout leaves (else the hub's own timeout
+            # would end the spawn with a less helpful message); shielded: a spawn that gives up does not stop the
+            # build, which the next spawn uses
+            wait = max(1.0, min(self.environment_build_timeout, start_budget))
+            try:
+                found = await asyncio.wait_for(asyncio.shield(build), wait)
             except asyncio.TimeoutError:
-                raise user_error(503, f"The {plan.profile} environment is still being prepared (over "
-                                      f"{self.environment_build_timeout:g} s). Try again in a few minutes.") from None
+                self.log.warning("Spawn of %s gave up waiting %.0f s for the %s environment; its build goes on",
+                                 self._log_name, wait, plan.profile)
+                raise user_error(503, f"The {plan.profile} environment is still being prepared (it takes a few "
+                                      "minutes the first time). Try again shortly.") from None
             except (LockError, EnvBuildError) as e:
                 self.log.error("Building the environment of profile %s failed: %s", plan.profile, e)
                 raise user_error(503, f"The {plan.profile} environment could not be prepared: {e}") from None

@@ -177,9 +177,11 @@ def notebook_files(root: str | os.PathLike = PROJECT_ROOT) -> dict[str, str]:
     files = {"pyproject.toml": root / "images" / "notebook-ext" / "pyproject.toml",
              "jupyter-config/jupyter_server_config.d/odh-hub.json":
                  root / "jupyter-config" / "jupyter_server_config.d" / "odh-hub.json"}
-    for src in sorted((root / "server_extension").rglob("*")):
-        if src.is_file() and "__pycache__" not in src.parts and src.suffix != ".pyc":
-            files[str(src.relative_to(root))] = src
+    for package in _wheel_packages(files["pyproject.toml"]):  # the packages the notebook wheel ships
+        pkg_dir = root.joinpath(*package.split("."))
+        for src in sorted(pkg_dir.glob("*")):  # each package's own files (subpackages are listed on their own)
+            if src.is_file() and src.suffix != ".pyc":
+                files[str(src.relative_to(root))] = src
     lab = root / "labextension" / "odh_labextension"
     if not (lab / "package.json").is_file():
         raise EnvBuildError(f"the labextension is not built in {root} (run labextension/build.sh)")
@@ -190,6 +192,18 @@ def notebook_files(root: str | os.PathLike = PROJECT_ROOT) -> dict[str, str]:
     if missing:
         raise EnvBuildError(f"odh-hub's notebook side is incomplete: missing {', '.join(missing)}")
     return {k: str(v) for k, v in files.items()}
+
+
+def _wheel_packages(pyproject: Path) -> list[str]:
+    """`[tool.setuptools] packages` of images/notebook-ext/pyproject.toml: what the notebook wheel ships."""
+    import tomllib
+
+    try:
+        with open(pyproject, "rb") as f:
+            packages = tomllib.load(f)["tool"]["setuptools"]["packages"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
+        raise EnvBuildError(f"cannot read the notebook wheel's packages from {pyproject}: {e}") from None
+    return [str(p) for p in packages]
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,27 @@ def test_check_config_reads_the_locks_profiles_name(tmp_path, capsys):
     assert main(["check-config", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "profile 'minimal'" in err and "local.environment.lock" in err and "cannot read the lock" in err, err
+
+
+def test_notebook_files_follow_the_wheels_package_list(tmp_path):
+    """What goes into a lock environment is what images/notebook-ext/pyproject.toml says the wheel ships."""
+    from odh_spawner.environments import EnvBuildError, notebook_files
+
+    (tmp_path / "images/notebook-ext").mkdir(parents=True)
+    (tmp_path / "images/notebook-ext/pyproject.toml").write_text(
+        '[tool.setuptools]\npackages = ["server_extension", "odh_spawner", "odh_spawner.ingest"]\n')
+    for rel in ("server_extension/__init__.py", "server_extension/openapi.yaml", "odh_spawner/__init__.py",
+                "odh_spawner/ingest/__init__.py", "odh_spawner/ingest/spec.py", "odh_spawner/other/x.py",
+                "jupyter-config/jupyter_server_config.d/odh-hub.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    with pytest.raises(EnvBuildError, match="labextension is not built"):
+        notebook_files(tmp_path)
+    (tmp_path / "labextension/odh_labextension/static").mkdir(parents=True)
+    (tmp_path / "labextension/odh_labextension/package.json").write_text("{}")
+    (tmp_path / "labextension/odh_labextension/static/a.js").write_text("")
+    files = notebook_files(tmp_path)
+    assert sorted(files) == sorted(["pyproject.toml", "jupyter-config/jupyter_server_config.d/odh-hub.json", "odh_labextension/package.json",
+                             "odh_labextension/static/a.js", "odh_spawner/__init__.py",
+                             "odh_spawner/ingest/__init__.py", "odh_spawner/ingest/spec.py",
+                             "server_extension/__init__.py", "server_extension/openapi.yaml"])  # not other/

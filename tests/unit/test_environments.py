@@ -185,7 +185,7 @@ def test_notebook_files_follow_the_wheels_package_list(tmp_path):
     (tmp_path / "labextension/odh_labextension/package.json").write_text("{}")
     (tmp_path / "labextension/odh_labextension/static/a.js").write_text("")
     files = notebook_files(tmp_path)
-    assert sorted(files) == sorted(["pyproject.toml", "jupyter-config/jupyter_server_config.d/odh-hub.json", "odh_labextension/package.json",
-                             "odh_labextension/static/a.js", "odh_spawner/__init__.py",
+    assert sorted(files) == sorted(["pyproject.toml", "jupyter-config/jupyter_server_config.d/odh-hub.json",
+                             "odh_labextension/package.json", "odh_labextension/static/a.js", "odh_spawner/__init__.py",
                              "odh_spawner/ingest/__init__.py", "odh_spawner/ingest/spec.py",
                              "server_extension/__init__.py", "server_extension/openapi.yaml"])  # not other/

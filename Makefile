@@ -40,3 +40,8 @@ clean:
 # ~12 min cold on 2 cores); not needed by `make up`
 k8s:
 	@scripts/k8s-controlplane.sh build >/dev/null
+
+# prebuild the lock environments the demo profiles run in locally (once; cached: see docs/admin-guide.md)
+.PHONY: envs
+envs: install
+	$(PY) -m odh_spawner.cli envs build --all --config-dir "$(ODH_CONFIG_DIR)"

@@ -17,6 +17,7 @@ from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.ports import free_port
 from odh_spawner.localplatform.settings import load_settings
 from tests.support.hubclient import HubUserSession
+from tests.support.profiles import demo_config_in_hub_environment
 
 from bench._common import ROOT
 from bench._servers import terminate
@@ -49,8 +50,8 @@ class Platform:
         self.tmp = tempfile.TemporaryDirectory()
         d = self.tmp.name
         self.ceph = CephCluster(os.path.join(d, "ceph")).start()
-        runtime = runtime_settings(load_settings(os.path.join(ROOT, "config", "demo")), os.path.join(d, "hub"),
-                                   self.ceph)
+        config = demo_config_in_hub_environment(os.path.join(d, "demo-config"))  # the hub's Python, as before locks
+        runtime = runtime_settings(load_settings(config), os.path.join(d, "hub"), self.ceph)
         runtime["idle_culler"] = {"enabled": False}
         self.hub = HubProcess(runtime, log_path=os.path.join(d, "hub.log")).start()
         self.alice = HubUserSession(self.hub.url, "alice", "alice-odh")

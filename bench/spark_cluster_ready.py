@@ -95,13 +95,15 @@ def spawn_added_seconds(runs: int) -> dict:
     from odh_spawner.localplatform.hub import HubProcess, runtime_settings
     from odh_spawner.localplatform.settings import load_settings
     from tests.support.hubclient import HubUserSession
+    from tests.support.profiles import demo_config_in_hub_environment
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.environ.setdefault("ODH_PROXY_COMMAND", os.path.join(root, ".tools/chp/node_modules/.bin/configurable-http-proxy"))
     spawns = {"with_spark": [], "without": []}
     options = {"with_spark": {"profile": "datascience", "spark": {"workers": 1}}, "without": {"profile": "datascience"}}
     with tempfile.TemporaryDirectory() as d:
-        runtime = runtime_settings(load_settings(os.path.join(root, "config", "demo")), d)
+        # the hub's Python, as before the demo profiles named image locks (no environment build in the numbers)
+        runtime = runtime_settings(load_settings(demo_config_in_hub_environment(os.path.join(d, "demo-config"))), d)
         runtime["idle_culler"] = {"enabled": False}
         hub = HubProcess(runtime, log_path=os.path.join(d, "hub.log")).start()
         try:

@@ -39,6 +39,7 @@ from odh_spawner.localplatform.ports import free_port  # noqa: E402
 from odh_spawner.passwords import hash_password  # noqa: E402
 from odh_spawner.stages import SpawnStages  # noqa: E402
 from tests.support.hubclient import HubUserSession  # noqa: E402
+from tests.support.profiles import hub_environments  # noqa: E402
 
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", "7"))
 USER = "odhbench"  # the hub user; the baseline's system user has this very name, ours is odh-odhbench
@@ -99,6 +100,7 @@ def bench_config(d: str) -> str:
     """The demo configuration with one more user (the demo's users are not system users)."""
     config = os.path.join(d, "config")
     shutil.copytree(os.path.join(ROOT, "config", "demo"), config)
+    hub_environments(os.path.join(config, "profiles.yaml"))  # both sides run the hub's Python, as before locks
     path = os.path.join(config, "users.yaml")
     with open(path) as f:
         users = yaml.safe_load(f)

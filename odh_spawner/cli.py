@@ -1,4 +1,5 @@
-"""The `odh-hub` command: run the local platform, check a configuration, hash a password."""
+"""The `odh-hub` command: run the local platform, check a configuration, hash a password, build the profiles'
+lock environments."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     p_cred.add_argument("--endpoint", default=os.environ.get("ODH_RGW_ENDPOINT", ""),
                         help="RGW URL (default: the endpoint in the admin keys file, or $ODH_RGW_ENDPOINT)")
     p_cred.add_argument("--keep-data", action="store_true", help="with remove: keep the user's buckets")
+    p_envs = sub.add_parser("envs", help="the virtualenvs the local platform builds from image locks")
+    envs_sub = p_envs.add_subparsers(dest="envs_command", required=True)
+    p_build = envs_sub.add_parser("build", help="build (once; cached) the lock environments of profiles")
+    p_build.add_argument("profiles", nargs="*", help="profile slugs (default with --all: every profile naming a lock)")
+    p_build.add_argument("--all", action="store_true", help="every profile of the configuration that names a lock")
+    p_build.add_argument("--config-dir", default=os.environ.get("ODH_CONFIG_DIR", "config/demo"),
+                         help="directory with profiles.yaml (default: $ODH_CONFIG_DIR or config/demo)")
+    p_build.add_argument("--cache-dir", default="", help="where environments are kept (default: see the admin guide)")
     args = parser.parse_args(argv)
 
     try:
@@ -43,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_config(args.config_dir)
         if args.command == "credentials":
             return credentials(args)
+        if args.command == "envs":
+            return build_envs(args)
         if args.command == "hash-password":
             from .passwords import hash_password
 
@@ -97,8 +108,53 @@ def check_config(config_dir: str) -> int:
     settings = load_settings(config_dir)
     profiles = load_profiles(settings.profiles_file)
     users = load_users(settings.users_file)
+    from .environments import LockEnvironments, LockError
+
+    envs = LockEnvironments()
+    for p in profiles:  # a lock a profile names must exist and pin exactly
+        if p.local.lock:
+            try:
+                envs.read_lock(p.local.lock)
+            except LockError as e:
+                raise ProfileError(str(e), source=settings.profiles_file, profile=p.slug,
+                                   field="local.environment.lock") from None
     print(f"ok: {len(profiles)} profiles ({', '.join(p.slug for p in profiles)}), {len(users)} users")
     return 0
+
+
+def build_envs(args) -> int:
+    import time
+
+    from .environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
+    from .localplatform.settings import load_settings
+    from .profiles import load_profiles
+
+    profiles = load_profiles(load_settings(args.config_dir).profiles_file)
+    if not args.all and not args.profiles:
+        print("error: name profiles to build, or --all", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.profiles) - {p.slug for p in profiles})
+    if unknown:
+        print(f"error: no such profile: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    chosen = [p for p in profiles if args.all or p.slug in args.profiles]
+    locks = lock_envs_of(chosen)
+    for p in chosen:
+        if not p.local.lock:
+            print(f"{p.slug}: runs in the '{p.local.environment}' environment (no lock to build)")
+    envs = LockEnvironments(**({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+    failed = 0
+    for lock, slug in locks.items():
+        began = time.monotonic()
+        try:
+            built = envs.ensure(lock, log=lambda m: print(f"{slug}: {m}", flush=True))
+        except (LockError, EnvBuildError) as e:
+            print(f"error: {slug}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        how = "built" if built.built else "already built"
+        print(f"{slug}: {lock}: {how} in {time.monotonic() - began:.1f} s: {built.path}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

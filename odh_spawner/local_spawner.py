@@ -1,7 +1,8 @@
 """OdhLocalSpawner: the local backend. A JupyterHub local process started from the SpawnPlan.
 
 No container engine runs here: the server runs in the profile's *local environment* (the hub's own
-Python, or a named virtualenv), never pretending to run the image. CPU and memory limits are applied
+Python, a named virtualenv, or a virtualenv the hub builds once from the image's lock: odh_spawner.environments),
+never pretending to run the image. CPU and memory limits are applied
 through cgroups where the OS allows; image, GPUs, volumes and scheduling apply on Kubernetes only.
 
 Built on JupyterHub's LocalProcessSpawner: run as root, each hub user's server (and so their kernels and
@@ -21,6 +22,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import Bool, Dict, Float, Unicode, default
 
+from .environments import BuiltEnv, EnvBuildError, LockEnvironments, LockError, server_env
 from .errors import ProfileError
 from .local_limits import CgroupLimits, join
 from .localusers import (SystemUser, SystemUserError, can_switch_users, ensure_system_user, ensure_traversable,
@@ -68,6 +70,13 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         virtualenv (its bin/jupyterhub-singleuser is run). The name 'hub' always means the hub's own
         Python environment.""",
     )
+    environment_build_timeout = Float(
+        600,
+        config=True,
+        help="""Seconds a spawn waits for its profile's lock environment to be built (only the first spawn of a
+        lock does; `odh-hub envs build` prebuilds), and at most what the hub's start_timeout leaves. Past it the
+        spawn fails with a message to retry; the build itself goes on and the next spawn uses it.""",
+    )
     enforce_limits = Bool(
         True,
         config=True,
@@ -98,6 +107,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
     _spark_env: dict = {}
     _spark: LocalSparkCluster | None = None
     _spark_ready: asyncio.Future | None = None
+    _lock_env: BuiltEnv | None = None
+    _env_builds: dict = {}  # lock -> the running build (shared by concurrent spawns of this hub)
     _reaped_dirs: set = set()
 
     @property
@@ -160,6 +171,11 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         return os.path.join(path, "bin")
 
     async def apply_plan(self, plan: SpawnPlan) -> None:
+        self._lock_env = None
+        if plan.local_lock:  # built (or found) in start(), which sets cmd
+            self.cpu_limit, self.cpu_guarantee = plan.cpu_limit, plan.cpu_request
+            self.mem_limit, self.mem_guarantee = plan.mem_limit, plan.mem_request
+            return
         try:
             bindir = self.environment_bin(plan.local_environment)
         except ProfileError as e:
@@ -176,6 +192,10 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         if self.plan is not None:
             env.update(self.odh_env(self.plan))
             env["ODH_LOCAL_ENVIRONMENT"] = self.plan.local_environment
+            if self.plan.local_lock:
+                env["ODH_LOCAL_ENVIRONMENT"] = f"lock:{self.plan.local_lock}"
+        if self._lock_env is not None:
+            env = server_env(env, self._lock_env.path)
         env.update(self._s3_env)
         env.update(self._spark_env)
         return env
@@ -221,9 +241,11 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             elif plan is not None:
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
             self._spark_env = {}
+            if plan is not None and plan.local_lock:
+                await self._prepare_lock_env(plan, self.start_timeout - (time.monotonic() - began) - 5)
             if plan is not None and plan.spark is not None:
                 await self._launch_spark(plan)
-            env_name = plan.local_environment if plan else "hub"
+            env_name = (f"{plan.profile}" if plan.local_lock else plan.local_environment) if plan else "hub"
             self.odh_stage(50, "server process", f"Starting JupyterLab in the local '{env_name}' environment",
                            "JupyterLab process started")
             ip, port = await super().start()
@@ -284,8 +306,46 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
         self._spark = cluster
         self._spark_ready = asyncio.ensure_future(self._await_spark(cluster))
-        python = os.path.join(self.environment_bin(plan.local_environment), "python")
+        bindir = self._lock_env.bindir if self._lock_env is not None else self.environment_bin(plan.local_environment)
+        python = os.path.join(bindir, "python")
         self._spark_env = cluster.notebook_env(python=python)
+
+    async def _prepare_lock_env(self, plan: SpawnPlan, start_budget: float) -> None:
+        """The virtualenv of the profile's lock: from the cache, else built now (once: concurrent spawns of the
+        same lock share the build, other hubs wait on its file lock), within environment_build_timeout."""
+        envs = LockEnvironments(parent=self)
+        try:
+            found = await asyncio.to_thread(envs.cached, plan.local_lock)
+        except (LockError, EnvBuildError) as e:
+            self.log.error("Lock environment of profile %s: %s", plan.profile, e)
+            raise user_error(400, f"The '{plan.profile}' environment is misconfigured: {e}") from None
+        if found is None:
+            self.odh_stage(35, "environment", f"Preparing the {plan.profile} environment (first time only)",
+                           f"The {plan.profile} environment is ready")
+            cls = type(self)
+            build = cls._env_builds.get(plan.local_lock)
+            if build is None or build.done():
+                build = asyncio.ensure_future(asyncio.to_thread(envs.ensure, plan.local_lock, self.log.info))
+                cls._env_builds[plan.local_lock] = build
+            # within environment_build_timeout and what the hub's start_timeout leaves (else the hub's own timeout
+            # would end the spawn with a less helpful message); shielded: a spawn that gives up does not stop the
+            # build, which the next spawn uses
+            wait = max(1.0, min(self.environment_build_timeout, start_budget))
+            try:
+                found = await asyncio.wait_for(asyncio.shield(build), wait)
+            except asyncio.TimeoutError:
+                self.log.warning("Spawn of %s gave up waiting %.0f s for the %s environment; its build goes on",
+                                 self._log_name, wait, plan.profile)
+                raise user_error(503, f"The {plan.profile} environment is still being prepared (it takes a few "
+                                      "minutes the first time). Try again shortly.") from None
+            except (LockError, EnvBuildError) as e:
+                self.log.error("Building the environment of profile %s failed: %s", plan.profile, e)
+                raise user_error(503, f"The {plan.profile} environment could not be prepared: {e}") from None
+        if self._sysuser is not None:
+            await asyncio.to_thread(ensure_traversable, os.path.dirname(found.path))
+        self._lock_env = found
+        self.cmd = [os.path.join(found.bindir, "jupyterhub-singleuser")]
+        self.log.info("Server of %s runs from the lock environment %s", self._log_name, found.path)
 
     async def _await_spark(self, cluster: LocalSparkCluster) -> None:
         """In the background: the cluster's JVMs up and every worker registered (or the failure recorded where

@@ -20,7 +20,9 @@ A profile file is YAML::
         tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
         spark: {workers: {default: 1, max: 4}, worker_cores: {default: 1, max: 2},
                 worker_memory: {default: 1Gi, max: 4Gi}}
-        local: {environment: hub}     # what the local (no container) backend runs
+        local: {environment: hub}     # what the local (no container) backend runs: the hub's own Python,
+                                      # a name from OdhLocalSpawner.environments, or an image's lock:
+        # local: {environment: {lock: images/minimal/requirements.lock}}  (relative to the odh-hub project)
 
 Every error names the file, the profile and the field.
 """
@@ -104,9 +106,15 @@ class Toleration:
 
 @dataclass(frozen=True)
 class LocalEnvironment:
-    """What the local backend runs: 'hub' (the hub's own Python) or a virtualenv path."""
+    """What the local backend runs: 'hub' (the hub's own Python), a name from OdhLocalSpawner.environments, or
+    (environment 'lock') a virtualenv the hub builds from an image's lock file (odh_spawner.environments)."""
 
     environment: str = "hub"
+    lock: str = ""  # with environment 'lock': the lock's path as written (relative to the odh-hub project)
+
+    @property
+    def label(self) -> str:
+        return f"lock {self.lock}" if self.lock else self.environment
 
 
 @dataclass(frozen=True)
@@ -375,8 +383,25 @@ def _parse_profile(source: str, raw, index: int) -> Profile:
             _parse_toleration(ctx, t, i) for i, t in enumerate(_list(ctx, raw.get("tolerations", []), "tolerations"))
         ),
         spark=_parse_spark(ctx, raw["spark"]) if raw.get("spark") is not None else None,
-        local=LocalEnvironment(ctx.string(local_raw.get("environment", "hub"), "local.environment")),
+        local=_parse_local(ctx, local_raw.get("environment", "hub")),
     )
+
+
+LOCK_HINT = "expected a name (e.g. hub) or {lock: images/<name>/requirements.lock}"
+
+
+def _parse_local(ctx: _Ctx, value) -> LocalEnvironment:
+    if isinstance(value, Mapping):
+        spec = ctx.mapping(value, "local.environment", ("lock",), ("lock",))
+        lock = ctx.string(spec["lock"], "local.environment.lock")
+        if "\0" in lock or not lock.endswith((".lock", ".txt")):
+            ctx.fail("local.environment.lock", f"{lock!r} is not a lock file path (*.lock or *.txt, e.g. "
+                                               "images/minimal/requirements.lock)")
+        return LocalEnvironment("lock", lock=lock)
+    name = ctx.string(value, "local.environment", hint=LOCK_HINT)
+    if name == "lock":
+        ctx.fail("local.environment", f"'lock' needs the lock file: {LOCK_HINT}")
+    return LocalEnvironment(name)
 
 
 def _list(ctx: _Ctx, value, field_: str) -> list:

@@ -51,6 +51,7 @@ class SpawnPlan:
     tolerations: tuple[Toleration, ...] = ()
     spark: SparkRequest | None = None
     local_environment: str = "hub"
+    local_lock: str = ""  # local_environment 'lock': the image lock the server's virtualenv is built from
 
     def user_options(self) -> dict:
         """The canonical user_options that reproduce this plan (remembered by the hub)."""
@@ -194,4 +195,5 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
         tolerations=profile.tolerations,
         spark=spark,
         local_environment=profile.local.environment,
+        local_lock=profile.local.lock,
     )

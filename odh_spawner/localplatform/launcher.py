@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 from ..profiles import load_profiles
@@ -67,6 +68,7 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
             kafka = KafkaBroker(os.path.join(state_dir, "kafka"), settings.kafka_port, report=_say).start()
         hub = HubProcess(runtime_settings(settings, state_dir, ceph, kafka), report=_say)
         hub.start()
+        prebuild_envs(profiles)  # in the background: the hub is up meanwhile, a first spawn waits for its build
         stop.running = True
         _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path,
                 hub.runtime.get("kafka_bootstrap", ""))
@@ -140,3 +142,28 @@ def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "") -
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(up(sys.argv[1], sys.argv[2]))
+
+
+def prebuild_envs(profiles) -> threading.Thread | None:
+    """Build the lock environments of these profiles in a background thread (each once; cached). A spawn that
+    needs one meanwhile waits on the same build's file lock."""
+    from ..environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
+
+    locks = lock_envs_of(profiles)
+    if not locks:
+        return None
+
+    def run():
+        envs = LockEnvironments()
+        for lock, slug in locks.items():
+            try:
+                if envs.cached(lock) is None:
+                    _say(f"Preparing the {slug} environment from {lock} in the background (first time only)")
+                    built = envs.ensure(lock, log=lambda _m: None)
+                    _say(f"The {slug} environment is ready ({built.seconds:.0f} s): {built.path}")
+            except (LockError, EnvBuildError) as e:
+                _say(f"warning: the {slug} environment could not be built: {e}")
+
+    thread = threading.Thread(target=run, name="odh-env-prebuild", daemon=True)
+    thread.start()
+    return thread

@@ -29,6 +29,7 @@ from botocore.config import Config
 from odh_spawner.localplatform.ceph import ADMIN_UID, CephCluster, CephError, ObjectStore
 from tests.conftest import ARTIFACTS
 from tests.support.fixtures import DEMO_DIR, PASSWORDS, pid_alive, process_env, server_pid
+from tests.support.profiles import hub_environments
 from tests.support.hubclient import HubUserSession
 from tests.support.wait import wait_for
 
@@ -226,6 +227,7 @@ def private_config(tmp_path):
     d.mkdir()
     for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
+    hub_environments(d / "profiles.yaml")  # the demo's lock environments are not built for these tests
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     assert platform["ceph"]["objectstore"] == "bluestore"  # what `make up` uses
     platform["ceph"]["bluestore_size"] = "2Gi"

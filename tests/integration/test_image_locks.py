@@ -1,13 +1,14 @@
 """The images' locks (images/*/requirements.lock), without building an image (no Docker engine here).
 
-What each Dockerfile does to its Python environment, done in a fresh venv from Debian's python3.11 (the images'
-Python minor version): install the lock with `--no-deps` (so the lock alone must be complete), `pip check`, then
-the odh-hub wheel the image installs (the hub: odh-hub itself; notebooks: odh-hub-notebook, the server extension
-and the prebuilt labextension, built by images/notebook-ext/build-wheel.sh) with `--no-deps`, `pip check` again,
-and the extensions load from that venv. Packages come through pip's cache and PIP_FIND_LINKS like every install
-here. Slow (minutes per lock): `ODH_IMAGE_LOCKS` picks which are installed (default: minimal; "all" for the
-four). Every lock not installed is still resolved by pip with its dependencies (`--dry-run`), so each one is
-shown complete and consistent in every run.
+What each Dockerfile does to its Python environment: install the lock with `--no-deps` (so the lock alone must be
+complete), then the odh-hub wheel the image installs (the hub: odh-hub itself; notebooks: odh-hub-notebook, the
+server extension and the prebuilt labextension, built by images/notebook-ext/build-wheel.sh) with `--no-deps`,
+`pip check`, and the extensions load from that venv. The notebook locks are checked in the very environment the
+local platform builds from them (odh_spawner.environments: the same steps, with uv, cached by the lock's content
+in the shared cache), so CI pays each install once per change of the lock, not every run; the hub lock in a fresh
+venv from Debian's python3.11 with pip. `ODH_IMAGE_LOCKS` picks which are installed (default: minimal; "all" for
+the four). Every lock not installed is still resolved with its dependencies (`--dry-run`; by uv, seconds where pip
+took minutes per lock), so each one is shown complete and consistent in every run.
 """
 
 from __future__ import annotations
@@ -52,15 +53,25 @@ def test_lock_pins_every_package_exactly(image):
 
 @pytest.mark.parametrize("image", [i for i in ALL if i not in CHOSEN])
 def test_lock_resolves_with_its_dependencies(image, tmp_path):
-    """pip resolves the lock with every dependency of every package: nothing missing, no conflict (what
-    `pip check` would say after installing it), without spending the minutes of an install."""
+    """The resolver takes the lock with every dependency of every package: nothing missing, no conflict (what
+    `pip check` would say after installing it), without spending the time of an install. uv (the installer of
+    the local lock environments) when it is there, else pip (minutes per lock)."""
+    from odh_spawner.environments import _find_uv
+
     venv = tmp_path / "venv"
     run(PYTHON, "-m", "venv", venv)
-    out = run(venv / "bin" / "python", "-m", "pip", "install", "--dry-run", "--ignore-installed", "-r",
-              IMAGES / image / "requirements.lock")
+    lock = IMAGES / image / "requirements.lock"
+    pinned = [ln for ln in lock.read_text().splitlines() if ln and ln[0] != "#"]
+    uv = _find_uv()
+    if uv:
+        out = run(uv, "pip", "install", "--dry-run", "--python", venv / "bin" / "python", "-r", lock)
+        would = re.search(r"Would install (\d+) packages", out)
+        assert would, out[-2000:]
+        assert int(would.group(1)) == len(pinned), out[-3000:]  # nothing pulled in beyond the lock
+        return
+    out = run(venv / "bin" / "python", "-m", "pip", "install", "--dry-run", "--ignore-installed", "-r", lock)
     would = re.search(r"Would install (.*)", out)
     assert would, out[-2000:]
-    pinned = [ln for ln in (IMAGES / image / "requirements.lock").read_text().splitlines() if ln and ln[0] != "#"]
     assert len(would.group(1).split()) == len(pinned)  # nothing pulled in beyond the lock
 
 
@@ -73,22 +84,38 @@ def wheels(tmp_path_factory):
 
 
 @pytest.mark.parametrize("image", CHOSEN)
-def test_lock_installs_in_a_fresh_venv_and_the_extensions_load(image, wheels, tmp_path):
+def test_lock_installs_and_the_extensions_load(image, request, tmp_path):
+    if image == "hub":
+        _hub_lock_installs_in_a_fresh_venv_and_the_hub_imports(image, request.getfixturevalue("wheels"), tmp_path)
+    else:
+        _notebook_lock_installs_and_the_extensions_load(image, tmp_path)
+
+
+def _hub_lock_installs_in_a_fresh_venv_and_the_hub_imports(image, wheels, tmp_path):
     venv = tmp_path / "venv"
     run(PYTHON, "-m", "venv", venv)
     py = venv / "bin" / "python"
     run(py, "-m", "pip", "install", "-q", "--no-deps", "-r", IMAGES / image / "requirements.lock")
     run(py, "-m", "pip", "check")
-    if image == "hub":
-        run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub-*.whl"))
-        assert "No broken requirements found" in run(py, "-m", "pip", "check")
-        out = run(py, "-c", "import odh_spawner.kube_spawner, odh_spawner.platform.app, odh_spawner.kubeplatform."
-                            "hubconfig, jupyterhub_idle_culler, kubespawner; print('hub imports ok')")
-        assert "hub imports ok" in out
-        assert run(venv / "bin" / "jupyterhub", "--version").strip().endswith("6.1.1")
-        return
-    run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub_notebook-*.whl"))
+    run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub-*.whl"))
     assert "No broken requirements found" in run(py, "-m", "pip", "check")
+    out = run(py, "-c", "import odh_spawner.kube_spawner, odh_spawner.platform.app, odh_spawner.kubeplatform."
+                        "hubconfig, jupyterhub_idle_culler, kubespawner; print('hub imports ok')")
+    assert "hub imports ok" in out
+    assert run(venv / "bin" / "jupyterhub", "--version").strip().endswith("6.1.1")
+
+
+def _notebook_lock_installs_and_the_extensions_load(image, tmp_path):
+    from odh_spawner.environments import LockEnvironments
+
+    built = LockEnvironments().ensure(f"images/{image}/requirements.lock", log=print)  # the shared, cached build
+    venv, py = Path(built.path), Path(built.bindir) / "python"
+    assert "No broken requirements found" in run(py, "-m", "pip", "check")
+    pinned = [ln.split("==") for ln in (IMAGES / image / "requirements.lock").read_text().splitlines()
+              if ln and ln[0] != "#"]
+    installed = dict(ln.split("==") for ln in run(py, "-m", "pip", "freeze", "--all").split() if "==" in ln)
+    norm = {k.lower().replace("_", "-").replace(".", "-"): v for k, v in installed.items()}
+    assert {n: norm.get(n.lower().replace("_", "-").replace(".", "-")) for n, _ in pinned} == dict(pinned)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
     servers = run(venv / "bin" / "jupyter", "server", "extension", "list", env=env)
     assert re.search(r"server_extension\s+enabled", servers), servers

@@ -15,6 +15,7 @@ from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT
 from tests.support import secretscan
 from tests.support.hubclient import HubUserSession
+from tests.support.profiles import hub_environments
 from tests.support.wait import wait_for
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
@@ -73,6 +74,7 @@ def config_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("config")
     for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
+    hub_environments(d / "profiles.yaml")  # the demo's lock environments are not built for these tests
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     platform["deployments"]["max_model_size"] = "8Mi"  # so the size limit is testable with small uploads
     platform["kafka"]["max_ingestions_per_user"] = INGESTIONS_PER_USER  # reachable in a test

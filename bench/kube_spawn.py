@@ -34,7 +34,7 @@ from bench._common import median, write_result  # noqa: E402
 from odh_spawner.localplatform.ceph import CephCluster  # noqa: E402
 from tests.support.k8s_control_plane import K8S_VERSION, ControlPlane, bin_dir  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "21"))
 USER, TOKEN = "alice", "b3nch" + os.urandom(14).hex()
 OPTIONS = {"profile": "datascience", "spark": {"workers": 1}}
 NO_SPARK = {"profile": "datascience", "spark": False}  # `ours_no_spark`: the same spawn without the Spark cluster

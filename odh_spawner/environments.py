@@ -177,8 +177,13 @@ def notebook_files(root: str | os.PathLike = PROJECT_ROOT) -> dict[str, str]:
     files = {"pyproject.toml": root / "images" / "notebook-ext" / "pyproject.toml",
              "jupyter-config/jupyter_server_config.d/odh-hub.json":
                  root / "jupyter-config" / "jupyter_server_config.d" / "odh-hub.json"}
-    for package in _wheel_packages(files["pyproject.toml"]):  # the packages the notebook wheel ships
+    packages, shared = _wheel_packages(files["pyproject.toml"])
+    for module in shared:  # the pure hub-side modules the notebook side uses, and no other of their packages
+        files[module] = root / module
+    for package in packages:  # the packages the notebook wheel ships whole
         pkg_dir = root.joinpath(*package.split("."))
+        if any(m.startswith(package.replace(".", "/") + "/") for m in shared):
+            continue
         for src in sorted(pkg_dir.glob("*")):  # each package's own files (subpackages are listed on their own)
             if src.is_file() and src.suffix != ".pyc":
                 files[str(src.relative_to(root))] = src
@@ -194,16 +199,18 @@ def notebook_files(root: str | os.PathLike = PROJECT_ROOT) -> dict[str, str]:
     return {k: str(v) for k, v in files.items()}
 
 
-def _wheel_packages(pyproject: Path) -> list[str]:
-    """`[tool.setuptools] packages` of images/notebook-ext/pyproject.toml: what the notebook wheel ships."""
+def _wheel_packages(pyproject: Path) -> tuple[list[str], list[str]]:
+    """What the notebook wheel ships (images/notebook-ext/pyproject.toml): `[tool.setuptools] packages`, and of
+    the hub side's packages only the files `[tool.odh-hub] shared-modules` lists."""
     import tomllib
 
     try:
         with open(pyproject, "rb") as f:
-            packages = tomllib.load(f)["tool"]["setuptools"]["packages"]
+            tool = tomllib.load(f)["tool"]
+        packages, shared = tool["setuptools"]["packages"], tool.get("odh-hub", {}).get("shared-modules", [])
     except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
         raise EnvBuildError(f"cannot read the notebook wheel's packages from {pyproject}: {e}") from None
-    return [str(p) for p in packages]
+    return [str(p) for p in packages], [str(m) for m in shared]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cp "$src/images/notebook-ext/pyproject.toml" "$work/"
 cp -r "$src/server_extension" "$work/server_extension"
 find "$work/server_extension" -name __pycache__ -prune -exec rm -rf {} +
+# the pure hub-side modules the notebook side uses ([tool.odh-hub] shared-modules), and no other
+"$py" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["tool"]["odh-hub"]["shared-modules"]))' \
+    "$src/images/notebook-ext/pyproject.toml" | while read -r module; do
+  mkdir -p "$work/$(dirname "$module")"
+  cp "$src/$module" "$work/$module"
+done
 mkdir -p "$work/jupyter-config/jupyter_server_config.d"
 cp "$src/jupyter-config/jupyter_server_config.d/odh-hub.json" "$work/jupyter-config/jupyter_server_config.d/"
 cp -rL "$src/labextension/odh_labextension" "$work/odh_labextension"

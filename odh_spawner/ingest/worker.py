@@ -268,7 +268,9 @@ class Worker:
         self.write_status(force=True)
         try:
             while not self.stopping:
-                timeout = max(0.05, min(1.0, self.batcher.next_deadline(time.monotonic())))
+                # short: consume() returns only at its timeout when fewer than 1,000 records come, and a record
+                # waiting in it has not started its batch's flush timer yet
+                timeout = max(0.05, min(0.2, self.batcher.next_deadline(time.monotonic())))
                 msgs = self.consumer.consume(1000, timeout)
                 if msgs and self.broker_error:
                     self.broker_error = None

@@ -173,9 +173,12 @@ def test_notebook_files_follow_the_wheels_package_list(tmp_path):
 
     (tmp_path / "images/notebook-ext").mkdir(parents=True)
     (tmp_path / "images/notebook-ext/pyproject.toml").write_text(
-        '[tool.setuptools]\npackages = ["server_extension", "odh_spawner", "odh_spawner.ingest"]\n')
+        '[tool.setuptools]\npackages = ["server_extension", "odh_spawner", "odh_spawner.ingest"]\n'
+        '[tool.odh-hub]\nshared-modules = ["odh_spawner/__init__.py", "odh_spawner/ingest/__init__.py", '
+        '"odh_spawner/ingest/spec.py"]\n')
     for rel in ("server_extension/__init__.py", "server_extension/openapi.yaml", "odh_spawner/__init__.py",
                 "odh_spawner/ingest/__init__.py", "odh_spawner/ingest/spec.py", "odh_spawner/other/x.py",
+                "odh_spawner/platform_side.py", "odh_spawner/ingest/manager.py",
                 "jupyter-config/jupyter_server_config.d/odh-hub.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
@@ -188,4 +191,38 @@ def test_notebook_files_follow_the_wheels_package_list(tmp_path):
     assert sorted(files) == sorted(["pyproject.toml", "jupyter-config/jupyter_server_config.d/odh-hub.json",
                              "odh_labextension/package.json", "odh_labextension/static/a.js", "odh_spawner/__init__.py",
                              "odh_spawner/ingest/__init__.py", "odh_spawner/ingest/spec.py",
-                             "server_extension/__init__.py", "server_extension/openapi.yaml"])  # not other/
+                             "server_extension/__init__.py", "server_extension/openapi.yaml"])  # only the shared
+
+
+def test_the_notebook_side_imports_of_the_hub_side_only_the_shared_modules():
+    """server_extension runs in notebook images and lock environments, where odh_spawner is only the modules the
+    notebook wheel lists: neither they nor server_extension may import any other odh_spawner module."""
+    import ast
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "images/notebook-ext/pyproject.toml"), "rb") as f:
+        shared = tomllib.load(f)["tool"]["odh-hub"]["shared-modules"]
+    allowed = {m[:-3].replace("/", ".").removesuffix(".__init__") for m in shared}
+
+    def is_module(name: str) -> bool:
+        rel = os.path.join(root, *name.split("."))
+        return os.path.exists(rel + ".py") or os.path.exists(os.path.join(rel, "__init__.py"))
+    sources = [os.path.join(root, m) for m in shared]
+    sources += [os.path.join(root, "server_extension", n) for n in os.listdir(os.path.join(root, "server_extension"))
+                if n.endswith(".py")]
+    bad = []
+    for path in sources:
+        package = os.path.relpath(os.path.dirname(path), root).replace("/", ".")
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = (f"{base}.{node.module}" if node.module else base) if node.level else node.module
+                # `from pkg import sub`: sub is a module when a file of that name exists
+                modules = [mod] + [f"{mod}.{a.name}" for a in node.names if is_module(f"{mod}.{a.name}")]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            bad += [(os.path.relpath(path, root), m) for m in modules if m.startswith("odh_spawner") and m not in allowed]
+    assert not bad, bad

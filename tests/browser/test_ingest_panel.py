@@ -40,6 +40,15 @@ def _begin_lab(page, hub, name: str, password: str) -> None:
     page.goto(f"{hub.url}/user/{name}/lab?reset", wait_until="commit")
 
 
+def _forget_ingestions(server) -> None:
+    """Delete the user's ingestions (their objects stay) through their own server's API."""
+    h = {"Authorization": f"token {server.token}"}
+    for ing in requests.get(f"{server.url}odh/api/ingestions", headers=h, timeout=30).json()["ingestions"]:
+        r = requests.delete(f"{server.url}odh/api/ingestions/{ing['name']}", headers=h, timeout=120)
+        assert r.status_code == 200, r.text
+    assert requests.get(f"{server.url}odh/api/ingestions", headers=h, timeout=30).json()["ingestions"] == []
+
+
 def _records_reach(page, n: int, timeout: float = 60_000) -> None:
     page.locator(f'{ROW}[data-records="{n}"]').wait_for(timeout=timeout)
 
@@ -49,6 +58,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     bob_starts = threading.Thread(target=user_server, args=("bob",))  # meanwhile: bob's server, for the end
     bob_starts.start()
     s3 = _bucket(alice.env)
+    _forget_ingestions(alice)  # the panel starts empty, whatever earlier suites of this session left
     assert produce_sample(TOPIC, 200, bootstrap=kafka_broker.bootstrap, partitions=2) == 200
     page.context.set_default_timeout(60_000)
     login_and_open_lab(page, hub, "alice", "alice-odh")

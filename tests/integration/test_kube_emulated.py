@@ -344,11 +344,13 @@ async def test_kube_spawner_spark_cluster_lives_and_dies_with_the_server(emulato
     assert worker["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "2"
     assert master["spec"]["template"]["spec"]["containers"][0]["image"] == sp.plan.image
 
-    # order: the anchor before what it owns, everything before the notebook pod
+    # order: the anchor before what it owns (those at once); the notebook pod is created beside the cluster
     posts = [path for method, path, _ in emulator.sent if method == "POST"]
-    assert posts == ["/api/v1/namespaces/odh/configmaps", "/api/v1/namespaces/odh/secrets",
-                     "/apis/apps/v1/namespaces/odh/deployments", "/api/v1/namespaces/odh/services",
-                     "/apis/apps/v1/namespaces/odh/deployments", "/api/v1/namespaces/odh/pods"]
+    owned = ["/api/v1/namespaces/odh/secrets", "/apis/apps/v1/namespaces/odh/deployments",
+             "/api/v1/namespaces/odh/services", "/apis/apps/v1/namespaces/odh/deployments"]
+    assert sorted(posts) == sorted(["/api/v1/namespaces/odh/configmaps", *owned, "/api/v1/namespaces/odh/pods"])
+    anchor_at = posts.index("/api/v1/namespaces/odh/configmaps")
+    assert all(i > anchor_at for i, path in enumerate(posts) if path in owned), posts
     pod = stored(emulator, "v1/pods", "jupyter-alice")
     env = env_of(pod)
     # the notebook reads the cluster's secret from the mounted Secret (its SPARK_CONF_DIR), never from a value

@@ -22,7 +22,7 @@ from odh_spawner.spark.state import read_state
 
 MI = 2**20
 SMALL = SparkRequest(workers=1, worker_cores=1, worker_memory=512 * MI)
-CYCLES = int(os.environ.get("SPARK_TEST_CYCLES", "20"))
+CYCLES = int(os.environ.get("SPARK_TEST_CYCLES", "5"))  # more for a soak: SPARK_TEST_CYCLES=50
 
 
 def spark_jvms(root: str) -> list[int]:

@@ -59,3 +59,16 @@ class KubeApiSettings(LoggingConfigurable):
     @default("namespace")
     def _default_ns(self):
         return default_namespace()
+
+    _api: client.ApiClient | None = None
+
+    async def api(self) -> client.ApiClient:
+        """This object's API client, made on first use."""
+        if self._api is None:
+            self._api = await api_client(self.kubeconfig)
+        return self._api
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None

@@ -1,22 +1,21 @@
 /** The left-sidebar Deployments panel: the user's model deployments, refreshed while visible. */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { refreshIcon } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
-import { Widget } from '@lumino/widgets';
 
 import { deleteDeployment, getDeployment, IDeployment, listDeployments, predict, rollbackDeployment, rotateKey, setPublic } from './deployApi';
 import { deploymentRow, ITestResult } from './deployRow';
 import { predictionText } from './deployView';
 import { h, iconButton, Messages } from './dom';
+import { PollingPanel } from './pollingPanel';
 import { errorMessage } from './handler';
 import { deploymentsIcon } from './icons';
 
 /** Refresh period while the panel is visible. */
 const REFRESH_MS = 5000;
 
-export class DeploymentsPanel extends Widget {
+export class DeploymentsPanel extends PollingPanel {
   constructor() {
-    super();
+    super(REFRESH_MS);
     this.id = 'odh-deployments-panel';
     this.addClass('odh-Panel');
     this.addClass('odh-DeploymentsPanel');
@@ -80,30 +79,6 @@ export class DeploymentsPanel extends Widget {
 
   showStatus(message: string): void {
     this._messages.showStatus(message);
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    void this._tick();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    window.clearTimeout(this._timer);
-  }
-
-  dispose(): void {
-    window.clearTimeout(this._timer);
-    super.dispose();
-  }
-
-  private async _tick(): Promise<void> {
-    window.clearTimeout(this._timer);
-    await this.refresh();
-    window.clearTimeout(this._timer);
-    if (this.isVisible && !this.isDisposed) {
-      this._timer = window.setTimeout(() => void this._tick(), REFRESH_MS);
-    }
   }
 
   private _render(): void {
@@ -220,7 +195,6 @@ export class DeploymentsPanel extends Widget {
   private _json = '';
   private _loaded = false;
   private _gen = 0;
-  private _timer = 0;
   private _expanded = new Set<string>();
   private _tests = new Map<string, ITestResult>();
   /** Answers about one deployment (they hold its key), shown in its row once asked for. */

@@ -13,9 +13,9 @@ export interface IPartitionStatus {
   lag: number | null;
 }
 
-export interface IIngestion {
+/** What a user chooses when creating an ingestion. */
+export interface IIngestSettings {
   name: string;
-  owner: string;
   topic: string;
   bucket: string;
   prefix: string;
@@ -23,6 +23,11 @@ export interface IIngestion {
   flush_records: number;
   flush_seconds: number;
   partition_by: 'hour' | null;
+}
+
+/** An ingestion as the API describes it: its settings, its owner and its live status. */
+export interface IIngestion extends IIngestSettings {
+  owner: string;
   state: string;
   desired: string;
   records: number;
@@ -39,17 +44,6 @@ export interface IIngestion {
   created: number;
   updated: number;
   restarts: number;
-}
-
-export interface IIngestSettings {
-  name: string;
-  topic: string;
-  bucket: string;
-  prefix: string;
-  format: IngestFormat;
-  flush_records: number;
-  flush_seconds: number;
-  partition_by: 'hour' | null;
 }
 
 export interface IIngestedObject {

@@ -4,12 +4,12 @@
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { addIcon, downloadIcon, refreshIcon } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { downloadUrl } from './api';
 import { stateBadge } from './deployView';
 import { h, iconButton, Messages } from './dom';
+import { PollingPanel } from './pollingPanel';
 import { errorMessage } from './handler';
 import { ingestIcon } from './icons';
 import {
@@ -139,9 +139,9 @@ export interface IIngestionsPanelOptions {
   open: (bucket: string, key: string) => void;
 }
 
-export class IngestionsPanel extends Widget {
+export class IngestionsPanel extends PollingPanel {
   constructor(options: IIngestionsPanelOptions) {
-    super();
+    super(REFRESH_MS);
     this._options = options;
     this.id = 'odh-ingestions-panel';
     this.addClass('odh-Panel');
@@ -205,30 +205,6 @@ export class IngestionsPanel extends Widget {
     this._messages.showStatus(message);
   }
 
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    void this._tick();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    window.clearTimeout(this._timer);
-  }
-
-  dispose(): void {
-    window.clearTimeout(this._timer);
-    super.dispose();
-  }
-
-  private async _tick(): Promise<void> {
-    window.clearTimeout(this._timer);
-    await this.refresh();
-    window.clearTimeout(this._timer);
-    if (this.isVisible && !this.isDisposed) {
-      this._timer = window.setTimeout(() => void this._tick(), REFRESH_MS);
-    }
-  }
-
   private _onClick(event: MouseEvent): void {
     const el = (event.target as HTMLElement).closest<HTMLElement>('[data-action]');
     const name = el?.closest<HTMLElement>('.odh-ingestion')?.dataset.name;
@@ -281,7 +257,6 @@ export class IngestionsPanel extends Widget {
   private _json = '';
   private _loaded = false;
   private _gen = 0;
-  private _timer = 0;
   private _messages = new Messages();
   private _list: HTMLUListElement;
   private _empty: HTMLElement;

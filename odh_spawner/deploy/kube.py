@@ -26,7 +26,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool, Dict, Enum, Float, List, TraitError, Unicode, default, validate
 
 from ..kube_attempts import create_or_update, read_or_none
-from ..kube_client import KubeApiSettings, api_client
+from ..kube_client import KubeApiSettings
 from . import manifests
 from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
 
@@ -231,23 +231,12 @@ class KubeServingBackend(KubeApiSettings):
         super().__init__(**kw)  # no proxy routes on Kubernetes: the operator exposes the model
         if public_url:
             self.public_url = public_url
-        self._api: client.ApiClient | None = None
         self._owner_locks: dict[str, asyncio.Lock] = {}
         # kinds in NO_OBSERVED_GENERATION: resource name -> its readiness condition when we last changed its spec
         self._superseded: dict[str, dict] = {}
         self._policies: set[str] = set()  # serving kinds whose NetworkPolicy this process applied
 
     # -- API access ----------------------------------------------------------------------------------------
-    async def api(self) -> client.ApiClient:
-        if self._api is None:
-            self._api = await api_client(self.kubeconfig)
-        return self._api
-
-    async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
-            self._api = None
-
     async def _core(self) -> client.CoreV1Api:
         return client.CoreV1Api(await self.api())
 

@@ -26,7 +26,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
 from ..kube_attempts import create_or_update, read_or_none
-from ..kube_client import KubeApiSettings, api_client
+from ..kube_client import KubeApiSettings
 from . import kube_manifests as km
 from . import kube_strimzi as ks
 from .model import PAUSED, RUNNING, STOPPED, Ingestion
@@ -127,22 +127,11 @@ class KubeIngestBackend(KubeApiSettings):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._api: client.ApiClient | None = None
         self._seen: dict[str, dict] = {}  # resource name -> status from the last refresh
         self._progress: dict[str, tuple[float, dict]] = {}
         self.bootstrap = ""
 
     # -- API access -------------------------------------------------------------------------------------
-    async def api(self) -> client.ApiClient:
-        if self._api is None:
-            self._api = await api_client(self.kubeconfig)
-        return self._api
-
-    async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
-            self._api = None
-
     async def _retry(self, attempt, what: str):
         try:
             return await exponential_backoff(attempt, f"{what}: the Kubernetes API did not answer",

@@ -25,7 +25,7 @@ import datetime
 from kubernetes_asyncio import client
 from traitlets import Unicode
 
-from ..kube_client import KubeApiSettings, api_client
+from ..kube_client import KubeApiSettings
 from ..spark import kube, kube_io
 from ..spark.api import DISABLED, check_scale_request
 from ..spark.daemon import fetch_master_json
@@ -52,21 +52,19 @@ class KubeSparkClusters(KubeApiSettings):
     def __init__(self, **kw):
         super().__init__(**kw)
         self._apis: kube_io.Apis | None = None
-        self._api = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- API access ----------------------------------------------------------------------------------------
     async def apis(self) -> kube_io.Apis:
         if self._apis is None:
-            self._api = await api_client(self.kubeconfig)
-            self._apis = kube_io.Apis(core=client.CoreV1Api(self._api), apps=client.AppsV1Api(self._api),
-                                      custom=client.CustomObjectsApi(self._api))
+            api = await self.api()
+            self._apis = kube_io.Apis(core=client.CoreV1Api(api), apps=client.AppsV1Api(api),
+                                      custom=client.CustomObjectsApi(api))
         return self._apis
 
     async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
-            self._api, self._apis = None, None
+        await super().close()
+        self._apis = None
 
     @property
     def timeouts(self) -> kube_io.Timeouts:

@@ -14,7 +14,7 @@ import requests
 
 from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
-from odh_spawner.localplatform.ports import free_port
+from odh_spawner.host.ports import free_port
 from odh_spawner.localplatform.settings import load_settings
 from tests.support.hubclient import HubUserSession
 from tests.support.profiles import demo_config_in_hub_environment

@@ -11,7 +11,7 @@ import time
 import requests
 
 from odh_spawner.localplatform.ceph import CephCluster
-from odh_spawner.localplatform.ports import free_port
+from odh_spawner.host.ports import free_port
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 15) -> None:

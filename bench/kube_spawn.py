@@ -21,7 +21,7 @@ garbage-collected by the real controller-manager). Medians. Target: ratio <= 1.2
 Also, interleaved in the same rounds: `ours_no_spark`, the same OdhKubeSpawner spawn without the Spark cluster
 (credentials and hub-token Secrets, the pod), and `breakdown`: the median seconds of ours' plan + credentials
 (RGW keys, the credential Secret) vs. start() (hub-token Secret, Spark objects, pod until ready), with the
-spawner's own stage durations (odh_spawner.stages)."""
+spawner's own stage durations (odh_spawner.spawners.stages)."""
 
 import asyncio
 import os
@@ -52,7 +52,7 @@ def spawner_factory(cp, ns: str, ceph):
     from kubespawner import KubeSpawner
     from traitlets.config import Config
 
-    from odh_spawner.kube_spawner import OdhKubeSpawner
+    from odh_spawner.spawners.kube import OdhKubeSpawner
     from tests.support.kube import Group, HubUser
     from tests.support.kube_real import DEMO_PROFILES
 
@@ -130,7 +130,7 @@ def snapshot(cp, ns: str) -> dict:
 
 
 async def run(cp, ns: str, ceph) -> dict:
-    from odh_spawner.kube_spawner import OdhKubeSpawner
+    from odh_spawner.spawners.kube import OdhKubeSpawner
     from tests.support.kubelet import TestKubelet
 
     make = spawner_factory(cp, ns, ceph)

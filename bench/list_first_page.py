@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import HERE, median, write_result  # noqa: E402
 from bench._servers import Platform  # noqa: E402
 from odh_spawner.credentials import rgw_uid  # noqa: E402
-from odh_spawner.localplatform.ports import free_port  # noqa: E402
+from odh_spawner.host.ports import free_port  # noqa: E402
 from tests.support.bulk import bulk_create  # noqa: E402
 
 N_BIG, N_SMALL, REPEAT = 100_000, 1_000, 15

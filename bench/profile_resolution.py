@@ -13,8 +13,8 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import median, write_result  # noqa: E402
-from odh_spawner.store import ProfileStore  # noqa: E402
-from odh_spawner.resolve import resolve  # noqa: E402
+from odh_spawner.profiles.store import ProfileStore  # noqa: E402
+from odh_spawner.profiles.resolve import resolve  # noqa: E402
 
 DIGEST = "sha256:" + "b" * 64
 N_PROFILES, N_GROUPS, SPAWNS = 500, 50, 2000

@@ -21,8 +21,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import median, write_result  # noqa: E402
-from odh_spawner.localplatform.ports import free_port  # noqa: E402
-from odh_spawner.resolve import SparkRequest  # noqa: E402
+from odh_spawner.host.ports import free_port  # noqa: E402
+from odh_spawner.profiles.resolve import SparkRequest  # noqa: E402
 from odh_spawner.spark import LocalSparkCluster  # noqa: E402
 from odh_spawner.spark.daemon import SPARK_DEFAULTS  # noqa: E402
 from odh_spawner.spark.procs import find_spark_home  # noqa: E402

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import median, write_result  # noqa: E402
-from odh_spawner.resolve import SparkRequest  # noqa: E402
+from odh_spawner.profiles.resolve import SparkRequest  # noqa: E402
 from odh_spawner.spark import LocalSparkCluster, spark_memory  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))

@@ -12,7 +12,7 @@ Median of SPAWNS spawns each. Target: ratio <= 1.15. Needs root (system users).
 A fixed anchor too, in the same run and interleaved with the spawns: a bare `jupyter server` of the same
 environment (same extensions) started by hand, timed to its first 200 on /api/status (`anchor`, target: ours
 <= 1.3x it), and the absolute target of 3.5 s. `breakdown`: the median seconds of each stage of our spawns, from
-the hub's "odh spawn stages" log lines (odh_spawner.stages), plus what is left between the POST and the end of
+the hub's "odh spawn stages" log lines (odh_spawner.spawners.stages), plus what is left between the POST and the end of
 the stages (the hub's own work: database, OAuth client, proxy route)."""
 
 import os
@@ -31,13 +31,13 @@ from bench._common import ROOT, median, write_result  # noqa: E402
 from odh_spawner.localplatform.ceph import CephCluster  # noqa: E402
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings  # noqa: E402
 from odh_spawner.localplatform.hubconfig import cgroup_parent  # noqa: E402
-from odh_spawner.local_limits import CgroupLimits  # noqa: E402
+from odh_spawner.host.limits import CgroupLimits  # noqa: E402
 from odh_spawner.localplatform.settings import load_settings  # noqa: E402
-from odh_spawner.localusers import ensure_traversable  # noqa: E402
+from odh_spawner.host.users import ensure_traversable  # noqa: E402
 from odh_spawner.naming import system_user  # noqa: E402
-from odh_spawner.localplatform.ports import free_port  # noqa: E402
-from odh_spawner.passwords import hash_password  # noqa: E402
-from odh_spawner.stages import SpawnStages  # noqa: E402
+from odh_spawner.host.ports import free_port  # noqa: E402
+from odh_spawner.auth.passwords import hash_password  # noqa: E402
+from odh_spawner.spawners.stages import SpawnStages  # noqa: E402
 from tests.support.hubclient import HubUserSession  # noqa: E402
 from tests.support.profiles import hub_environments  # noqa: E402
 

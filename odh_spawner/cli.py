@@ -8,7 +8,7 @@ import getpass
 import os
 import sys
 
-from .errors import ProfileError
+from odh_spawner.errors import ProfileError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            from .localplatform.launcher import up
+            from odh_spawner.localplatform.launcher import up
 
             return up(args.config_dir, args.state_dir)
         if args.command == "check-config":
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "envs":
             return build_envs(args)
         if args.command == "hash-password":
-            from .passwords import hash_password
+            from odh_spawner.auth.passwords import hash_password
 
             pw = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
             if not pw:
@@ -73,8 +73,8 @@ def credentials(args) -> int:
     import asyncio
     import json
 
-    from .credentials import CredentialsUnavailable
-    from .credentials.rgw import RgwCredentialStore
+    from odh_spawner.credentials import CredentialsUnavailable
+    from odh_spawner.credentials.rgw import RgwCredentialStore
 
     try:
         with open(args.admin_keys, encoding="utf-8") as f:
@@ -101,14 +101,14 @@ def credentials(args) -> int:
 
 
 def check_config(config_dir: str) -> int:
-    from .localplatform.settings import load_settings
-    from .profiles import load_profiles
-    from .users import load_users
+    from odh_spawner.localplatform.settings import load_settings
+    from odh_spawner.profiles.format import load_profiles
+    from odh_spawner.auth.users import load_users
 
     settings = load_settings(config_dir)
     profiles = load_profiles(settings.profiles_file)
     users = load_users(settings.users_file)
-    from .environments import LockEnvironments, LockError
+    from odh_spawner.host.environments import LockEnvironments, LockError
 
     envs = LockEnvironments()
     for p in profiles:  # a lock a profile names must exist and pin exactly
@@ -125,9 +125,9 @@ def check_config(config_dir: str) -> int:
 def build_envs(args) -> int:
     import time
 
-    from .environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
-    from .localplatform.settings import load_settings
-    from .profiles import load_profiles
+    from odh_spawner.host.environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
+    from odh_spawner.localplatform.settings import load_settings
+    from odh_spawner.profiles.format import load_profiles
 
     profiles = load_profiles(load_settings(args.config_dir).profiles_file)
     if not args.all and not args.profiles:

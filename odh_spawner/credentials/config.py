@@ -8,9 +8,9 @@ import os
 from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..quantities import parse_memory
-from .model import CredentialsUnavailable
-from .rgw import RgwCredentialStore
+from odh_spawner.quantities import parse_memory
+from odh_spawner.credentials.model import CredentialsUnavailable
+from odh_spawner.credentials.rgw import RgwCredentialStore
 
 _stores: dict[tuple, RgwCredentialStore] = {}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV, S3Credentials
-from .naming import secret_name
+from odh_spawner.credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV, S3Credentials
+from odh_spawner.credentials.naming import secret_name
 
 SECRET_KEYS = (ACCESS_KEY_ENV, SECRET_KEY_ENV)
 HUB_TOKEN_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")  # what JupyterHub hands a server (JPY_: the old name)

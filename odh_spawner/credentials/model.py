@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import OdhError
+from odh_spawner.errors import OdhError
 
 # what S3 clients need to talk to Ceph RGW (pyarrow/boto3 multipart fail with 411 without these)
 S3_CLIENT_SETTINGS = {

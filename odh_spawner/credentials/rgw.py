@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 from rgwadmin import RGWAdmin
 from rgwadmin import exceptions as rgw_errors
 
-from .model import CredentialsUnavailable, S3Credentials
-from .naming import legacy_rgw_uid, rgw_uid
+from odh_spawner.credentials.model import CredentialsUnavailable, S3Credentials
+from odh_spawner.credentials.naming import legacy_rgw_uid, rgw_uid
 
 log = logging.getLogger("odh_spawner.credentials")
 

@@ -12,8 +12,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..credentials.model import S3Credentials
-from .model import DeployError, DeployForbidden, ModelTooLarge
+from odh_spawner.credentials.model import S3Credentials
+from odh_spawner.deploy.model import DeployError, DeployForbidden, ModelTooLarge
 
 MODEL_FILES = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": ("MLmodel",)}
 

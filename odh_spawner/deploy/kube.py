@@ -20,15 +20,14 @@ import re
 from functools import partial
 from urllib.parse import urlsplit
 
-from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool, Dict, Enum, Float, List, TraitError, Unicode, default, validate
 
-from ..kube_attempts import create_or_update, read_or_none
-from ..kube_client import KubeApiSettings
-from . import manifests
-from .model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
+from odh_spawner.kube.attempts import create_or_update, read_or_none, retry
+from odh_spawner.kube.client import KubeApiSettings
+from odh_spawner.deploy import manifests
+from odh_spawner.deploy.model import AVAILABLE, FAILED, BackendFailed, DeployError, Deployment, Version
 
 # group, version, plural and a readable kind of each serving resource
 RESOURCES = {
@@ -245,17 +244,7 @@ class KubeServingBackend(KubeApiSettings):
 
     async def _retry(self, attempt, what: str):
         """Run an attempt coroutine until it returns something truthy; API errors become BackendFailed."""
-        try:
-            return await exponential_backoff(attempt, f"{what}: the Kubernetes API did not answer",
-                                             timeout=self.retry_timeout)
-        except TimeoutError:
-            self.log.error("%s: no answer from the Kubernetes API within %.0f s", what, self.retry_timeout)
-            raise BackendFailed("The Kubernetes API did not answer in time; try again later.") from None
-        except ApiException as e:
-            # the status line only: an error body may echo what was sent, and a Secret must never be logged
-            self.log.error("%s: Kubernetes API error %s %s", what, e.status, e.reason)
-            raise BackendFailed(f"The cluster refused {what} ({e.status} {e.reason}); tell your platform "
-                                "admin.") from None
+        return await retry(attempt, what, self.retry_timeout, self.log, BackendFailed)
 
     # -- attempts (True / a tuple when done, False to try again) --------------------------------------------
     async def _create_or_replace(self, kind: str, manifest: dict) -> bool:

@@ -22,13 +22,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..localplatform.portguard import PortGuard, PortGuardError
-from ..localplatform.ports import free_port
-from ..localusers import SystemUser, adopt_home, can_switch_users, ensure_traversable, lookup
-from ..naming import user_slug
-from ..spark import procs
-from . import artifacts
-from .model import BackendFailed, Deployment, Version, parse_model_uri
+from odh_spawner.host.portguard import PortGuard, PortGuardError
+from odh_spawner.host.ports import free_port
+from odh_spawner.host.users import SystemUser, adopt_home, can_switch_users, ensure_traversable, lookup
+from odh_spawner.naming import user_slug
+from odh_spawner.host import procs
+from odh_spawner.deploy import artifacts
+from odh_spawner.deploy.model import BackendFailed, Deployment, Version, parse_model_uri
 
 IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "mlflow": "mlserver_mlflow.MLflowRuntime"}
 MODEL_URIS = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": (".",)}
@@ -342,7 +342,7 @@ def _write_new(path: str, data: dict) -> None:
 def stop_recorded(store_root: str, timeout: float = 10) -> int:
     """Stop every model server a deployment record names (verified by PID, start time and model dir).
     Used when the whole local platform stops; returns how many were running."""
-    from .store import DeploymentStore
+    from odh_spawner.deploy.store import DeploymentStore
 
     if not os.path.isdir(store_root):
         return 0

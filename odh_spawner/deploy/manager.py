@@ -20,13 +20,13 @@ from typing import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from ..loops import every
-from . import artifacts
-from .model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
+from odh_spawner.tasks import every
+from odh_spawner.deploy import artifacts
+from odh_spawner.deploy.model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
                     DeploymentExists, DeploymentNotFound, new_api_key, parse_model_uri, v2_request,
                     validate_framework, validate_name, validate_rows)
-from .routing import ModelRoutes
-from .store import DeploymentStore
+from odh_spawner.deploy.routing import ModelRoutes
+from odh_spawner.deploy.store import DeploymentStore
 
 # artifacts the platform uploaded live under this folder of a bucket; delete removes only those
 MANAGED_PREFIX = "odh-deployments/"

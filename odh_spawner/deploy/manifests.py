@@ -28,7 +28,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from ..spark.naming import label_value
+from odh_spawner.kube.labels import label_value
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
 SELDON_API_VERSION = "machinelearning.seldon.io/v1"

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
 
-from ..errors import OdhError
+from odh_spawner.errors import OdhError
 
 NAME_MAX = 40
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from tornado.httpclient import HTTPClientError
 
-from .model import Deployment
-from .proxyroutes import ProxyRoutes
+from odh_spawner.deploy.model import Deployment
+from odh_spawner.deploy.proxyroutes import ProxyRoutes
 
 ROUTE_PREFIX = "/v2/models/"
 

@@ -1,7 +1,7 @@
 """Deployment records on disk: one JSON file per deployment, written atomically (mode 0600 under a 0700 root),
 read back at start-up.
 
-A record lives in `<root>/<naming.state_dir_name(owner)>/<name>/` (odh_spawner.records). Records written under
+A record lives in `<root>/<naming.state_dir_name(owner)>/<name>/` (odh_spawner.host.records). Records written under
 the previous naming scheme (`naming.legacy_state_dir_name`) are still found — every record names its owner, and `load_all` walks
 every directory — and are moved to their owner's directory when loaded. A record holds the deployment's API
 key: the root is the platform's private state and nothing here logs a record's content.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 
-from ..records import RecordStore
-from .model import Deployment
+from odh_spawner.host.records import RecordStore
+from odh_spawner.deploy.model import Deployment
 
 RECORD = "deployment.json"
 log = logging.getLogger("odh_spawner.deploy")

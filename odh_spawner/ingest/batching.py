@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .keys import hour_of
+from odh_spawner.ingest.keys import hour_of
 
 RECORD_OVERHEAD = 64  # bytes counted per record beyond key and value (offset, timestamp, list slot)
 

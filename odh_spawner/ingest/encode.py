@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 
-from .batching import Batch
+from odh_spawner.ingest.batching import Batch
 
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 

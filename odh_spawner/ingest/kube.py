@@ -20,17 +20,16 @@ import asyncio
 import time
 from functools import partial
 
-from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
-from ..kube_attempts import create_or_update, read_or_none
-from ..kube_client import KubeApiSettings
-from . import kube_manifests as km
-from . import kube_strimzi as ks
-from .model import PAUSED, RUNNING, STOPPED, Ingestion
-from .spec import IngestError, IngestUnavailable
+from odh_spawner.kube.attempts import create_or_update, read_or_none, retry
+from odh_spawner.kube.client import KubeApiSettings
+from odh_spawner.ingest import kube_manifests as km
+from odh_spawner.ingest import kube_strimzi as ks
+from odh_spawner.ingest.model import PAUSED, RUNNING, STOPPED, Ingestion
+from odh_spawner.ingest.spec import IngestError, IngestUnavailable
 
 
 def group_progress(bootstrap: str, group: str, topic: str, timeout: float = 5) -> dict:
@@ -133,15 +132,8 @@ class KubeIngestBackend(KubeApiSettings):
 
     # -- API access -------------------------------------------------------------------------------------
     async def _retry(self, attempt, what: str):
-        try:
-            return await exponential_backoff(attempt, f"{what}: the Kubernetes API did not answer",
-                                             timeout=self.retry_timeout)
-        except TimeoutError:
-            raise IngestUnavailable("The Kubernetes API did not answer in time; try again later.") from None
-        except ApiException as e:  # the status line only: a body may echo a Secret
-            self.log.error("%s: Kubernetes API error %s %s", what, e.status, e.reason)
-            raise IngestUnavailable(f"The cluster refused {what} ({e.status} {e.reason}); tell your platform "
-                                    "admin.") from None
+        """Run an attempt coroutine until it returns something truthy; API errors become IngestUnavailable."""
+        return await retry(attempt, what, self.retry_timeout, self.log, IngestUnavailable)
 
     @property
     def ns(self) -> str:

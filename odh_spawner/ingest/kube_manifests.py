@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..credentials.model import S3_CLIENT_SETTINGS
-from ..naming import user_slug
-from .model import RUNNING, STOPPED, Ingestion, group_id
+from odh_spawner.credentials.model import S3_CLIENT_SETTINGS
+from odh_spawner.naming import user_slug
+from odh_spawner.ingest.model import RUNNING, STOPPED, Ingestion, group_id
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
 COMPONENT = "kafka-ingest"
@@ -59,7 +59,7 @@ def metadata(owner: str, name: str, namespace: str, extra_labels: dict | None = 
 def worker_config(ing: Ingestion, creds, bootstrap: str, max_buffer_bytes: int, endpoint: str = "") -> dict:
     """What the worker reads from its config file: the local backend's configuration (local.worker_config), with
     paths inside the pod, the pod's S3 endpoint and where it leaves its last error."""
-    from .local import worker_config as local_config
+    from odh_spawner.ingest.local import worker_config as local_config
 
     cfg = local_config(ing, creds, bootstrap, RUN_DIR, max_buffer_bytes)
     cfg["s3"]["endpoint"] = endpoint or creds.endpoint

@@ -9,8 +9,8 @@ Names and labels are kube_manifests'.
 
 from __future__ import annotations
 
-from .kube_manifests import metadata, resource_name
-from .model import PAUSED, RUNNING, STOPPED, Ingestion
+from odh_spawner.ingest.kube_manifests import metadata, resource_name
+from odh_spawner.ingest.model import PAUSED, RUNNING, STOPPED, Ingestion
 
 STRIMZI_GROUP = "kafka.strimzi.io"
 STRIMZI_API_VERSIONS = ("v1", "v1beta2")

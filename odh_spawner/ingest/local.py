@@ -18,13 +18,13 @@ import time
 from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..credentials.model import S3_CLIENT_SETTINGS
-from ..local_limits import CgroupLimits, join
-from ..localusers import SystemUser, can_switch_users, ensure_traversable, lookup
-from ..naming import state_dir_name
-from ..spark import procs
-from .model import Ingestion
-from .spec import IngestError
+from odh_spawner.credentials.model import S3_CLIENT_SETTINGS
+from odh_spawner.host.limits import CgroupLimits, join
+from odh_spawner.host.users import SystemUser, can_switch_users, ensure_traversable, lookup
+from odh_spawner.naming import state_dir_name
+from odh_spawner.host import procs
+from odh_spawner.ingest.model import Ingestion
+from odh_spawner.ingest.spec import IngestError
 
 STATUS, LOG = "status.json", "worker.log"
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -225,7 +225,7 @@ def _enter(procs_files: list[str], user: SystemUser | None):
 def stop_recorded(store_root: str, timeout: float = 30) -> int:
     """Stop every worker an ingestion record names (the whole local platform stops); their records stay and
     the next start runs them again. Returns how many were running."""
-    from .store import IngestionStore
+    from odh_spawner.ingest.store import IngestionStore
 
     if not os.path.isdir(store_root):
         return 0

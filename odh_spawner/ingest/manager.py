@@ -14,20 +14,20 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-from ..loops import every
-from .keys import parse_key
-from .model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
-from .spec import (IngestError, IngestForbidden, IngestionExists, IngestionNotFound, IngestUnavailable, Spec,
+from odh_spawner.tasks import every
+from odh_spawner.ingest.keys import parse_key
+from odh_spawner.ingest.model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
+from odh_spawner.ingest.spec import (IngestError, IngestForbidden, IngestionExists, IngestionNotFound, IngestUnavailable, Spec,
                    build_spec, topic_creation, validate_name)
-from .store import IngestionStore
-from .verify import verify
+from odh_spawner.ingest.store import IngestionStore
+from odh_spawner.ingest.verify import verify
 
 CredentialsFor = Callable[[str], Awaitable["object"]]
 PROBE = ".odh-ingest-probe"
 
 
 def _s3(creds):
-    from .worker import s3_client
+    from odh_spawner.ingest.worker import s3_client
 
     return s3_client({"endpoint": creds.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key})
 

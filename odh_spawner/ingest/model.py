@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..naming import user_slug
-from .spec import Spec
+from odh_spawner.naming import user_slug
+from odh_spawner.ingest.spec import Spec
 
 RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
 DESIRED = (RUNNING, PAUSED, STOPPED)

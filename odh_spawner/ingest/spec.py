@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from ..errors import OdhError
+from odh_spawner.errors import OdhError
 
 FORMATS = ("jsonl", "parquet")
 PARTITION_BY = (None, "hour")

@@ -1,4 +1,4 @@
-"""Ingestion records on disk: `<root>/<state_dir_name(owner)>/<name>/ingestion.json` (odh_spawner.records: written
+"""Ingestion records on disk: `<root>/<state_dir_name(owner)>/<name>/ingestion.json` (odh_spawner.host.records: written
 atomically, mode 0600, the platform's own); the worker's run directory `run/` beside it belongs to the owner's
 system user (its status file and log). Directories are 0711: a worker passes through to its own run directory
 only."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import os
 
-from ..records import RecordStore
-from .model import Ingestion
+from odh_spawner.host.records import RecordStore
+from odh_spawner.ingest.model import Ingestion
 
 RECORD = "ingestion.json"
 log = logging.getLogger("odh_spawner.ingest")

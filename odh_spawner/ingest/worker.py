@@ -26,10 +26,10 @@ import signal
 import sys
 import time
 
-from .batching import Batch, Batcher, Record
-from .encode import CONTENT_TYPES, encode
-from .keys import object_key, parse_key, partition_prefix
-from .verify import recovered_offset
+from odh_spawner.ingest.batching import Batch, Batcher, Record
+from odh_spawner.ingest.encode import CONTENT_TYPES, encode
+from odh_spawner.ingest.keys import object_key, parse_key, partition_prefix
+from odh_spawner.ingest.verify import recovered_offset
 
 log = logging.getLogger("odh_spawner.ingest.worker")
 OFFSET_INVALID = -1001

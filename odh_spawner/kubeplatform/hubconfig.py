@@ -87,7 +87,7 @@ def _authenticator(c, a: Mapping, env: Mapping[str, str]) -> None:
     kind = _need(a, "type")
     admins = set(a.get("admins") or [])
     if kind == "file":
-        c.JupyterHub.authenticator_class = "odh_spawner.auth.OdhFileAuthenticator"
+        c.JupyterHub.authenticator_class = "odh_spawner.auth.authenticator.OdhFileAuthenticator"
         c.OdhFileAuthenticator.users_file = _need(a, "usersFile")
     elif kind == "custom":
         c.JupyterHub.authenticator_class = _need(a, "className")
@@ -173,7 +173,7 @@ def _storage(c, st: Mapping) -> None:
 
 
 def initial_users(admin: str, password_hash: str, groups: list[str]) -> dict:
-    """The users document (odh_spawner.users format) with only the chart's initial admin."""
+    """The users document (odh_spawner.auth.users format) with only the chart's initial admin."""
     return {"users": {admin: {"password_hash": password_hash, "groups": list(groups), "admin": True}}}
 
 
@@ -181,7 +181,7 @@ def write_initial_users(path: str, admin: str, password: str, groups: list[str])
     """Write the initial admin's users file (0600) from the password the chart generated (a Secret)."""
     import yaml
 
-    from ..passwords import hash_password
+    from odh_spawner.auth.passwords import hash_password
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

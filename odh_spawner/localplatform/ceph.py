@@ -28,8 +28,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .ports import free_port
-from .supervise import RestartBudget, exit_text, terminate
+from odh_spawner.host.ports import free_port
+from odh_spawner.host.procs import terminate_pids
+from odh_spawner.host.supervise import RestartBudget, exit_text
 
 CEPH_BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool", "monmaptool")
 OBJECTSTORES = ("bluestore", "memstore")
@@ -526,4 +527,4 @@ class CephCluster:
                 ours.append(pid)
         if ours:
             self.report(f"Ceph: stopping {len(ours)} daemon(s) left running by an earlier start (pids {ours})")
-            terminate(ours, timeout=30)
+            terminate_pids(ours, timeout=30)

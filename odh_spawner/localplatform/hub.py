@@ -15,13 +15,13 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
-from ..deploy.local import stop_recorded
-from ..ingest.local import stop_recorded as stop_ingestions
-from .hubconfig import platform_id
-from .portguard import PortGuard
-from .ports import free_port
-from .settings import PlatformSettings
-from .supervise import pids_with_env, terminate
+from odh_spawner.deploy.local import stop_recorded
+from odh_spawner.ingest.local import stop_recorded as stop_ingestions
+from odh_spawner.localplatform.hubconfig import platform_id
+from odh_spawner.host.portguard import PortGuard
+from odh_spawner.host.ports import free_port
+from odh_spawner.localplatform.settings import PlatformSettings
+from odh_spawner.host.procs import pids_with_env, terminate_pids
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "jupyterhub_config.py")
 
@@ -160,7 +160,7 @@ class HubProcess:
         them again on the same addresses (the new hub stops the old proxy itself, from its pid file). Users'
         servers keep running: the new hub finds them in its database and polls them."""
         orphans = self._hub_children(services_only=True)
-        terminate(orphans)
+        terminate_pids(orphans)
         return orphans
 
     def stop(self, timeout: float = 30) -> None:
@@ -177,7 +177,7 @@ class HubProcess:
         _kill_group(self.proc.pid)
         for pid in pids + self.server_pids():
             _kill_group(pid)
-        terminate(self._hub_children(services_only=False) + self._recorded_proxy(), timeout=5)
+        terminate_pids(self._hub_children(services_only=False) + self._recorded_proxy(), timeout=5)
         self.proc.wait(5)
         # model servers outlive the hub and the platform service by design; the local platform as a whole
         # stopping takes them down too (their records stay: the next start serves them again)

@@ -23,7 +23,7 @@ def configure(c, s: dict) -> None:
     if s.get("proxy_auth_token"):
         c.ConfigurableHTTPProxy.auth_token = s["proxy_auth_token"]
 
-    c.JupyterHub.authenticator_class = "odh_spawner.auth.OdhFileAuthenticator"
+    c.JupyterHub.authenticator_class = "odh_spawner.auth.authenticator.OdhFileAuthenticator"
     c.OdhFileAuthenticator.users_file = s["users_file"]
 
     c.JupyterHub.spawner_class = s.get("spawner_class", "odh-local")

@@ -19,8 +19,8 @@ import subprocess
 import time
 from typing import Callable
 
-from .ports import free_port
-from .supervise import RestartBudget, exit_text
+from odh_spawner.host.ports import free_port
+from odh_spawner.host.supervise import RestartBudget, exit_text
 
 HARMLESS = ("GLIBC_2.39",)  # noida-db's loader warning on Debian bookworm's glibc 2.36
 

@@ -13,13 +13,13 @@ import sys
 import threading
 import time
 
-from ..profiles import load_profiles
-from ..users import load_users
-from .ceph import CephCluster
-from .hub import HubProcess, runtime_settings
-from .kafka import KafkaBroker
-from .settings import load_settings
-from .supervise import RestartBudget, exit_text
+from odh_spawner.profiles.format import load_profiles
+from odh_spawner.auth.users import load_users
+from odh_spawner.localplatform.ceph import CephCluster
+from odh_spawner.localplatform.hub import HubProcess, runtime_settings
+from odh_spawner.localplatform.kafka import KafkaBroker
+from odh_spawner.localplatform.settings import load_settings
+from odh_spawner.host.supervise import RestartBudget, exit_text
 
 STATE_DIR_MODE = 0o711  # others may pass through (to their homes below it) but not list it
 
@@ -147,7 +147,7 @@ if __name__ == "__main__":  # pragma: no cover
 def prebuild_envs(profiles) -> threading.Thread | None:
     """Build the lock environments of these profiles in a background thread (each once; cached). A spawn that
     needs one meanwhile waits on the same build's file lock."""
-    from ..environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
+    from odh_spawner.host.environments import EnvBuildError, LockEnvironments, LockError, lock_envs_of
 
     locks = lock_envs_of(profiles)
     if not locks:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from ..errors import ProfileError
-from ..quantities import parse_memory
-from .ceph import MIN_BLUESTORE_SIZE, MIN_OSD_MEMORY_TARGET, OBJECTSTORES, ObjectStore
+from odh_spawner.errors import ProfileError
+from odh_spawner.quantities import parse_memory
+from odh_spawner.localplatform.ceph import MIN_BLUESTORE_SIZE, MIN_OSD_MEMORY_TARGET, OBJECTSTORES, ObjectStore
 
 SECTIONS = {
     "hub": {"ip": str, "port": int},

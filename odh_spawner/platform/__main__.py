@@ -1,3 +1,3 @@
-from .app import main
+from odh_spawner.platform.app import main
 
 main()

@@ -17,17 +17,18 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Int, Type, Unicode, default
 from traitlets.config import Application
 
-from ..credentials.config import OdhStorage
-from ..deploy.local import LocalMLServerBackend
-from ..deploy.manager import DeploymentManager
-from ..deploy.proxyroutes import ProxyRoutes
-from ..deploy.routing import ModelRoutes
-from ..deploy.store import DeploymentStore
-from ..quantities import parse_memory
-from .gateway import ModelGateway, TokenUsers, gateway_routes, log_request
-from .handlers import NotFoundHandler, routes
-from .spark_handlers import SparkClusters
-from .upstream import UpstreamPool
+from odh_spawner.credentials.config import OdhStorage
+from odh_spawner.deploy.local import LocalMLServerBackend
+from odh_spawner.deploy.manager import DeploymentManager
+from odh_spawner.deploy.proxyroutes import ProxyRoutes
+from odh_spawner.deploy.routing import ModelRoutes
+from odh_spawner.deploy.store import DeploymentStore
+from odh_spawner.quantities import parse_memory
+from odh_spawner.platform.gateway import ModelGateway, TokenUsers, gateway_routes, log_request
+from odh_spawner.platform.api import NotFoundHandler
+from odh_spawner.platform.routes import routes
+from odh_spawner.platform.spark_handlers import SparkClusters
+from odh_spawner.platform.upstream import UpstreamPool
 
 
 class PlatformService(Application):
@@ -150,8 +151,8 @@ class PlatformService(Application):
         self.spark = self.spark_clusters_class.for_platform(self)
         self.ingestions = None
         if self.kafka_bootstrap_servers:
-            from ..ingest.manager import IngestionManager
-            from ..ingest.store import IngestionStore
+            from odh_spawner.ingest.manager import IngestionManager
+            from odh_spawner.ingest.store import IngestionStore
 
             self.ingestions = IngestionManager(
                 self.ingest_backend_class(parent=self), IngestionStore(os.path.join(self.state_dir, "ingestions")),

@@ -24,8 +24,8 @@ from urllib.parse import unquote
 
 from tornado import web
 
-from ..deploy.model import KEY_PREFIX, key_digest, key_matches
-from .upstream import HOP_BY_HOP, UpstreamError, UpstreamPool
+from odh_spawner.deploy.model import KEY_PREFIX, key_digest, key_matches
+from odh_spawner.platform.upstream import HOP_BY_HOP, UpstreamError, UpstreamPool
 
 log = logging.getLogger("odh_spawner.platform.gateway")
 _DROP = HOP_BY_HOP | {"authorization", "cookie"}

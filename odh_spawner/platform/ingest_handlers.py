@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from tornado import web
 
-from ..ingest.model import PAUSED, RUNNING, STOPPED
-from .handlers import ApiHandler
+from odh_spawner.ingest.model import PAUSED, RUNNING, STOPPED
+from odh_spawner.platform.api import ApiHandler
 
 
 class IngestApi(ApiHandler):

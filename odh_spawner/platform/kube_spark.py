@@ -25,13 +25,13 @@ import datetime
 from kubernetes_asyncio import client
 from traitlets import Unicode
 
-from ..kube_client import KubeApiSettings
-from ..spark import kube, kube_io
-from ..spark.api import DISABLED, check_scale_request
-from ..spark.daemon import fetch_master_json
-from ..spark.kube_status import AnchorInfo, anchor_info, connect_status, master_ui_base, standalone_status
-from ..spark.errors import SparkError
-from .spark_handlers import NoSparkCluster, SparkBusy, SparkUnavailable
+from odh_spawner.kube.client import KubeApiSettings
+from odh_spawner.spark import kube, kube_io
+from odh_spawner.spark.api import DISABLED, check_scale_request
+from odh_spawner.spark.daemon import fetch_master_json
+from odh_spawner.spark.kube_status import AnchorInfo, anchor_info, connect_status, master_ui_base, standalone_status
+from odh_spawner.spark.errors import SparkError
+from odh_spawner.platform.spark_handlers import NoSparkCluster, SparkBusy, SparkUnavailable
 
 
 class KubeSparkClusters(KubeApiSettings):

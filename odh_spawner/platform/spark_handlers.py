@@ -21,15 +21,15 @@ import logging
 
 from tornado import web
 
-from ..spark import procs
-from ..spark.api import DISABLED, ClusterLimits, check_scale_request, cluster_state, status_json
-from ..spark.daemon import fetch_master_json
-from ..spark.errors import SparkError, SparkStartError
-from ..spark.local import LocalSparkCluster
-from ..spark.naming import cluster_slug
-from ..spark.state import ClusterState, current_usage, read_state, user_clusters
-from ..spark.status import parse_master_json
-from .handlers import ApiHandler
+from odh_spawner.spark import procs
+from odh_spawner.spark.api import DISABLED, ClusterLimits, check_scale_request, cluster_state, status_json
+from odh_spawner.spark.daemon import fetch_master_json
+from odh_spawner.spark.errors import SparkError, SparkStartError
+from odh_spawner.spark.local import LocalSparkCluster
+from odh_spawner.spark.naming import cluster_slug
+from odh_spawner.spark.state import ClusterState, current_usage, read_state, user_clusters
+from odh_spawner.spark.status import parse_master_json
+from odh_spawner.platform.api import ApiHandler
 
 
 class NoSparkCluster(SparkError):

@@ -7,9 +7,9 @@
 - `kube`: pure manifest builders (anchor ConfigMap, master/worker Deployments, Service, SparkConnect).
 """
 
-from .env import spark_env, spark_memory
-from .errors import SparkError, SparkLimitError, SparkStartError
-from .kube import (
+from odh_spawner.spark.env import spark_env, spark_memory
+from odh_spawner.spark.errors import SparkError, SparkLimitError, SparkStartError
+from odh_spawner.spark.kube import (
     KubeSparkSpec,
     anchor_configmap,
     master_deployment,
@@ -20,11 +20,11 @@ from .kube import (
     standalone_manifests,
     worker_deployment,
 )
-from .limits import SparkLimits, SparkUsage, check_request, check_scale
-from .local import LocalSparkCluster
-from .naming import cluster_slug
-from .state import current_usage, reap_orphans, stop_cluster, stop_server_cluster
-from .status import AppStatus, SparkStatus, WorkerStatus, parse_master_json
+from odh_spawner.spark.limits import SparkLimits, SparkUsage, check_request, check_scale
+from odh_spawner.spark.local import LocalSparkCluster
+from odh_spawner.spark.naming import cluster_slug
+from odh_spawner.spark.state import current_usage, reap_orphans, stop_cluster, stop_server_cluster
+from odh_spawner.spark.status import AppStatus, SparkStatus, WorkerStatus, parse_master_json
 
 __all__ = [
     "AppStatus", "KubeSparkSpec", "LocalSparkCluster", "SparkError", "SparkLimitError", "SparkLimits",

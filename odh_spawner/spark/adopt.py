@@ -8,11 +8,11 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from ..localusers import SystemUser
-from . import procs
-from .daemon import Daemon
-from .errors import SparkError
-from .state import ClusterState, ProcessRecord
+from odh_spawner.host.users import SystemUser
+from odh_spawner.spark import procs
+from odh_spawner.spark.daemon import Daemon
+from odh_spawner.spark.errors import SparkError
+from odh_spawner.spark.state import ClusterState, ProcessRecord
 
 
 @dataclass

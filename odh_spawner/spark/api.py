@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..resolve import SparkRequest
-from .errors import SparkLimitError
-from .limits import SparkLimits, SparkUsage, check_scale
-from .status import MIB, SparkStatus
+from odh_spawner.profiles.resolve import SparkRequest
+from odh_spawner.spark.errors import SparkLimitError
+from odh_spawner.spark.limits import SparkLimits, SparkUsage, check_scale
+from odh_spawner.spark.status import MIB, SparkStatus
 
 DISABLED = {"enabled": False}
 STATES = ("running", "starting", "stopped")

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from . import procs
-from .errors import SparkError
-from .state import ProcessRecord
+from odh_spawner.spark import procs
+from odh_spawner.spark.errors import SparkError
+from odh_spawner.spark.state import ProcessRecord
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"

@@ -7,7 +7,7 @@ executor per worker that fits the worker exactly.
 
 from __future__ import annotations
 
-from ..resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 
 MIB = 2**20
 

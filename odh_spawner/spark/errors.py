@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ForbiddenOption, OdhError
+from odh_spawner.errors import ForbiddenOption, OdhError
 
 
 class SparkError(OdhError):

@@ -23,13 +23,13 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
-from ..quantities import format_cpu, format_memory, parse_memory
-from ..resolve import SparkRequest
-from . import auth
-from .env import MIB, reverse_proxy_opts, spark_env, spark_memory
-from .limits import SparkUsage
-from .naming import cluster_slug, label_value
+from odh_spawner.credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
+from odh_spawner.quantities import format_cpu, format_memory, parse_memory
+from odh_spawner.profiles.resolve import SparkRequest
+from odh_spawner.spark import auth
+from odh_spawner.spark.env import MIB, reverse_proxy_opts, spark_env, spark_memory
+from odh_spawner.spark.limits import SparkUsage
+from odh_spawner.spark.naming import cluster_slug, label_value
 
 MASTER_PORT, MASTER_UI_PORT = 7077, 8080
 WORKER_PORT, WORKER_UI_PORT = 7078, 8081

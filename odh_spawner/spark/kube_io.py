@@ -18,23 +18,20 @@ with `exponential_backoff` while the API does not answer (kubespawner's `_make_c
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import LoggingConfigurable
 
-from ..concurrency import gather_all
-from ..kube_attempts import create_or_update, read_or_none
-from ..quantities import format_memory, parse_memory
-from . import auth, kube
-from .errors import SparkError
-from .naming import legacy_cluster_slug
+from odh_spawner.tasks import gather_all
+from odh_spawner.kube.attempts import create_or_update, read_or_none, retry
+from odh_spawner.quantities import parse_memory
+from odh_spawner.spark import kube
+from odh_spawner.spark.errors import SparkError
 
 ANCHOR_SELECTOR = "app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=spark-anchor"
 SPARK_CONNECT = kube.SPARK_CONNECT_API.split("/") + ["sparkconnects"]  # group, version, plural
@@ -249,14 +246,7 @@ async def _patch_attempt(apis: Apis, kind: str, namespace: str, name: str, patch
 
 async def _retry(attempt, what: str, t: Timeouts, log, timeout_message: str = ""):
     """Run an attempt until it returns something truthy. SparkError (safe for users) when it cannot."""
-    try:
-        return await exponential_backoff(attempt, what, timeout=t.retry)
-    except TimeoutError:
-        log.error("%s: not done within %.0f s", what, t.retry)
-        raise SparkError(timeout_message or "The Kubernetes API did not answer in time.") from None
-    except ApiException as e:
-        log.error("%s: Kubernetes API error %s %s", what, e.status, e.reason)
-        raise SparkError(f"The cluster refused {what} ({e.status} {e.reason}).") from None
+    return await retry(attempt, what, t.retry, log, SparkError, timeout_message)
 
 
 # -- operations ------------------------------------------------------------------------------------------------
@@ -317,93 +307,4 @@ async def delete_anchor(apis: Apis, namespace: str, name: str, propagation: str,
     """Delete the anchor (the garbage collector deletes what it owns). False when there was none."""
     (deleted,) = await _retry(partial(_delete_attempt, apis.core, namespace, name, propagation, t),
                               f"deleting the ConfigMap {name}", t, log)
-    return deleted
-
-
-# -- the spawner's side ---------------------------------------------------------------------------------------
-def spawner_apis(spawner) -> Apis:
-    from kubespawner.clients import shared_client
-
-    return Apis(core=spawner.api, apps=shared_client("AppsV1Api"), custom=shared_client("CustomObjectsApi"))
-
-
-def spawner_timeouts(spawner) -> Timeouts:
-    return Timeouts(request=spawner.k8s_api_request_timeout, retry=spawner.k8s_api_request_retry_timeout)
-
-
-def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark, limits=None) -> kube.KubeSparkSpec:
-    """The cluster of a KubeSpawner's server: its namespace, the profile's image and scheduling, and the limits
-    (spark.api.ClusterLimits) it is started under."""
-    from ..kube_spawner import toleration_manifests
-
-    return kube.KubeSparkSpec(
-        user=spawner.user.name, server=spawner.name or "", namespace=spawner.namespace, image=plan.image,
-        request=plan.spark, s3_secret=s3_secret, s3_endpoint=spawner.storage.s3_endpoint if s3_secret else "",
-        spark_class=settings.spark_class, spark_version=settings.spark_version,
-        image_pull_policy=spawner.image_pull_policy or "IfNotPresent", master_cpu=settings.master_cpu,
-        master_memory=settings.master_memory, node_selector=dict(plan.node_selector),
-        tolerations=tuple(toleration_manifests(plan)), cluster_type=settings.cluster_type,
-        ui_proxy_url=spawner.spark_ui_path() if settings.cluster_type == "standalone" else "",
-        limits=json.dumps(limits.to_json()) if limits is not None else "",
-    )
-
-
-async def prepare_for_spawner(spawner, plan, s3_secret: str, limits) -> tuple[dict[str, str], Callable]:
-    """Check the limits against the cluster's Spark objects and give the notebook pod what it needs of the
-    cluster (its environment, the driver configuration's volume: names only). Returns (environment, create):
-    `create()` then creates the cluster, beside the notebook pod. SparkError / SparkLimitError carry messages
-    for the user."""
-    from .limits import check_request
-
-    settings, apis, t = KubeSpark(parent=spawner), spawner_apis(spawner), spawner_timeouts(spawner)
-    spec = spec_for(spawner, plan, s3_secret, settings, spawner.spark_cluster_limits(limits, plan))
-    anchor_name = kube.names(spec.user, spec.server)["anchor"]
-    check_request(limits, plan.spark, await current_usage(apis, spec.namespace, spec.user, anchor_name, t,
-                                                          spawner.log))
-    standalone = settings.cluster_type == "standalone"
-    mount_notebook_conf(spawner, spec if standalone else None)
-
-    async def create() -> None:
-        r = plan.spark
-        spawner.odh_progress(50, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) "
-                                 f"and {format_memory(r.worker_memory)} each")
-        await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
-                            progress=lambda message: spawner.odh_progress(50, message),
-                            secret=auth.new_secret() if standalone else "")
-        spawner.odh_progress(55, "Spark cluster created; Kubernetes is starting its pods")
-
-    return notebook_env(spec, settings.cluster_type), create
-
-
-def mount_notebook_conf(spawner, spec: kube.KubeSparkSpec | None) -> None:
-    """Mount the cluster's driver configuration (its secret) into the notebook pod, replacing the one a previous
-    start of this server mounted; `spec` None: none (no standalone cluster)."""
-    volumes = [v for v in spawner.volumes if v.get("name") != kube.AUTH_VOLUME]
-    mounts = [m for m in spawner.volume_mounts if m.get("name") != kube.AUTH_VOLUME]
-    if spec is not None:
-        volume, mount = kube.notebook_volume(spec)
-        volumes, mounts = [*volumes, volume], [*mounts, mount]
-    spawner.volumes, spawner.volume_mounts = volumes, mounts
-
-
-async def stop_for_spawner(spawner) -> bool:
-    """Delete this server's anchor (whether or not the last start made one: a hub restarted since then holds
-    no record of it). Errors are logged, not raised: the server is stopped either way."""
-    settings = KubeSpark(parent=spawner)
-    name = kube.names(spawner.user.name, spawner.name or "")["anchor"]
-    legacy = f"spark-anchor-{legacy_cluster_slug(spawner.user.name, spawner.name or '')}"
-    try:
-        deleted = await delete_anchor(spawner_apis(spawner), spawner.namespace, name, settings.delete_propagation,
-                                      spawner_timeouts(spawner), spawner.log)
-        if legacy != name:  # a cluster a hub of the previous version started, under the previous naming scheme
-            deleted = await delete_anchor(spawner_apis(spawner), spawner.namespace, legacy,
-                                          settings.delete_propagation, spawner_timeouts(spawner),
-                                          spawner.log) or deleted
-    except SparkError as e:
-        spawner.log.error("Spark cluster of %s not deleted (anchor %s/%s): %s", spawner._log_name,
-                          spawner.namespace, name, e)
-        return False
-    if deleted:
-        spawner.log.info("Deleted Spark anchor %s/%s of %s (%s); Kubernetes removes the cluster",
-                         spawner.namespace, name, spawner._log_name, settings.delete_propagation)
     return deleted

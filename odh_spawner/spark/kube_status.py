@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..resolve import SparkRequest
-from .api import ClusterLimits, status_json
-from .kube import MASTER_UI_PORT, anchor_request
-from .status import SparkStatus, WorkerStatus, parse_master_json
+from odh_spawner.profiles.resolve import SparkRequest
+from odh_spawner.spark.api import ClusterLimits, status_json
+from odh_spawner.spark.kube import MASTER_UI_PORT, anchor_request
+from odh_spawner.spark.status import SparkStatus, WorkerStatus, parse_master_json
 
 CONNECT_STATES = {"Ready": "running", "Provisioning": "starting", "NotReady": "starting", "": "starting",
                   "Failed": "stopped"}

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from traitlets import Integer, Union, Unicode, validate
 from traitlets.config import Configurable
 
-from ..errors import OptionsError
-from ..quantities import format_memory, parse_memory
-from ..resolve import SparkRequest
-from .errors import SparkLimitError
+from odh_spawner.errors import OptionsError
+from odh_spawner.quantities import format_memory, parse_memory
+from odh_spawner.profiles.resolve import SparkRequest
+from odh_spawner.spark.errors import SparkLimitError
 
 
 @dataclass(frozen=True)

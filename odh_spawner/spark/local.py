@@ -38,19 +38,19 @@ from typing import Callable, Mapping
 from traitlets import Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..localplatform.ports import free_port
-from ..localusers import SystemUser
-from ..resolve import SparkRequest
-from . import auth, procs
-from .adopt import AdoptedDaemon, user_from_record, user_record
-from .daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
+from odh_spawner.host.ports import free_port
+from odh_spawner.host.users import SystemUser
+from odh_spawner.profiles.resolve import SparkRequest
+from odh_spawner.spark import auth, procs
+from odh_spawner.spark.adopt import AdoptedDaemon, user_from_record, user_record
+from odh_spawner.spark.daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
                      spawn)
-from .env import spark_env, spark_memory
-from .errors import SparkError, SparkStartError
-from .limits import SparkLimits, SparkUsage, check_scale
-from .phase import FAILED, PHASE_ENV, PHASE_FILE, READY, STARTING, write_phase
-from .state import ClusterState, forget_cluster, read_state, remove_state, write_state
-from .status import SparkStatus, parse_master_json
+from odh_spawner.spark.env import spark_env, spark_memory
+from odh_spawner.spark.errors import SparkError, SparkStartError
+from odh_spawner.spark.limits import SparkLimits, SparkUsage, check_scale
+from odh_spawner.spark.phase import FAILED, PHASE_ENV, PHASE_FILE, READY, STARTING, write_phase
+from odh_spawner.spark.state import ClusterState, forget_cluster, read_state, remove_state, write_state
+from odh_spawner.spark.status import SparkStatus, parse_master_json
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESCUE_AFTER = 3.0  # seconds a worker may stay unregistered once it has tried and the master leads

@@ -23,16 +23,15 @@ the `user`/`server` recorded in their state files, whatever their name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
-from ..naming import digest, is_safe, user_slug
+from odh_spawner.kube.labels import hashed, label_value  # noqa: F401 (label_value: re-exported for spark.kube)
+from odh_spawner.naming import digest, is_safe, user_slug
 
 SLUG_MAX = 40  # leaves room for 'spark-anchor-' and '-master' within a 63-character DNS label
 SEPARATOR = "---"
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 def _readable(text: str, room: int) -> str:
@@ -54,23 +53,8 @@ def cluster_slug(user: str, server: str = "") -> str:
     return f"{user_part}{SEPARATOR}{server_part}--{pair}"
 
 
-def label_value(value: str) -> str:
-    """`value` itself when it is a valid label value, else a safe hashed form."""
-    if len(value) <= 63 and _LABEL_VALUE.fullmatch(value):
-        return value
-    return _legacy_hashed(value, 63)
-
-
 # -- the scheme before this one (looked up for clusters started by a previous hub version only) ------------------
 _LEGACY_SAFE_PART = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
-
-
-def _legacy_hashed(text: str, limit: int) -> str:
-    old_digest = hashlib.sha256(text.encode("utf8", "surrogatepass")).hexdigest()[:8]
-    prefix = _NON_ALNUM.sub("-", text.lower()).strip("-")[: limit - 11].rstrip("-")
-    if not prefix or not prefix[0].isalpha():
-        prefix = ("x-" + prefix)[: limit - 11].rstrip("-")
-    return f"{prefix}---{old_digest}"
 
 
 def legacy_cluster_slug(user: str, server: str = "") -> str:
@@ -81,4 +65,4 @@ def legacy_cluster_slug(user: str, server: str = "") -> str:
     plain = f"{user}--{server}" if server else user
     if safe(user) and (not server or safe(server)) and len(plain) <= SLUG_MAX:
         return plain
-    return _legacy_hashed(f"{user}\xff{server}" if server else user, SLUG_MAX)
+    return hashed(f"{user}\xff{server}" if server else user, SLUG_MAX)

@@ -1,4 +1,5 @@
-"""Processes of local Spark clusters: find Spark, identify its JVMs through /proc, stop them by PID.
+"""Processes of local Spark clusters: find Spark, identify its JVMs through /proc, stop them by PID (the
+primitives are host.procs').
 
 A cluster's JVMs are recognised by their command line: a `java` binary running a Spark master, worker or
 executor class, with the cluster's own configuration directory on the class path (spark-class puts
@@ -12,12 +13,14 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from typing import Iterable
 
-from .errors import SparkError
+from odh_spawner.host.procs import (  # noqa: F401 (re-exported: the Spark modules' process primitives)
+    alive, cmdline, killpg, listening, log_tail, set_nice, signal_pid, start_time,
+)
+from odh_spawner.spark.errors import SparkError
 
 SPARK_CLASSES = (
     "org.apache.spark.deploy.master.Master",
@@ -49,60 +52,6 @@ def find_java(java_home: str = "") -> str:
     return java
 
 
-def cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """Fields of /proc/PID/stat after the command name (index 0 is field 3, the state)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (stable for its life; differs for a reused PID)."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if len(fields) > 19 else None
-
-
-def _threads_exiting(pid: int) -> bool:
-    """True while a process whose main thread is already a zombie still has threads running.
-
-    A killed JVM's main thread turns zombie before its other threads have exited, and the process's sockets
-    and files close only when the last thread exits: until then its ports still answer."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                state = f.read().rsplit(") ", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("Z", "X"):
-            return True
-    return False
-
-
-def alive(pid: int | None, started: int | None = None) -> bool:
-    """True when `pid` runs (a zombie counts as gone once all its threads have exited) and, if `started` is
-    given, is the same process."""
-    if not pid or pid <= 0:
-        return False
-    fields = _stat_fields(pid)
-    if not fields or fields[0] == "X" or (fields[0] == "Z" and not _threads_exiting(pid)):
-        return False
-    return started is None or (len(fields) > 19 and int(fields[19]) == started)
-
-
 def is_spark_process(pid: int, conf_dir: str, started: int | None = None) -> bool:
     """True when `pid` is a Spark JVM (master, worker or executor) of the cluster configured in `conf_dir`."""
     if not alive(pid, started):
@@ -122,34 +71,6 @@ def cluster_pids(conf_dir: str) -> list[int]:
         if entry.isdigit() and is_spark_process(int(entry), conf_dir):
             found.append(int(entry))
     return sorted(found)
-
-
-def set_nice(pid: int, value: int) -> None:
-    """Set the nice value of every thread of `pid` (Linux schedules threads: a JVM's are its tasks). Lowering it
-    needs root. A process or thread that is gone is skipped."""
-    try:
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        return
-    for tid in tids:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, value)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def signal_pid(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]], conf_dir: str,
@@ -179,7 +100,7 @@ def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]]
         if popen is not None:
             if alive(pid):
                 killed.append(pid)
-            _killpg(pid, signal.SIGKILL)  # the leader is unreaped (at worst a zombie): the group is ours
+            killpg(pid, signal.SIGKILL)  # the leader is unreaped (at worst a zombie): the group is ours
         elif is_spark_process(pid, conf_dir, started):
             signal_pid(pid, signal.SIGKILL)
             killed.append(pid)
@@ -196,23 +117,3 @@ def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]]
             except subprocess.TimeoutExpired:
                 pass
     return killed
-
-
-def listening(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def log_tail(path: str, offset: int = 0, lines: int = 25, max_bytes: int = 64 * 1024) -> str:
-    """The last `lines` lines of a log written since `offset`."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(offset, size - max_bytes))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

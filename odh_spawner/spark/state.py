@@ -14,9 +14,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 
-from . import auth, procs
-from .phase import PHASE_FILE
-from .limits import SparkUsage
+from odh_spawner.spark import auth, procs
+from odh_spawner.spark.phase import PHASE_FILE
+from odh_spawner.spark.limits import SparkUsage
 
 STATE_FILE = "spark-cluster.json"
 STATE_VERSION = 1

@@ -14,7 +14,7 @@ import boto3
 import pytest
 import requests
 
-from odh_spawner.spark import procs
+from odh_spawner.host import procs
 from tests.support.fixtures import pid_alive
 from tests.support.kernel import Kernel
 from tests.support.wait import wait_for

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from odh_spawner.local_limits import CgroupLimits
+from odh_spawner.host.limits import CgroupLimits
 from odh_spawner.localplatform.hubconfig import cgroup_parent
 from tests.support.fixtures import pid_alive, process_env, server_pid
 

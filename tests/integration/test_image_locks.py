@@ -4,7 +4,7 @@ What each Dockerfile does to its Python environment: install the lock with `--no
 complete), then the odh-hub wheel the image installs (the hub: odh-hub itself; notebooks: odh-hub-notebook, the
 server extension and the prebuilt labextension, built by images/notebook-ext/build-wheel.sh) with `--no-deps`,
 `pip check`, and the extensions load from that venv. The notebook locks are checked in the very environment the
-local platform builds from them (odh_spawner.environments: the same steps, with uv, cached by the lock's content
+local platform builds from them (odh_spawner.host.environments: the same steps, with uv, cached by the lock's content
 in the shared cache), so CI pays each install once per change of the lock, not every run; the hub lock in a fresh
 venv from Debian's python3.11 with pip. `ODH_IMAGE_LOCKS` picks which are installed (default: minimal; "all" for
 the four). Every lock not installed is still resolved with its dependencies (`--dry-run`; by uv, seconds where pip
@@ -56,7 +56,7 @@ def test_lock_resolves_with_its_dependencies(image, tmp_path):
     """The resolver takes the lock with every dependency of every package: nothing missing, no conflict (what
     `pip check` would say after installing it), without spending the time of an install. uv (the installer of
     the local lock environments) when it is there, else pip (minutes per lock)."""
-    from odh_spawner.environments import _find_uv
+    from odh_spawner.host.environments import _find_uv
 
     venv = tmp_path / "venv"
     run(PYTHON, "-m", "venv", venv)
@@ -99,14 +99,14 @@ def _hub_lock_installs_in_a_fresh_venv_and_the_hub_imports(image, wheels, tmp_pa
     run(py, "-m", "pip", "check")
     run(py, "-m", "pip", "install", "-q", "--no-deps", *wheels.glob("odh_hub-*.whl"))
     assert "No broken requirements found" in run(py, "-m", "pip", "check")
-    out = run(py, "-c", "import odh_spawner.kube_spawner, odh_spawner.platform.app, odh_spawner.kubeplatform."
+    out = run(py, "-c", "import odh_spawner.spawners.kube, odh_spawner.platform.app, odh_spawner.kubeplatform."
                         "hubconfig, jupyterhub_idle_culler, kubespawner; print('hub imports ok')")
     assert "hub imports ok" in out
     assert run(venv / "bin" / "jupyterhub", "--version").strip().endswith("6.1.1")
 
 
 def _notebook_lock_installs_and_the_extensions_load(image, tmp_path):
-    from odh_spawner.environments import LockEnvironments
+    from odh_spawner.host.environments import LockEnvironments
 
     built = LockEnvironments().ensure(f"images/{image}/requirements.lock", log=print)  # the shared, cached build
     venv, py = Path(built.path), Path(built.bindir) / "python"

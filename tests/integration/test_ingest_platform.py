@@ -16,7 +16,7 @@ import requests
 from botocore.config import Config
 
 from odh_spawner.ingest.encode import decode
-from odh_spawner.spark import procs
+from odh_spawner.host import procs
 from server_extension.client import OdhApiError
 from server_extension.ingest import IngestClient, Ingestion, ingest
 from tests.support.fixtures import INGESTIONS_PER_USER, pid_alive

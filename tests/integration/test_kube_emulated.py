@@ -285,7 +285,7 @@ async def kube_spawner(kubeconfig, monkeypatch):
     """OdhKubeSpawner objects whose Kubernetes client comes from a kubeconfig pointing at the emulator."""
     import kubespawner.clients
 
-    from odh_spawner.kube_spawner import OdhKubeSpawner
+    from odh_spawner.spawners.kube import OdhKubeSpawner
 
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", kubeconfig)
     monkeypatch.setattr(kubespawner.clients, "_client_cache", {})  # clients of earlier tests point elsewhere

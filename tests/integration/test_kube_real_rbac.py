@@ -159,7 +159,7 @@ async def test_a_refused_spark_cluster_deletes_its_anchor_and_tells_the_user(
         await sp.start()
     assert e.value.status_code == 503
     assert e.value.jupyterhub_message == ("Your Spark cluster could not be created: The cluster refused the "
-                                          "Deployment spark-alice-master (403 Forbidden).")
+                                          "Deployment spark-alice-master (403 Forbidden); tell your platform admin.")
     await wait_until(lambda: get(cp, core(ns, "configmaps", "spark-anchor-alice")) is None, 30, "the anchor gone")
     assert names(cp, core(ns, "pods")) == [] and sp._odh_done
     # the cluster's auth Secret was owned by the anchor: garbage-collected with it

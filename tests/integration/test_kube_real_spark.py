@@ -12,7 +12,7 @@ from tornado import web
 
 from odh_spawner.platform.kube_spark import KubeSparkClusters
 from odh_spawner.platform.spark_handlers import NoSparkCluster, SparkBusy
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import SparkLimitError
 from odh_spawner.spark import kube as spark_kube
 from tests.support.k8s_control_plane import crds_available, install_crds

@@ -1,4 +1,4 @@
-"""One lock, two runtimes: the virtualenv the local platform builds from an image's lock (odh_spawner.environments)
+"""One lock, two runtimes: the virtualenv the local platform builds from an image's lock (odh_spawner.host.environments)
 and a real server spawned from it through the hub.
 
 The minimal lock's environment is built in the default cache (/var/cache/odh-hub/envs as root, else
@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from odh_spawner.environments import MARKER, PROJECT_ROOT, LockEnvironments, parse_lock
+from odh_spawner.host.environments import MARKER, PROJECT_ROOT, LockEnvironments, parse_lock
 from tests.support.fixtures import process_env, server_pid
 from tests.support.kernel import Kernel
 from tests.support.profiles import profile
@@ -166,7 +166,7 @@ def test_a_build_failure_leaves_nothing_and_fails_the_spawn_clearly(login, confi
     bad.write_text(f"# a lock that cannot be installed ({time.time()})\nsix==0.0.0.0.1\n")
     os.chmod(tmp_path, 0o755)
     envs = LockEnvironments(cache_dir=str(tmp_path / "cache"))
-    from odh_spawner.environments import EnvBuildError
+    from odh_spawner.host.environments import EnvBuildError
 
     with pytest.raises(EnvBuildError, match="install the lock failed"):
         envs.ensure(str(bad), log=print)

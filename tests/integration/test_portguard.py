@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from odh_spawner.localplatform.portguard import PortGuard
+from odh_spawner.host.portguard import PortGuard
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="nftables rules need root (CI runs as root)")
 

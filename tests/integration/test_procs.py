@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from odh_spawner.spark import procs
+from odh_spawner.host import procs
 from tests.support.wait import wait_for
 
 # The main thread leaves with the raw exit(2) system call (only that thread ends); a second thread keeps the

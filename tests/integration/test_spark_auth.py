@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from odh_spawner import localusers
+from odh_spawner.host import users as localusers
 from odh_spawner.spark import LocalSparkCluster, auth, procs
 from odh_spawner.spark.daemon import fetch_master_json
 from odh_spawner.spark.state import read_state

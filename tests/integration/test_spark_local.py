@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, SparkStartError,
                                SparkUsage, check_request, current_usage, reap_orphans, spark_memory, stop_cluster)
 from odh_spawner.spark import procs

@@ -9,7 +9,7 @@ import requests
 import yaml
 
 from odh_spawner.localplatform.ceph import CephCluster
-from odh_spawner.spark import procs
+from odh_spawner.host import procs
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT

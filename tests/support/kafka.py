@@ -17,7 +17,7 @@ import time
 import pytest
 
 from odh_spawner.localplatform.kafka import KafkaBroker, answers
-from odh_spawner.localplatform.ports import free_port
+from odh_spawner.host.ports import free_port
 
 TANSU_CONSUMER = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 

@@ -102,7 +102,7 @@ async def kube_spawner(k8s_control_plane, k8s_namespace, monkeypatch):
     admin kubeconfig of the real control plane, in the test's namespace."""
     import kubespawner.clients
 
-    from odh_spawner.kube_spawner import OdhKubeSpawner
+    from odh_spawner.spawners.kube import OdhKubeSpawner
 
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", k8s_control_plane.kubeconfig)
     monkeypatch.setattr(kubespawner.clients, "_client_cache", {})  # clients of earlier tests point elsewhere

@@ -26,7 +26,7 @@ def document(*profiles) -> dict:
 
 def hub_environments(path) -> None:
     """Rewrite a copy of a profile file so every profile runs locally in the hub's own Python environment: the
-    demo profiles name image locks, whose environments take a build (odh_spawner.environments) that tests
+    demo profiles name image locks, whose environments take a build (odh_spawner.host.environments) that tests
     spawning with the demo profiles must not pay; tests/integration/test_lock_environments.py covers locks."""
     import yaml
 

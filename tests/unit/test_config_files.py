@@ -8,8 +8,8 @@ from traitlets.config import Config
 from odh_spawner.cli import main
 from odh_spawner.localplatform.hubconfig import configure
 from odh_spawner.localplatform.settings import SettingsError, load_settings, parse_settings
-from odh_spawner.passwords import hash_password, verify_password
-from odh_spawner.users import UserFileError, load_users, parse_users
+from odh_spawner.auth.passwords import hash_password, verify_password
+from odh_spawner.auth.users import UserFileError, load_users, parse_users
 from tests.conftest import ROOT
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
@@ -115,5 +115,5 @@ def test_entry_points_registered():
     from importlib.metadata import entry_points
 
     eps = {ep.name: ep.value for ep in entry_points(group="jupyterhub.spawners")}
-    assert eps["odh-local"] == "odh_spawner.local_spawner:OdhLocalSpawner"
-    assert eps["odh-kube"] == "odh_spawner.kube_spawner:OdhKubeSpawner"
+    assert eps["odh-local"] == "odh_spawner.spawners.local:OdhLocalSpawner"
+    assert eps["odh-kube"] == "odh_spawner.spawners.kube:OdhKubeSpawner"

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 from traitlets import TraitError
 
-from odh_spawner import kube_client
+from odh_spawner.kube import client as kube_client
 from odh_spawner.deploy import kube, manifests
 from odh_spawner.deploy.model import Deployment
 from tests.support.kube import K8S_VERSION

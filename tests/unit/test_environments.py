@@ -1,14 +1,14 @@
-"""The pure parts of lock environments (odh_spawner.environments) and the profile field that names a lock."""
+"""The pure parts of lock environments (odh_spawner.host.environments) and the profile field that names a lock."""
 
 import os
 
 import pytest
 
-from odh_spawner.environments import (PROJECT_ROOT, Lock, LockError, env_key, files_digest, install_commands,
+from odh_spawner.host.environments import (PROJECT_ROOT, Lock, LockError, env_key, files_digest, install_commands,
                                       lock_envs_of, parse_lock, resolve_lock_path, server_env)
 from odh_spawner.errors import ProfileError
-from odh_spawner.profiles import LocalEnvironment, load_profiles, parse_profiles
-from odh_spawner.resolve import resolve
+from odh_spawner.profiles.format import LocalEnvironment, load_profiles, parse_profiles
+from odh_spawner.profiles.resolve import resolve
 from tests.support.profiles import document, profile
 
 pytestmark = pytest.mark.unit
@@ -169,7 +169,7 @@ def test_check_config_reads_the_locks_profiles_name(tmp_path, capsys):
 
 def test_notebook_files_follow_the_wheels_package_list(tmp_path):
     """What goes into a lock environment is what images/notebook-ext/pyproject.toml says the wheel ships."""
-    from odh_spawner.environments import EnvBuildError, notebook_files
+    from odh_spawner.host.environments import EnvBuildError, notebook_files
 
     (tmp_path / "images/notebook-ext").mkdir(parents=True)
     (tmp_path / "images/notebook-ext/pyproject.toml").write_text(

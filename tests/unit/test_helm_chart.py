@@ -29,7 +29,7 @@ from jupyterhub.objects import Hub
 from traitlets.config.loader import PyFileConfigLoader
 
 from odh_spawner.kubeplatform.hubconfig import HubSettingsError, configure
-from odh_spawner.profiles import load_profiles
+from odh_spawner.profiles.format import load_profiles
 from tests.support.helm import CHART, VALUES_FILES, HelmError, by_kind_name, helm, template
 from tests.support.kube import Group, HubUser, serialize, write_kubeconfig
 
@@ -345,7 +345,7 @@ def offline_kube(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("values", VALUES_FILES, ids=ids)
 async def test_rendered_hub_config_loads_and_builds_valid_user_pods(values, tmp_path, offline_kube):
-    from odh_spawner.kube_spawner import OdhKubeSpawner
+    from odh_spawner.spawners.kube import OdhKubeSpawner
 
     docs = rendered(values)
     root, env, pod = _mounted(tmp_path, docs, {"access_key": "AK", "secret_key": "SK", "AWS_ACCESS_KEY_ID": "AK",

@@ -104,7 +104,7 @@ def test_the_server_extension_refuses_bad_requests_before_forwarding():
 
 
 def test_topics_of_a_kafka_that_does_not_answer_are_a_503_with_a_message():
-    from odh_spawner.localplatform.ports import free_port
+    from odh_spawner.host.ports import free_port
     from server_extension.ingestions import list_topics
 
     with pytest.raises(BadRequest) as e:

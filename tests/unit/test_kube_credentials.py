@@ -7,7 +7,7 @@ import pytest
 from odh_spawner.credentials import S3Credentials, rgw_uid, secret_name
 from odh_spawner.credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from tests.support.kube import validate
-from tests.unit.test_kube_pod import make_spawner, pod_for  # noqa: F401 - fixture
+from tests.unit.test_kube_pods import make_spawner, pod_for  # noqa: F401 - fixture
 
 CREDS = S3Credentials("AKIAEXAMPLEACCESS", "very-secret-key-0123456789", "http://rgw.ceph:8080")
 

@@ -4,7 +4,7 @@ import pytest
 
 from odh_spawner.localplatform.ceph import ADMIN_UID, CephError, ClusterRecord, ObjectStore, ceph_conf
 from odh_spawner.localplatform.settings import SettingsError, load_settings, parse_settings
-from odh_spawner.localplatform.supervise import RestartBudget, exit_text
+from odh_spawner.host.supervise import RestartBudget, exit_text
 from odh_spawner.naming import rgw_uid
 from tests.unit.test_config_files import DEMO_DIR
 

@@ -1,6 +1,6 @@
 """The nftables rules guarding model servers' loopback ports (pure parts)."""
 
-from odh_spawner.localplatform.portguard import ruleset, table_name
+from odh_spawner.host.portguard import ruleset, table_name
 
 
 def test_table_names_are_per_platform_and_nft_safe():

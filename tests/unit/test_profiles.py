@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from odh_spawner.errors import ProfileError
-from odh_spawner.profiles import load_profiles, parse_profiles, parse_profiles_yaml
+from odh_spawner.profiles.format import load_profiles, parse_profiles, parse_profiles_yaml
 from tests.conftest import ROOT
 from tests.support.profiles import DIGEST, document, profile
 

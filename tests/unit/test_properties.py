@@ -4,9 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odh_spawner.errors import OptionsError
-from odh_spawner.form import options_from_form
-from odh_spawner.resolve import SpawnPlan, resolve
-from tests.unit.test_resolve import PROFILES
+from odh_spawner.profiles.form import options_from_form
+from odh_spawner.profiles.resolve import SpawnPlan, resolve
+from tests.unit.test_profile_resolve import PROFILES
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
                     st.text(max_size=20), st.sampled_from(["open", "ds", "gpu", "small", "large", "1", "2Gi"]))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from odh_spawner.errors import OptionsError
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import SparkLimitError, SparkLimits, SparkUsage, parse_master_json
 from odh_spawner.spark.api import DISABLED, ClusterLimits, check_scale_request, cluster_state, status_json
 from odh_spawner.spark.state import ClusterState, ProcessRecord, read_state, user_clusters, write_state

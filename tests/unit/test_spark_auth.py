@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odh_spawner.localusers import SystemUser
+from odh_spawner.host.users import SystemUser
 from odh_spawner.naming import user_slug
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import auth, kube
 from odh_spawner.spark.errors import SparkError
 from odh_spawner.spark.adopt import user_from_record as _user_from_record

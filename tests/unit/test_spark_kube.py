@@ -12,7 +12,7 @@ import pytest
 from tests.support.kube import unknown_fields
 import yaml
 
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import kube
 from odh_spawner.spark.naming import SLUG_MAX, cluster_slug, label_value
 

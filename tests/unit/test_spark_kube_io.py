@@ -5,8 +5,9 @@ import jsonpatch
 import pytest
 from traitlets import TraitError
 
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import kube, kube_io
+from odh_spawner.spawners import kube_spark
 from odh_spawner.spark.limits import SparkUsage
 
 GI = 2**30
@@ -83,12 +84,12 @@ class FakeSpawner:  # only the two traits mount_notebook_conf touches
 
 def test_the_notebook_pod_mounts_its_clusters_conf_once():
     sp = FakeSpawner()
-    kube_io.mount_notebook_conf(sp, spec())
-    kube_io.mount_notebook_conf(sp, spec())  # a second start of the same server: replaced, not added
+    kube_spark.mount_notebook_conf(sp, spec())
+    kube_spark.mount_notebook_conf(sp, spec())  # a second start of the same server: replaced, not added
     assert [v["name"] for v in sp.volumes] == ["data", "spark-auth"]
     assert sp.volumes[1]["secret"]["secretName"] == "spark-alice-auth"
     assert sp.volume_mounts[1] == {"name": "spark-auth", "mountPath": "/etc/odh/spark", "readOnly": True}
-    kube_io.mount_notebook_conf(sp, None)  # now without a standalone cluster
+    kube_spark.mount_notebook_conf(sp, None)  # now without a standalone cluster
     assert [v["name"] for v in sp.volumes] == ["data"] and [m["name"] for m in sp.volume_mounts] == ["data"]
 
 

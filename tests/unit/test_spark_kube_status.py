@@ -8,7 +8,7 @@ import jsonpatch
 import kubernetes_validate
 import pytest
 
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import kube
 from odh_spawner.spark.api import ClusterLimits
 from odh_spawner.spark.kube_status import anchor_info, connect_status, master_ui_base, standalone_status

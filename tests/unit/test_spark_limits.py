@@ -5,7 +5,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from odh_spawner.errors import ForbiddenOption, OptionsError
-from odh_spawner.resolve import SparkRequest
+from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import SparkLimitError, SparkLimits, SparkUsage, check_request, check_scale
 
 GI = 2**30

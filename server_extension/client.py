@@ -3,7 +3,7 @@
 Inside a notebook it needs no arguments: it talks to its own server (JUPYTERHUB_SERVICE_URL) with the
 server's token (JUPYTERHUB_API_TOKEN). Transfers stream; uploads go in parts with bounded memory.
 
-    from server_extension.client import BucketClient
+    from odh_hub import BucketClient
     c = BucketClient()
     c.create_bucket("data")
     c.upload("data", "raw/big.csv", "big.csv")

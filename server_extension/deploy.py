@@ -1,6 +1,6 @@
 """Deploy a model from a notebook in one call, and manage its deployments.
 
-    from server_extension.deploy import deploy
+    from odh_hub import deploy
     d = deploy(model, name="churn", sample=X_test[:1])   # uploading -> creating -> starting -> ready
     d.url, d.predict(X_test[:5])
     d.redeploy(model_v2); d.rollback(); d.delete()

@@ -1,6 +1,6 @@
 """ipywidgets for deployments: a Deploy button under a trained model, and a list of your deployments.
 
-    from server_extension.deploy_widget import DeployButton, DeploymentsList
+    from odh_hub import DeployButton, DeploymentsList
     DeployButton(model, name="churn", sample=X_test[:1])
     DeploymentsList()
 """

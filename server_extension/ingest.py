@@ -1,6 +1,6 @@
 """Stream a Kafka topic into your own bucket, from a notebook, and watch it.
 
-    from server_extension.ingest import ingest, ingestion, ingestions, produce_sample
+    from odh_hub import ingest, ingestion, ingestions, produce_sample
     produce_sample("clicks", 10_000)                       # try it out: sample records into a topic
     ing = ingest(topic="clicks", bucket="raw", prefix="clicks/", format="parquet",
                  flush_records=10_000, flush_seconds=60, partition_by="hour")   # shows the plan first

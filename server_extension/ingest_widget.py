@@ -1,6 +1,6 @@
 """An ipywidgets form for Kafka ingestion: fill it in, see the plan, submit, then watch it live.
 
-    from server_extension.ingest_widget import IngestForm
+    from odh_hub import IngestForm
     IngestForm(topic="clicks", bucket="raw")          # the plan updates as you type; Start submits
     IngestForm.attach("clicks-raw")                   # watch (and pause/resume/stop/delete) an existing one
 

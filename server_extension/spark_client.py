@@ -2,10 +2,10 @@
 
 Inside a notebook it needs no arguments: it talks to its own server with the server's token.
 
-    from server_extension.spark_client import spark_status, scale, restart
+    from odh_hub import spark_status, scale_spark, restart_spark
     spark_status()["workers_alive"]
-    scale(3)          # waits until the new workers are ALIVE; OdhApiError(403) above your limit
-    restart()
+    scale_spark(3)          # waits until the new workers are ALIVE; OdhApiError(403) above your limit
+    restart_spark()
 
 The status is a dict: enabled, state ('running', 'starting', 'stopped'), master_url, ui_url (the Spark UI
 through your server), workers_alive, workers_requested, max_workers, cores, cores_used, memory_mb,

@@ -1,6 +1,6 @@
 """An ipywidgets panel for the notebook's Spark cluster.
 
-    from server_extension.spark_widget import SparkClusterWidget
+    from odh_hub import SparkClusterWidget
     SparkClusterWidget()
 
 Shows the master URL, workers alive/requested, cores and memory in use, running applications and a link to

@@ -1,6 +1,6 @@
 """An ipywidgets bucket browser for notebook cells.
 
-    from server_extension.widgets import BucketBrowser
+    from odh_hub import BucketBrowser
     BucketBrowser()
 
 Browse buckets and folders a page at a time, upload (in parts, with a progress bar), download to the

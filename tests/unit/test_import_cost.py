@@ -48,3 +48,35 @@ def test_the_notebook_images_locks_carry_the_same_fix():
             lines = {line.split("#")[0].strip().lower() for line in f}
         assert pin in lines, f"{lock} does not pin {pin}"
         assert not any(line.startswith("rfc3987-syntax") for line in lines), f"{lock} has rfc3987-syntax"
+
+
+HEAVY = ("boto3", "botocore", "pandas", "pyspark", "pyarrow", "jupyter_server", "ipywidgets", "confluent_kafka")
+
+
+def test_the_short_user_import_is_cheap_until_used():
+    """`from odh_hub import ...` (the notebooks' name for the client API) imports nothing heavy, and neither do
+    its names until they are used; the first use of a name loads what it needs, and it is the real object."""
+    modules = imported_after("import odh_hub\nfrom odh_hub import deploy, ingest, buckets, spark\n"
+                             "assert callable(deploy) and callable(ingest)")
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert "server_extension.deploy" in modules and "server_extension.ingest" in modules
+    assert not heavy, f"importing odh_hub pulled in {heavy}"
+    assert "server_extension.client" in modules  # the HTTP client only (requests), not the S3 one
+
+
+def test_the_short_import_names_the_real_objects():
+    import odh_hub
+    from server_extension import client, deploy, ingest, spark_client
+
+    assert odh_hub.deploy is deploy.deploy and odh_hub.ingest is ingest.ingest
+    assert odh_hub.BucketClient is client.BucketClient and odh_hub.buckets.BucketClient is client.BucketClient
+    assert odh_hub.scale_spark is spark_client.scale and odh_hub.spark.status is spark_client.spark_status
+    assert set(odh_hub.__all__) <= set(dir(odh_hub))
+    for name in odh_hub.__all__:  # every advertised name resolves (widgets included)
+        assert getattr(odh_hub, name) is not None
+    try:
+        odh_hub.no_such_name
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")

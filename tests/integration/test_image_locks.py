@@ -123,5 +123,9 @@ def _notebook_lock_installs_and_the_extensions_load(image, tmp_path):
     labs = run(venv / "bin" / "jupyter", "labextension", "list", env=env)
     assert re.search(r"@odh-hub/labextension v\S+ enabled\s+OK", labs), labs
     assert "jupyterhub-singleuser" in os.listdir(venv / "bin")
+    # the short name users import (server_extension/odh_hub/, installed as odh_hub by the wheel's package-dir)
+    out = run(py, "-c", "import odh_hub, odh_hub.spark, odh_hub.buckets; from odh_hub import deploy, ingest, "
+                        "BucketClient; print('odh_hub ok', odh_hub.__file__)")
+    assert "odh_hub ok" in out and "site-packages/odh_hub/__init__.py" in out, out
     if image == "spark":
         assert "pyspark ok" in run(py, "-c", "import pyspark; print('pyspark ok')")

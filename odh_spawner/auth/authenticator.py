@@ -6,12 +6,13 @@ either way (`Authenticator.manage_groups`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
-from odh_spawner.auth.passwords import verify_password
+from odh_spawner.auth.passwords import decoy_hash, verify_password
 from odh_spawner.auth.users import LocalUser, load_users
 
 
@@ -42,10 +43,15 @@ class OdhFileAuthenticator(Authenticator):
         return self._cache[1]
 
     async def authenticate(self, handler, data):
+        """The same work and the same answer for an unknown user as for a known one with a wrong password (a
+        password is checked against a decoy hash of the default cost), so neither the time nor the message tells
+        which names exist; the hash runs in a thread, off the hub's event loop (PBKDF2 releases the GIL)."""
         name = (data or {}).get("username", "")
         password = (data or {}).get("password", "")
         user = self.users().get(self.normalize_username(name)) if isinstance(name, str) else None
-        if user is None or not isinstance(password, str) or not verify_password(password, user.password_hash):
+        encoded = user.password_hash if user is not None else decoy_hash()
+        ok = await asyncio.to_thread(verify_password, password if isinstance(password, str) else "", encoded)
+        if user is None or not isinstance(password, str) or not ok:
             self.log.warning("Failed login for %r", name[:64] if isinstance(name, str) else "?")
             return None
         return {"name": user.name, "groups": list(user.groups), "admin": user.admin}

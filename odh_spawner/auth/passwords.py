@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -16,6 +17,13 @@ def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | 
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     b64 = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
     return f"{ALGORITHM}${iterations}${b64(salt)}${b64(digest)}"
+
+
+@functools.cache
+def decoy_hash() -> str:
+    """Checked instead of a real hash when the user is unknown: the same cost as a hash made with the defaults,
+    and no password matches it (its digest is of a random secret thrown away). Made once, on first use."""
+    return hash_password(base64.b64encode(os.urandom(24)).decode())
 
 
 def _unb64(s: str) -> bytes:

@@ -99,7 +99,7 @@ export const DEFAULT_FLUSH_SECONDS = 60;
 
 /** The key prefix as the platform stores it ('' or 'a/b/'), or null when it is not a valid prefix. */
 export function normalizePrefix(prefix: string): string | null {
-  if (prefix.length > 512 || prefix.startsWith('/') || /[\u0000-\u001f]/.test(prefix)) {
+  if (prefix.length > 512 || prefix.startsWith('/') || !/^[A-Za-z0-9._=/-]*$/.test(prefix)) {
     return null;
   }
   const parts = prefix.split('/').filter(p => p);
@@ -132,7 +132,7 @@ export function settingsProblem(s: IIngestSettings): { field: string; message: s
     return { field: 'bucket', message: 'Enter a bucket name (3–63 lowercase letters, digits, "." and "-").' };
   }
   if (normalizePrefix(s.prefix) === null) {
-    return { field: 'prefix', message: 'A prefix has no leading "/", no "." or ".." folder and at most 512 characters.' };
+    return { field: 'prefix', message: 'A prefix uses letters, digits and ".", "_", "=", "-", "/" only, with no leading "/", no "." or ".." folder and at most 512 characters.' };
   }
   if (!FORMATS.includes(s.format)) {
     return { field: 'format', message: `The format is one of ${FORMATS.join(', ')}.` };

@@ -14,6 +14,9 @@ PARTITION_BY = (None, "hour")
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# a key prefix reaches object keys, worker configuration and, on Strimzi, a connector's configuration, where
+# `${...}` would be resolved by Kafka Connect with its own credentials: only these characters
+PREFIX_CHARS = re.compile(r"[A-Za-z0-9._=/-]*")
 MAX_FLUSH_RECORDS = 1_000_000
 MAX_FLUSH_SECONDS = 3600
 DEFAULT_FLUSH_RECORDS = 10_000
@@ -92,9 +95,9 @@ def normalize_prefix(prefix) -> str:
     if not isinstance(prefix, str) or len(prefix) > 512:
         raise IngestError("prefix must be a string of at most 512 characters.")
     parts = [p for p in prefix.split("/") if p]
-    if prefix.startswith("/") or any(p in (".", "..") for p in parts) or any(ord(c) < 32 for c in prefix):
-        raise IngestError(f"prefix {prefix[:60]!r} is not a valid key prefix (no leading '/', '.', '..' or "
-                          "control characters).")
+    if prefix.startswith("/") or any(p in (".", "..") for p in parts) or not PREFIX_CHARS.fullmatch(prefix):
+        raise IngestError(f"prefix {prefix[:60]!r} is not a valid key prefix: use letters, digits and '.', '_', "
+                          "'=', '-', '/' only, with no leading '/' and no '.' or '..' folder.")
     return "/".join(parts) + "/" if parts else ""
 
 

@@ -175,6 +175,15 @@ def test_names_and_groups_are_injective_and_safe():
     assert group_id("alice", "clicks") == "odh-ingest.alice.clicks"
     assert group_id("Bob.Smith", "c") != group_id("bob-smith", "c")
     assert normalize_prefix(None) == "" and normalize_prefix("x") == "x/"
+    assert normalize_prefix("clicks/date=2026-12-07/v1.2_a") == "clicks/date=2026-12-07/v1.2_a/"
+
+
+@pytest.mark.parametrize("prefix", ["${secrets:odh/odh-s3:secret_key}/", "a b/", "a\nb", "caf\u00e9/", "a;b", "/a",
+                                    "a/../b", "./a", "a%2F/", "a:b/", "~x/"])
+def test_a_prefix_takes_only_safe_characters(prefix):
+    """`${secrets:...}` in a prefix would be resolved by Kafka Connect (Strimzi) with its own credentials."""
+    with pytest.raises(IngestError, match="not a valid key prefix"):
+        normalize_prefix(prefix)
 
 
 # -- records, worker config, hints -------------------------------------------------------------------------

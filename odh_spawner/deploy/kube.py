@@ -16,6 +16,7 @@ with `exponential_backoff` while the API does not answer (the pattern of kubespa
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from functools import partial
 from urllib.parse import urlsplit
@@ -226,6 +227,48 @@ class KubeServingBackend(KubeApiSettings):
         components that must call them ({"namespaceSelector": {"matchLabels": {...}}}).""",
     )
 
+    network_policy_egress_to = List(
+        [],
+        config=True,
+        help="""NetworkPolicy peers that are the object store (e.g. {"namespaceSelector": {"matchLabels":
+        {"kubernetes.io/metadata.name": "rook-ceph"}}}). When set, the model-serving pods may reach only these
+        (on `network_policy_egress_ports`) and DNS (on `network_policy_dns_ports`): users' models run there and
+        must not call out. Empty: egress is not restricted. On the command line, one JSON object per
+        `--KubeServingBackend.network_policy_egress_to=...`.""",
+    )
+
+    @validate("network_policy_egress_to")
+    def _peers(self, proposal):
+        peers = []
+        for peer in proposal["value"]:
+            if isinstance(peer, str):  # from the command line (the chart): one JSON object each
+                try:
+                    peer = json.loads(peer)
+                except ValueError:
+                    raise TraitError(f"network_policy_egress_to: not JSON: {peer[:80]!r}") from None
+            if not isinstance(peer, dict) or not peer:
+                raise TraitError("network_policy_egress_to: each peer is a NetworkPolicy peer (a mapping).")
+            peers.append(peer)
+        return peers
+
+    @validate("network_policy_egress_ports", "network_policy_dns_ports")
+    def _ports(self, proposal):
+        """Port numbers (from the command line they arrive as text)."""
+        ports = []
+        for port in proposal["value"]:
+            if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+                raise TraitError(f"{proposal['trait'].name}: {str(port)[:20]!r} is not a port number.")
+            ports.append(int(port))
+        return ports
+    network_policy_egress_ports = List(
+        [80], config=True,
+        help="TCP ports of the object store, for `network_policy_egress_to` (empty: any port of those peers).",
+    )
+    network_policy_dns_ports = List(
+        [53], config=True,
+        help="Ports of the cluster DNS the model-serving pods may reach (UDP and TCP) when egress is restricted.",
+    )
+
     def __init__(self, proxy=None, public_url: str = "", **kw):
         super().__init__(**kw)  # no proxy routes on Kubernetes: the operator exposes the model
         if public_url:
@@ -320,7 +363,8 @@ class KubeServingBackend(KubeApiSettings):
             return manifests.serving_network_policy(
                 self.namespace, kind, platform_pod_labels=self.platform_pod_labels,
                 platform_namespace=self.platform_namespace or None, pod_selector=self.serving_pod_selector or None,
-                extra_from=self.network_policy_extra_from)
+                extra_from=self.network_policy_extra_from, egress_to=self.network_policy_egress_to,
+                egress_ports=self.network_policy_egress_ports, dns_ports=self.network_policy_dns_ports)
         except ValueError as e:
             self.log.warning("No NetworkPolicy for %s model servers: %s", kind, e)
             return None

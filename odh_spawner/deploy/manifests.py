@@ -166,6 +166,18 @@ def rclone_storage_secret(owner: str, namespace: str, *, access_key: str, secret
     return _storage_secret(storage_secret_name(owner), owner, namespace, env, labels)
 
 
+# Users' pickles run in the model-serving pods: no ServiceAccount token, not root, no capabilities, no privilege
+# escalation, the runtime's default seccomp profile (the operators' own init containers keep their settings).
+POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+
+
+def _locked_pod_spec(container: dict) -> dict:
+    """Pod-spec fields every model-serving pod gets, with its model container `container` (name, resources)."""
+    return {"automountServiceAccountToken": False, "securityContext": dict(POD_SECURITY),
+            "containers": [{**container, "securityContext": json.loads(json.dumps(CONTAINER_SECURITY))}]}
+
+
 def seldon_deployment(owner: str, name: str, namespace: str, *, model_uri: str, framework: str, secret_name: str,
                       version: int, resources: dict | None = None, labels: dict | None = None) -> dict:
     """A SeldonDeployment serving one sklearn/MLflow model from S3 with MLServer (protocol v2)."""
@@ -181,8 +193,8 @@ def seldon_deployment(owner: str, name: str, namespace: str, *, model_uri: str, 
             "children": [],
         },
     }
-    if resources:
-        predictor["componentSpecs"] = [{"spec": {"containers": [{"name": name, "resources": resources}]}}]
+    container = {"name": name, **({"resources": resources} if resources else {})}
+    predictor["componentSpecs"] = [{"spec": _locked_pod_spec(container)}]  # merged by name with Seldon's
     return {
         "apiVersion": SELDON_API_VERSION,
         "kind": "SeldonDeployment",
@@ -264,11 +276,13 @@ def inference_service(owner: str, name: str, namespace: str, *, model_uri: str, 
                    "storageUri": model_uri}
     if resources:
         model["resources"] = resources
+    model["securityContext"] = json.loads(json.dumps(CONTAINER_SECURITY))
     return {
         "apiVersion": KSERVE_API_VERSION,
         "kind": "InferenceService",
         "metadata": _deployment_metadata(owner, name, namespace, version, labels),
-        "spec": {"predictor": {"serviceAccountName": service_account, "model": model}},
+        "spec": {"predictor": {"serviceAccountName": service_account, "automountServiceAccountToken": False,
+                               "securityContext": dict(POD_SECURITY), "model": model}},
     }
 
 
@@ -347,12 +361,16 @@ NETWORK_POLICY_NAME = "odh-model-serving"
 
 def serving_network_policy(namespace: str, kind: str, *, platform_pod_labels: dict,
                            platform_namespace: str | None = None, pod_selector: dict | None = None,
-                           extra_from: list | None = None) -> dict:
+                           extra_from: list | None = None, egress_to: list | None = None,
+                           egress_ports: list | None = None, dns_ports: list | None = None) -> dict:
     """A NetworkPolicy that lets only the platform service's pods (its model gateway) — and the peers in
     `extra_from`, e.g. the operator's own ingress components an admin needs — reach the model-serving pods of
     `kind` in `namespace`; every other ingress to them is dropped, so a deployment's only way in is the
     gateway, which checks credentials. `pod_selector` overrides the kind's default selector (required for
-    "seldon-v2"). `platform_namespace` is needed when the platform runs in another namespace."""
+    "seldon-v2"). `platform_namespace` is needed when the platform runs in another namespace.
+
+    With `egress_to` (the object store's peers, reachable on `egress_ports`) the pods' egress is restricted too:
+    to those peers and to DNS on `dns_ports`, nothing else (a model cannot call out with what it holds)."""
     selector = pod_selector if pod_selector is not None else SERVING_POD_SELECTORS.get(kind)
     if selector is None:
         raise ValueError(f"no default selector for the model-serving pods of {kind!r}: give pod_selector (the "
@@ -369,7 +387,15 @@ def serving_network_policy(namespace: str, kind: str, *, platform_pod_labels: di
                      "labels": {**MANAGED_BY, "app.kubernetes.io/component": "model-serving"}},
         "spec": {
             "podSelector": selector,
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"] if egress_to else ["Ingress"],
             "ingress": [{"from": [platform, *(extra_from or [])]}],
+            **({"egress": _egress(egress_to, egress_ports or [], dns_ports or [])} if egress_to else {}),
         },
     }
+
+
+def _egress(peers: list, ports: list, dns_ports: list) -> list:
+    rules = [{"to": list(peers), **({"ports": [{"port": p, "protocol": "TCP"} for p in ports]} if ports else {})}]
+    if dns_ports:
+        rules.insert(0, {"ports": [{"port": p, "protocol": proto} for p in dns_ports for proto in ("UDP", "TCP")]})
+    return rules

@@ -65,6 +65,11 @@ METADATA = {
 }
 
 
+# users' pickles run in these pods: locked down (issue 18)
+LOCKED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+LOCKED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def test_seldon_deployment_literal():
     assert seldon(resources=RESOURCES) == {
         "apiVersion": "machinelearning.seldon.io/v1",
@@ -77,7 +82,10 @@ def test_seldon_deployment_literal():
                 "replicas": 1,
                 "graph": {"name": "iris", "implementation": "SKLEARN_SERVER", "modelUri": URI,
                           "envSecretRefName": "odh-model-storage-alice", "children": []},
-                "componentSpecs": [{"spec": {"containers": [{"name": "iris", "resources": RESOURCES}]}}],
+                "componentSpecs": [{"spec": {
+                    "automountServiceAccountToken": False, "securityContext": LOCKED_POD,
+                    "containers": [{"name": "iris", "resources": RESOURCES, "securityContext": LOCKED_CONTAINER}],
+                }}],
             }],
         },
     }
@@ -86,7 +94,10 @@ def test_seldon_deployment_literal():
 def test_seldon_deployment_mlflow_without_resources_and_extra_labels():
     sdep = seldon(framework="mlflow", labels={"team": "a"})
     (predictor,) = sdep["spec"]["predictors"]
-    assert predictor["graph"]["implementation"] == "MLFLOW_SERVER" and "componentSpecs" not in predictor
+    assert predictor["graph"]["implementation"] == "MLFLOW_SERVER"
+    assert predictor["componentSpecs"] == [{"spec": {  # locked down even without resources
+        "automountServiceAccountToken": False, "securityContext": LOCKED_POD,
+        "containers": [{"name": "iris", "securityContext": LOCKED_CONTAINER}]}}]
     assert sdep["metadata"]["labels"] == {**METADATA["labels"], "team": "a"}
 
 
@@ -107,8 +118,10 @@ def test_inference_service_literal():
         "metadata": METADATA,
         "spec": {"predictor": {
             "serviceAccountName": "odh-model-serving-alice",
+            "automountServiceAccountToken": False,
+            "securityContext": LOCKED_POD,
             "model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2", "runtime": "kserve-mlserver",
-                      "storageUri": URI, "resources": RESOURCES},
+                      "storageUri": URI, "resources": RESOURCES, "securityContext": LOCKED_CONTAINER},
         }},
     }
 
@@ -562,3 +575,44 @@ def test_serving_network_policy_is_valid_kubernetes(kind, k8s):
                                       platform_namespace="platform",
                                       extra_from=[{"namespaceSelector": {"matchLabels": {"x": "y"}}}])
     kubernetes_validate.validate(policy, k8s, strict=True)
+
+
+RGW = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "rook-ceph"}}}
+
+
+def test_serving_network_policy_restricts_egress_to_the_object_store_and_dns():
+    policy = m.serving_network_policy("odh", "kserve", platform_pod_labels={"a": "b"}, egress_to=[RGW],
+                                      egress_ports=[80, 7480], dns_ports=[53])
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["egress"] == [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"to": [RGW], "ports": [{"port": 80, "protocol": "TCP"}, {"port": 7480, "protocol": "TCP"}]},
+    ]
+    open_policy = m.serving_network_policy("odh", "kserve", platform_pod_labels={"a": "b"})
+    assert open_policy["spec"]["policyTypes"] == ["Ingress"] and "egress" not in open_policy["spec"]
+
+
+@pytest.mark.parametrize("k8s", ["1.30", K8S_VERSION])
+def test_serving_network_policy_with_egress_is_valid_kubernetes(k8s):
+    policy = m.serving_network_policy("odh", "seldon", platform_pod_labels={"a": "b"}, egress_to=[RGW],
+                                      egress_ports=[80], dns_ports=[53])
+    kubernetes_validate.validate(policy, k8s, strict=True)
+
+
+def test_the_serving_backend_reads_egress_peers_and_ports_from_the_command_line():
+    from traitlets import TraitError
+    from traitlets.config import Config
+
+    from odh_spawner.deploy.kube import KubeServingBackend
+
+    c = Config()
+    c.KubeServingBackend.network_policy_egress_to = ['{"namespaceSelector": {"matchLabels": {"a": "b"}}}']
+    c.KubeServingBackend.network_policy_egress_ports = ["80", 7480]
+    backend = KubeServingBackend(config=c)
+    assert backend.network_policy_egress_to == [{"namespaceSelector": {"matchLabels": {"a": "b"}}}]
+    assert backend.network_policy_egress_ports == [80, 7480] and backend.network_policy_dns_ports == [53]
+    for bad in (["not json"], ["[]"], [{}]):
+        with pytest.raises(TraitError, match="network_policy_egress_to"):
+            KubeServingBackend(network_policy_egress_to=bad)
+    with pytest.raises(TraitError, match="not a port number"):
+        KubeServingBackend(network_policy_egress_ports=["http"])

@@ -446,6 +446,19 @@ def test_rendered_platform_args_configure_the_platform_service(values):
     assert backend.resources == serving.get("resources", {})
     if serving.get("servingPodSelector"):
         assert backend.serving_pod_selector == serving["servingPodSelector"]
+    # the model-serving pods reach only the object store and DNS when NetworkPolicies are on
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
+    storage = {**chart_values["storage"], **(values_doc.get("storage") or {})}
+    policies = {**chart_values["networkPolicy"], **(values_doc.get("networkPolicy") or {})}
+    if policies["enabled"] and storage["enabled"] and storage["networkPeers"]:
+        assert backend.network_policy_egress_to == storage["networkPeers"]
+        assert backend.network_policy_egress_ports == storage["ports"]
+        assert backend.network_policy_dns_ports == policies["dnsPorts"]
+        policy = backend.network_policy_manifest("kserve")
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert [r.get("to") for r in policy["spec"]["egress"]] == [None, storage["networkPeers"]]
+    else:
+        assert backend.network_policy_egress_to == []
     # the platform's pods carry the labels the serving NetworkPolicy lets through
     labels = dep[0]["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in backend.platform_pod_labels.items())

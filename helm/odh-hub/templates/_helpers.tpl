@@ -195,6 +195,18 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 {{- end }}
 {{- end }}
 - --KubeServingBackend.network_policy={{ if .Values.networkPolicy.enabled }}True{{ else }}False{{ end }}
+{{- if and .Values.networkPolicy.enabled .Values.storage.enabled .Values.storage.networkPeers }}
+{{- /* model-serving pods reach only the object store and DNS */}}
+{{- range .Values.storage.networkPeers }}
+- {{ printf "--KubeServingBackend.network_policy_egress_to=%s" (toJson .) | quote }}
+{{- end }}
+{{- range .Values.storage.ports }}
+- --KubeServingBackend.network_policy_egress_ports={{ . }}
+{{- end }}
+{{- range .Values.networkPolicy.dnsPorts }}
+- --KubeServingBackend.network_policy_dns_ports={{ . }}
+{{- end }}
+{{- end }}
 {{- if .Values.spark.enabled }}
 - --PlatformService.spark_clusters_class=odh_spawner.platform.kube_spark.KubeSparkClusters
 - --KubeSparkClusters.namespace={{ .Release.Namespace }}

@@ -230,9 +230,14 @@ async def test_kserve_inference_service(k8s_control_plane, k8s_namespace, make_b
     sa = get(cp, core(ns, "serviceaccounts", "odh-model-serving-alice"))
     assert {"name": "odh-kserve-storage-alice"} in sa["secrets"]
     isvc = get(cp, cr_path(ns, ISVC, "alice--iris"))
-    assert isvc["spec"] == {"predictor": {"serviceAccountName": "odh-model-serving-alice", "model": {
-        "modelFormat": {"name": "sklearn"}, "protocolVersion": "v2", "runtime": "kserve-mlserver",
-        "storageUri": v.model_uri, "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}}}
+    # stored as built (the CRD's structural schema prunes nothing): locked-down pod fields included
+    assert isvc["spec"] == {"predictor": {
+        "serviceAccountName": "odh-model-serving-alice", "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "model": {"modelFormat": {"name": "sklearn"}, "protocolVersion": "v2", "runtime": "kserve-mlserver",
+                  "storageUri": v.model_uri, "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+                  "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                      "runAsNonRoot": True}}}}
 
     # a second bring-up replaces the Secret with the user's current keys
     await bring_up_with_operator(cp, ns, backend, d, d.add_version(v.model_uri, "sklearn"), ISVC, ready)

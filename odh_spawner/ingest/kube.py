@@ -96,7 +96,8 @@ class KubeIngestBackend(KubeApiSettings):
         False, config=True,
         help="""("strimzi" mode) Create, per ingestion, a Role allowing `get` on that ingestion's Secret only and a
         RoleBinding of it to connect_service_account (then this service needs create/delete on roles and
-        rolebindings in connect_namespace). False (the chart's choice): the admin lets the Connect pods read
+        rolebindings in connect_namespace, and `get` on Secrets there: Kubernetes lets a Role grant only what
+        its creator holds). False (the chart's choice): the admin lets the Connect pods read
         Secrets in connect_namespace (the chart does, with a Role of its own).""")
     strimzi_api_version = Enum(
         list(ks.STRIMZI_API_VERSIONS), default_value="v1", config=True,

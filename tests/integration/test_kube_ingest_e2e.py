@@ -28,7 +28,7 @@ from odh_spawner.ingest.manager import IngestionManager
 from odh_spawner.ingest.spec import IngestionNotFound
 from odh_spawner.ingest.store import IngestionStore
 from tests.integration.test_ingest_worker import s3_for
-from tests.integration.test_kube_real_ingest import DEPLOYMENT_RULES
+from tests.support.chart_rbac import ingest_rules
 from tests.support.kafka import create_topic, produce
 from tests.support.kube_real import apps, core, get, kubelet, make_identity, wait_until  # noqa: F401
 
@@ -89,7 +89,7 @@ async def test_ingestion_runs_as_a_deployment_and_lands_exactly_once(
     create_topic(kafka_broker.bootstrap, "kube-clicks", 2)
     await asyncio.to_thread(produce, kafka_broker.bootstrap, "kube-clicks", N)
 
-    _, kubeconfig = make_identity(cp, ns, "odh-platform", DEPLOYMENT_RULES, tmp_path)
+    _, kubeconfig = make_identity(cp, ns, "odh-platform", ingest_rules("deployment"), tmp_path)
     backend = KubeIngestBackend(kubeconfig=kubeconfig, namespace=ns, worker_image="quay.io/odh/hub:test",
                                 offsets_interval=0, request_timeout=5, retry_timeout=10)
     manager = IngestionManager(backend, IngestionStore(str(tmp_path / "records")), lambda owner: store.ensure(owner),

@@ -1,7 +1,7 @@
 """Kafka ingestion on Kubernetes (KubeIngestBackend) against the real API server (tests/support/k8s_control_plane.py)
 with the upstream Strimzi KafkaConnector CRD (0.51.0: v1 and v1beta2 served) installed from ../shared/crds.
 
-The backend runs with a ServiceAccount bound to the chart's Role for its mode (DEPLOYMENT_RULES, STRIMZI_RULES),
+The backend runs with a ServiceAccount bound to the chart's own rendered Role for its mode (chart_rbac.ingest_rules),
 so these tests also show that Role suffices. The server validates every object (Deployment, Secret, Role,
 RoleBinding, and the KafkaConnector against the CRD's schema, pruning what it does not declare: stored == built
 shows nothing was dropped). No kubelet runs containers (the test kubelet only reports pods Running), and no Kafka
@@ -20,6 +20,7 @@ from odh_spawner.ingest.kube import KubeIngestBackend
 from odh_spawner.ingest.model import Ingestion
 from odh_spawner.ingest.spec import build_spec
 from tests.support.k8s_control_plane import crds_available, install_crds
+from tests.support.chart_rbac import ingest_rules
 from tests.support.kube_real import apps, core, get, group, kubelet, make_identity, names, wait_until  # noqa: F401
 
 ACCESS, SECRET = "AKIAINGESTALICE42", "alice/ingest+secret=key"
@@ -27,22 +28,11 @@ CREDS = S3Credentials(ACCESS, SECRET, "http://rgw.ceph.svc:8080")
 CRD_FILES = ["kafkaconnectors.kafka.strimzi.io.yaml"]
 pytestmark = pytest.mark.skipif(not crds_available(*CRD_FILES),
                                 reason="upstream CRDs not found beside the repo (../shared/crds)")
-# the chart's Roles for the platform service's ingestions (helm/odh-hub/templates/rbac.yaml), per mode
-SECRETS = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "delete"]}
-DEPLOYMENT_RULES = [
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "update", "patch",
-                                                                    "delete"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    SECRETS,
-]
-STRIMZI_RULES = [
-    {"apiGroups": ["kafka.strimzi.io"], "resources": ["kafkaconnectors"],
-     "verbs": ["get", "list", "create", "patch", "delete"]},
-    SECRETS,
-]
-# what manage_connect_rbac needs on top (not granted by the chart)
+# what manage_connect_rbac needs on top (not granted by the chart): RBAC objects, and `get` on Secrets, which the
+# per-ingestion Role grants the Connect pods (the API server lets a Role grant only what its creator holds)
 CONNECT_RBAC_RULES = [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-                       "verbs": ["create", "update", "delete"]}]
+                       "verbs": ["create", "update", "delete"]},
+                      {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
 RBAC = "rbac.authorization.k8s.io/v1"
 
 
@@ -98,7 +88,7 @@ def can(cp, ns: str, user: str, verb: str, resource: str, name: str) -> bool:
 async def test_worker_deployment_runs_pauses_reports_and_is_deleted(k8s_control_plane, k8s_namespace, make_backend,
                                                                      kubelet):  # noqa: F811
     cp, ns = k8s_control_plane, k8s_namespace
-    backend = make_backend(DEPLOYMENT_RULES)
+    backend = make_backend(ingest_rules("deployment"))
     alice, bob = ingestion(), ingestion(owner="Alice.B", format="parquet", flush_records=500)
     rt = await backend.start(alice, CREDS, "kafka.odh.svc:9092")
     rt_bob = await backend.start(bob, CREDS, "kafka.odh.svc:9092")
@@ -173,7 +163,7 @@ async def test_worker_deployment_runs_pauses_reports_and_is_deleted(k8s_control_
 async def test_kafka_connector_applied_paused_reported_and_deleted(k8s_control_plane, k8s_namespace, make_backend,
                                                                    version, manage_rbac):
     cp, ns = k8s_control_plane, k8s_namespace
-    rules = STRIMZI_RULES + (CONNECT_RBAC_RULES if manage_rbac else [])
+    rules = ingest_rules("strimzi") + (CONNECT_RBAC_RULES if manage_rbac else [])
     backend = make_backend(rules, ingest_mode="strimzi", strimzi_api_version=version, manage_connect_rbac=manage_rbac)
     alice = ingestion(partition_by="hour", flush_seconds=30)
     bob = ingestion(owner="bob", format="parquet")

@@ -1,6 +1,6 @@
 """Least privilege, enforced by the real API server's RBAC authorizer (tests/support/k8s_control_plane.py): the
 hub (OdhKubeSpawner) and the platform service (KubeServingBackend, KubeSparkClusters) run with ServiceAccount
-tokens bound to namespaced Roles like the Helm chart's (tests/support/kube_real.py HUB_RULES, PLATFORM_RULES),
+tokens bound to the Helm chart's own rendered Roles (tests/support/chart_rbac.py: hub_rules, platform_rules),
 not with the admin token. What they need is allowed; anything else (other namespaces' Secrets, cluster-scoped
 objects, RBAC objects, exec into pods) is forbidden (403). An API that refuses becomes a message for users."""
 
@@ -16,7 +16,8 @@ from odh_spawner.deploy.model import BackendFailed, Deployment
 from odh_spawner.naming import secret_name
 from odh_spawner.platform.kube_spark import KubeSparkClusters
 from tests.support.k8s_control_plane import crds_available, install_crds
-from tests.support.kube_real import (HUB_RULES, PLATFORM_RULES, core, create_bound_pvc, get, kube_spawner,  # noqa
+from tests.support.chart_rbac import hub_rules, platform_rules
+from tests.support.kube_real import (core, create_bound_pvc, get, kube_spawner,  # noqa
                                      kubelet, make_identity, names, wait_until)
 
 SECRET = "alice/very+secret=key"
@@ -42,7 +43,7 @@ def forbidden(cp, token: str, method: str, path: str, body=None) -> bool:
 async def test_the_hub_spawns_with_its_service_account_and_may_do_nothing_else(
         k8s_control_plane, k8s_namespace, kube_spawner, kubelet, ceph, other_namespace, tmp_path):  # noqa: F811
     cp, ns = k8s_control_plane, k8s_namespace
-    token, kubeconfig = make_identity(cp, ns, "odh-hub", HUB_RULES, tmp_path)
+    token, kubeconfig = make_identity(cp, ns, "odh-hub", hub_rules(), tmp_path)
     pv = create_bound_pvc(cp, ns, "data-alice")
     try:
         sp = kube_spawner(kubeconfig=kubeconfig, OdhStorage={"admin_endpoint": ceph.endpoint,
@@ -86,7 +87,7 @@ async def test_the_platform_service_serves_and_scales_with_its_service_account(
         k8s_control_plane, k8s_namespace, kube_spawner, kubelet, other_namespace, tmp_path):  # noqa: F811
     cp, ns = k8s_control_plane, k8s_namespace
     install_crds(cp, [SDEP_CRD])
-    token, kubeconfig = make_identity(cp, ns, "odh-platform", PLATFORM_RULES, tmp_path)
+    token, kubeconfig = make_identity(cp, ns, "odh-platform", platform_rules(), tmp_path)
     backend = KubeServingBackend(kubeconfig=kubeconfig, namespace=ns, poll_interval=0.05, ready_timeout=10,
                                  request_timeout=5, retry_timeout=10)
     try:
@@ -132,7 +133,7 @@ async def test_a_refused_secret_becomes_a_user_safe_message(k8s_control_plane, k
     """Ported from the emulator (where a 403 was scripted): here RBAC really refuses."""
     cp, ns = k8s_control_plane, k8s_namespace
     caplog.set_level(logging.DEBUG, logger="traitlets")
-    rules = [r for r in PLATFORM_RULES if "secrets" not in r["resources"]]
+    rules = [r for r in platform_rules() if "secrets" not in r["resources"]]
     _, kubeconfig = make_identity(cp, ns, "no-secrets", rules, tmp_path)
     backend = KubeServingBackend(kubeconfig=kubeconfig, namespace=ns, request_timeout=5, retry_timeout=10)
     try:
@@ -151,7 +152,7 @@ async def test_a_refused_spark_cluster_deletes_its_anchor_and_tells_the_user(
         k8s_control_plane, k8s_namespace, kube_spawner, kubelet, tmp_path):  # noqa: F811
     """Ported from the emulator: a hub Role without Deployments; the real API answers 403."""
     cp, ns = k8s_control_plane, k8s_namespace
-    rules = [r for r in HUB_RULES if "deployments" not in r["resources"]]
+    rules = [r for r in hub_rules() if "deployments" not in r["resources"]]
     _, kubeconfig = make_identity(cp, ns, "no-deployments", rules, tmp_path)
     sp = kube_spawner(kubeconfig=kubeconfig)
     await sp._apply_odh_options(sp, {"profile": "datascience", "spark": True})
@@ -174,7 +175,7 @@ async def test_a_refused_scale_becomes_a_503_message(k8s_control_plane, k8s_name
     from odh_spawner.platform.spark_handlers import SparkUnavailable
 
     cp, ns = k8s_control_plane, k8s_namespace
-    rules = [({**r, "verbs": ["get"]} if "deployments" in r["resources"] else r) for r in PLATFORM_RULES]
+    rules = [({**r, "verbs": ["get"]} if "deployments" in r["resources"] else r) for r in platform_rules()]
     _, kubeconfig = make_identity(cp, ns, "no-patch", rules, tmp_path)
     pv = create_bound_pvc(cp, ns, "data-alice")
     clusters = KubeSparkClusters(kubeconfig=kubeconfig, namespace=ns, request_timeout=5, retry_timeout=10,

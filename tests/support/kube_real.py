@@ -132,25 +132,6 @@ async def kube_spawner(k8s_control_plane, k8s_namespace, monkeypatch):
 
 # -- RBAC: the least-privilege Roles the Helm chart gives the hub and the platform service ------------------------
 # (namespaced; only the kinds each creates or reads; tests/integration/test_kube_real_rbac.py shows they suffice)
-HUB_RULES = [
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
-    {"apiGroups": ["sparkoperator.k8s.io"], "resources": ["sparkconnects"], "verbs": ["get", "create", "patch"]},
-]
-PLATFORM_RULES = [
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
-    {"apiGroups": ["sparkoperator.k8s.io"], "resources": ["sparkconnects"], "verbs": ["get", "patch"]},
-    {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["create", "update", "delete"]},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["create", "update"]},
-    {"apiGroups": ["machinelearning.seldon.io", "mlops.seldon.io", "serving.kserve.io"],
-     "resources": ["seldondeployments", "models", "inferenceservices"],
-     "verbs": ["get", "list", "create", "patch", "delete"]},
-]
 
 
 def make_identity(cp, ns: str, name: str, rules: list[dict], directory) -> tuple[str, str]:

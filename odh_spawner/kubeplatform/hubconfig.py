@@ -147,6 +147,8 @@ def _spawner(c, s: Mapping, ns: str) -> None:
         c.KubeSpark.cluster_type = spark.get("clusterType", "standalone")
         c.KubeSpark.spark_class = spark.get("sparkClass", "spark-class")
         c.KubeSpark.spark_version = spark.get("sparkVersion", "4.3.0")
+        # a NetworkPolicy per cluster: only its own pods, its owner's notebook pod and the platform reach it
+        c.KubeSpark.network_policy = bool((s.get("networkPolicy") or {}).get("enabled", False))
         limits = spark.get("limits") or {}
         if "maxWorkers" in limits:
             c.SparkLimits.max_workers = int(limits["maxWorkers"])

@@ -68,6 +68,7 @@ class KubeSparkSpec:
     cluster_type: str = "standalone"  # or "spark-connect"
     ui_proxy_url: str = ""  # the path under which the user's server proxies the master UI: Spark reverse-proxy mode
     limits: str = ""  # the limits the cluster was started under (spark.api.ClusterLimits JSON), for later scaling
+    platform_pod_labels: dict = field(default_factory=dict)  # the platform service's pods (read the master's UI)
 
     @property
     def slug(self) -> str:
@@ -343,6 +344,33 @@ def worker_deployment(spec: KubeSparkSpec) -> dict:
         "volumeMounts": [TMP_MOUNT],
     }
     return _deployment(spec, names(spec.user, spec.server)["worker"], "spark-worker", r.workers, container)
+
+
+NOTEBOOK_LABEL = "odh-hub/spark-instance"  # on the owner's notebook pod: the cluster's instance name
+
+
+def notebook_labels(spec: KubeSparkSpec) -> dict[str, str]:
+    """The label the owner's notebook pod carries: the only pod outside the cluster its NetworkPolicy admits."""
+    return {NOTEBOOK_LABEL: names(spec.user, spec.server)["instance"]}
+
+
+def network_policy(spec: KubeSparkSpec) -> dict:
+    """Who may reach the cluster's pods (master, workers, a SparkConnect server): its own pods, its owner's
+    notebook pod (`notebook_labels`), and the platform service's pods on the master's UI port only (they read
+    its status); no other pod, so a colleague's pod can neither submit to it nor reach Spark Connect or the UIs."""
+    instance = {"app.kubernetes.io/name": "spark", "app.kubernetes.io/instance": names(spec.user, spec.server)[
+        "instance"]}
+    ingress = [{"from": [{"podSelector": {"matchLabels": dict(instance)}},
+                         {"podSelector": {"matchLabels": notebook_labels(spec)}}]}]
+    if spec.platform_pod_labels:
+        ingress.append({"from": [{"podSelector": {"matchLabels": dict(spec.platform_pod_labels)}}],
+                        "ports": [{"port": MASTER_UI_PORT, "protocol": "TCP"}]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec, names(spec.user, spec.server)["instance"], "spark-network-policy"),
+        "spec": {"podSelector": {"matchLabels": instance}, "policyTypes": ["Ingress"], "ingress": ingress},
+    }
 
 
 def standalone_manifests(spec: KubeSparkSpec, secret: str) -> list[dict]:

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Enum, Float, Integer, TraitError, Unicode, Union, validate
+from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import LoggingConfigurable
 
 from odh_spawner.tasks import gather_all
@@ -62,6 +62,19 @@ class KubeSpark(LoggingConfigurable):
         config=True,
         help="Memory of the standalone master pod: bytes or a quantity like '1Gi'.",
     )
+    network_policy = Bool(
+        True,
+        config=True,
+        help="""Give each cluster a NetworkPolicy (owned by its anchor) admitting only the cluster's own pods, its
+        owner's notebook pod and, on the master's UI port, the platform service's pods (`platform_pod_labels`):
+        a colleague's pod can neither submit to the cluster nor reach Spark Connect or the UIs. Needs a network
+        plugin that enforces NetworkPolicies (the chart sets it from networkPolicy.enabled).""",
+    )
+    platform_pod_labels = Dict(
+        {"app.kubernetes.io/name": "odh-hub", "app.kubernetes.io/component": "platform"},
+        config=True,
+        help="Labels of the platform service's pods, which read the standalone master's status on its UI port.",
+    )
     delete_propagation = Enum(
         ["Foreground", "Background"],
         default_value="Foreground",
@@ -81,11 +94,13 @@ class KubeSpark(LoggingConfigurable):
 
 @dataclass(frozen=True)
 class Apis:
-    """The API clients the cluster objects need (kubernetes_asyncio CoreV1Api, AppsV1Api, CustomObjectsApi)."""
+    """The API clients the cluster objects need (kubernetes_asyncio CoreV1Api, AppsV1Api, CustomObjectsApi,
+    NetworkingV1Api)."""
 
     core: Any
     apps: Any
     custom: Any
+    net: Any = None  # NetworkingV1Api: for the cluster's NetworkPolicy
 
 
 @dataclass(frozen=True)
@@ -95,14 +110,17 @@ class Timeouts:
 
 
 # -- pure helpers --------------------------------------------------------------------------------------------------
-def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str, secret: str = "") -> list[dict]:
+def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str, secret: str = "",
+                    network_policy: bool = True) -> list[dict]:
     """The objects the anchor owns, in creation order (`spec.anchor_uid` must be set; `secret`: the standalone
-    cluster's spark.authenticate secret)."""
+    cluster's spark.authenticate secret); with `network_policy`, the cluster's NetworkPolicy first, so that no
+    pod of the cluster is ever reachable by others."""
+    policy = [kube.network_policy(spec)] if network_policy else []
     if cluster_type == "spark-connect":
-        return [kube.spark_connect(spec)]
+        return [*policy, kube.spark_connect(spec)]
     if not secret:
         raise ValueError("a standalone cluster needs its secret (spark.auth.new_secret())")
-    return kube.standalone_manifests(spec, secret)
+    return [*policy, *kube.standalone_manifests(spec, secret)]
 
 
 def notebook_env(spec: kube.KubeSparkSpec, cluster_type: str) -> dict[str, str]:
@@ -172,7 +190,8 @@ class Calls:
 
 
 def _calls(apis: Apis, kind: str) -> Calls:
-    """The calls for the kinds a cluster is made of (anchor ConfigMap, Deployment, Service, SparkConnect)."""
+    """The calls for the kinds a cluster is made of (anchor ConfigMap, Deployment, Service, Secret, NetworkPolicy,
+    SparkConnect)."""
     if kind == "ConfigMap":
         c = apis.core
         return Calls(c.create_namespaced_config_map, c.read_namespaced_config_map, c.patch_namespaced_config_map)
@@ -185,6 +204,10 @@ def _calls(apis: Apis, kind: str) -> Calls:
     if kind == "Secret":
         c = apis.core
         return Calls(c.create_namespaced_secret, c.read_namespaced_secret, c.patch_namespaced_secret)
+    if kind == "NetworkPolicy":
+        n = apis.net
+        return Calls(n.create_namespaced_network_policy, n.read_namespaced_network_policy,
+                     n.patch_namespaced_network_policy)
     if kind == "SparkConnect":
         custom, (group, version, plural) = apis.custom, SPARK_CONNECT
         return Calls(
@@ -278,7 +301,7 @@ async def patch_object(apis: Apis, kind: str, namespace: str, name: str, patch: 
 
 async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str, t: Timeouts, log,
                         progress: Callable[[str], None] = lambda message: None,
-                        secret: str = "") -> kube.KubeSparkSpec:
+                        secret: str = "", network_policy: bool = True) -> kube.KubeSparkSpec:
     """Create the anchor, then the objects it owns, those at once. Returns `spec` with the anchor's uid. When an
     owned object cannot be created (or the start is cancelled) the anchor is deleted again, taking the rest with
     it."""
@@ -287,7 +310,7 @@ async def start_cluster(apis: Apis, spec: kube.KubeSparkSpec, cluster_type: str,
     uid = await _retry(partial(_anchor_attempt, apis, anchor, t), f"the ConfigMap {name}", t, log,
                        "Your previous Spark cluster is still being removed; try again in a minute.")
     spec = replace(spec, anchor_uid=uid)
-    manifests = owned_manifests(spec, cluster_type, secret)
+    manifests = owned_manifests(spec, cluster_type, secret, network_policy)
     progress("Creating " + ", ".join(f"the {m['kind']} {m['metadata']['name']}" for m in manifests))
     try:  # they need the anchor, not each other
         await gather_all([_retry(partial(_owned_attempt, apis, m, t), f"the {m['kind']} {m['metadata']['name']}",

@@ -21,7 +21,8 @@ from odh_spawner.spark.naming import legacy_cluster_slug
 def spawner_apis(spawner) -> Apis:
     from kubespawner.clients import shared_client
 
-    return Apis(core=spawner.api, apps=shared_client("AppsV1Api"), custom=shared_client("CustomObjectsApi"))
+    return Apis(core=spawner.api, apps=shared_client("AppsV1Api"), custom=shared_client("CustomObjectsApi"),
+                net=shared_client("NetworkingV1Api"))
 
 
 def spawner_timeouts(spawner) -> Timeouts:
@@ -40,6 +41,7 @@ def spec_for(spawner, plan, s3_secret: str, settings: KubeSpark, limits=None) ->
         tolerations=tuple(toleration_manifests(plan)), cluster_type=settings.cluster_type,
         ui_proxy_url=spawner.spark_ui_path() if settings.cluster_type == "standalone" else "",
         limits=json.dumps(limits.to_json()) if limits is not None else "",
+        platform_pod_labels=dict(settings.platform_pod_labels) if settings.network_policy else {},
     )
 
 
@@ -55,6 +57,8 @@ async def prepare_for_spawner(spawner, plan, s3_secret: str, limits) -> tuple[di
                                                           spawner.log))
     standalone = settings.cluster_type == "standalone"
     mount_notebook_conf(spawner, spec if standalone else None)
+    # the notebook pod is the one pod outside the cluster that its NetworkPolicy admits
+    spawner.extra_labels = {**spawner.extra_labels, **kube.notebook_labels(spec)}
 
     async def create() -> None:
         r = plan.spark
@@ -62,7 +66,7 @@ async def prepare_for_spawner(spawner, plan, s3_secret: str, limits) -> tuple[di
                                  f"and {format_memory(r.worker_memory)} each")
         await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
                             progress=lambda message: spawner.odh_progress(50, message),
-                            secret=auth.new_secret() if standalone else "")
+                            secret=auth.new_secret() if standalone else "", network_policy=settings.network_policy)
         spawner.odh_progress(55, "Spark cluster created; Kubernetes is starting its pods")
 
     return notebook_env(spec, settings.cluster_type), create

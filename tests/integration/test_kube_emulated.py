@@ -346,8 +346,9 @@ async def test_kube_spawner_spark_cluster_lives_and_dies_with_the_server(emulato
 
     # order: the anchor before what it owns (those at once); the notebook pod is created beside the cluster
     posts = [path for method, path, _ in emulator.sent if method == "POST"]
-    owned = ["/api/v1/namespaces/odh/secrets", "/apis/apps/v1/namespaces/odh/deployments",
-             "/api/v1/namespaces/odh/services", "/apis/apps/v1/namespaces/odh/deployments"]
+    owned = ["/apis/networking.k8s.io/v1/namespaces/odh/networkpolicies", "/api/v1/namespaces/odh/secrets",
+             "/apis/apps/v1/namespaces/odh/deployments", "/api/v1/namespaces/odh/services",
+             "/apis/apps/v1/namespaces/odh/deployments"]
     assert sorted(posts) == sorted(["/api/v1/namespaces/odh/configmaps", *owned, "/api/v1/namespaces/odh/pods"])
     anchor_at = posts.index("/api/v1/namespaces/odh/configmaps")
     assert all(i > anchor_at for i, path in enumerate(posts) if path in owned), posts

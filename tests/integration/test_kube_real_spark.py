@@ -36,7 +36,8 @@ def everything_of(cp, ns: str) -> dict[str, list[str]]:
     out = {}
     for kind, path in (("configmaps", core(ns, "configmaps")), ("secrets", core(ns, "secrets")),
                        ("services", core(ns, "services")), ("pods", core(ns, "pods")),
-                       ("deployments", apps(ns, "deployments")), ("replicasets", apps(ns, "replicasets"))):
+                       ("deployments", apps(ns, "deployments")), ("replicasets", apps(ns, "replicasets")),
+                       ("networkpolicies", group("networking.k8s.io/v1", ns, "networkpolicies"))):
         found = [n for n in names(cp, path) if n != "kube-root-ca.crt" and not n.startswith("default-token-")]
         if found:
             out[kind] = found
@@ -68,6 +69,16 @@ async def test_the_cluster_lives_with_the_server_and_is_garbage_collected_after(
         obj = get(cp, (apps if api == "apps" else core)(ns, plural, name))
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["name"], ref["uid"]) == ("ConfigMap", "spark-anchor-alice", uid)
+    # the cluster's NetworkPolicy (stored by the real server, owned by the anchor) admits its own pods and the
+    # pod carrying alice's cluster label, which her notebook pod, and only hers, has
+    policy = get(cp, group("networking.k8s.io/v1", ns, "networkpolicies", "spark-alice"))
+    (ref,) = policy["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"]) == ("ConfigMap", "spark-anchor-alice", uid)
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "spark",
+                                                            "app.kubernetes.io/instance": "spark-alice"}
+    assert {"podSelector": {"matchLabels": {"odh-hub/spark-instance": "spark-alice"}}} in \
+        policy["spec"]["ingress"][0]["from"]
+    assert pod["metadata"]["labels"]["odh-hub/spark-instance"] == "spark-alice"
     # the real Deployment controller made ReplicaSets and pods; the scheduler bound them; the test kubelet made
     # them ready: 1 master + 2 workers ready
     await wait_until(lambda: (get(cp, apps(ns, "deployments", "spark-alice-worker"))["status"].get(

@@ -125,6 +125,8 @@ def test_rbac_is_least_privilege(values):
     expected = {"pods", "events", "secrets"}
     if spark:
         expected |= {"configmaps", "sparkconnects"} if connect else {"configmaps", "services", "deployments"}
+        if (values_doc.get("networkPolicy") or {}).get("enabled", True):
+            expected |= {"networkpolicies"}  # each Spark cluster's own
     assert hub == expected
     platform = (values_doc.get("platform") or {}).get("enabled", True)
     serving = [r for r in roles.values() if r["metadata"]["name"].endswith("-platform-serving")]

@@ -217,3 +217,37 @@ def test_an_invalid_spark_connect_is_caught(sparkconnect_crd):
     bad["spec"]["executor"]["cores"] = "two"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_the_clusters_network_policy_admits_only_its_pods_its_owners_notebook_and_the_platform():
+    s = spec(server="gpu", platform_pod_labels={"app.kubernetes.io/component": "platform"})
+    policy = kube.network_policy(s)
+    instance = {"app.kubernetes.io/name": "spark", "app.kubernetes.io/instance": "spark-alice---gpu"}
+    assert policy["metadata"]["name"] == "spark-alice---gpu"
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid  # collected with the anchor
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": instance},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"podSelector": {"matchLabels": instance}},
+                      {"podSelector": {"matchLabels": {"odh-hub/spark-instance": "spark-alice---gpu"}}}]},
+            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "platform"}}}],
+             "ports": [{"port": 8080, "protocol": "TCP"}]},
+        ],
+    }
+    assert kube.notebook_labels(s) == {"odh-hub/spark-instance": "spark-alice---gpu"}
+    # every pod of the cluster is selected; a colleague's notebook label never matches
+    for m in all_manifests(s):
+        if m["kind"] == "Deployment":
+            assert instance.items() <= m["spec"]["template"]["metadata"]["labels"].items()
+    assert kube.notebook_labels(spec(user="bob", server="gpu")) != kube.notebook_labels(s)
+    assert len(kube.network_policy(spec())["spec"]["ingress"]) == 1  # no platform labels: no platform rule
+
+
+@pytest.mark.parametrize("user,server", [("alice", ""), ("Jane.Doe@example.org", "my server"), ("a" * 80, "b" * 80)])
+def test_the_network_policy_is_valid_kubernetes(user, server):
+    policy = kube.network_policy(spec(user=user, server=server, platform_pod_labels={"a": "b"}))
+    kubernetes_validate.validate(policy, K8S, strict=True)
+    assert DNS_LABEL.match(policy["metadata"]["name"])
+    (label,) = kube.notebook_labels(spec(user=user, server=server)).values()
+    assert len(label) <= 63 and DNS_LABEL.match(label)  # a valid label value

@@ -30,9 +30,12 @@ def anchor(user="alice", server="", workers=2, deleting=False, **kw) -> dict:
 def test_owned_manifests_per_cluster_type():
     s = spec()
     assert [m["kind"] for m in kube_io.owned_manifests(s, "standalone", "s3cr3t")] == \
+        ["NetworkPolicy", "Secret", "Deployment", "Service", "Deployment"]  # the policy before any pod
+    assert [m["kind"] for m in kube_io.owned_manifests(s, "standalone", "s3cr3t", network_policy=False)] == \
         ["Secret", "Deployment", "Service", "Deployment"]
-    (sc,) = kube_io.owned_manifests(s, "spark-connect")
+    policy, sc = kube_io.owned_manifests(s, "spark-connect")
     assert sc["kind"] == "SparkConnect" and sc["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid
+    assert policy["kind"] == "NetworkPolicy" and policy["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid
     with pytest.raises(ValueError, match="anchor_uid is required"):
         kube_io.owned_manifests(spec(anchor_uid=""), "standalone", "s3cr3t")
     with pytest.raises(ValueError, match="needs its secret"):

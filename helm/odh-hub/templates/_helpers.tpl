@@ -150,6 +150,7 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
   "kafka" (dict "bootstrap" $v.kafka.bootstrap)
   "platform" (dict "enabled" $v.platform.enabled "url" (include "odh-hub.platformUrl" .))
   "spark" $v.spark
+  "networkPolicy" (dict "enabled" $v.networkPolicy.enabled)
   "culler" $v.culler
   "singleuser" (dict
     "uid" $v.singleuser.uid

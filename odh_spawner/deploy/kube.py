@@ -52,7 +52,7 @@ def cr_state(cr: dict, superseded: dict | None = None) -> dict:
     no agreement between clocks.)"""
     state = manifests.deployment_state(cr)
     stale = {"state": "Creating", "url": state["url"],
-             "message": "the operator has not yet picked up the new version"}
+             "message": "The operator has not yet picked up the new version."}
     generation = (cr.get("metadata") or {}).get("generation")
     observed = (cr.get("status") or {}).get("observedGeneration")
     if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
@@ -162,7 +162,7 @@ class KubeServingBackend(KubeApiSettings):
         url = proposal["value"].rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}")
+            raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}.")
         return url
 
     ready_timeout = Float(
@@ -401,9 +401,9 @@ class KubeServingBackend(KubeApiSettings):
             if state["state"] == AVAILABLE:
                 return state
             if state["state"] == FAILED:
-                raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+                raise BackendFailed(f"The {label} failed: {(state['message'] or 'no reason given').rstrip('.')}.")
             if loop.time() >= deadline:
-                detail = f": {state['message']}" if state["message"] else ""
+                detail = f": {state['message'].rstrip('.')}" if state["message"] else ""
                 raise BackendFailed(f"The model did not become ready within {self.ready_timeout:g} s (the "
                                     f"{label} is still {state['state']}{detail}).")
             await asyncio.sleep(self.poll_interval)
@@ -488,7 +488,7 @@ class KubeServingBackend(KubeApiSettings):
         if state["state"] == AVAILABLE:
             self._serve_at(d, self._url(kind, state))
             return None
-        detail = f": {state['message']}" if state["message"] else ""
+        detail = f": {state['message'].rstrip('.')}" if state["message"] else ""
         return f"The {label} is {state['state']}{detail}."
 
     async def recover(self, d: Deployment, v: Version) -> None:
@@ -502,7 +502,7 @@ class KubeServingBackend(KubeApiSettings):
             raise BackendFailed(f"The {label} {name} was missing and has been created again; it is starting.")
         state = self._cr_state(cr)
         if state["state"] == FAILED:
-            raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+            raise BackendFailed(f"The {label} failed: {(state['message'] or 'no reason given').rstrip('.')}.")
         if state["state"] != AVAILABLE:
             raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
         self._serve_at(d, self._url(kind, state))

@@ -302,7 +302,7 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
         ({"name": "ok", "model_uri": "http://x/y"}, 400, "s3://"),
         ({"name": "ok", "model_uri": "s3://x/y/", "framework": "tensorflow"}, 400, "Unsupported model framework"),
         ({"name": "ok"}, 400, "give the model"),
-        ({"name": "ok", "path": "../../etc/passwd"}, 404, "no such file"),
+        ({"name": "ok", "path": "../../etc/passwd"}, 404, "No such file"),
         ({"name": "ok", "bogus": 1}, 400, "unknown field"),
     ]
     for body, status, words in cases:

@@ -33,7 +33,7 @@ Where the user can do something, a message says what ("…; try again later.", "
 Sizes: bytes are written in IEC binary units with a space and at most one decimal, trailing `.0` dropped
 (`512 B`, `2 KiB`, `1.5 GiB`), by `odh_spawner.quantities.format_bytes` in Python (the notebook side ships that
 module) and `formatBytes` in labextension/src/units.ts. Kubernetes quantities (`2Gi`, `format_memory`) appear only
-where they are Kubernetes fields.
+where they are Kubernetes fields, or where a message quotes the syntax of a setting written that way (`like '2Gi'`).
 """
 
 from __future__ import annotations

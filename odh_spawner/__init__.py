@@ -4,7 +4,8 @@ Rooms, lowest layer first (a module imports from its own room or a room of a low
 tests/unit/test_layout.py checks it, and that no import cycle exists, lazy imports included):
 
 0. shared basics, loose in this folder: `errors` (typed errors), `naming` (the one injective per-user slug),
-   `quantities` (CPU and memory sizes), `tasks` (asyncio helpers)
+   `quantities` (CPU and memory sizes; `format_bytes`, the one way sizes are written for people),
+   `tasks` (asyncio helpers)
 1. `profiles/`    what admins offer and what a user may ask for: format, resolve (pure), form, store
 2. `auth/`        who may log in: user file, passwords, authenticator
    `host/`        this machine: system users, cgroups, records, lock environments, ports, port guard, processes
@@ -22,7 +23,7 @@ Where a change goes: a new rule about what users may ask for goes to `profiles/`
 machine's users, processes or files to `host/`; Kubernetes plumbing used by more than one feature to `kube/`;
 a feature's own logic to its room in layer 4. The notebook side is `server_extension/` (users import it as
 `odh_hub`); of this package it uses only the pure ingestion rules (`ingest.spec`, `ingest.keys`,
-`ingest.encode`), which the notebook wheel ships.
+`ingest.encode`) and `quantities` (its one size formatter, `format_bytes`), which the notebook wheel ships.
 """
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ def __getattr__(name):
         from .app import OdhExtensionApp
 
         return OdhExtensionApp
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"Module {__name__!r} has no attribute {name!r}.")
 
 
 __all__ = ["OdhExtensionApp"]

@@ -59,7 +59,7 @@ class ApiClient:
                  session: requests.Session | None = None):
         base_url = base_url or os.environ.get("JUPYTERHUB_SERVICE_URL") or os.environ.get("ODH_SERVER_URL")
         if not base_url:
-            raise OdhApiError(0, "no server URL: pass base_url, or run inside a JupyterHub notebook server")
+            raise OdhApiError(0, "No server URL: pass base_url, or run inside a JupyterHub notebook server.")
         self.api = base_url.rstrip("/") + "/odh/api"
         self.token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.timeout = timeout
@@ -124,7 +124,7 @@ class BucketClient(ApiClient):
 
     def delete_prefix(self, bucket: str, prefix: str, confirm: bool = False) -> int:
         if not confirm:
-            raise OdhApiError(400, "deleting a prefix needs confirm=True")
+            raise OdhApiError(400, "Deleting a prefix needs confirm=True.")
         return self._json("DELETE", self._url(bucket, "objects"), params={"prefix": prefix, "confirm": "true"})["deleted"]
 
     @staticmethod
@@ -150,7 +150,7 @@ class BucketClient(ApiClient):
                 if isinstance(dest, str):
                     out.close()
         if done != total:
-            raise OdhApiError(0, f"download ended after {done} of {total} bytes")
+            raise OdhApiError(0, f"Download ended after {done} of {total} bytes.")
         return done
 
     def upload(self, bucket: str, key: str, source: str | BinaryIO, size: int | None = None,

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from odh_spawner.quantities import format_bytes
+
 from . import validate as v
 from .handlers import OdhHandler, api
 from .s3 import delete_prefix, ensure_bucket
@@ -34,20 +36,21 @@ class Platform:
 
     async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         if not self.url:
-            raise v.BadRequest("model deployment is not available on this platform (no platform service)", 503)
+            raise v.BadRequest("Model deployment is not available on this platform (no platform service); "
+                               "tell your platform admin.", 503)
         req = HTTPRequest(self.url + path, method=method, request_timeout=self.timeout,
                           headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
                           body=json.dumps(body) if body is not None else None, allow_nonstandard_methods=True)
         try:
             r = await AsyncHTTPClient().fetch(req, raise_error=False)
         except OSError:
-            raise v.BadRequest("the platform service is not reachable right now; try again in a minute", 503) from None
+            raise v.BadRequest("The platform service is not reachable right now; try again in a minute.", 503) from None
         try:
             data = json.loads(r.body) if r.body else {}
         except ValueError:
-            data = {"message": f"the platform service answered {r.code}"}
+            data = {"message": f"The platform service answered {r.code}."}
         if r.code == 599:
-            raise v.BadRequest("the platform service did not answer in time; try again", 504)
+            raise v.BadRequest("The platform service did not answer in time; try again.", 504)
         return r.code, data
 
 
@@ -56,7 +59,7 @@ def model_upload_plan(local_path: str, name: str) -> tuple[str, list[tuple[str, 
     if os.path.isdir(local_path):
         if not os.path.exists(os.path.join(local_path, "MLmodel")):
             raise v.BadRequest(f"{os.path.basename(local_path)!r} is a folder without an MLmodel file: "
-                               "deploy a .joblib/.pkl file or an MLflow model folder")
+                               "deploy a .joblib/.pkl file or an MLflow model folder.")
         files = []
         for root, _, names in os.walk(local_path):
             for n in names:
@@ -64,7 +67,7 @@ def model_upload_plan(local_path: str, name: str) -> tuple[str, list[tuple[str, 
                 files.append((full, os.path.relpath(full, local_path).replace(os.sep, "/")))
         return "mlflow", files
     if not local_path.endswith(MODEL_FILE_SUFFIXES):
-        raise v.BadRequest("deploy a scikit-learn model saved with joblib (.joblib, .pkl) or an MLflow model folder")
+        raise v.BadRequest("Deploy a scikit-learn model saved with joblib (.joblib, .pkl) or an MLflow model folder.")
     return "sklearn", [(local_path, "model.joblib")]
 
 
@@ -106,11 +109,11 @@ class DeploymentsBase(OdhHandler):
     def local_model(self, path) -> str:
         """A path inside this server's root directory."""
         if not isinstance(path, str) or not path or "\0" in path:
-            raise v.BadRequest("path must name a model file or folder of this server")
+            raise v.BadRequest("Path must name a model file or folder of this server.")
         root = os.path.realpath(self.settings.get("server_root_dir") or os.getcwd())
         full = os.path.realpath(os.path.join(root, path.lstrip("/")))
         if not (full == root or full.startswith(root + os.sep)) or not os.path.exists(full):
-            raise v.BadRequest(f"no such file or folder: {path[:200]}", 404)
+            raise v.BadRequest(f"No such file or folder: {path[:200]}.", 404)
         return full
 
     async def upload_model(self, name: str, path) -> dict:
@@ -120,11 +123,12 @@ class DeploymentsBase(OdhHandler):
         framework, files = model_upload_plan(local, name)
         size = sum(os.path.getsize(f) for f, _ in files)
         if size > app.max_model_upload:
-            raise v.BadRequest(f"the model is {size / 2**20:.1f} MiB; deployments take at most "
-                               f"{app.max_model_upload / 2**20:.0f} MiB", 413)
+            raise v.BadRequest(f"The model is {format_bytes(size)}; deployments take at most "
+                               f"{format_bytes(app.max_model_upload)}.", 413)
         bucket = app.models_bucket
         if not bucket:
-            raise v.BadRequest("no models bucket is configured for this server (ODH_MODELS_BUCKET)", 503)
+            raise v.BadRequest("No models bucket is configured for this server (ODH_MODELS_BUCKET); "
+                               "tell your platform admin.", 503)
         await self.call(ensure_bucket, s3=self.s3, bucket=bucket)
         prefix = f"{MANAGED_PREFIX}{name}/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}/"
         for full, rel in files:
@@ -138,15 +142,15 @@ class DeploymentsBase(OdhHandler):
     async def deploy_request(self, b: dict, name: str) -> dict:
         if b.get("path") is not None:
             if b.get("model_uri"):
-                raise v.BadRequest("give either path or model_uri, not both")
+                raise v.BadRequest("Give either path or model_uri, not both.")
             req = await self.upload_model(name, b["path"])
             if b.get("framework") and b["framework"] != req["framework"]:
-                raise v.BadRequest(f"{b['path']} holds a {req['framework']} model, not {b['framework']}")
+                raise v.BadRequest(f"{b['path']} holds a {req['framework']} model, not {b['framework']}.")
             if b.get("example_input") is not None:
                 req["example_input"] = b["example_input"]
             return req
         if not b.get("model_uri"):
-            raise v.BadRequest("give the model: path (a file of this server) or model_uri (s3://bucket/folder/)")
+            raise v.BadRequest("Give the model: path (a file of this server) or model_uri (s3://bucket/folder/).")
         return {k: b[k] for k in ("model_uri", "framework", "example_input") if b.get(k) is not None}
 
 
@@ -157,10 +161,10 @@ def _name_of(b: dict) -> str:
     """Checked here as well as by the platform, so a bad name costs no upload."""
     name = b.get("name")
     if not isinstance(name, str) or not name:
-        raise v.BadRequest("a deployment needs a name, e.g. \"churn\"")
+        raise v.BadRequest("A deployment needs a name, e.g. \"churn\".")
     if len(name) > 40 or not _DNS_LABEL.fullmatch(name):
-        raise v.BadRequest(f"deployment name {name[:60]!r} is not DNS-safe: at most 40 lowercase letters, digits "
-                           "and '-', starting with a letter and not ending with '-'")
+        raise v.BadRequest(f"Deployment name {name[:60]!r} is not DNS-safe: at most 40 lowercase letters, digits "
+                           "and '-', starting with a letter and not ending with '-'.")
     return name
 
 
@@ -176,8 +180,8 @@ class DeploymentsHandler(DeploymentsBase):
         # the platform checks the name first, so a bad name costs no upload
         status, data = await self.platform.call("GET", f"deployments/{quote(name, safe='')}")
         if status == 200:
-            raise v.BadRequest(f"you already have a deployment named {name!r}: deploy a new version of it, "
-                               "or choose another name", 409)
+            raise v.BadRequest(f"You already have a deployment named {name!r}: deploy a new version of it, "
+                               "or choose another name.", 409)
         req = await self.deploy_request(b, name)
         await self.forward_or_clean("POST", "deployments", {"name": name, **req}, uploaded=b.get("path") is not None)
 
@@ -196,7 +200,7 @@ class DeploymentHandler(DeploymentsBase):
         """Settings of the deployment: {"public": true|false} (anyone may call the endpoint, or only you)."""
         b = self.body(("public",))
         if not isinstance(b["public"], bool):
-            raise v.BadRequest("public must be true or false")
+            raise v.BadRequest("`public` must be true or false.")
         await self.forward("PATCH", f"deployments/{quote(name, safe='')}", {"public": b["public"]})
 
 

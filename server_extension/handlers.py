@@ -19,6 +19,8 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from odh_spawner.quantities import format_bytes
+
 from . import validate as v
 from .s3 import client_error, http_error, s3_errors
 
@@ -74,7 +76,7 @@ class OdhHandler(ExtensionHandlerMixin, APIHandler):
         try:
             data = json.loads(self.request.body or b"null")
         except ValueError:
-            raise v.BadRequest("the request body is not valid JSON") from None
+            raise v.BadRequest("The request body is not valid JSON.") from None
         return v.body_object(data, required, optional)
 
     def arg(self, name: str):
@@ -96,11 +98,11 @@ class BucketsHandler(OdhHandler):
             await self.call(self.s3.head_bucket, Bucket=name)
         except client_error() as e:
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
-                raise v.BadRequest("that bucket name is taken", 409) from None
+                raise v.BadRequest("That bucket name is taken; choose another.", 409) from None
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
                 raise
         else:
-            raise v.BadRequest("you already have a bucket with that name", 409)
+            raise v.BadRequest("You already have a bucket with that name.", 409)
         await self.call(self.s3.create_bucket, Bucket=name)
         self.reply({"name": name, "created": None, "path": s3_path(name)}, 201)
 
@@ -133,7 +135,7 @@ class ObjectsHandler(OdhHandler):
         bucket = v.bucket(bucket)
         key, prefix = self.arg("key"), self.arg("prefix")
         if (key is None) == (prefix is None):
-            raise v.BadRequest("give exactly one of key or prefix")
+            raise v.BadRequest("Give exactly one of key or prefix.")
         if key is not None:
             key = v.key(key)
             await self.call(self.s3.head_object, Bucket=bucket, Key=key)  # 404 / 403 before we claim success
@@ -141,9 +143,9 @@ class ObjectsHandler(OdhHandler):
             return self.reply({"deleted": 1})
         prefix = v.prefix(prefix)
         if not prefix:
-            raise v.BadRequest("prefix must not be empty")
+            raise v.BadRequest("Prefix must not be empty.")
         if self.arg("confirm") != "true":
-            raise v.BadRequest("deleting a prefix needs confirm=true")
+            raise v.BadRequest("Deleting a prefix needs confirm=true.")
         self.reply({"deleted": await self._delete_prefix(bucket, prefix)})
 
     async def _delete_prefix(self, bucket: str, prefix: str) -> int:
@@ -158,7 +160,7 @@ class ObjectsHandler(OdhHandler):
                 out = await self.call(self.s3.delete_objects, Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                 errors = out.get("Errors", [])
                 if errors:
-                    raise v.BadRequest(f"{len(errors)} object(s) could not be deleted: {errors[0].get('Code')}", 403)
+                    raise v.BadRequest(f"{len(errors)} object(s) could not be deleted: {errors[0].get('Code')}.", 403)
                 deleted += len(keys)
             if not page.get("IsTruncated"):
                 return deleted
@@ -180,8 +182,8 @@ class ObjectHandler(OdhHandler):
         bucket, key = v.bucket(bucket), v.key(self.arg("key"))
         body = self.request.body or b""
         if len(body) > self.extensionapp.single_put_max:
-            raise v.BadRequest(f"{len(body)} bytes is more than one request takes "
-                               f"({self.extensionapp.single_put_max}); use /uploads", 413)
+            raise v.BadRequest(f"{format_bytes(len(body))} is more than one request takes "
+                               f"({format_bytes(self.extensionapp.single_put_max)}); use /uploads.", 413)
         md5 = hashlib.md5(body).digest()
         out = await self.call(self.s3.put_object, Bucket=bucket, Key=key, Body=body,
                               ContentMD5=base64.b64encode(md5).decode())
@@ -245,7 +247,7 @@ class UploadsHandler(OdhHandler):
         extra = {}
         if data.get("content_type") is not None:
             if not isinstance(data["content_type"], str) or len(data["content_type"]) > 255:
-                raise v.BadRequest("content_type must be a short string")
+                raise v.BadRequest("`content_type` must be a short string.")
             extra["ContentType"] = data["content_type"]
         part_size = v.part_size_for(size, self.extensionapp.part_size)
         out = await self.call(self.s3.create_multipart_upload, Bucket=bucket, Key=key, **extra)
@@ -261,7 +263,7 @@ class UploadBase(OdhHandler):
         upload_id = v.upload_id(upload_id)
         known = self.uploads.get(upload_id)
         if known is not None and (known["bucket"], known["key"]) != (bucket, key):
-            raise v.BadRequest("this upload belongs to another object", 409)
+            raise v.BadRequest("This upload belongs to another object.", 409)
         return bucket, key, upload_id
 
     async def received_parts(self, bucket: str, key: str, upload_id: str) -> list[dict]:
@@ -325,7 +327,8 @@ class PartHandler(UploadBase):
         known = self.uploads.get(upload_id)
         limit = known["part_size"] if known else self._limit
         if self._received > limit:
-            raise v.BadRequest(f"part of {self._received} bytes is larger than the part size {limit}", 413)
+            raise v.BadRequest(f"A part of {format_bytes(self._received)} is larger than the part size, "
+                               f"{format_bytes(limit)}.", 413)
         md5 = self.request.headers.get("Content-MD5") or base64.b64encode(self._md5.digest()).decode()
         self._spool.seek(0)
         out = await self.call(self.s3.upload_part, Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -340,13 +343,13 @@ class CompleteHandler(UploadBase):
         bucket, key, upload_id = self.target(bucket, upload_id)
         raw = self.body(("parts",))["parts"]
         if not isinstance(raw, list) or not raw or len(raw) > v.MAX_PARTS:
-            raise v.BadRequest("parts must be a non-empty list")
+            raise v.BadRequest("Parts must be a non-empty list.")
         parts = []
         for p in raw:
             p = v.body_object(p, ("part_number", "etag"), ("size",))
             number = v.integer(p["part_number"], "part_number", 1, v.MAX_PARTS)
             if not isinstance(p["etag"], str) or not p["etag"] or len(p["etag"]) > 128:
-                raise v.BadRequest("each part needs its etag")
+                raise v.BadRequest("Each part needs its etag.")
             parts.append({"PartNumber": number, "ETag": p["etag"]})
         parts.sort(key=lambda p: p["PartNumber"])
         known = self.uploads.get(upload_id)
@@ -354,7 +357,7 @@ class CompleteHandler(UploadBase):
             received = {p["part_number"]: p["size"] for p in await self.received_parts(bucket, key, upload_id)}
             total = sum(received.get(p["PartNumber"], 0) for p in parts)
             if total != known["size"]:
-                raise v.BadRequest(f"received {total} of {known['size']} bytes; send the missing parts and retry")
+                raise v.BadRequest(f"Received {total} of {known['size']} bytes; send the missing parts and retry.")
         out = await self.call(self.s3.complete_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id,
                               MultipartUpload={"Parts": parts})
         self.uploads.pop(upload_id, None)

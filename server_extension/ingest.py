@@ -35,7 +35,7 @@ class IngestClient:
                  user: str | None = None):
         platform_url = platform_url or os.environ.get("ODH_PLATFORM_URL", "")
         if not platform_url:
-            raise OdhApiError(0, "no platform service: run inside an odh-hub notebook server (ODH_PLATFORM_URL)")
+            raise OdhApiError(0, "No platform service: run inside an odh-hub notebook server (ODH_PLATFORM_URL).")
         self.api = platform_url.rstrip("/") + "/api/ingestions"
         self.token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.timeout = timeout
@@ -129,7 +129,7 @@ class Ingestion:
             if s["records"] >= records:
                 return s
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{s['records']} of {records} records after {timeout:.0f}s: {s.get('hint')}")
+                raise TimeoutError(f"{s['records']} of {records} records after {timeout:.0f}s: {s.get('hint')}.")
             time.sleep(interval)
 
     def read(self, limit: int = 100_000, s3=None):
@@ -204,7 +204,7 @@ def produce_sample(topic: str, records=1000, bootstrap: str | None = None, parti
 
     bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if not bootstrap:
-        raise OdhApiError(0, "no Kafka: set KAFKA_BOOTSTRAP_SERVERS or pass bootstrap=")
+        raise OdhApiError(0, "No Kafka: set KAFKA_BOOTSTRAP_SERVERS or pass bootstrap=.")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if topic not in admin.list_topics(timeout=10).topics:
         for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
@@ -231,6 +231,6 @@ def produce_sample(topic: str, records=1000, bootstrap: str | None = None, parti
         if n % 5000 == 0:
             producer.poll(0)
     if producer.flush(60):
-        raise OdhApiError(0, "Kafka did not take every record within 60 s")
+        raise OdhApiError(0, "Kafka did not take every record within 60 s.")
     return n
 

@@ -13,19 +13,13 @@ from __future__ import annotations
 import threading
 from html import escape
 
+from odh_spawner.quantities import format_bytes
+
 from .client import OdhApiError
 from .ingest import IngestClient, Ingestion, default_name, plan
 
 FORMATS = ("jsonl", "parquet")
 ACTIONS = ("pause", "resume", "stop", "delete")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def form_settings(values: dict) -> dict:
@@ -75,7 +69,7 @@ def status_rows(s: dict) -> list[tuple[str, str]]:
                                               else "")),
             ("records", f"{s.get('records', 0):,} in {s.get('objects', 0):,} objects "
                         f"({s.get('records_per_second', 0):,.1f}/s)"),
-            ("bytes", f"{human_bytes(s.get('bytes', 0))} ({human_bytes(s.get('bytes_per_second', 0))}/s)"),
+            ("bytes", f"{format_bytes(s.get('bytes', 0))} ({format_bytes(s.get('bytes_per_second', 0))}/s)"),
             ("lag", f"{s.get('lag', 0):,} — {lag_text(s.get('partitions') or {})}"),
             ("last object", f"s3://{s['bucket']}/{s['last_object']}" if s.get("last_object") else "-")]
     if s.get("hint"):

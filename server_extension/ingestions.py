@@ -31,7 +31,7 @@ def _checked(fn, *args):
 def create_body(data) -> dict:
     """The platform's create request from a form: {"name", "topic", "bucket", settings...}. Pure."""
     if not isinstance(data, dict):
-        raise v.BadRequest("the request body must be a JSON object")
+        raise v.BadRequest("The request body must be a JSON object.")
     data = dict(data)
     name = _checked(validate_name, data.pop("name", None))
     spec = _checked(build_spec, data)
@@ -41,13 +41,13 @@ def create_body(data) -> dict:
 def change_body(data) -> dict:
     """A settings change and/or a state ({"state": "paused"}); unknown fields refused. Pure."""
     if not isinstance(data, dict) or not data:
-        raise v.BadRequest('give the settings to change, e.g. {"flush_records": 5000}')
+        raise v.BadRequest('Give the settings to change, e.g. {"flush_records": 5000}.')
     unknown = sorted(str(k) for k in data if k not in (*SETTINGS, "state"))
     if unknown:
-        raise v.BadRequest(f"unknown field(s): {', '.join(k[:40] for k in unknown[:5])}; allowed: "
-                           f"{', '.join((*SETTINGS, 'state'))}")
+        raise v.BadRequest(f"Unknown field(s): {', '.join(k[:40] for k in unknown[:5])}; allowed: "
+                           f"{', '.join((*SETTINGS, 'state'))}.")
     if "state" in data and data["state"] not in STATES:
-        raise v.BadRequest(f"state must be one of {', '.join(STATES)}")
+        raise v.BadRequest(f"State must be one of {', '.join(STATES)}.")
     settings = {k: data[k] for k in SETTINGS if k in data}
     if settings:  # the same rules as a new ingestion's, on a placeholder topic and bucket
         _checked(build_spec, {"topic": "t", "bucket": "bucket", **settings})
@@ -57,7 +57,8 @@ def change_body(data) -> dict:
 class IngestBase(DeploymentsBase):
     async def forward(self, method: str, path: str, body: dict | None = None) -> None:
         if not self.platform.url:
-            raise v.BadRequest("Kafka ingestion is not available on this platform (no platform service)", 503)
+            raise v.BadRequest("Kafka ingestion is not available on this platform (no platform service); "
+                               "tell your platform admin.", 503)
         await super().forward(method, path, body)
 
 
@@ -101,7 +102,7 @@ class ObjectsHandler(IngestBase):
     async def get(self, name):
         limit = self.arg("limit") or "1000"
         if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
-            raise v.BadRequest("limit must be a number from 1 to 100000")
+            raise v.BadRequest("Limit must be a number from 1 to 100000.")
         await self.forward("GET", f"ingestions/{_name(name)}/objects?{urlencode({'limit': int(limit)})}")
 
 
@@ -116,11 +117,12 @@ def list_topics(bootstrap: str, timeout: float = 5) -> list[dict]:
     try:
         from confluent_kafka.admin import AdminClient
     except ImportError:
-        raise v.BadRequest("this server has no Kafka client (confluent-kafka)", 503) from None
+        raise v.BadRequest("This server has no Kafka client (confluent-kafka); tell your platform admin.",
+                           503) from None
     try:
         md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2}).list_topics(timeout=timeout)
     except Exception:
-        raise v.BadRequest(f"Kafka at {bootstrap} does not answer right now", 503) from None
+        raise v.BadRequest(f"Kafka at {bootstrap} does not answer right now; try again later.", 503) from None
     return sorted(({"name": t, "partitions": len(m.partitions)} for t, m in md.topics.items()
                    if not t.startswith("__")), key=lambda t: t["name"])
 
@@ -131,7 +133,8 @@ class TopicsHandler(IngestBase):
         """The topics of the platform's Kafka (KAFKA_BOOTSTRAP_SERVERS of this server)."""
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
         if not bootstrap:
-            raise v.BadRequest("no Kafka is configured for this server (KAFKA_BOOTSTRAP_SERVERS)", 503)
+            raise v.BadRequest("No Kafka is configured for this server (KAFKA_BOOTSTRAP_SERVERS); "
+                               "tell your platform admin.", 503)
         self.reply({"topics": await self.call(list_topics, bootstrap=bootstrap)})
 
 

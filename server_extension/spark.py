@@ -67,7 +67,8 @@ class SparkApiHandler(OdhHandler):
             if method == "GET":
                 self.reply(DISABLED)
                 return
-            raise v.BadRequest("Spark clusters are not available on this platform (no platform service)", 503)
+            raise v.BadRequest("Spark clusters are not available on this platform (no platform service); "
+                               "tell your platform admin.", 503)
         status, data = await self.platform().call(method, self.platform_path(suffix), body)
         if status >= 400:
             self.reply_error(status, data.get("message") or f"the platform service answered {status}")
@@ -86,7 +87,7 @@ class SparkScaleHandler(SparkApiHandler):
     async def post(self):
         workers = self.body(("workers",))["workers"]
         if isinstance(workers, bool) or not isinstance(workers, int):
-            raise v.BadRequest(f"workers must be a whole number, got {str(workers)[:40]!r}")
+            raise v.BadRequest(f"Workers must be a whole number, got {str(workers)[:40]!r}.")
         await self.forward("POST", "/scale", {"workers": workers})
 
 

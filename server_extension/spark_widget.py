@@ -15,6 +15,8 @@ from html import escape
 import ipywidgets as w
 import requests
 
+from odh_spawner.quantities import format_bytes
+
 from .client import OdhApiError
 from .spark_client import SparkClient
 
@@ -97,7 +99,8 @@ class SparkClusterWidget(w.VBox):
             ("Workers", (f"{s.get('workers_alive', 0)} alive / {s.get('workers_requested', 0)} requested "
                          f"(at most {s.get('max_workers', '?')})")),
             ("Cores", f"{s.get('cores_used', 0)} of {s.get('cores', 0)} in use"),
-            ("Memory", f"{s.get('memory_used_mb', 0)} of {s.get('memory_mb', 0)} MiB in use"),
+            ("Memory", f"{format_bytes(s.get('memory_used_mb', 0) * 2**20)} of "
+                       f"{format_bytes(s.get('memory_mb', 0) * 2**20)} in use"),
         ]
         self.summary.value = "<table>" + "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v if k == 'Master' else escape(str(v))}"

@@ -26,23 +26,23 @@ class BadRequest(ValueError):
 
 def bucket(name: Any) -> str:
     if not isinstance(name, str) or not BUCKET_RE.fullmatch(name):
-        raise BadRequest(f"invalid bucket name {_short(name)}: 3-63 characters of lowercase letters, digits, "
-                         "'.' and '-', starting and ending with a letter or digit")
+        raise BadRequest(f"Invalid bucket name {_short(name)}: 3-63 characters of lowercase letters, digits, "
+                         "'.' and '-', starting and ending with a letter or digit.")
     if ".." in name or ".-" in name or "-." in name:
-        raise BadRequest(f"invalid bucket name {_short(name)}: no '..', '.-' or '-.'")
+        raise BadRequest(f"Invalid bucket name {_short(name)}: it must not hold '..', '.-' or '-.'.")
     try:
         ipaddress.ip_address(name)
     except ValueError:
         return name
-    raise BadRequest(f"invalid bucket name {_short(name)}: must not look like an IP address")
+    raise BadRequest(f"Invalid bucket name {_short(name)}: must not look like an IP address.")
 
 
 def key(value: Any, what: str = "key") -> str:
     if not isinstance(value, str) or not value:
-        raise BadRequest(f"{what} is required")
+        raise BadRequest(f"{what} is required.")
     _text(value, what)
     if value.startswith("/"):
-        raise BadRequest(f"{what} must not start with '/': {_short(value)}")
+        raise BadRequest(f"{what} must not start with '/': {_short(value)}.")
     return value
 
 
@@ -50,44 +50,44 @@ def prefix(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
-        raise BadRequest("prefix must be a string")
+        raise BadRequest("Prefix must be a string.")
     return _text(value, "prefix")
 
 
 def folder(value: Any) -> str:
     path = key(value, "path").rstrip("/")
     if not path:
-        raise BadRequest("path must name a folder")
+        raise BadRequest("Path must name a folder.")
     return path + "/"
 
 
 def _text(value: str, what: str) -> str:
     if len(value.encode("utf-8", "surrogatepass")) > 1024:
-        raise BadRequest(f"{what} is longer than 1024 bytes")
+        raise BadRequest(f"{what} is longer than 1024 bytes.")
     if _CONTROL.search(value):
-        raise BadRequest(f"{what} must not contain control characters")
+        raise BadRequest(f"{what} must not contain control characters.")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest(f"{what} is not valid UTF-8") from None
+        raise BadRequest(f"{what} is not valid UTF-8.") from None
     return value
 
 
 def integer(value: Any, what: str, low: int, high: int, default: int | None = None) -> int:
     if value is None or value == "":
         if default is None:
-            raise BadRequest(f"{what} is required")
+            raise BadRequest(f"{what} is required.")
         return default
     if isinstance(value, bool):
-        raise BadRequest(f"{what} must be a whole number")
+        raise BadRequest(f"{what} must be a whole number.")
     if isinstance(value, str):
         if not re.fullmatch(r"[0-9]{1,19}", value.strip()):
-            raise BadRequest(f"{what} must be a whole number, got {_short(value)}")
+            raise BadRequest(f"{what} must be a whole number, got {_short(value)}.")
         value = int(value)
     if not isinstance(value, int):
-        raise BadRequest(f"{what} must be a whole number")
+        raise BadRequest(f"{what} must be a whole number.")
     if not low <= value <= high:
-        raise BadRequest(f"{what} must be between {low} and {high}, got {value}")
+        raise BadRequest(f"{what} must be between {low} and {high}, got {value}.")
     return value
 
 
@@ -95,7 +95,7 @@ def token(value: Any, what: str = "continuation_token") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 2048 or _CONTROL.search(value):
-        raise BadRequest(f"invalid {what}")
+        raise BadRequest(f"Invalid {what}.")
     return value
 
 
@@ -104,7 +104,7 @@ UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 
 def upload_id(value: Any) -> str:
     if not isinstance(value, str) or not UPLOAD_ID_RE.fullmatch(value):
-        raise BadRequest("invalid upload_id")
+        raise BadRequest("Invalid upload_id.")
     return value
 
 
@@ -112,19 +112,19 @@ def delimiter(value: Any) -> str:
     if value is None:
         return "/"
     if value not in ("/", ""):
-        raise BadRequest("delimiter must be '/' or empty")
+        raise BadRequest("Delimiter must be '/' or empty.")
     return value
 
 
 def body_object(data: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
     if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+        raise BadRequest("The request body must be a JSON object.")
     unknown = sorted(str(k) for k in data if k not in required + optional)
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(_short(k) for k in unknown)}")
+        raise BadRequest(f"Unknown field(s): {', '.join(_short(k) for k in unknown)}.")
     missing = [k for k in required if k not in data]
     if missing:
-        raise BadRequest(f"missing field(s): {', '.join(missing)}")
+        raise BadRequest(f"Missing field(s): {', '.join(missing)}.")
     return data
 
 

@@ -14,6 +14,8 @@ import os
 
 import ipywidgets as w
 
+from odh_spawner.quantities import format_bytes
+
 from .client import BucketClient, OdhApiError
 
 SNIPPET = """import os, boto3
@@ -21,14 +23,6 @@ s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"])
 obj = s3.get_object(Bucket={bucket!r}, Key={key!r})
 data = obj["Body"].read()
 """
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 class BucketBrowser(w.VBox):
@@ -101,7 +95,7 @@ class BucketBrowser(w.VBox):
         for f in page.folders:
             self.entries[f"📁 {f['name']}/"] = {"type": "folder", **f}
         for o in page.objects:
-            self.entries[f"{o['name']}  ({_size(o['size'])})"] = {"type": "object", **o}
+            self.entries[f"{o['name']}  ({format_bytes(o['size'])})"] = {"type": "object", **o}
         self.next_token = page.next_token
 
     def _show(self):

@@ -12,7 +12,7 @@ import {
 
 import { IBucket, IFolder, IObject } from './api';
 import { bucketIcon } from './icons';
-import { formatBytes } from './upload';
+import { formatBytes } from './units';
 
 /** Create an element with a class, attributes and children. */
 export function h<K extends keyof HTMLElementTagNameMap>(

@@ -174,19 +174,6 @@ export function planOf(s: IIngestSettings, now = new Date()): { label: string; t
   ];
 }
 
-/** '1.5 KiB' */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  for (const unit of units) {
-    if (Math.abs(value) < 1024 || unit === 'TiB') {
-      return unit === 'B' ? `${Math.round(value)} B` : `${value.toFixed(1)} ${unit}`;
-    }
-    value /= 1024;
-  }
-  return `${n} B`;
-}
-
 /** Which actions make sense in a state. */
 export function enabledActions(state: string): Record<IngestAction, boolean> {
   const idle = state === 'paused' || state === 'stopped';

@@ -15,13 +15,13 @@ import { ingestIcon } from './icons';
 import {
   deleteIngestion,
   enabledActions,
-  humanBytes,
   IIngestion,
   IngestAction,
   ingestionAction,
   lagText,
   listIngestions
 } from './ingestApi';
+import { formatBytes } from './units';
 
 /** Refresh period while the panel is visible. */
 const REFRESH_MS = 3000;
@@ -51,7 +51,7 @@ export function ingestionRow(i: IIngestion): HTMLLIElement {
     h('div', { class: 'odh-deployment-head' }, h('span', { class: 'odh-deployment-name', title: `${i.name} (owner ${i.owner})` }, i.name), stateBadge(i.state)),
     h('div', { class: 'odh-deployment-uri', title: `${i.topic} → s3://${i.bucket}/${i.prefix} (${i.format})` }, `${i.topic} → s3://${i.bucket}/${i.prefix} · ${i.format}`),
     stat('records', 'Records', `${num(i.records)} in ${num(i.objects)} objects · ${num(Math.round(i.records_per_second ?? 0))}/s`),
-    stat('bytes', 'Bytes', `${humanBytes(i.bytes ?? 0)} · ${humanBytes(i.bytes_per_second ?? 0)}/s`),
+    stat('bytes', 'Bytes', `${formatBytes(i.bytes ?? 0)} · ${formatBytes(i.bytes_per_second ?? 0)}/s`),
     stat('lag', 'Lag', `${num(i.lag)} (${lagText(i.partitions)})`, 'Records in the topic not yet in the bucket, per partition'),
     h('div', { class: 'odh-field', 'data-stat': 'last-object' }, h('span', { class: 'odh-field-label' }, 'Last object'), h('span', { class: 'odh-field-value' }, last)),
     i.hint ? h('div', { class: 'odh-ingestion-hint' }, i.hint) : '',
@@ -121,7 +121,8 @@ export class IngestedObjectView extends Widget {
         at += c.length;
       }
       const text = new TextDecoder().decode(bytes.slice(0, PREVIEW_BYTES));
-      this._content.textContent = size >= PREVIEW_BYTES ? `${text}\n… (the first ${PREVIEW_BYTES / 1024} KiB)` : text;
+      this._content.textContent =
+        size >= PREVIEW_BYTES ? `${text}\n… (the first ${formatBytes(PREVIEW_BYTES)})` : text;
       this.node.dataset.loaded = 'text';
     } catch (error) {
       this._content.textContent = errorMessage(error);

@@ -9,10 +9,11 @@ import { h, iconButton } from './dom';
 import { errorMessage } from './handler';
 import { sparkIcon } from './icons';
 import { ISparkStatus, restartSpark, scaleSpark, SparkModel } from './spark';
+import { formatBytes } from './units';
 
+/** A size the Spark master reports in MiB. */
 function mb(n: number | undefined): string {
-  const v = n ?? 0;
-  return v >= 1024 ? `${Math.round((v / 1024) * 10) / 10} GiB` : `${v} MiB`;
+  return formatBytes((n ?? 0) * 1024 * 1024);
 }
 
 export class SparkPanel extends Widget {

@@ -14,6 +14,7 @@ import {
   startUpload
 } from './api';
 import { errorMessage, errorStatus } from './handler';
+import { formatBytes } from './units';
 
 /** Files up to this size go in one `PUT /buckets/{b}/object`. */
 export const SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024;
@@ -207,21 +208,6 @@ async function walkEntry(entry: FileSystemEntry, dir: string): Promise<IFileToUp
   }
   const lists = await Promise.all(children.map(c => walkEntry(c, `${dir}${entry.name}/`)));
   return ([] as IFileToUpload[]).concat(...lists);
-}
-
-/** Human-readable byte count. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) {
-    return '';
-  }
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
 /**

@@ -35,7 +35,7 @@ class LocalUser:
 
 def parse_users(data, source: str = "<users>") -> dict[str, LocalUser]:
     if not isinstance(data, dict) or set(data) != {"users"} or not isinstance(data["users"], dict):
-        raise UserFileError("must be a mapping with one key, 'users', mapping names to users", source=source)
+        raise UserFileError("Must be a mapping with one key, 'users', mapping names to users.", source=source)
     out = {}
     for name, raw in data["users"].items():
         def fail(field: str, msg: str):
@@ -69,7 +69,7 @@ def load_users(path: str) -> dict[str, LocalUser]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except OSError as e:
-        raise UserFileError(f"cannot read: {e.strerror}", source=path) from None
+        raise UserFileError(f"Cannot read: {e.strerror}.", source=path) from None
     except yaml.YAMLError as e:
-        raise UserFileError(f"not valid YAML: {e}", source=path) from None
+        raise UserFileError(f"Not valid YAML: {e}", source=path) from None
     return parse_users(data, path)

@@ -53,7 +53,7 @@ def cr_state(cr: dict, superseded: dict | None = None) -> dict:
     no agreement between clocks.)"""
     state = manifests.deployment_state(cr)
     stale = {"state": "Creating", "url": state["url"],
-             "message": "the operator has not yet picked up the new version"}
+             "message": "The operator has not yet picked up the new version."}
     generation = (cr.get("metadata") or {}).get("generation")
     observed = (cr.get("status") or {}).get("observedGeneration")
     if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
@@ -163,7 +163,7 @@ class KubeServingBackend(KubeApiSettings):
         url = proposal["value"].rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}")
+            raise TraitError(f"KubeServingBackend.mesh_url must be an http:// or https:// URL, got {url!r}.")
         return url
 
     ready_timeout = Float(
@@ -245,9 +245,10 @@ class KubeServingBackend(KubeApiSettings):
                 try:
                     peer = json.loads(peer)
                 except ValueError:
-                    raise TraitError(f"network_policy_egress_to: not JSON: {peer[:80]!r}") from None
+                    raise TraitError(f"A network_policy_egress_to peer is not JSON ({peer[:80]!r}); give each as a "
+                                    "JSON object.") from None
             if not isinstance(peer, dict) or not peer:
-                raise TraitError("network_policy_egress_to: each peer is a NetworkPolicy peer (a mapping).")
+                raise TraitError("Each network_policy_egress_to peer is a NetworkPolicy peer (a mapping).")
             peers.append(peer)
         return peers
 
@@ -257,7 +258,7 @@ class KubeServingBackend(KubeApiSettings):
         ports = []
         for port in proposal["value"]:
             if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
-                raise TraitError(f"{proposal['trait'].name}: {str(port)[:20]!r} is not a port number.")
+                raise TraitError(f"In {proposal['trait'].name}, {str(port)[:20]!r} is not a port number.")
             ports.append(int(port))
         return ports
     network_policy_egress_ports = List(
@@ -445,9 +446,9 @@ class KubeServingBackend(KubeApiSettings):
             if state["state"] == AVAILABLE:
                 return state
             if state["state"] == FAILED:
-                raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+                raise BackendFailed(f"The {label} failed: {(state['message'] or 'no reason given').rstrip('.')}.")
             if loop.time() >= deadline:
-                detail = f": {state['message']}" if state["message"] else ""
+                detail = f": {state['message'].rstrip('.')}" if state["message"] else ""
                 raise BackendFailed(f"The model did not become ready within {self.ready_timeout:g} s (the "
                                     f"{label} is still {state['state']}{detail}).")
             await asyncio.sleep(self.poll_interval)
@@ -532,7 +533,7 @@ class KubeServingBackend(KubeApiSettings):
         if state["state"] == AVAILABLE:
             self._serve_at(d, self._url(kind, state))
             return None
-        detail = f": {state['message']}" if state["message"] else ""
+        detail = f": {state['message'].rstrip('.')}" if state["message"] else ""
         return f"The {label} is {state['state']}{detail}."
 
     async def recover(self, d: Deployment, v: Version) -> None:
@@ -546,7 +547,7 @@ class KubeServingBackend(KubeApiSettings):
             raise BackendFailed(f"The {label} {name} was missing and has been created again; it is starting.")
         state = self._cr_state(cr)
         if state["state"] == FAILED:
-            raise BackendFailed(f"The {label} failed: {state['message'] or 'no reason given'}")
+            raise BackendFailed(f"The {label} failed: {(state['message'] or 'no reason given').rstrip('.')}.")
         if state["state"] != AVAILABLE:
             raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
         self._serve_at(d, self._url(kind, state))

@@ -123,7 +123,7 @@ class DeploymentManager:
     async def set_public(self, owner: str, name, public) -> Deployment:
         """Make the endpoint answer anyone (True) or only its owner's token and its key (False)."""
         if not isinstance(public, bool):
-            raise DeployError("public must be true or false.")
+            raise DeployError("`public` must be true or false.")
         d = self.get(owner, name)
         async with self._lock(d.key):
             if d.public != public:
@@ -327,7 +327,7 @@ class DeploymentManager:
             answer = {}
         if r.code != 200:
             detail = answer.get("error") or answer.get("detail") or r.reason
-            raise DeployError(f"The model answered {r.code}: {str(detail)[:300]}")
+            raise DeployError(f"The model answered {r.code}: {str(detail)[:300]}.")
         outputs = [{"name": o.get("name"), "data": o.get("data"), "shape": o.get("shape")}
                    for o in answer.get("outputs", [])]
         return {"inputs": rows, "outputs": outputs, "elapsed_ms": round(elapsed, 2)}

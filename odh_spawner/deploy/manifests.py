@@ -121,9 +121,9 @@ def _deployment_metadata(owner: str, name: str, namespace: str, version: int, la
 
 def _check_model(model_uri: str, framework: str) -> None:
     if framework not in SELDON_SERVERS:
-        raise ValueError(f"unsupported model framework {framework!r}; choose one of {sorted(SELDON_SERVERS)}")
+        raise ValueError(f"Unsupported model framework {framework!r}; choose one of {sorted(SELDON_SERVERS)}.")
     if not model_uri.startswith("s3://") or len(model_uri) <= len("s3://"):
-        raise ValueError(f"model URI must be an s3:// URI, got {model_uri!r}")
+        raise ValueError(f"Model URI must be an s3:// URI, got {model_uri!r}.")
 
 
 def _b64(value: str) -> str:
@@ -134,7 +134,7 @@ def _split_endpoint(endpoint: str) -> tuple[str, bool]:
     """(host[:port], uses https) of an http(s) endpoint URL."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"S3 endpoint must be an http:// or https:// URL, got {endpoint!r}")
+        raise ValueError(f"S3 endpoint must be an http:// or https:// URL, got {endpoint!r}.")
     return parts.netloc, parts.scheme == "https"
 
 
@@ -344,7 +344,7 @@ def deployment_state(cr: dict) -> dict:
         if failed:
             return _state("Failed", url, failed[0].get("message") or failed[0]["reason"])
         return _state("Creating", url, ready.get("message"))
-    raise ValueError(f"not a SeldonDeployment, Model or InferenceService: {cr.get('kind')!r}")
+    raise ValueError(f"Not a SeldonDeployment, Model or InferenceService: {cr.get('kind')!r}.")
 
 
 # -- who may reach the model servers -----------------------------------------------------------------------------
@@ -373,10 +373,10 @@ def serving_network_policy(namespace: str, kind: str, *, platform_pod_labels: di
     to those peers and to DNS on `dns_ports`, nothing else (a model cannot call out with what it holds)."""
     selector = pod_selector if pod_selector is not None else SERVING_POD_SELECTORS.get(kind)
     if selector is None:
-        raise ValueError(f"no default selector for the model-serving pods of {kind!r}: give pod_selector (the "
-                         "labels of the Seldon Core 2 Server and mesh pods)")
+        raise ValueError(f"No default selector for the model-serving pods of {kind!r}: give pod_selector (the "
+                         "labels of the Seldon Core 2 Server and mesh pods).")
     if not platform_pod_labels:
-        raise ValueError("platform_pod_labels must name the platform service's pods")
+        raise ValueError("`platform_pod_labels` must name the platform service's pods.")
     platform = {"podSelector": {"matchLabels": dict(platform_pod_labels)}}
     if platform_namespace and platform_namespace != namespace:
         platform["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": platform_namespace}}

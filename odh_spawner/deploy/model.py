@@ -97,10 +97,10 @@ def validate_framework(framework) -> str:
 def parse_model_uri(uri) -> tuple[str, str]:
     """s3://bucket/prefix/ -> (bucket, prefix without leading '/', ending in '/')."""
     if not isinstance(uri, str):
-        raise DeployError("model_uri must be a string like s3://bucket/path/.")
+        raise DeployError("`model_uri` must be a string like s3://bucket/path/.")
     u = urlparse(uri)
     if u.scheme != "s3" or not u.netloc:
-        raise DeployError(f"model_uri {uri[:200]!r} must be an s3:// URI of the folder holding the model, "
+        raise DeployError(f"`model_uri` {uri[:200]!r} must be an s3:// URI of the folder holding the model, "
                           "in one of your buckets.")
     prefix = u.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
@@ -242,13 +242,13 @@ def v2_request(rows: list) -> dict:
 def validate_rows(rows) -> list:
     """Inputs for a prediction: a non-empty list of equally long rows of numbers."""
     if not isinstance(rows, list) or not rows or len(rows) > 10_000:
-        raise DeployError("inputs must be a non-empty list of rows (lists of numbers), at most 10,000 rows.")
+        raise DeployError("Inputs must be a non-empty list of rows (lists of numbers), at most 10,000 rows.")
     width = None
     for r in rows:
         r = r if isinstance(r, list) else [r]
         if not r or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r):
-            raise DeployError("inputs must contain only numbers, e.g. [[5.1, 3.5, 1.4, 0.2]].")
+            raise DeployError("Inputs must contain only numbers, e.g. [[5.1, 3.5, 1.4, 0.2]].")
         if width is not None and len(r) != width:
-            raise DeployError("all input rows must have the same length.")
+            raise DeployError("All input rows must have the same length.")
         width = len(r)
     return rows

@@ -89,13 +89,13 @@ def parse_lock(text: str, source: str = "<lock>") -> Lock:
             raise LockError(f"{source}:{lineno}: {line[:80]!r} is not an exact pin (name==version, optionally "
                             "with --hash=sha256:...)")
         if _norm(m[1]) in {_norm(n) for n, _ in pins}:
-            raise LockError(f"{source}:{lineno}: {m[1]} is pinned twice")
+            raise LockError(f"{source}:{lineno}: {m[1]} is pinned twice.")
         pins.append((m[1], m[2]))
         hashes.append(bool(m[3]))
     if not pins:
-        raise LockError(f"{source}: no package is pinned")
+        raise LockError(f"{source}: no package is pinned.")
     if any(hashes) and not all(hashes):
-        raise LockError(f"{source}: some pins carry --hash and others do not (pip requires hashes on all or none)")
+        raise LockError(f"{source}: some pins carry --hash and others do not (pip requires hashes on all or none).")
     return Lock(tuple(pins), all(hashes))
 
 
@@ -189,13 +189,13 @@ def notebook_files(root: str | os.PathLike = PROJECT_ROOT) -> dict[str, str]:
                 files[str(src.relative_to(root))] = src
     lab = root / "labextension" / "odh_labextension"
     if not (lab / "package.json").is_file():
-        raise EnvBuildError(f"the labextension is not built in {root} (run labextension/build.sh)")
+        raise EnvBuildError(f"The labextension is not built in {root} (run labextension/build.sh).")
     for src in sorted(lab.rglob("*")):
         if src.is_file():
             files["odh_labextension/" + str(src.relative_to(lab))] = src
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise EnvBuildError(f"odh-hub's notebook side is incomplete: missing {', '.join(missing)}")
+        raise EnvBuildError(f"The notebook side of odh-hub is incomplete: missing {', '.join(missing)}.")
     return {k: str(v) for k, v in files.items()}
 
 
@@ -211,7 +211,7 @@ def _wheel_packages(pyproject: Path) -> tuple[list[str], list[str], dict[str, st
         packages, shared = tool["setuptools"]["packages"], tool.get("odh-hub", {}).get("shared-modules", [])
         package_dir = tool["setuptools"].get("package-dir", {})
     except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
-        raise EnvBuildError(f"cannot read the notebook wheel's packages from {pyproject}: {e}") from None
+        raise EnvBuildError(f"Cannot read the notebook wheel's packages from {pyproject}: {e}") from None
     return [str(p) for p in packages], [str(m) for m in shared], {str(k): str(v) for k, v in package_dir.items()}
 
 
@@ -290,7 +290,7 @@ class LockEnvironments(LoggingConfigurable):
         try:
             content = Path(path).read_bytes()
         except OSError as e:
-            raise LockError(f"cannot read the lock {path}: {e.strerror}") from None
+            raise LockError(f"Cannot read the lock {path}: {e.strerror}.") from None
         return path, content, parse_lock(content.decode("utf-8", "replace"), path)
 
     def key(self, lock: str) -> str:
@@ -323,7 +323,7 @@ class LockEnvironments(LoggingConfigurable):
             if uv:
                 return "uv", uv
             if self.installer == "uv":
-                raise EnvBuildError("installer 'uv' is configured but uv is not installed (pip install uv)")
+                raise EnvBuildError("Installer 'uv' is configured but uv is not installed (pip install uv).")
         return "pip", ""
 
     def ensure(self, lock: str, log: Callable[[str], None] | None = None) -> BuiltEnv:
@@ -390,14 +390,14 @@ class LockEnvironments(LoggingConfigurable):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.step_timeout, env=env)
         except subprocess.TimeoutExpired:
-            raise EnvBuildError(f"{what}: took more than {self.step_timeout:g} s") from None
+            raise EnvBuildError(f"{what}: took more than {self.step_timeout:g} s.") from None
         except OSError as e:
-            raise EnvBuildError(f"{what}: cannot run {cmd[0]}: {e.strerror}") from None
+            raise EnvBuildError(f"{what}: cannot run {cmd[0]}: {e.strerror}.") from None
         if proc.returncode != 0:
             self.log.error("Environment build step %r failed: %s\n%s%s", what, " ".join(cmd), proc.stdout[-4000:],
                            proc.stderr[-4000:])
             tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]
-            raise EnvBuildError(f"{what} failed (exit {proc.returncode}): {tail[0][:300]}")
+            raise EnvBuildError(f"{what} failed (exit {proc.returncode}): {tail[0][:300]}.")
 
     def _install_kernel_config(self, env: str) -> None:
         """Every kernel of the environment loads server_extension.spark_kernel, as in the hub's environment."""
@@ -410,7 +410,7 @@ class LockEnvironments(LoggingConfigurable):
         for rel in ("bin/jupyterhub-singleuser", f"{LAB_EXT}/package.json",
                     "etc/jupyter/jupyter_server_config.d/odh-hub.json"):
             if not os.path.exists(os.path.join(env, rel)):
-                raise EnvBuildError(f"the built environment lacks {rel}")
+                raise EnvBuildError(f"The built environment lacks {rel}.")
         self._run([os.path.join(env, "bin", "python"), "-c", "import server_extension, ipykernel, jupyterhub"],
                   "import the server extension")
 

@@ -54,9 +54,9 @@ class PortGuard:
             out = subprocess.run([self.nft, *args], input=script, capture_output=True, text=True,
                                  timeout=NFT_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise PortGuardError(f"nft failed: {e}") from None
+            raise PortGuardError(f"`nft` failed: {e}") from None
         if out.returncode != 0:
-            raise PortGuardError(f"nft {' '.join(args[:3])} failed: {out.stderr.strip()[-300:]}")
+            raise PortGuardError(f"`nft` {' '.join(args[:3])} failed: {out.stderr.strip()[-300:]}.")
         return out.stdout
 
     def available(self) -> bool:

@@ -130,14 +130,14 @@ def ensure_system_user(username: str, home: str, shell: str = "/bin/bash") -> Sy
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=USERADD_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise SystemUserError(f"could not create system user {name}: {e}") from None
+            raise SystemUserError(f"Could not create system user {name}: {e}") from None
         # 9: exists (a concurrent spawn made it first)
         if out.returncode not in (0, 9):
-            raise SystemUserError(f"could not create system user {name}: {out.stderr.strip()[-300:]}")
+            raise SystemUserError(f"Could not create system user {name}: {out.stderr.strip()[-300:]}.")
         entry = pwd.getpwnam(name)
     if entry.pw_gecos.split(",")[0] != MARK:
-        raise SystemUserError(f"system user {name} exists but was not created by odh-hub; "
-                              "ask your platform admin to rename it")
+        raise SystemUserError(f"System user {name} exists but was not created by odh-hub; "
+                              "ask your platform admin to rename it.")
     user = SystemUser(name, entry.pw_uid, entry.pw_gid, home)
     make_home(home, user)
     return user

@@ -37,7 +37,7 @@ def encode(batch: Batch, fmt: str) -> bytes:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="snappy")
         return buf.getvalue()
-    raise ValueError(f"unknown format {fmt!r}")
+    raise ValueError(f"Unknown format {fmt!r}.")
 
 
 def decode(data: bytes, fmt: str) -> list[dict]:

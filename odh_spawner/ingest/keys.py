@@ -27,7 +27,7 @@ def hour_of(timestamp_ms: int) -> str:
 def object_key(prefix: str, topic: str, partition: int, first: int, last: int, fmt: str,
                hour: str | None = None) -> str:
     if first < 0 or last < first:
-        raise ValueError(f"bad offset range {first}..{last}")
+        raise ValueError(f"Bad offset range {first}..{last}.")
     folder = partition_prefix(prefix, topic, partition) + (f"{hour}/" if hour else "")
     return f"{folder}{topic}+{partition}+{first:010d}+{last:010d}.{EXT[fmt]}"
 

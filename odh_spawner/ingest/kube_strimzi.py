@@ -67,7 +67,7 @@ def connector_config(ing: Ingestion, namespace: str, *, endpoint: str, region: s
         cfg["partitioner.class"] = DEFAULT_PARTITIONER
     for k, v in (extra or {}).items():
         if k in RESERVED_CONFIG or k in cfg:
-            raise ValueError(f"connector config key {k!r} is set by the platform")
+            raise ValueError(f"Connector config key {k!r} is set by the platform.")
         cfg[k] = str(v)
     return cfg
 
@@ -76,9 +76,9 @@ def kafka_connector(ing: Ingestion, namespace: str, *, cluster: str, endpoint: s
                     api_version: str = "v1", connector_class: str = CONFLUENT_S3_SINK, state: str = RUNNING,
                     tasks_max: int = 1, region: str = "us-east-1", extra_config: dict | None = None) -> dict:
     if api_version not in STRIMZI_API_VERSIONS:
-        raise ValueError(f"Strimzi API version must be one of {STRIMZI_API_VERSIONS}")
+        raise ValueError(f"Strimzi API version must be one of {STRIMZI_API_VERSIONS}.")
     if state not in (RUNNING, PAUSED, STOPPED):
-        raise ValueError(f"state must be running, paused or stopped, not {state!r}")
+        raise ValueError(f"State must be running, paused or stopped, not {state!r}.")
     return {
         "apiVersion": f"{STRIMZI_GROUP}/{api_version}",
         "kind": "KafkaConnector",

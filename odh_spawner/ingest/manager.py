@@ -69,7 +69,7 @@ class KafkaCheck:
             if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
                 return
             reason = err.str() if hasattr(err, "str") else type(e).__name__
-            raise IngestError(f"Kafka did not create topic {topic!r}: {reason[:200]}") from None
+            raise IngestError(f"Kafka did not create topic {topic!r}: {reason[:200]}.") from None
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         from confluent_kafka import Consumer, TopicPartition
@@ -206,7 +206,7 @@ class IngestionManager:
 
     async def set_desired(self, owner: str, name, desired: str) -> Ingestion:
         if desired not in DESIRED:
-            raise IngestError(f"state must be one of {', '.join(DESIRED)}.")
+            raise IngestError(f"State must be one of {', '.join(DESIRED)}.")
         ing = self.get(owner, name)
         async with self._lock(ing.key):
             if desired == ing.desired and (desired != RUNNING or self.backend.alive(ing.runtime)):

@@ -81,9 +81,9 @@ def _int(value, field: str, low: int, high: int) -> int:
 def topic_creation(create_topic, partitions) -> int:
     """How many partitions a missing topic is created with at submit (0: do not create it)."""
     if not isinstance(create_topic, bool):
-        raise IngestError("create_topic must be true or false.")
+        raise IngestError("`create_topic` must be true or false.")
     if partitions is not None and not create_topic:
-        raise IngestError("partitions applies only with create_topic: true.")
+        raise IngestError("`partitions` applies only with `create_topic: true`.")
     if not create_topic:
         return 0
     return _int(DEFAULT_PARTITIONS if partitions is None else partitions, "partitions", 1, MAX_PARTITIONS)
@@ -93,10 +93,10 @@ def normalize_prefix(prefix) -> str:
     if prefix is None:
         return ""
     if not isinstance(prefix, str) or len(prefix) > 512:
-        raise IngestError("prefix must be a string of at most 512 characters.")
+        raise IngestError("Prefix must be a string of at most 512 characters.")
     parts = [p for p in prefix.split("/") if p]
     if prefix.startswith("/") or any(p in (".", "..") for p in parts) or not PREFIX_CHARS.fullmatch(prefix):
-        raise IngestError(f"prefix {prefix[:60]!r} is not a valid key prefix: use letters, digits and '.', '_', "
+        raise IngestError(f"Prefix {prefix[:60]!r} is not a valid key prefix: use letters, digits and '.', '_', "
                           "'=', '-', '/' only, with no leading '/' and no '.' or '..' folder.")
     return "/".join(parts) + "/" if parts else ""
 
@@ -114,21 +114,21 @@ def build_spec(data: dict, base: Spec | None = None) -> Spec:
     merged = {**cur, **data}
     topic, bucket = merged.get("topic"), merged.get("bucket")
     if not isinstance(topic, str) or not TOPIC.fullmatch(topic) or topic in (".", ".."):
-        raise IngestError(f"topic must be a Kafka topic name (letters, digits, '.', '_', '-'), got "
+        raise IngestError(f"Topic must be a Kafka topic name (letters, digits, '.', '_', '-'), got "
                           f"{str(topic)[:60]!r}.")
     if not isinstance(bucket, str) or not BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise IngestError(f"bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'), got "
+        raise IngestError(f"Bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'), got "
                           f"{str(bucket)[:70]!r}.")
     fmt = merged.get("format", "jsonl")
     if fmt not in FORMATS:
-        raise IngestError(f"format must be one of {', '.join(FORMATS)}, got {str(fmt)[:30]!r}.")
+        raise IngestError(f"Format must be one of {', '.join(FORMATS)}, got {str(fmt)[:30]!r}.")
     part = merged.get("partition_by")
     if part not in PARTITION_BY:
-        raise IngestError(f"partition_by must be 'hour' or null, got {str(part)[:30]!r}.")
+        raise IngestError(f"`partition_by` must be 'hour' or null, got {str(part)[:30]!r}.")
     flush_records = _int(merged.get("flush_records", DEFAULT_FLUSH_RECORDS), "flush_records", 1, MAX_FLUSH_RECORDS)
     fs = merged.get("flush_seconds", DEFAULT_FLUSH_SECONDS)
     if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not 0.1 <= fs <= MAX_FLUSH_SECONDS:
-        raise IngestError(f"flush_seconds must be a number between 0.1 and {MAX_FLUSH_SECONDS}, got "
+        raise IngestError(f"`flush_seconds` must be a number between 0.1 and {MAX_FLUSH_SECONDS}, got "
                           f"{str(fs)[:30]!r}.")
     return Spec(topic=topic, bucket=bucket, prefix=normalize_prefix(merged.get("prefix", "")), format=fmt,
                 flush_records=flush_records, flush_seconds=float(fs), partition_by=part)

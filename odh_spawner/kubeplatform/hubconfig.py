@@ -24,7 +24,7 @@ def _need(s: Mapping, *path: str):
     cur = s
     for key in path:
         if not isinstance(cur, Mapping) or key not in cur:
-            raise HubSettingsError(f"hub settings: missing {'.'.join(path)}")
+            raise HubSettingsError(f"Hub settings: missing {'.'.join(path)}.")
         cur = cur[key]
     return cur
 
@@ -97,7 +97,7 @@ def _authenticator(c, a: Mapping, env: Mapping[str, str]) -> None:
             setattr(c[short], trait, value)
         c.Authenticator.manage_groups = bool(a.get("manageGroups", True))
     else:
-        raise HubSettingsError(f"hub settings: authenticator.type {kind!r} is not 'file' or 'custom'")
+        raise HubSettingsError(f"Hub settings: authenticator.type {kind!r} is not 'file' or 'custom'.")
     if admins:
         c.Authenticator.admin_users = admins
 
@@ -203,7 +203,7 @@ def load(c, path: str, env: Mapping[str, str]) -> None:
     if auth.get("type") == "file" and initial:
         password = env.get("ODH_INITIAL_ADMIN_PASSWORD", "")
         if not password:
-            raise HubSettingsError("ODH_INITIAL_ADMIN_PASSWORD is not set (the chart's hub Secret)")
+            raise HubSettingsError("ODH_INITIAL_ADMIN_PASSWORD is not set (the chart's hub Secret).")
         write_initial_users(_need(auth, "usersFile"), _need(initial, "name"), password,
                             list(initial.get("groups") or []))
     configure(c, s, env)

@@ -31,6 +31,7 @@ from typing import Callable
 from odh_spawner.host.ports import free_port
 from odh_spawner.host.procs import terminate_pids
 from odh_spawner.host.supervise import RestartBudget, exit_text
+from odh_spawner.quantities import format_bytes
 
 CEPH_BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool", "monmaptool")
 OBJECTSTORES = ("bluestore", "memstore")
@@ -64,11 +65,13 @@ class ObjectStore:
 
     def __post_init__(self):
         if self.kind not in OBJECTSTORES:
-            raise CephError(f"unknown Ceph object store {self.kind!r}; choose one of {', '.join(OBJECTSTORES)}")
+            raise CephError(f"Unknown Ceph object store {self.kind!r}; choose one of {', '.join(OBJECTSTORES)}.")
         if self.bluestore_size < MIN_BLUESTORE_SIZE:
-            raise CephError(f"bluestore size must be at least 2Gi, got {self.bluestore_size} bytes")
+            raise CephError(f"The bluestore size must be at least {format_bytes(MIN_BLUESTORE_SIZE)}, got "
+                            f"{format_bytes(self.bluestore_size)}.")
         if self.osd_memory_target < MIN_OSD_MEMORY_TARGET:
-            raise CephError(f"osd memory target must be at least 896Mi, got {self.osd_memory_target} bytes")
+            raise CephError(f"The OSD memory target must be at least {format_bytes(MIN_OSD_MEMORY_TARGET)}, got "
+                            f"{format_bytes(self.osd_memory_target)}.")
 
 
 @dataclass
@@ -227,9 +230,9 @@ class CephCluster:
         try:
             out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input_)
         except subprocess.TimeoutExpired:
-            raise CephError(f"{args[0]} {args[1] if len(args) > 1 else ''} timed out after {timeout}s") from None
+            raise CephError(f"{args[0]} {args[1] if len(args) > 1 else ''} timed out after {timeout}s.") from None
         if out.returncode != 0:
-            raise CephError(f"{' '.join(args[:3])} failed: {out.stderr.strip()[-500:]}")
+            raise CephError(f"{' '.join(args[:3])} failed: {out.stderr.strip()[-500:]}.")
         return out.stdout
 
     def _ok(self, *args: str) -> bool:
@@ -264,10 +267,10 @@ class CephCluster:
         while not check():
             for d in self.daemons.values():
                 if d.proc.poll() is not None:
-                    raise CephError(f"the Ceph {d.name} exited ({d.proc.returncode}) while waiting for {what}; "
-                                    f"see {self.dir}/log")
+                    raise CephError(f"The Ceph {d.name} exited ({d.proc.returncode}) while waiting for {what}; "
+                                    f"see {self.dir}/log.")
             if time.monotonic() > deadline:
-                raise CephError(f"timed out after {timeout:.0f}s waiting for {what}; see {self.dir}/log")
+                raise CephError(f"Timed out after {timeout:.0f}s waiting for {what}; see {self.dir}/log.")
             time.sleep(0.2)
 
     def _rgw_ready(self) -> bool:
@@ -284,7 +287,8 @@ class CephCluster:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError) as e:
-            raise CephError(f"{self.record_file} is unreadable ({e}); move the directory away to start afresh") from None
+            raise CephError(f"{self.record_file} is unreadable ({e}); move the directory away to start "
+                            "afresh.") from None
 
     def _save_record(self) -> None:
         _write_private(self.record_file, json.dumps(asdict(self.record), indent=1))
@@ -297,7 +301,7 @@ class CephCluster:
     def start(self, timeout: float = 120) -> "CephCluster":
         missing = missing_binaries()
         if missing:
-            raise CephError(f"Ceph is not installed (missing {', '.join(missing)}); run `make install`")
+            raise CephError(f"Ceph is not installed (missing {', '.join(missing)}); run `make install`.")
         t0 = time.monotonic()
         self._stop_leftovers()
         try:
@@ -305,7 +309,7 @@ class CephCluster:
             if rec is not None and rec.initialised and rec.objectstore == "bluestore":
                 if self.store.kind != "bluestore":
                     raise CephError(f"{self.dir} holds a bluestore cluster with data; set `ceph.objectstore: "
-                                    f"bluestore`, or move the directory away to start an empty {self.store.kind} one")
+                                    f"bluestore`, or move the directory away to start an empty {self.store.kind} one.")
                 self._restart(rec, timeout)
             else:
                 self._create(timeout)
@@ -460,7 +464,7 @@ class CephCluster:
             key = next(k for k in json.loads(out)["keys"] if k["user"] == ADMIN_UID)
             keys = RgwAdminKeys(key["access_key"], key["secret_key"])
         except (ValueError, KeyError, TypeError):
-            raise CephError(f"{self.admin_keys_file} is not a valid admin keys file") from None
+            raise CephError(f"{self.admin_keys_file} is not a valid admin keys file.") from None
         return self._save_admin(keys)  # mode 0600 again, and the endpoint of this start
 
     # -- supervision -----------------------------------------------------------------------------------------
@@ -477,8 +481,8 @@ class CephCluster:
                 continue
             how = exit_text(d.proc.returncode)
             if not d.budget.spend():
-                raise CephError(f"the Ceph {name} keeps exiting ({len(d.budget.times)} times in "
-                                f"{d.budget.window:.0f}s, last with {how}); see {self.dir}/log")
+                raise CephError(f"The Ceph {name} keeps exiting ({len(d.budget.times)} times in "
+                                f"{d.budget.window:.0f}s, last with {how}); see {self.dir}/log.")
             old = d.proc.pid
             d.proc = self._spawn(name, d.args)
             self._write_pids()

@@ -34,7 +34,7 @@ def find_proxy() -> list[str]:
     """configurable-http-proxy (Node): $ODH_PROXY_COMMAND, else the one on PATH."""
     cmd = os.environ.get("ODH_PROXY_COMMAND") or shutil.which("configurable-http-proxy")
     if not cmd or not os.access(cmd, os.X_OK):
-        raise HubError("configurable-http-proxy not found: run `make install` or set ODH_PROXY_COMMAND")
+        raise HubError("`configurable-http-proxy` not found: run `make install` or set ODH_PROXY_COMMAND.")
     return [os.path.abspath(cmd)]
 
 
@@ -105,10 +105,10 @@ class HubProcess:
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self.proc.poll() is not None:
-                raise HubError(f"JupyterHub exited with {self.proc.returncode}; see {self.log_path}")
+                raise HubError(f"JupyterHub exited with {self.proc.returncode}; see {self.log_path}.")
             if time.monotonic() > deadline:
                 self.stop()
-                raise HubError(f"JupyterHub did not answer within {timeout:.0f}s; see {self.log_path}")
+                raise HubError(f"JupyterHub did not answer within {timeout:.0f}s; see {self.log_path}.")
             time.sleep(0.2)
         self.report(f"JupyterHub ready at {self.url}")
         return self

@@ -101,7 +101,7 @@ class KafkaBroker:
 
     def start(self, timeout: float = 30) -> "KafkaBroker":
         if not os.access(self.command, os.X_OK):
-            raise KafkaError(f"noida-db is not installed ({self.command}); run `make install`")
+            raise KafkaError(f"`noida-db` is not installed ({self.command}); run `make install`.")
         if not self.port:
             self.port = free_port()
         t0 = time.monotonic()
@@ -114,11 +114,11 @@ class KafkaBroker:
         deadline = time.monotonic() + timeout
         while not answers("127.0.0.1", self.port):
             if self.proc.poll() is not None:
-                raise KafkaError(f"the Kafka broker exited with {exit_text(self.proc.returncode)}: "
-                                 f"{self.log_tail(5)}")
+                raise KafkaError(f"The Kafka broker exited with {exit_text(self.proc.returncode)}: "
+                                 f"{self.log_tail(5)}.")
             if time.monotonic() > deadline:
                 self.stop()
-                raise KafkaError(f"the Kafka broker did not answer within {timeout:.0f}s; see {self.log_path}")
+                raise KafkaError(f"The Kafka broker did not answer within {timeout:.0f}s; see {self.log_path}.")
             time.sleep(0.02)
 
     def supervise(self) -> str | None:
@@ -127,7 +127,7 @@ class KafkaBroker:
             return None
         how = exit_text(self.proc.returncode)
         if not self.budget.spend():
-            raise KafkaError(f"the Kafka broker keeps exiting (last with {how}); see {self.log_path}")
+            raise KafkaError(f"The Kafka broker keeps exiting (last with {how}); see {self.log_path}.")
         old = self.proc.pid
         self.proc = self._spawn()
         self._wait(30)

@@ -67,23 +67,24 @@ class PlatformSettings:
 def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> PlatformSettings:
     data = data or {}
     if not isinstance(data, dict):
-        raise SettingsError("must be a mapping", source=source)
+        raise SettingsError("Must be a mapping.", source=source)
     values: dict = {}
     for section, raw in data.items():
         if section not in SECTIONS:
-            raise SettingsError(f"unknown section; allowed: {', '.join(SECTIONS)}", source=source, field=str(section))
+            raise SettingsError(f"Unknown section; allowed: {', '.join(SECTIONS)}.", source=source, field=str(section))
         if not isinstance(raw, dict):
-            raise SettingsError("must be a mapping", source=source, field=section)
+            raise SettingsError("Must be a mapping.", source=source, field=section)
         for key, value in raw.items():
             kind = SECTIONS[section].get(key)
             field = f"{section}.{key}"
             if kind is None:
-                raise SettingsError(f"unknown key; allowed: {', '.join(SECTIONS[section])}", source=source, field=field)
+                raise SettingsError(f"Unknown key; allowed: {', '.join(SECTIONS[section])}.", source=source,
+                                    field=field)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SettingsError(f"must be {kind.__name__}, got {value!r}", source=source, field=field)
+                raise SettingsError(f"Must be {kind.__name__}, got {value!r}.", source=source, field=field)
             low = 0 if key.endswith("port") or key.endswith("max_objects") else 1
             if kind is int and not (low <= value <= (65535 if key.endswith("port") else 2**62)):
-                raise SettingsError(f"out of range: {value}", source=source, field=field)
+                raise SettingsError(f"Out of range: {value}.", source=source, field=field)
             if field in ("ceph.user_quota_max_size", "deployments.max_model_size", "ceph.bluestore_size",
                          "ceph.osd_memory_target"):
                 try:
@@ -93,10 +94,10 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
                 least = {"ceph.bluestore_size": (MIN_BLUESTORE_SIZE, "2Gi"),
                          "ceph.osd_memory_target": (MIN_OSD_MEMORY_TARGET, "896Mi")}.get(field)
                 if least and size < least[0]:
-                    raise SettingsError(f"must be at least {least[1]}, got {value}", source=source, field=field)
+                    raise SettingsError(f"Must be at least {least[1]}, got {value}.", source=source, field=field)
             if field == "ceph.objectstore" and value not in OBJECTSTORES:
-                raise SettingsError(f"must be one of {', '.join(OBJECTSTORES)} (bluestore keeps objects on disk "
-                                    f"across restarts; memstore keeps them in memory only), got {value!r}",
+                raise SettingsError(f"Must be one of {', '.join(OBJECTSTORES)} (bluestore keeps objects on disk "
+                                    f"across restarts; memstore keeps them in memory only), got {value!r}.",
                                     source=source, field=field)
             values[field] = value
     g = values.get
@@ -127,12 +128,12 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
 def load_settings(config_dir: str) -> PlatformSettings:
     path = os.path.join(config_dir, "platform.yaml")
     if not os.path.isdir(config_dir):
-        raise SettingsError("configuration directory does not exist", source=config_dir)
+        raise SettingsError("Configuration directory does not exist.", source=config_dir)
     data = {}
     if os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f)
         except yaml.YAMLError as e:
-            raise SettingsError(f"not valid YAML: {e}", source=path) from None
+            raise SettingsError(f"Not valid YAML: {e}", source=path) from None
     return parse_settings(data, config_dir, path)

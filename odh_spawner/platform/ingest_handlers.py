@@ -57,7 +57,7 @@ class ObjectsHandler(IngestApi):
         try:
             limit = max(1, min(int(self.get_query_argument("limit", "1000")), 100_000))
         except ValueError:
-            raise web.HTTPError(400, "limit must be a number.") from None
+            raise web.HTTPError(400, "Limit must be a number.") from None
         self.reply({"objects": await self.manager.objects(self.owner(), name, limit)})
 
 

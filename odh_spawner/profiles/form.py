@@ -8,7 +8,7 @@ import jinja2
 
 from odh_spawner.errors import OdhError
 from odh_spawner.profiles.format import Profile
-from odh_spawner.quantities import format_cpu, format_memory
+from odh_spawner.quantities import format_bytes, format_cpu
 from odh_spawner.profiles.resolve import resolve
 
 _env = jinja2.Environment(
@@ -16,7 +16,7 @@ _env = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-_env.globals.update(fmt_cpu=format_cpu, fmt_mem=lambda n: format_memory(n).replace("i", "iB"))
+_env.globals.update(fmt_cpu=format_cpu, fmt_mem=format_bytes)
 
 
 def _chosen(visible: list[Profile], user: str, groups, previous) -> dict:

@@ -421,7 +421,7 @@ def parse_profiles(data: Any, source: str = "<profiles>") -> tuple[Profile, ...]
     seen: set[str] = set()
     for p in profiles:
         if p.slug in seen:
-            raise ProfileError(f"duplicate profile slug {p.slug!r}", source=source, profile=p.slug, field="slug")
+            raise ProfileError(f"Duplicate profile slug {p.slug!r}.", source=source, profile=p.slug, field="slug")
         seen.add(p.slug)
     return profiles
 
@@ -430,7 +430,7 @@ def parse_profiles_yaml(text: str, source: str = "<profiles>") -> tuple[Profile,
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ProfileError(f"not valid YAML: {e}", source=source) from None
+        raise ProfileError(f"Not valid YAML: {e}", source=source) from None
     return parse_profiles(data, source)
 
 
@@ -440,5 +440,5 @@ def load_profiles(path: str) -> tuple[Profile, ...]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise ProfileError(f"cannot read: {e.strerror}", source=path) from None
+        raise ProfileError(f"Cannot read: {e.strerror}.", source=path) from None
     return parse_profiles_yaml(text, path)

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from odh_spawner.errors import ForbiddenOption, OptionsError
 from odh_spawner.profiles.format import Profile, Toleration, Volume
-from odh_spawner.quantities import format_memory, parse_memory
+from odh_spawner.quantities import format_bytes, format_memory, parse_memory
 
 OPTION_KEYS = ("profile", "size", "gpu", "spark")
 SPARK_KEYS = ("workers", "worker_cores", "worker_memory")
@@ -79,12 +79,12 @@ def default_profile(visible: list[Profile]) -> Profile:
 
 def _int_option(value, name: str) -> int:
     if isinstance(value, bool):
-        raise OptionsError(f"{name} must be a whole number, got {value!r}")
+        raise OptionsError(f"{name} must be a whole number, got {value!r}.")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
         return int(value.strip())
-    raise OptionsError(f"{name} must be a whole number, got {_short(value)}")
+    raise OptionsError(f"{name} must be a whole number, got {_short(value)}.")
 
 
 def _short(value) -> str:
@@ -101,27 +101,27 @@ def _resolve_spark(profile: Profile, raw) -> SparkRequest | None:
     if raw is True:
         raw = {}
     if not isinstance(raw, dict):
-        raise OptionsError(f"spark must be true, false or an object with {', '.join(SPARK_KEYS)}; got {_short(raw)}")
+        raise OptionsError(f"`spark` must be true, false or an object with {', '.join(SPARK_KEYS)}; got {_short(raw)}.")
     unknown = sorted(str(k) for k in raw if k not in SPARK_KEYS)
     if unknown:
         raise OptionsError(f"Unknown spark option(s): {', '.join(_short(k) for k in unknown)}. "
-                           f"Allowed: {', '.join(SPARK_KEYS)}")
+                           f"Allowed: {', '.join(SPARK_KEYS)}.")
     workers = _int_option(raw.get("workers", shape.workers.default), "spark.workers")
     cores = _int_option(raw.get("worker_cores", shape.worker_cores.default), "spark.worker_cores")
     mem_raw = raw.get("worker_memory", shape.worker_memory.default)
     try:
         memory = parse_memory(mem_raw)
     except ValueError as e:
-        raise OptionsError(f"spark.worker_memory: {e}") from None
+        raise OptionsError(f"`spark.worker_memory`: {e}") from None
     if workers < 1 or cores < 1:
-        raise OptionsError("spark.workers and spark.worker_cores must be at least 1")
+        raise OptionsError("`spark.workers` and `spark.worker_cores` must be at least 1.")
     if workers > shape.workers.max:
         raise ForbiddenOption(f"{workers} Spark workers exceed this profile's limit of {shape.workers.max}.")
     if cores > shape.worker_cores.max:
         raise ForbiddenOption(f"{cores} cores per Spark worker exceed this profile's limit of {shape.worker_cores.max}.")
     if memory > shape.worker_memory.max:
-        raise ForbiddenOption(f"{format_memory(memory)} per Spark worker exceeds this profile's limit of "
-                              f"{format_memory(shape.worker_memory.max)}.")
+        raise ForbiddenOption(f"{format_bytes(memory)} per Spark worker exceeds this profile's limit of "
+                              f"{format_bytes(shape.worker_memory.max)}.")
     return SparkRequest(workers=workers, worker_cores=cores, worker_memory=memory)
 
 
@@ -130,11 +130,11 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, dict):
-        raise OptionsError(f"user_options must be an object, got {type(user_options).__name__}")
+        raise OptionsError(f"`user_options` must be an object, got {type(user_options).__name__}.")
     unknown = sorted(str(k) for k in user_options if k not in OPTION_KEYS)
     if unknown:
         raise OptionsError(f"Unknown option(s): {', '.join(_short(k) for k in unknown)}. "
-                           f"Allowed: {', '.join(OPTION_KEYS)}")
+                           f"Allowed: {', '.join(OPTION_KEYS)}.")
     profiles = tuple(profiles)
     visible = visible_profiles(profiles, user, groups)
 
@@ -142,32 +142,32 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
     if slug is None or slug == "":
         profile = default_profile(visible)
     elif not isinstance(slug, str):
-        raise OptionsError(f"profile must be a string, got {_short(slug)}")
+        raise OptionsError(f"`profile` must be a string, got {_short(slug)}.")
     else:
         profile = next((p for p in visible if p.slug == slug), None)
         if profile is None:
             # the same answer whether the profile is hidden from this user or does not exist at all, so the
             # answer never tells anyone which hidden profiles exist
             raise ForbiddenOption(f"Profile {_short(slug)} is not available to you. "
-                                  f"Available: {', '.join(p.slug for p in visible)}")
+                                  f"Available: {', '.join(p.slug for p in visible)}.")
 
     size_slug = user_options.get("size")
     if size_slug is None or size_slug == "":
         size = profile.default_size
     elif not isinstance(size_slug, str):
-        raise OptionsError(f"size must be a string, got {_short(size_slug)}")
+        raise OptionsError(f"`size` must be a string, got {_short(size_slug)}.")
     else:
         size = profile.size(size_slug)
         if size is None:
             raise ForbiddenOption(f"Size {_short(size_slug)} is not offered by profile {profile.slug!r}. "
-                                  f"Choose one of: {', '.join(s.slug for s in profile.sizes)}")
+                                  f"Choose one of: {', '.join(s.slug for s in profile.sizes)}.")
 
     gpu_raw = user_options.get("gpu")
     gpu = profile.gpu.default if (gpu_raw is None or gpu_raw == "") and profile.gpu else 0
     if gpu_raw is not None and gpu_raw != "":
         gpu = _int_option(gpu_raw, "gpu")
         if gpu < 0:
-            raise OptionsError(f"gpu must not be negative, got {gpu}")
+            raise OptionsError(f"`gpu` must not be negative, got {gpu}.")
         limit = profile.gpu.max if profile.gpu else 0
         if gpu > limit:
             if limit == 0:

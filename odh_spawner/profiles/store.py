@@ -37,7 +37,7 @@ class ProfileStore:
             try:
                 stamp = self._file_stamp()
             except OSError as e:
-                err = ProfileError(f"cannot read: {e.strerror}", source=self.path)
+                err = ProfileError(f"Cannot read: {e.strerror}.", source=self.path)
                 return self._keep_last_good(err, None)
             if stamp == self._stamp and self._profiles is not None:
                 return self._profiles

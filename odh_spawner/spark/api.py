@@ -90,7 +90,7 @@ def status_json(*, state: str, master_url: str, ui_url: str, workers_requested: 
                 status: SparkStatus | None = None) -> dict:
     """The API's status object; counts from the master's JSON when it answered (`status`), else zeros."""
     if state not in STATES:
-        raise ValueError(f"unknown cluster state {state!r}")
+        raise ValueError(f"Unknown cluster state {state!r}.")
     s = status if state != "stopped" else None
     return {
         "enabled": True,

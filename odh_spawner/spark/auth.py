@@ -49,7 +49,7 @@ def driver_conf(secret: str) -> dict[str, str]:
 def render_conf(conf: dict[str, str]) -> str:
     for k, v in conf.items():
         if not k or any(c.isspace() for c in k) or "\n" in v or "\r" in v:
-            raise ValueError(f"invalid spark-defaults.conf entry {k!r}")
+            raise ValueError(f"Invalid spark-defaults.conf entry {k!r}.")
     return "".join(f"{k} {v}\n" for k, v in conf.items())
 
 

@@ -120,7 +120,7 @@ def _metadata(spec: KubeSparkSpec, name: str, component: str, owned: bool = True
 def owner_reference(spec: KubeSparkSpec) -> dict:
     """The anchor as owner. No blockOwnerDeletion: it would need finalizer rights on the anchor (OpenShift)."""
     if not spec.anchor_uid:
-        raise ValueError("anchor_uid is required: create the anchor ConfigMap first and pass its metadata.uid")
+        raise ValueError("`anchor_uid` is required: create the anchor ConfigMap first and pass its metadata.uid.")
     return {"apiVersion": "v1", "kind": "ConfigMap", "name": names(spec.user, spec.server)["anchor"],
             "uid": spec.anchor_uid}
 

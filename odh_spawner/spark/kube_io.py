@@ -119,7 +119,7 @@ def owned_manifests(spec: kube.KubeSparkSpec, cluster_type: str, secret: str = "
     if cluster_type == "spark-connect":
         return [*policy, kube.spark_connect(spec)]
     if not secret:
-        raise ValueError("a standalone cluster needs its secret (spark.auth.new_secret())")
+        raise ValueError("A standalone cluster needs its secret (spark.auth.new_secret()).")
     return [*policy, *kube.standalone_manifests(spec, secret)]
 
 
@@ -215,7 +215,7 @@ def _calls(apis: Apis, kind: str) -> Calls:
             lambda name, namespace: custom.get_namespaced_custom_object(group, version, namespace, plural, name),
             lambda name, namespace, body: custom.patch_namespaced_custom_object(group, version, namespace, plural,
                                                                                 name, body))
-    raise ValueError(f"unexpected kind {kind!r}")
+    raise ValueError(f"Unexpected kind {kind!r}.")
 
 
 async def _owned_attempt(apis: Apis, manifest: dict, t: Timeouts) -> bool:

@@ -12,7 +12,7 @@ from traitlets import Integer, Union, Unicode, validate
 from traitlets.config import Configurable
 
 from odh_spawner.errors import OptionsError
-from odh_spawner.quantities import format_memory, parse_memory
+from odh_spawner.quantities import format_bytes, parse_memory
 from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark.errors import SparkLimitError
 
@@ -78,8 +78,8 @@ def check_request(limits: SparkLimits, request: SparkRequest, usage: SparkUsage 
         raise SparkLimitError(f"{request.worker_cores} cores per Spark worker exceed the limit of "
                               f"{limits.max_worker_cores}.")
     if request.worker_memory > limits.max_worker_memory:
-        raise SparkLimitError(f"{format_memory(request.worker_memory)} per Spark worker exceeds the limit of "
-                              f"{format_memory(limits.max_worker_memory)}.")
+        raise SparkLimitError(f"{format_bytes(request.worker_memory)} per Spark worker exceeds the limit of "
+                              f"{format_bytes(limits.max_worker_memory)}.")
     _check_workers(limits, request.workers, usage, adding=request.workers)
 
 
@@ -108,7 +108,7 @@ def check_scale(limits: SparkLimits | None, current: SparkRequest, workers: int,
     that was lowered since); scaling up must fit the per-user and hub-wide limits (none when `limits` is None).
     """
     if isinstance(workers, bool) or not isinstance(workers, int):
-        raise OptionsError(f"workers must be a whole number, got {workers!r}")
+        raise OptionsError(f"Workers must be a whole number, got {workers!r}.")
     if workers < 1:
         raise OptionsError("A Spark cluster needs at least 1 worker; stop the server to remove it.")
     if limits is not None and workers > current.workers:

@@ -21,7 +21,7 @@ PHASE_ENV = "ODH_SPARK_PHASE_FILE"
 
 def phase_json(phase: str, error: str = "") -> str:
     if phase not in PHASES:
-        raise ValueError(f"unknown Spark cluster phase {phase!r}")
+        raise ValueError(f"Unknown Spark cluster phase {phase!r}.")
     return json.dumps({"phase": phase, "error": error})
 
 

@@ -84,7 +84,7 @@ class ClusterState:
     @classmethod
     def from_json(cls, data: dict) -> "ClusterState":
         if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported state version {data.get('version')!r}")
+            raise ValueError(f"Unsupported state version {data.get('version')!r}.")
         known = {f.name for f in dataclass_fields(cls)}
         fields = {k: v for k, v in data.items() if k in known}
         fields["processes"] = [ProcessRecord(**p) for p in fields.get("processes", [])]

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 
 from odh_spawner.kube.pods import toleration_manifests
-from odh_spawner.quantities import format_memory
+from odh_spawner.quantities import format_bytes
 from odh_spawner.spark import auth, kube
 from odh_spawner.spark.errors import SparkError
 from odh_spawner.spark.kube_io import (
@@ -63,7 +63,7 @@ async def prepare_for_spawner(spawner, plan, s3_secret: str, limits) -> tuple[di
     async def create() -> None:
         r = plan.spark
         spawner.odh_progress(50, f"Creating your Spark cluster: {r.workers} worker(s), {r.worker_cores} core(s) "
-                                 f"and {format_memory(r.worker_memory)} each")
+                                 f"and {format_bytes(r.worker_memory)} each")
         await start_cluster(apis, spec, settings.cluster_type, t, spawner.log,
                             progress=lambda message: spawner.odh_progress(50, message),
                             secret=auth.new_secret() if standalone else "", network_policy=settings.network_policy)

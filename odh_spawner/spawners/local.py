@@ -29,6 +29,7 @@ from odh_spawner.host.users import (SystemUser, SystemUserError, can_switch_user
                          single_user_warning)
 from odh_spawner.spawners.mixin import OdhSpawnerMixin, user_error
 from odh_spawner.naming import state_dir_name
+from odh_spawner.quantities import format_bytes
 from odh_spawner.spawners.readiness import ServerExited, wait_http
 from odh_spawner.profiles.resolve import SpawnPlan
 from odh_spawner.spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
@@ -166,8 +167,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             return os.path.dirname(sys.executable)
         path = self.environments.get(name)
         if not path:
-            raise ProfileError(f"local environment {name!r} is not configured on this hub "
-                               f"(OdhLocalSpawner.environments knows: hub, {', '.join(sorted(self.environments))})")
+            raise ProfileError(f"Local environment {name!r} is not configured on this hub "
+                               f"(OdhLocalSpawner.environments knows: hub, {', '.join(sorted(self.environments))}).")
         return os.path.join(path, "bin")
 
     async def apply_plan(self, plan: SpawnPlan) -> None:
@@ -236,7 +237,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             self._s3_env = creds.env() if creds is not None else {}
             if limits is not None and plan is not None:
                 self.odh_stage(30, "limits", "Applying your size's limits",
-                               f"Limits applied: {plan.cpu_limit:g} CPU, {plan.mem_limit // 2**20} MiB memory")
+                               f"Limits applied: {plan.cpu_limit:g} CPU, {format_bytes(plan.mem_limit)} memory")
                 self._cgroup_procs = limits.create(self.cgroup_name, plan.cpu_limit, plan.mem_limit)
             elif plan is not None:
                 self.odh_progress(30, "Limits not enforced locally (no writable cgroups)")
@@ -303,7 +304,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             await cluster.launch()
         except SparkError as e:
             self.log.error("Spark cluster for %s failed to launch: %s", self._log_name, e)
-            raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}") from None
+            raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}.") from None
         self._spark = cluster
         self._spark_ready = asyncio.ensure_future(self._await_spark(cluster))
         bindir = self._lock_env.bindir if self._lock_env is not None else self.environment_bin(plan.local_environment)

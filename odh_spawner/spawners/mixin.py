@@ -51,7 +51,7 @@ class OdhSpawnerMixin(Configurable):
     @property
     def profile_store(self) -> ProfileStore:
         if not self.profiles_path:
-            raise ProfileError("no profile file configured: set OdhSpawner profiles_path or $ODH_PROFILES")
+            raise ProfileError("No profile file configured: set OdhSpawner profiles_path or $ODH_PROFILES.")
         return shared_store(self.profiles_path, self.log)
 
     def user_groups(self) -> list[str]:

@@ -61,7 +61,7 @@ def lazy_exports(namespace: dict, exports: dict[str, tuple[str, str]], submodule
         elif name in submodules:
             value = importlib.import_module(f"{namespace['__name__']}.{name}")
         else:
-            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+            raise AttributeError(f"Module {namespace['__name__']!r} has no attribute {name!r}.")
         namespace[name] = value
         return value
 

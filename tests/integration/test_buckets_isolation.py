@@ -155,4 +155,4 @@ def test_bad_input_is_a_4xx_with_a_message(user_server):
     assert r.status_code == 400 and "JSON" in r.json()["message"]
     r = requests.get(c.api + "/buckets/alice-private/objects", params={"delimiter": "|"},
                      headers={"Authorization": f"token {c.token}"}, timeout=10)
-    assert r.status_code == 400 and "delimiter" in r.json()["message"]
+    assert r.status_code == 400 and "Delimiter" in r.json()["message"]

@@ -148,7 +148,7 @@ def test_resume_an_interrupted_upload(user_server):
     # completing with a part missing is refused with what is missing
     from server_extension.client import OdhApiError
 
-    with pytest.raises(OdhApiError, match="received"):
+    with pytest.raises(OdhApiError, match="Received"):
         client._json("POST", client._url("alice-transfer", "uploads", uid, "complete"), params={"key": "resumed.bin"},
                      json={"parts": parts[:-1]})
     client._json("POST", client._url("alice-transfer", "uploads", uid, "complete"), params={"key": "resumed.bin"},

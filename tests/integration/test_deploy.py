@@ -279,7 +279,7 @@ def test_model_endpoints_need_the_owners_token_or_the_key(hub, alice, kernel, us
     assert "PUB False" in out
     assert call().status_code == 401
     # bad settings are refused with a message
-    for bad, words in [({"public": "yes"}, "true or false"), ({"color": 1}, "unknown field"), ({}, "missing")]:
+    for bad, words in [({"public": "yes"}, "true or false"), ({"color": 1}, "Unknown field"), ({}, "Missing")]:
         r = requests.patch(api, headers=h, json=bad, timeout=30)
         assert r.status_code == 400 and words in r.json()["message"], (bad, r.text)
     # bob can neither rotate nor open alice's endpoint (his own namespace: 404; the platform with ?user=: 403)
@@ -301,9 +301,9 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
         ({"name": "a" * 41, "model_uri": "s3://x/y/"}, 400, "DNS-safe"),
         ({"name": "ok", "model_uri": "http://x/y"}, 400, "s3://"),
         ({"name": "ok", "model_uri": "s3://x/y/", "framework": "tensorflow"}, 400, "Unsupported model framework"),
-        ({"name": "ok"}, 400, "give the model"),
-        ({"name": "ok", "path": "../../etc/passwd"}, 404, "no such file"),
-        ({"name": "ok", "bogus": 1}, 400, "unknown field"),
+        ({"name": "ok"}, 400, "Give the model"),
+        ({"name": "ok", "path": "../../etc/passwd"}, 404, "No such file"),
+        ({"name": "ok", "bogus": 1}, 400, "Unknown field"),
     ]
     for body, status, words in cases:
         r = requests.post(api, headers=h, json=body, timeout=30)

@@ -99,7 +99,7 @@ def test_progress_reports_profile_and_limits(login):
     ({"profile": "datascience", "spark": {"workers": 99}}, 403, "limit of 3"),
     ({"profile": "minimal", "size": "xxl"}, 403, "not offered"),
     ({"image": "evil/miner:latest"}, 400, "Unknown option(s): 'image'"),
-    ({"profile": ["minimal"]}, 400, "profile must be a string"),
+    ({"profile": ["minimal"]}, 400, "`profile` must be a string"),
 ])
 def test_forged_user_options_are_refused(login, options, status, fragment):
     alice = login("alice")

@@ -115,7 +115,7 @@ def test_bad_input_is_a_clear_4xx(hub, alice, alice_s3, kafka_broker):
     create_topic(kafka_broker.bootstrap, "bad-input", 1)
     cases = [
         ({"name": "x1", "topic": "no-such-topic", "bucket": "alice-raw"}, 404, "does not exist"),
-        ({"name": "x2", "topic": "bad-input", "bucket": "alice-raw", "format": "csv"}, 400, "format must be"),
+        ({"name": "x2", "topic": "bad-input", "bucket": "alice-raw", "format": "csv"}, 400, "Format must be"),
         ({"name": "x3", "topic": "bad-input", "bucket": "alice-raw", "flush_records": 0}, 400, "flush_records"),
         ({"name": "x4", "topic": "bad-input", "bucket": "alice-raw", "flush_seconds": -1}, 400, "flush_seconds"),
         ({"name": "x5", "topic": "bad-input", "bucket": "alice-raw", "partition_by": "day"}, 400, "partition_by"),

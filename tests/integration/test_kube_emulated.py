@@ -361,7 +361,7 @@ async def test_kube_spawner_spark_cluster_lives_and_dies_with_the_server(emulato
         pod["spec"]["containers"][0]["volumeMounts"]
     assert env["SPARK_MASTER_URL"] == "spark://spark-alice-master.odh.svc:7077" and env["SPARK_EXECUTOR_CORES"] == "2"
     messages = [e["message"] for e in sp._odh_events]
-    assert "Creating your Spark cluster: 2 worker(s), 2 core(s) and 1Gi each" in messages
+    assert "Creating your Spark cluster: 2 worker(s), 2 core(s) and 1 GiB each" in messages
     assert "Spark cluster created; Kubernetes is starting its pods" in messages and sp._odh_done
     assert validate_everything(emulator) >= 10
 

@@ -356,7 +356,7 @@ async def test_seldon_v2_a_failing_version_puts_the_served_one_back(k8s_control_
         await bring_up_with_operator(cp, ns, backend, d, v2, MODEL, failed, observed_generation=False)
     model = get(cp, cr_path(ns, MODEL, "alice--iris"))
     assert model["spec"]["storageUri"] == v1.model_uri and model["metadata"]["generation"] == 3
-    assert await backend.check(d) == "The Model is Creating: the operator has not yet picked up the new version."
+    assert await backend.check(d) == "The Model is Creating: The operator has not yet picked up the new version."
     set_status(cp, ns, MODEL, "alice--iris", model_status("True", "ModelAvailable"))
     assert await backend.check(d) is None
     await backend.teardown(d)

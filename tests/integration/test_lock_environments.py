@@ -121,7 +121,7 @@ def test_server_and_kernel_run_from_the_lock_environment(minimal_env, login, con
         assert {"locked", "missing-lock"} <= set(alice.offered_profiles())
         # a lock that is not there: the spawn fails at once and says why
         r = alice.api("POST", "/users/alice/server", json={"profile": "missing-lock"})
-        assert r.status_code == 400 and "environment is misconfigured" in r.text and "cannot read the lock" in r.text, \
+        assert r.status_code == 400 and "environment is misconfigured" in r.text and "Cannot read the lock" in r.text, \
             r.text
         assert alice.model()["servers"] == {}
 

@@ -53,9 +53,9 @@ def test_folder_and_body():
     with pytest.raises(v.BadRequest):
         v.folder("///")
     assert v.body_object({"name": "x"}, ("name",)) == {"name": "x"}
-    with pytest.raises(v.BadRequest, match="unknown field"):
+    with pytest.raises(v.BadRequest, match="Unknown field"):
         v.body_object({"name": "x", "acl": "public"}, ("name",))
-    with pytest.raises(v.BadRequest, match="missing field"):
+    with pytest.raises(v.BadRequest, match="Missing field"):
         v.body_object({}, ("name",))
     with pytest.raises(v.BadRequest, match="JSON object"):
         v.body_object([1], ("name",))

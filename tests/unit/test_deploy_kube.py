@@ -78,7 +78,7 @@ def test_a_seldon_v2_status_from_before_our_spec_change_is_not_taken_for_the_new
     got = kube.cr_state(model(ready), superseded)
     assert got["state"] == state and got["url"] is None
     if superseded and ready == {k: v for k, v in superseded.items() if k != "type"}:
-        assert got["message"] == "the operator has not yet picked up the new version"
+        assert got["message"] == "The operator has not yet picked up the new version."
 
 
 def test_superseded_only_concerns_models():

@@ -612,7 +612,7 @@ def test_the_serving_backend_reads_egress_peers_and_ports_from_the_command_line(
     assert backend.network_policy_egress_to == [{"namespaceSelector": {"matchLabels": {"a": "b"}}}]
     assert backend.network_policy_egress_ports == [80, 7480] and backend.network_policy_dns_ports == [53]
     for bad in (["not json"], ["[]"], [{}]):
-        with pytest.raises(TraitError, match="network_policy_egress_to"):
+        with pytest.raises(TraitError, match="network_policy_egress_to peer"):
             KubeServingBackend(network_policy_egress_to=bad)
     with pytest.raises(TraitError, match="not a port number"):
         KubeServingBackend(network_policy_egress_ports=["http"])

@@ -164,7 +164,7 @@ def test_check_config_reads_the_locks_profiles_name(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check-config", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "profile 'minimal'" in err and "local.environment.lock" in err and "cannot read the lock" in err, err
+    assert "profile 'minimal'" in err and "local.environment.lock" in err and "Cannot read the lock" in err, err
 
 
 def test_notebook_files_follow_the_wheels_package_list(tmp_path):

@@ -137,7 +137,7 @@ def test_build_spec_defaults_and_changes():
     ({"bucket": "raw"}, "topic"),
     ({"topic": "a b", "bucket": "raw"}, "topic"),
     ({"topic": "t", "bucket": "Raw_X"}, "bucket"),
-    ({"topic": "t", "bucket": "raw", "format": "csv"}, "format"),
+    ({"topic": "t", "bucket": "raw", "format": "csv"}, "Format"),
     ({"topic": "t", "bucket": "raw", "flush_records": 0}, "flush_records"),
     ({"topic": "t", "bucket": "raw", "flush_records": 2.5}, "flush_records"),
     ({"topic": "t", "bucket": "raw", "flush_records": True}, "flush_records"),
@@ -159,7 +159,7 @@ def test_topic_creation_is_opt_in_and_bounded():
     assert topic_creation(False, None) == 0
     assert topic_creation(True, None) == 3
     assert topic_creation(True, 12) == 12
-    for create, parts, text in [("yes", None, "true or false"), (False, 3, "only with create_topic"),
+    for create, parts, text in [("yes", None, "true or false"), (False, 3, "only with `create_topic: true`"),
                                 (True, 0, "between 1 and 64"), (True, 65, "between 1 and 64"),
                                 (True, 2.5, "whole number"), (True, True, "whole number")]:
         with pytest.raises(IngestError, match=text) as e:

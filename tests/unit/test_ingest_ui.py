@@ -33,7 +33,7 @@ def test_the_plan_shows_the_example_key_and_the_flush_rule():
 @pytest.mark.parametrize("change,words", [
     ({"topic": ""}, "topic"), ({"bucket": "Bad_Bucket"}, "bucket"), ({"flush_records": 0}, "flush_records"),
     ({"flush_seconds": 0}, "flush_seconds"), ({"prefix": "/abs"}, "prefix"), ({"name": "Not OK"}, "name"),
-    ({"flush_records": 2_000_000}, "flush_records"), ({"format": "csv"}, "format"),
+    ({"flush_records": 2_000_000}, "flush_records"), ({"format": "csv"}, "Format"),
 ])
 def test_a_bad_form_says_why_and_shows_no_plan(change, words):
     problem, rows = plan_view(form_settings({**FORM, **change}))
@@ -51,7 +51,7 @@ def test_status_rows_show_counters_rates_lag_per_partition_and_the_last_object()
     rows = dict(status_rows(STATUS))
     assert rows["state"] == "running"
     assert rows["records"] == "12,345 in 7 objects (410.5/s)"
-    assert rows["bytes"] == "3.0 MiB (2.0 KiB/s)"
+    assert rows["bytes"] == "3 MiB (2 KiB/s)"
     assert rows["lag"] == "12 — p0: ? · p2: 12 · p10: 0"
     assert rows["last object"] == "s3://alice-raw/" + STATUS["last_object"]
     assert "hint" not in rows and "last error" not in rows

@@ -25,7 +25,7 @@ def test_objectstore_defaults_and_choices():
 @pytest.mark.parametrize("ceph,field,words", [
     ({"objectstore": "filestore"}, "ceph.objectstore", "bluestore, memstore"),
     ({"bluestore_size": "1Gi"}, "ceph.bluestore_size", "at least 2Gi"),
-    ({"bluestore_size": "lots"}, "ceph.bluestore_size", "invalid memory quantity"),
+    ({"bluestore_size": "lots"}, "ceph.bluestore_size", "Invalid memory quantity"),
     ({"osd_memory_target": "512Mi"}, "ceph.osd_memory_target", "at least 896Mi"),
 ])
 def test_bad_ceph_settings_name_the_field(ceph, field, words):
@@ -35,9 +35,9 @@ def test_bad_ceph_settings_name_the_field(ceph, field, words):
 
 
 def test_object_store_validates_itself():
-    with pytest.raises(CephError, match="unknown Ceph object store"):
+    with pytest.raises(CephError, match="Unknown Ceph object store"):
         ObjectStore("filestore")
-    with pytest.raises(CephError, match="at least 2Gi"):
+    with pytest.raises(CephError, match="at least 2 GiB, got 1 GiB"):
         ObjectStore("bluestore", bluestore_size=2**30)
 
 

@@ -20,7 +20,7 @@ def test_only_visible_profiles_are_offered():
 def test_default_profile_checked_and_sizes_listed():
     html = _render("alice", ["data-science"])
     assert re.search(r'value="ds" id="odh-profile-ds" checked', html)
-    assert 'name="size--ds"' in html and "4 CPU, 8GiB memory" in html
+    assert 'name="size--ds"' in html and "4 CPU, 8 GiB memory" in html
     assert 'name="spark--ds"' in html and 'name="spark_workers--ds"' in html
 
 

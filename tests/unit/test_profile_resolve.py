@@ -70,7 +70,7 @@ FORBIDDEN = [
     ("alice", ["data-science"], {"profile": "open", "spark": True}, "does not offer a Spark"),
     ("alice", ["data-science"], {"profile": "ds", "spark": {"workers": 4}}, "limit of 3"),
     ("alice", ["data-science"], {"profile": "ds", "spark": {"worker_cores": 3}}, "limit of 2"),
-    ("alice", ["data-science"], {"profile": "ds", "spark": {"worker_memory": "3Gi"}}, "limit of 2Gi"),
+    ("alice", ["data-science"], {"profile": "ds", "spark": {"worker_memory": "3Gi"}}, "limit of 2 GiB"),
 ]
 
 
@@ -84,12 +84,12 @@ def test_forbidden_options_are_403(user, groups, options, fragment):
 BAD = [
     ({"image": "evil/image"}, "Unknown option(s): 'image'"),
     ({"profile": "open", "cmd": ["sh"]}, "Unknown option(s): 'cmd'"),
-    ({"profile": 5}, "profile must be a string"),
-    ({"profile": "open", "size": ["small"]}, "size must be a string"),
+    ({"profile": 5}, "`profile` must be a string"),
+    ({"profile": "open", "size": ["small"]}, "`size` must be a string"),
     ({"profile": "open", "gpu": "two"}, "whole number"),
     ({"profile": "open", "gpu": True}, "whole number"),
     ({"profile": "open", "gpu": -1}, "must not be negative"),
-    ({"profile": "ds", "spark": "yes"}, "spark must be"),
+    ({"profile": "ds", "spark": "yes"}, "`spark` must be"),
     ({"profile": "ds", "spark": {"executors": 2}}, "Unknown spark option"),
     ({"profile": "ds", "spark": {"workers": 0}}, "at least 1"),
     ({"profile": "ds", "spark": {"worker_memory": "lots"}}, "worker_memory"),

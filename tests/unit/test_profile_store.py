@@ -66,7 +66,7 @@ def test_deleted_file_keeps_last_good(tmp_path):
     store = ProfileStore(str(path))
     path.unlink()
     assert [p.slug for p in store.get()] == ["a"]
-    assert "cannot read" in str(store.last_error)
+    assert "Cannot read" in str(store.last_error)
 
 
 def test_configmap_style_symlink_swap(tmp_path):

@@ -79,8 +79,8 @@ ERRORS = [
     ({"sizes": "small"}, "sizes", "non-empty list"),
     ({"sizes": _sizes(cpu={"request": 2, "limit": 1})}, "sizes[0].cpu", "above limit"),
     ({"sizes": _sizes(memory={"request": "4Gi", "limit": "1Gi"})}, "sizes[0].memory", "above limit"),
-    ({"sizes": _sizes(memory={"limit": "lots"})}, "sizes[0].memory.limit", "invalid memory"),
-    ({"sizes": _sizes(cpu={"limit": "1Gi"})}, "sizes[0].cpu.limit", "invalid cpu"),
+    ({"sizes": _sizes(memory={"limit": "lots"})}, "sizes[0].memory.limit", "Invalid memory"),
+    ({"sizes": _sizes(cpu={"limit": "1Gi"})}, "sizes[0].cpu.limit", "Invalid CPU"),
     ({"sizes": _sizes(cpu={"request": 1})}, "sizes[0].cpu.limit", "is required"),
     ({"sizes": _sizes(colour="red")}, "sizes[0]", "unknown key(s) colour"),
     ({"sizes": _sizes(slug="large")}, "sizes[1].slug", "duplicate size"),
@@ -109,7 +109,7 @@ ERRORS = [
     ({"spark": {"workers": {"max": 0}}}, "spark.workers.max", ">= 1"),
     ({"spark": {"workers": {"default": 5, "max": 2}}}, "spark.workers.default", "above max"),
     ({"spark": {"worker_cores": {"max": 2}}}, "spark.workers", "is required"),
-    ({"spark": {"workers": {"max": 2}, "worker_memory": {"max": "big"}}}, "spark.worker_memory.max", "invalid memory"),
+    ({"spark": {"workers": {"max": 2}, "worker_memory": {"max": "big"}}}, "spark.worker_memory.max", "Invalid memory"),
     ({"spark": {"workers": {"max": 2}, "gpus": 1}}, "spark", "unknown key(s) gpus"),
     ({"local": {"environment": ""}}, "local.environment", "must not be empty"),
     ({"local": {"venv": "/x"}}, "local", "unknown key(s) venv"),
@@ -138,7 +138,7 @@ def test_every_error_names_file_profile_and_field(overrides, field, fragment):
     ({"profiles": []}, "at least one profile"),
     ({"profiles": {"a": 1}}, "must be a list"),
     ({"profiles": [profile("a")], "extra": 1}, "unknown key(s) extra"),
-    ({"profiles": [profile("a"), profile("a")]}, "duplicate profile slug"),
+    ({"profiles": [profile("a"), profile("a")]}, "Duplicate profile slug"),
     ({"profiles": ["just a string"]}, "must be a mapping"),
     ({"profiles": [{"display_name": "x"}]}, "is required"),
 ])
@@ -151,13 +151,13 @@ def test_document_errors(doc, fragment):
 def test_yaml_syntax_error_names_file():
     with pytest.raises(ProfileError) as e:
         parse_profiles_yaml("profiles: [unclosed", "bad.yaml")
-    assert "bad.yaml" in str(e.value) and "not valid YAML" in str(e.value)
+    assert "bad.yaml" in str(e.value) and "Not valid YAML" in str(e.value)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ProfileError) as e:
         load_profiles(str(tmp_path / "nope.yaml"))
-    assert "nope.yaml" in str(e.value) and "cannot read" in str(e.value)
+    assert "nope.yaml" in str(e.value) and "Cannot read" in str(e.value)
 
 
 def test_roundtrip_through_yaml(tmp_path):

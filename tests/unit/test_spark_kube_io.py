@@ -36,7 +36,7 @@ def test_owned_manifests_per_cluster_type():
     policy, sc = kube_io.owned_manifests(s, "spark-connect")
     assert sc["kind"] == "SparkConnect" and sc["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid
     assert policy["kind"] == "NetworkPolicy" and policy["metadata"]["ownerReferences"][0]["uid"] == s.anchor_uid
-    with pytest.raises(ValueError, match="anchor_uid is required"):
+    with pytest.raises(ValueError, match="`anchor_uid` is required"):
         kube_io.owned_manifests(spec(anchor_uid=""), "standalone", "s3cr3t")
     with pytest.raises(ValueError, match="needs its secret"):
         kube_io.owned_manifests(s, "standalone")

@@ -35,7 +35,7 @@ def test_workers_on_other_servers_count_against_the_user():
 def test_cores_and_memory_per_worker():
     with pytest.raises(SparkLimitError, match=r"^3 cores per Spark worker exceed the limit of 2\.$"):
         check_request(limits(), SparkRequest(1, 3, GI))
-    with pytest.raises(SparkLimitError, match=r"^4Gi per Spark worker exceeds the limit of 2Gi\.$"):
+    with pytest.raises(SparkLimitError, match=r"^4 GiB per Spark worker exceeds the limit of 2 GiB\.$"):
         check_request(limits(), SparkRequest(1, 1, 4 * GI))
 
 

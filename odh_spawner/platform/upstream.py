@@ -3,7 +3,13 @@
 Tornado's simple client opens a connection per request, which costs more than the whole budget of the
 gateway; this keeps up to `max_idle` idle connections per upstream and reuses them. A reused connection the
 server closed while idle (uvicorn closes them after a few seconds) is retried once on a fresh connection,
-only when no byte of the answer came back. Bodies are read whole (Content-Length, chunked, or until close).
+only when no byte of the answer came back. Answers are read whole but bounded: an answer longer than the
+request's `max_answer` is refused (AnswerTooLarge) before it is read when its Content-Length says so, else as
+soon as it passes the limit, and its connection is closed.
+
+Each new connection may be checked before its first request (`verify`: e.g. whose process accepted it); a
+refused connection is closed unused (UpstreamRefused). Idle connections are kept per (address, `verify.key`),
+so a connection checked for one expectation is never reused for another.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ MAX_HEAD = 64 * 1024
 
 class UpstreamError(Exception):
     """The model server could not be reached or answered with something that is not HTTP."""
+
+
+class UpstreamRefused(UpstreamError):
+    """A new connection failed its check (`verify`): nothing was sent on it."""
+
+
+class AnswerTooLarge(UpstreamError):
+    """The model server's answer is longer than the caller's limit."""
 
 
 class _Stale(Exception):
@@ -57,27 +71,44 @@ class UpstreamPool:
         return addr
 
     async def request(self, base: str, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes = b"") -> Response:
-        """`target` is the path (and query) appended to `base`'s path. Hop-by-hop headers are not sent."""
+                      body: bytes = b"", *, max_answer: int | None = None, verify=None) -> Response:
+        """`target` is the path (and query) appended to `base`'s path. Hop-by-hop headers are not sent; Host is
+        `base`'s. `max_answer`: the longest answer body accepted (AnswerTooLarge). `verify`, for each new
+        connection: `verify.before_connect()` and then `verify.connected(socket)` each return None or the reason
+        to refuse it (UpstreamRefused); idle connections are pooled per `verify.key`."""
         host, port, tls, host_header, prefix = self._address(base)
         lines = [f"{method} {prefix}{target} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        key = (host, port, tls)
+        key = (host, port, tls, verify.key if verify is not None else None)
         try:
             async with asyncio.timeout(self.timeout):
                 idle = self._idle.get(key)
                 if idle:
                     conn = idle.pop()
+                    if not idle:
+                        del self._idle[key]  # keys change with processes: keep none empty
                     try:
-                        return await self._exchange(key, conn, raw, method)
+                        return await self._exchange(key, conn, raw, method, max_answer)
                     except _Stale:
                         pass
+                if verify is not None:
+                    reason = verify.before_connect()
+                    if reason:
+                        raise UpstreamRefused(reason)
                 conn = await self._connect(host, port, tls)
+                if verify is not None:
+                    try:
+                        reason = verify.connected(conn[1].get_extra_info("socket"))
+                    except OSError as e:
+                        reason = f"cannot tell who accepted the connection ({type(e).__name__})"
+                    if reason:
+                        conn[1].close()
+                        raise UpstreamRefused(reason)
                 try:
-                    return await self._exchange(key, conn, raw, method)
+                    return await self._exchange(key, conn, raw, method, max_answer)
                 except _Stale:
                     raise UpstreamError("the model server closed the connection without answering") from None
         except TimeoutError:
@@ -90,7 +121,7 @@ class UpstreamPool:
         async with asyncio.timeout(self.connect_timeout):
             return await asyncio.open_connection(host, port, ssl=ctx, limit=MAX_HEAD)
 
-    async def _exchange(self, key: tuple, conn, raw: bytes, method: str) -> Response:
+    async def _exchange(self, key: tuple, conn, raw: bytes, method: str, max_answer: int | None) -> Response:
         reader, writer = conn
         ok = False
         try:
@@ -125,11 +156,13 @@ class UpstreamPool:
             if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
                 body = b""
             elif chunked:
-                body = await self._read_chunked(reader)
+                body = await self._read_chunked(reader, max_answer)
             elif length is not None:
+                if max_answer is not None and length > max_answer:
+                    raise AnswerTooLarge(f"its answer is {length} bytes long, more than the {max_answer} allowed")
                 body = await reader.readexactly(length)
             else:
-                body = await reader.read()
+                body = await self._read_to_close(reader, max_answer)
                 close = True
             ok = not close
             return Response(status, reason, headers, body)
@@ -143,16 +176,31 @@ class UpstreamPool:
                 writer.close()
 
     @staticmethod
-    async def _read_chunked(reader) -> bytes:
-        parts = []
+    async def _read_chunked(reader, max_answer: int | None) -> bytes:
+        parts, total = [], 0
         while True:
             size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
                 while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(parts)
+            total += size
+            if max_answer is not None and total > max_answer:
+                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
+
+    @staticmethod
+    async def _read_to_close(reader, max_answer: int | None) -> bytes:
+        parts, total = [], 0
+        while True:
+            part = await reader.read(65536)
+            if not part:
+                return b"".join(parts)
+            total += len(part)
+            if max_answer is not None and total > max_answer:
+                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
+            parts.append(part)
 
     def close(self) -> None:
         for idle in self._idle.values():

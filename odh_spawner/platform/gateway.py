@@ -39,6 +39,7 @@ from typing import Callable, Iterable
 from urllib.parse import unquote
 
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from odh_spawner.deploy.model import KEY_PREFIX, DeployError, key_digest, key_matches
 from odh_spawner.host import listeners, procs
@@ -352,7 +353,7 @@ class ModelGatewayHandler(web.RequestHandler):
         self._chunks = []
         try:
             r = await gw.upstream.request(base, self.request.method, target, headers, body,
-                                          max_answer=gw.max_answer_size, verify=check)
+                                          max_answer=gw.max_answer_size, verify=check, stream=True)
         except UpstreamRefused as e:
             log.warning("Not forwarding to the model server of %s/%s: %s", d.owner, d.name, e)
             return self.fail(503, NOT_RUNNING + f"deployment {d.name!r} answers again once the platform has "
@@ -361,7 +362,14 @@ class ModelGatewayHandler(web.RequestHandler):
             return self.fail(502, f"The model server of {d.name!r} answered too much: {e}.")
         except UpstreamError as e:
             return self.fail(502, f"The model server of {d.name!r} did not answer: {e}")
-        has_body = bool(r.body) or (self.request.method == "HEAD" and any(
+        try:
+            await self._answer(d, r)
+        finally:
+            if r.stream is not None:
+                r.stream.close()
+
+    async def _answer(self, d, r) -> None:
+        has_body = bool(r.body) or r.stream is not None or (self.request.method == "HEAD" and any(
             k.lower() == "content-type" for k, _ in r.headers))
         screened = screen_answer(r.status, r.headers, has_body)
         if screened.refusal:
@@ -372,7 +380,19 @@ class ModelGatewayHandler(web.RequestHandler):
         self.clear_header("Content-Type")
         for k, v in screened.headers:
             self.set_header(k, v)
-        if r.body and self.request.method != "HEAD":
+        if r.stream is not None:  # a long answer: passed on as it comes (its type and length checked above)
+            self.set_header("Content-Length", str(r.stream.length))
+            try:
+                async for part in r.stream.chunks():
+                    self.write(part)
+                    await self.flush()
+            except UpstreamError as e:
+                log.warning("The model server of %s/%s broke off its answer: %s", d.owner, d.name, e)
+                self.request.connection.close()  # the status is out: the caller sees a short answer
+                return
+            except StreamClosedError:
+                return  # the caller went away
+        elif r.body and self.request.method != "HEAD":
             self.write(r.body)
         self.finish()
 

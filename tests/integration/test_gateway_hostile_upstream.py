@@ -65,6 +65,16 @@ class H(http.server.BaseHTTPRequestHandler):
                               ("X-Upstream", "1"), ("Access-Control-Allow-Origin", "*")], payload.encode())
         elif mode == "big":  # 2 MiB of JSON, Content-Length declared
             self.answer(200, [("Content-Type", "application/json")], b'{"x": "' + b"a" * (2 << 20) + b'"}')
+        elif mode == "long":  # 1 MiB of JSON, under the cap: streamed through
+            self.answer(200, [("Content-Type", "application/json")], b'{"x": "' + b"b" * (1 << 20) + b'"}')
+        elif mode == "short":  # announces 1 MiB, sends 300 KiB, hangs up
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b'{"x": "' + b"c" * (300 << 10))
+            self.wfile.flush()
+            self.close_connection = True
         elif mode == "bigchunked":  # the same, chunked: no length to judge it by before reading
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -338,3 +348,23 @@ async def test_an_answer_over_the_cap_is_a_502(gateway, system_users, client):
             server.seen()
     finally:
         gateway.max_answer_size = 64 << 20
+
+
+async def test_a_long_answer_under_the_cap_is_streamed_through_and_a_broken_one_cut_short(
+        gateway, system_users, client):
+    alice_name, alice = system_users["alice"]
+    server = Upstream(alice, "long")
+    d = deploy(gateway, alice_name, server)
+    for _ in range(2):  # the second on the pooled connection the first stream gave back
+        r = await client.post(url(gateway, d), json=BODY, headers=auth(d))
+        assert r.status_code == 200 and len(r.json()["x"]) == 1 << 20
+        assert_safe(r)
+        assert int(r.headers["content-length"]) == (1 << 20) + 9
+    broken = Upstream(alice, "short")
+    d2 = deploy(gateway, alice_name, broken)
+    with pytest.raises(httpx.RemoteProtocolError):  # the caller sees a short answer, never a complete-looking one
+        await client.post(url(gateway, d2), json=BODY, headers=auth(d2))
+    broken.seen()
+    r = await client.post(url(gateway, d), json=BODY, headers=auth(d))  # the gateway carries on
+    assert r.status_code == 200
+    assert server.seen().count("CONNECTION") == 1  # three answers, one pooled connection

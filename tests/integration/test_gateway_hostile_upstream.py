@@ -98,6 +98,9 @@ srv.serve_forever()
 '''
 
 
+STARTED: list["Upstream"] = []
+
+
 class Upstream:
     """One of the small servers above, running as `user` on 127.0.0.1."""
 
@@ -110,6 +113,7 @@ class Upstream:
         self.port = int(first[1])
         self.pid = self.proc.pid
         self._seen: list[str] | None = None
+        STARTED.append(self)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -138,6 +142,17 @@ class Records:
 class NoHub:
     async def user_for_token(self, token, use_cache=True, session_id="", *, sync=True):
         return None
+
+
+@pytest.fixture(autouse=True)
+def no_server_left():
+    """Servers a failed test did not stop are stopped (and none outlives its test)."""
+    yield
+    while STARTED:
+        server = STARTED.pop()
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from odh_spawner.deploy.proxyroutes import ProxyRoutes
 from odh_spawner.deploy.routing import ModelRoutes
 from odh_spawner.deploy.store import DeploymentStore
 from odh_spawner.quantities import parse_memory
-from odh_spawner.platform.gateway import ModelGateway, TokenUsers, gateway_routes, log_request
+from odh_spawner.platform.gateway import (ModelGateway, OwnerCheck, TokenUsers, gateway_routes, local_uid_of,
+                                          log_request)
 from odh_spawner.platform.api import NotFoundHandler
 from odh_spawner.platform.routes import routes
 from odh_spawner.platform.spark_handlers import SparkClusters
@@ -94,6 +95,21 @@ class PlatformService(Application):
         120, config=True, help="Seconds the model gateway waits for a model server's answer (502 after).")
     upstream_max_idle = Int(
         32, config=True, help="Idle keep-alive connections the model gateway keeps per model server.")
+    gateway_max_body_size = Unicode(
+        "16Mi",
+        config=True,
+        help="""Longest request body the model gateway accepts for a model endpoint (e.g. "16Mi"; suffixes as
+        for memory sizes). A longer one is refused with 413 and a JSON message before the caller's credential is
+        checked, as soon as its Content-Length (or, chunked, its running length) says so: nothing past this is
+        ever held in memory.""",
+    )
+    gateway_max_answer_size = Unicode(
+        "64Mi",
+        config=True,
+        help="""Longest answer body the model gateway takes from a model server (e.g. "64Mi"). A longer one
+        becomes a 502 with a JSON message: refused by its Content-Length before it is read, or as soon as a
+        chunked answer passes the limit.""",
+    )
     kafka_bootstrap_servers = Unicode(
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
         config=True,
@@ -147,6 +163,11 @@ class PlatformService(Application):
             TokenUsers(self.hub_auth, ttl=self.token_cache_seconds, max_entries=self.token_cache_size),
             lambda user: self.hub_auth.check_scopes(self.hub_auth.access_scopes, user),
             UpstreamPool(max_idle=self.upstream_max_idle, timeout=self.upstream_timeout),
+            max_body_size=parse_memory(self.gateway_max_body_size),
+            max_answer_size=parse_memory(self.gateway_max_answer_size),
+            # local model servers: forward only to the recorded process, listening as its owner
+            owner_check=(OwnerCheck(local_uid_of(self.backend)) if isinstance(self.backend, LocalMLServerBackend)
+                         else None),
         )
         self.spark = self.spark_clusters_class.for_platform(self)
         self.ingestions = None

@@ -3,7 +3,14 @@
 Tornado's simple client opens a connection per request, which costs more than the whole budget of the
 gateway; this keeps up to `max_idle` idle connections per upstream and reuses them. A reused connection the
 server closed while idle (uvicorn closes them after a few seconds) is retried once on a fresh connection,
-only when no byte of the answer came back. Bodies are read whole (Content-Length, chunked, or until close).
+only when no byte of the answer came back. Answers are read whole but bounded: an answer longer than the
+request's `max_answer` is refused (AnswerTooLarge) before it is read when its Content-Length says so, else as
+soon as it passes the limit, and its connection is closed. On request, a long answer of known length is
+handed over as a stream (`BodyStream`) to be passed on piece by piece instead of read whole first.
+
+Each new connection may be checked before its first request (`verify`: e.g. whose process accepted it); a
+refused connection is closed unused (UpstreamRefused). Idle connections are kept per (address, `verify.key`),
+so a connection checked for one expectation is never reused for another.
 """
 
 from __future__ import annotations
@@ -22,6 +29,14 @@ class UpstreamError(Exception):
     """The model server could not be reached or answered with something that is not HTTP."""
 
 
+class UpstreamRefused(UpstreamError):
+    """A new connection failed its check (`verify`): nothing was sent on it."""
+
+
+class AnswerTooLarge(UpstreamError):
+    """The model server's answer is longer than the caller's limit."""
+
+
 class _Stale(Exception):
     """A pooled connection was closed by the server before it answered: try a fresh one."""
 
@@ -32,6 +47,40 @@ class Response:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+    stream: "BodyStream | None" = None  # a long answer of known length, read as it is passed on (body is b"")
+
+
+STREAM_OVER = 256 * 1024  # answers of a known length above this are streamed, not read whole first
+
+
+class BodyStream:
+    """The rest of an answer of known length, still on its connection: `chunks()` reads it piece by piece
+    (each read within the pool's timeout); the connection goes back to the pool when all of it was read, and is
+    closed otherwise (`close()`, always called by the reader when done)."""
+
+    def __init__(self, pool: "UpstreamPool", key: tuple, conn, length: int, keep: bool):
+        self.pool, self.key, self.conn, self.length, self.keep = pool, key, conn, length, keep
+        self.remaining = length
+
+    async def chunks(self, size: int = 64 * 1024):
+        reader = self.conn[0]
+        while self.remaining > 0:
+            try:
+                async with asyncio.timeout(self.pool.timeout):
+                    part = await reader.readexactly(min(size, self.remaining))
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as e:
+                raise UpstreamError(f"the model server stopped answering ({type(e).__name__})") from None
+            self.remaining -= len(part)
+            yield part
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        if self.remaining == 0 and self.keep:
+            self.pool._release(self.key, conn)
+        else:
+            conn[1].close()
 
 
 class UpstreamPool:
@@ -57,27 +106,46 @@ class UpstreamPool:
         return addr
 
     async def request(self, base: str, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes = b"") -> Response:
-        """`target` is the path (and query) appended to `base`'s path. Hop-by-hop headers are not sent."""
+                      body: bytes = b"", *, max_answer: int | None = None, verify=None,
+                      stream: bool = False) -> Response:
+        """`target` is the path (and query) appended to `base`'s path. Hop-by-hop headers are not sent; Host is
+        `base`'s. `max_answer`: the longest answer body accepted (AnswerTooLarge). `verify`, for each new
+        connection: `verify.before_connect()` and then `verify.connected(socket)` each return None or the reason
+        to refuse it (UpstreamRefused); idle connections are pooled per `verify.key`. `stream`: an answer of
+        known length over STREAM_OVER comes back as `Response.stream` (the caller reads and closes it)."""
         host, port, tls, host_header, prefix = self._address(base)
         lines = [f"{method} {prefix}{target} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        key = (host, port, tls)
+        key = (host, port, tls, verify.key if verify is not None else None)
         try:
             async with asyncio.timeout(self.timeout):
                 idle = self._idle.get(key)
                 if idle:
                     conn = idle.pop()
+                    if not idle:
+                        del self._idle[key]  # keys change with processes: keep none empty
                     try:
-                        return await self._exchange(key, conn, raw, method)
+                        return await self._exchange(key, conn, raw, method, max_answer, stream)
                     except _Stale:
                         pass
+                if verify is not None:
+                    reason = verify.before_connect()
+                    if reason:
+                        raise UpstreamRefused(reason)
                 conn = await self._connect(host, port, tls)
+                if verify is not None:
+                    try:
+                        reason = verify.connected(conn[1].get_extra_info("socket"))
+                    except OSError as e:
+                        reason = f"cannot tell who accepted the connection ({type(e).__name__})"
+                    if reason:
+                        conn[1].close()
+                        raise UpstreamRefused(reason)
                 try:
-                    return await self._exchange(key, conn, raw, method)
+                    return await self._exchange(key, conn, raw, method, max_answer, stream)
                 except _Stale:
                     raise UpstreamError("the model server closed the connection without answering") from None
         except TimeoutError:
@@ -90,7 +158,15 @@ class UpstreamPool:
         async with asyncio.timeout(self.connect_timeout):
             return await asyncio.open_connection(host, port, ssl=ctx, limit=MAX_HEAD)
 
-    async def _exchange(self, key: tuple, conn, raw: bytes, method: str) -> Response:
+    def _release(self, key: tuple, conn) -> None:
+        idle = self._idle.setdefault(key, [])
+        if len(idle) < self.max_idle:
+            idle.append(conn)
+        else:
+            conn[1].close()
+
+    async def _exchange(self, key: tuple, conn, raw: bytes, method: str, max_answer: int | None,
+                        stream: bool) -> Response:
         reader, writer = conn
         ok = False
         try:
@@ -125,34 +201,53 @@ class UpstreamPool:
             if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
                 body = b""
             elif chunked:
-                body = await self._read_chunked(reader)
+                body = await self._read_chunked(reader, max_answer)
             elif length is not None:
+                if max_answer is not None and length > max_answer:
+                    raise AnswerTooLarge(f"its answer is {length} bytes long, more than the {max_answer} allowed")
+                if stream and length > STREAM_OVER:
+                    body_stream = BodyStream(self, key, conn, length, keep=not close)
+                    conn = None  # the stream owns it now
+                    return Response(status, reason, headers, b"", body_stream)
                 body = await reader.readexactly(length)
             else:
-                body = await reader.read()
+                body = await self._read_to_close(reader, max_answer)
                 close = True
             ok = not close
             return Response(status, reason, headers, body)
         finally:
-            if ok:
-                idle = self._idle.setdefault(key, [])
-                if len(idle) < self.max_idle:
-                    idle.append(conn)
-                    conn = None
+            if ok and conn is not None:
+                self._release(key, conn)
+                conn = None
             if conn is not None:
                 writer.close()
 
     @staticmethod
-    async def _read_chunked(reader) -> bytes:
-        parts = []
+    async def _read_chunked(reader, max_answer: int | None) -> bytes:
+        parts, total = [], 0
         while True:
             size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
                 while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(parts)
+            total += size
+            if max_answer is not None and total > max_answer:
+                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
+
+    @staticmethod
+    async def _read_to_close(reader, max_answer: int | None) -> bytes:
+        parts, total = [], 0
+        while True:
+            part = await reader.read(65536)
+            if not part:
+                return b"".join(parts)
+            total += len(part)
+            if max_answer is not None and total > max_answer:
+                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
+            parts.append(part)
 
     def close(self) -> None:
         for idle in self._idle.values():

@@ -8,6 +8,8 @@ server runs as their own system user. Features add their attempts here as they l
 import json
 import os
 import pwd
+import signal
+import time
 
 import pytest
 import requests
@@ -185,3 +187,67 @@ print(json.dumps(out))''')
     assert result == {"anonymous": 401, "with bob's token": 403, "direct port": "ConnectionRefusedError",
                       "direct grpc_port": "ConnectionRefusedError", "direct metrics_port": "ConnectionRefusedError",
                       "model files": "PermissionError"}, result
+
+
+SQUAT = '''
+import json, socket, threading
+seen = []
+def squat(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    def serve():
+        while True:
+            conn, _ = s.accept()
+            conn.settimeout(2)
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            seen.append(data.decode("latin-1")[:200])
+            conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/html\\r\\nSet-Cookie: _xsrf=bob; Path=/\\r\\n"
+                         b"Content-Length: 14\\r\\n\\r\\n<html>x</html>")
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+'''
+
+
+def test_bob_binds_the_port_of_alices_dead_model_server_and_gets_no_request(alices_model, bob_kernel, alice):
+    """alice's model server dies; bob binds its HTTP port from his kernel before the platform restarts it (as
+    alice did to her own in issue 18). Callers of alice's endpoint must never reach bob's server: the gateway
+    refuses (503) until the platform has restarted alice's server on other ports (then her model answers)."""
+    port = alices_model["port"]
+    os.kill(alices_model["pid"], signal.SIGKILL)
+    bound = attempt(bob_kernel, SQUAT + f'''
+import time
+for _ in range(200):
+    try:
+        sock = squat({port})
+        break
+    except OSError:
+        time.sleep(0.01)
+else:
+    sock = None
+print(json.dumps(sock is not None))''')
+    assert bound is True, "bob could not bind the port (the test would prove nothing)"
+    key = requests.get(f"{alice.url}odh/api/deployments/private-model", timeout=30,
+                       headers={"Authorization": f"token {alice.token}"}).json()["api_key"]
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.9, 0.1, 0.1, 0.1]}]}
+    statuses = []
+    for _ in range(20):
+        r = requests.post(alices_model["url"], json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        statuses.append(r.status_code)
+        assert "set-cookie" not in r.headers and r.headers["content-type"] == "application/json", r.headers
+        assert r.status_code in (200, 503), (r.status_code, r.text)
+        if r.status_code == 503:
+            assert r.json()["message"].startswith("The model server is not running; ")
+        else:
+            assert r.json()["outputs"][0]["data"] in ([0], [1])  # alice's model, restarted elsewhere
+        time.sleep(0.25)
+    assert 503 in statuses, statuses  # the record still named the dead server's port for a while
+    seen = attempt(bob_kernel, "print(json.dumps(seen))")
+    # no byte of a request; an empty connection may come from the platform's restart asking whether the old
+    # port is free (host.procs.listening connects and sends nothing), never from the gateway
+    assert [data for data in seen if data] == [], f"bob's server on alice's old port received: {seen}"

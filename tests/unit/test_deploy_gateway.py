@@ -145,3 +145,100 @@ def test_paths_that_could_reach_another_model_are_refused(path, ok):
     from odh_spawner.platform.gateway import plain_path
 
     assert plain_path(path) is ok
+
+
+# -- what crosses the gateway: pure header and status rules (issue 18) -----------------------------------------
+from odh_spawner.host import listeners  # noqa: E402
+from odh_spawner.platform.gateway import (PASSED_STATUSES, SAFETY_HEADERS, forward_headers,  # noqa: E402
+                                          is_json_type, screen_answer)
+
+
+def test_only_v2_request_headers_reach_the_model_server_and_routing_comes_from_the_record():
+    sent = [("Content-Type", "application/json"), ("Accept", "application/json"), ("Content-Length", "999"),
+            ("Seldon-Model", "bob.secret"), ("seldon-model", "bob.other"), ("Host", "evil.example"),
+            ("Authorization", "Bearer odhk_x"), ("Cookie", "_xsrf=1"), ("X-Forwarded-For", "1.2.3.4"),
+            ("Transfer-Encoding", "chunked"), ("Connection", "close"), ("Inference-Header-Content-Length", "12"),
+            ("Content-Type", "text/html")]
+    assert forward_headers(sent, "alice.churn") == [
+        ("Content-Type", "application/json"), ("Accept", "application/json"),
+        ("Inference-Header-Content-Length", "12"), ("Seldon-Model", "alice.churn")]
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("application/json", True), ("application/json; charset=utf-8", True), ("Application/JSON", True),
+    ("text/html", False), ("application/json+html", False), ("text/html; application/json", False),
+    ("application/javascript", False), ("", False), ("application/jsonp", False),
+])
+def test_json_type(value, ok):
+    assert is_json_type(value) is ok
+
+
+def test_a_json_answer_passes_with_its_status_and_nothing_else_of_the_upstream():
+    got = screen_answer(200, [("Content-Type", "application/json; charset=utf-8"), ("Set-Cookie", "a=b; Path=/"),
+                              ("Server", "uvicorn"), ("Access-Control-Allow-Origin", "*"), ("Location", "/x"),
+                              ("Content-Security-Policy", "default-src *"), ("Date", "x")], has_body=True)
+    assert got.refusal is None and got.status == 200
+    assert got.headers == (("Content-Type", "application/json"),)
+    assert screen_answer(422, [("content-type", "application/json")], True).status == 422  # a model's own error
+    assert screen_answer(503, [("content-type", "application/json"), ("Retry-After", "5")], True).headers == (
+        ("Content-Type", "application/json"), ("Retry-After", "5"))
+    assert screen_answer(200, [("Content-Type", "application/json"), ("Retry-After", "5")], True).headers == (
+        ("Content-Type", "application/json"),)  # only with 429/503
+    assert screen_answer(503, [("Content-Type", "application/json"), ("Retry-After", "5\r\nX: y")], True).headers == (
+        ("Content-Type", "application/json"),)
+    empty = screen_answer(200, [("Set-Cookie", "a=b")], has_body=False)
+    assert empty.refusal is None and empty.headers == ()  # no body, nothing to type
+
+
+@pytest.mark.parametrize("status,headers,why", [
+    (200, [("Content-Type", "text/html")], "Content-Type 'text/html'"),
+    (200, [("Content-Type", "text/html"), ("Content-Type", "application/json")], "not application/json"),
+    (200, [("Content-Type", "application/json"), ("Content-Type", "application/json")], "not application/json"),
+    (200, [], "Content-Type none"),
+    (200, [("Content-Type", "image/svg+xml")], "image/svg+xml"),
+    (200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], "encoded"),
+    (302, [("Location", "https://evil.example/"), ("Content-Type", "application/json")], "status 302"),
+    (401, [("Content-Type", "application/json"), ("WWW-Authenticate", "Basic")], "status 401"),
+    (101, [("Upgrade", "websocket")], "status 101"),
+    (299, [("Content-Type", "application/json")], "status 299"),
+])
+def test_other_answers_become_a_502_saying_why(status, headers, why):
+    got = screen_answer(status, headers, has_body=True)
+    assert got.status == 502 and why in got.refusal and got.headers == ()
+
+
+def test_statuses_and_safety_headers():
+    assert not {s for s in PASSED_STATUSES if 300 <= s < 400 or s in (401, 407)}
+    assert dict(SAFETY_HEADERS) == {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+                                    "Cache-Control": "no-store"}
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 111 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1001        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1
+   3: 0100007F:1F91 0100007F:D432 03 00000000:00000000 00:00000000 00000000  1002        0 0 1 0 20 4 30 10 -1
+"""
+TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:1F92 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1003        0 444 1 0 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:1F92 0000000000000000FFFF00000100007F:D433 01 00000000:00000000 00:00000000 00000000  1003        0 555 1 0 20 4 30 10 -1
+   2: 00000000000000000000000001000000:1F93 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1004        0 666 1 0 100 0 0 10 0
+"""
+
+
+def test_proc_net_tcp_is_read_with_uids_and_inodes():
+    v4, v6 = listeners.parse_table(TCP), listeners.parse_table(TCP6)
+    assert v4[0] == listeners.TcpSocket(("127.0.0.1", 8080), ("0.0.0.0", 0), listeners.LISTEN, 1001, 111)
+    assert v6[1].local == ("127.0.0.1", 8082) and v6[1].remote == ("127.0.0.1", 54323)  # v4-mapped: plain v4
+    assert v6[0].local == ("::", 8082) and v6[2].local == ("::1", 8083)
+    table = v4 + v6
+    # our connection 127.0.0.1:54321 -> :8080 was accepted by uid 1001's socket (not our own side, uid 0)
+    assert listeners.accepting_socket(table, ("127.0.0.1", 54321), ("127.0.0.1", 8080)).uid == 1001
+    assert listeners.accepting_socket(table, ("127.0.0.1", 54322), ("127.0.0.1", 8081)).uid == 1002  # handshake
+    assert listeners.accepting_socket(table, ("127.0.0.1", 54323), ("127.0.0.1", 8082)).uid == 1003  # dual stack
+    assert listeners.accepting_socket(table, ("127.0.0.1", 1), ("127.0.0.1", 8080)) is None
+    assert listeners.listening_inodes(table, 8080) == {111} and listeners.listening_inodes(table, 8082) == {444}
+    assert listeners.listening_inodes(table, 9) == set()
+    assert listeners.parse_table("header\ngarbage line\n") == []
+    assert [s.inode for s in listeners.parse_table(TCP, port=8080)] == [111, 222, 333]  # either end
+    assert [s.inode for s in listeners.parse_table(TCP6, port=8083)] == [666]

@@ -19,7 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import validate as v
 from .handlers import OdhHandler, api
-from .s3 import check_owned, delete_prefix, ensure_bucket, models_bucket_not_yours
+from .s3 import delete_prefix, ensure_bucket, models_bucket_not_yours
 
 MANAGED_PREFIX = "odh-deployments/"
 MODEL_FILE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -160,9 +160,6 @@ class DeploymentsBase(OdhHandler):
             return req
         if not b.get("model_uri"):
             raise v.BadRequest("give the model: path (a file of this server) or model_uri (s3://bucket/folder/)")
-        uri = b["model_uri"]
-        if isinstance(uri, str) and uri.startswith("s3://"):  # the platform checks too; this costs no round trip
-            await self.call(check_owned, s3=self.s3, bucket=v.bucket(uri[len("s3://"):].partition("/")[0]))
         return {k: b[k] for k in ("model_uri", "framework", "example_input", "model_sha256")
                 if b.get(k) is not None}
 

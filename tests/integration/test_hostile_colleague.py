@@ -297,6 +297,10 @@ print(json.dumps({{}}))''')
     r = requests.post(alice.url + "odh/api/deployments", json={"name": "from-bob", "model_uri": f"s3://{bucket}/m/"},
                       timeout=60, headers={"Authorization": f"token {alice.token}"})
     assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
+    r = requests.post(hub.runtime["platform_url"] + "/services/odh-platform/api/deployments", timeout=60,
+                      json={"name": "from-bob", "model_uri": f"s3://{bucket}/m/"},
+                      headers={"Authorization": f"token {alice.token}"})  # the platform checks it itself
+    assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
     attempt(bob_kernel, S3 + f'''
 _ = s3.delete_bucket(Bucket={bucket!r})
 print(json.dumps({{}}))''')

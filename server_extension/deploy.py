@@ -16,6 +16,7 @@ deployment is asked of the platform service through this notebook server (/odh/a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -26,7 +27,8 @@ from typing import Callable
 import requests
 
 from .client import ApiClient, OdhApiError
-from .s3 import delete_prefix, ensure_bucket
+from .s3 import delete_prefix, ensure_bucket, models_bucket_not_yours
+from .validate import BadRequest
 
 MANAGED_PREFIX = "odh-deployments/"
 STAGES = ("uploading", "creating", "starting", "ready")
@@ -42,6 +44,15 @@ class DeployError(OdhApiError):
     def __str__(self) -> str:
         tail = "\n".join(self.log_tail[-10:])
         return f"{self.message}" + (f"\nmodel server log:\n{tail}" if tail else "")
+
+
+def sha256_of(path: str) -> str:
+    """The hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _rows(sample) -> list | None:
@@ -179,8 +190,8 @@ class DeployClient(ApiClient):
         if not exists and new_version:
             raise DeployError(404, f"You have no deployment named {name!r} to add a version to.")
         report("uploading", None)
-        uri, framework, example = self.upload(model, name, sample)
-        body = {"model_uri": uri, "framework": framework, "example_input": example}
+        uri, framework, example, digests = self.upload(model, name, sample)
+        body = {"model_uri": uri, "framework": framework, "example_input": example, "model_sha256": digests}
         try:
             if exists:
                 info = self._json("POST", self._url(name, "versions"), json=body)
@@ -217,7 +228,10 @@ class DeployClient(ApiClient):
                                        f"(stage {info['stage']}).")
             time.sleep(0.25)
 
-    def upload(self, model, name: str, sample=None) -> tuple[str, str, list | None]:
+    def upload(self, model, name: str, sample=None) -> tuple[str, str, list | None, dict[str, str]]:
+        """Serialise and upload the model to your models bucket: (model_uri, framework, example input, the
+        SHA-256 of every uploaded file by its key under model_uri). The platform loads the model only if the
+        files it downloads have these digests."""
         if not self.bucket:
             raise DeployError(400, "No models bucket: run inside an odh-hub notebook server, or pass bucket=.")
         with tempfile.TemporaryDirectory(prefix="odh-deploy-") as folder:
@@ -226,10 +240,15 @@ class DeployClient(ApiClient):
             if example is None and framework == "sklearn" and getattr(model, "n_features_in_", 0):
                 example = [[0.0] * int(model.n_features_in_)]
             prefix = f"{MANAGED_PREFIX}{name}/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}/"
-            ensure_bucket(self.s3, self.bucket)
+            try:
+                ensure_bucket(self.s3, self.bucket, message=models_bucket_not_yours)
+            except BadRequest as e:
+                raise DeployError(e.status_code, str(e)) from None
+            digests = {}
             for path, key in files:
+                digests[key] = sha256_of(path)
                 self.s3.upload_file(path, self.bucket, prefix + key)
-        return f"s3://{self.bucket}/{prefix}", framework, example
+        return f"s3://{self.bucket}/{prefix}", framework, example, digests
 
     # -- other actions -----------------------------------------------------------------------
     def rollback(self, name: str, wait: bool = True, timeout: float = 300) -> Deployment:

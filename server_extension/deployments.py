@@ -7,6 +7,7 @@ user's models bucket with the user's own S3 keys, then asks for the deployment o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from odh_spawner.quantities import format_bytes
 
 from . import validate as v
 from .handlers import OdhHandler, api
-from .s3 import delete_prefix, ensure_bucket
+from .s3 import delete_prefix, ensure_bucket, models_bucket_not_yours
 
 MANAGED_PREFIX = "odh-deployments/"
 MODEL_FILE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -69,6 +70,15 @@ def model_upload_plan(local_path: str, name: str) -> tuple[str, list[tuple[str, 
     if not local_path.endswith(MODEL_FILE_SUFFIXES):
         raise v.BadRequest("Deploy a scikit-learn model saved with joblib (.joblib, .pkl) or an MLflow model folder.")
     return "sklearn", [(local_path, "model.joblib")]
+
+
+def sha256_of(path: str) -> str:
+    """The hex SHA-256 of a file (the platform checks the model it downloads against it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def example_input_of(path: str):
@@ -129,15 +139,18 @@ class DeploymentsBase(OdhHandler):
         if not bucket:
             raise v.BadRequest("No models bucket is configured for this server (ODH_MODELS_BUCKET); "
                                "tell your platform admin.", 503)
-        await self.call(ensure_bucket, s3=self.s3, bucket=bucket)
+        await self.call(ensure_bucket, s3=self.s3, bucket=bucket, message=models_bucket_not_yours)
         prefix = f"{MANAGED_PREFIX}{name}/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}/"
+        digests = {}
         for full, rel in files:
+            digests[rel] = await self.call(sha256_of, path=full)  # of the bytes uploaded next
             await self.call(self.s3.upload_file, Filename=full, Bucket=bucket, Key=prefix + rel)
         example = await self.call(example_input_of, path=files[0][0]) if framework == "sklearn" else None
-        return {"model_uri": f"s3://{bucket}/{prefix}", "framework": framework, "example_input": example}
+        return {"model_uri": f"s3://{bucket}/{prefix}", "framework": framework, "example_input": example,
+                "model_sha256": digests}
 
     def deploy_body(self) -> dict:
-        return self.body((), ("name", "path", "model_uri", "framework", "example_input"))
+        return self.body((), ("name", "path", "model_uri", "framework", "example_input", "model_sha256"))
 
     async def deploy_request(self, b: dict, name: str) -> dict:
         if b.get("path") is not None:
@@ -151,7 +164,8 @@ class DeploymentsBase(OdhHandler):
             return req
         if not b.get("model_uri"):
             raise v.BadRequest("Give the model: path (a file of this server) or model_uri (s3://bucket/folder/).")
-        return {k: b[k] for k in ("model_uri", "framework", "example_input") if b.get(k) is not None}
+        return {k: b[k] for k in ("model_uri", "framework", "example_input", "model_sha256")
+                if b.get(k) is not None}
 
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -16,6 +16,7 @@ from odh_spawner.ingest.spec import SETTINGS, IngestError, build_spec, validate_
 from . import validate as v
 from .deployments import DeploymentsBase
 from .handlers import api
+from .s3 import check_owned
 
 ACTIONS = ("pause", "resume", "stop")
 STATES = ("running", "paused", "stopped")
@@ -73,7 +74,10 @@ class IngestionsHandler(IngestBase):
 
     @api
     async def post(self):
-        await self.forward("POST", "ingestions", create_body(self.body((), ("name", "topic", "bucket", *SETTINGS))))
+        body = create_body(self.body((), ("name", "topic", "bucket", *SETTINGS)))
+        # the target must be one of the user's own buckets (the platform checks it again with the user's keys)
+        await self.call(check_owned, s3=self.s3, bucket=body["bucket"])
+        await self.forward("POST", "ingestions", body)
 
 
 class IngestionHandler(IngestBase):

@@ -97,12 +97,51 @@ def http_error(e: Exception) -> BadRequest:
     raise e
 
 
-def ensure_bucket(s3, bucket: str) -> None:
-    """Create the bucket unless it exists (blocking)."""
+def not_yours(bucket: str) -> str:
+    """The refusal for a bucket someone else owns (the same words on the notebook and the platform side)."""
+    return f"The bucket {bucket} belongs to another user; choose one of your own buckets."
+
+
+def models_bucket_not_yours(bucket: str) -> str:
+    return (f"Your models bucket {bucket} belongs to another user (the name was taken before your storage was "
+            "set up), so your model is not uploaded there. Tell your platform admin; nothing was deployed.")
+
+
+def owned_buckets(s3) -> set[str]:
+    """The names of the buckets the caller owns: S3 ListBuckets answers only those (one request, blocking)."""
+    return {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+
+
+def check_owned(s3, bucket: str) -> None:
+    """Refuse (BadRequest 403) a bucket that exists and belongs to another user; a missing bucket passes
+    (S3 answers NoSuchBucket when it is used). One ListBuckets, plus a HeadBucket for a bucket not listed."""
+    if bucket in owned_buckets(s3):
+        return
     try:
         s3.head_bucket(Bucket=bucket)
-    except client_error():
+    except client_error() as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return
+    raise BadRequest(not_yours(bucket), 403)
+
+
+def ensure_bucket(s3, bucket: str, message=not_yours) -> None:
+    """Make sure `bucket` is one of the caller's own: create it when it does not exist; refuse it (BadRequest
+    403 with `message(bucket)`) when someone else owns it, even when they let everyone write into it."""
+    if bucket in owned_buckets(s3):
+        return
+    try:
         s3.create_bucket(Bucket=bucket)
+    except client_error() as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code == "BucketAlreadyOwnedByYou":  # created meanwhile by another request of ours
+            return
+        if code in ("BucketAlreadyExists", "AccessDenied", "403"):
+            raise BadRequest(message(bucket), 403) from None
+        raise
+    if bucket not in owned_buckets(s3):  # some stores answer 200 to creating a taken name: check, never assume
+        raise BadRequest(message(bucket), 403)
 
 
 def delete_prefix(s3, bucket: str, prefix: str) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from rgwadmin import RGWAdmin
 from rgwadmin import exceptions as rgw_errors
 
+from odh_spawner.credentials import buckets
 from odh_spawner.credentials.model import CredentialsUnavailable, S3Credentials
 from odh_spawner.credentials.naming import legacy_rgw_uid, rgw_uid
 
@@ -28,6 +29,7 @@ class RgwCredentialStore:
         if url.scheme not in ("http", "https") or not url.netloc:
             raise ValueError(f"RGW admin endpoint must be an http(s) URL, got {admin_endpoint!r}")
         self.s3_endpoint = s3_endpoint or admin_endpoint
+        self.admin_endpoint = admin_endpoint  # the hub's own S3 calls (the user's buckets) go here
         self.timeout = timeout
         self.quota_max_size_kb = quota_max_size_kb
         self.quota_max_objects = quota_max_objects
@@ -35,6 +37,8 @@ class RgwCredentialStore:
         self._admin = RGWAdmin(admin_access_key, admin_secret_key, url.netloc, secure=url.scheme == "https",
                                timeout=timeout)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._buckets_done: set[tuple[str, str]] = set()  # (hub user, access key) whose buckets were made
+        self.squatted: dict[str, list[str]] = {}  # hub user -> their default buckets another user owns
 
     # -- public ------------------------------------------------------------------------------
     async def ensure(self, username: str) -> S3Credentials:
@@ -123,7 +127,37 @@ class RgwCredentialStore:
             creds = self._keys(self._admin.get_user(uid=uid))
         if creds is None:
             raise CredentialsUnavailable("Object storage did not return keys for your user.")
+        self._own_buckets_sync(uid, username, creds)
         return creds
+
+    def _own_buckets_sync(self, uid: str, username: str, creds: S3Credentials) -> None:
+        """Create the user's default buckets with the user's own keys (once per process and keys), so the
+        user owns them. One that another user owns already (a squatted name) is not used: logged here for
+        the admin, and the user's deploy refuses it later. Never fails the credential step."""
+        if (username, creds.access_key) in self._buckets_done:
+            return
+        squatted = []
+        try:
+            s3 = buckets.s3_client(S3Credentials(creds.access_key, creds.secret_key, self.admin_endpoint))
+            for bucket in buckets.default_buckets(username):
+                if buckets.claim(s3, bucket):
+                    continue
+                squatted.append(bucket)
+                try:
+                    owner = self._admin.get_bucket(bucket=bucket).get("owner", "?")
+                except Exception:
+                    owner = "?"
+                self.log.error("Bucket %s of hub user %r is owned by RGW user %s, not by %s: it is NOT used "
+                               "for %r (their deploys refuse it). Remove or rename that bucket, then restart the "
+                               "user's server.", bucket, username, owner, uid, username)
+        except Exception as e:  # the notebook side creates (and checks) the bucket on first use instead
+            self.log.warning("Could not create the default buckets of %s (%s): %s", uid, type(e).__name__, _safe(e))
+            return
+        if squatted:
+            self.squatted[username] = squatted
+        else:
+            self.squatted.pop(username, None)
+            self._buckets_done.add((username, creds.access_key))
 
     def _create_sync(self, uid: str, username: str) -> dict:
         try:

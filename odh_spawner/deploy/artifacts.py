@@ -6,12 +6,12 @@ request naming a model in A's bucket fails with AccessDenied like any other S3 c
 
 from __future__ import annotations
 
+import hashlib
 import os
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from odh_spawner.credentials import buckets
 from odh_spawner.credentials.model import S3Credentials
 from odh_spawner.deploy.model import DeployError, DeployForbidden, ModelTooLarge
 
@@ -19,13 +19,42 @@ MODEL_FILES = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow
 
 
 def s3_client(creds: S3Credentials):
-    return boto3.client(
-        "s3", endpoint_url=creds.endpoint or None, aws_access_key_id=creds.access_key,
-        aws_secret_access_key=creds.secret_key, region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 3},
-                      request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                      connect_timeout=5, read_timeout=60),
-    )
+    return buckets.s3_client(creds)
+
+
+def check_owned(creds: S3Credentials, bucket: str) -> None:
+    """DeployForbidden unless the owner owns `bucket` (one ListBuckets): readable is not enough, since a bucket
+    another user owns may be written by them (or by everyone) between upload and load."""
+    try:
+        state = buckets.ownership(s3_client(creds), bucket)
+    except (ClientError, BotoCoreError) as e:
+        raise _fail(e, f"s3://{bucket}/") from None
+    if state == buckets.OTHERS:
+        raise DeployForbidden(buckets.not_yours(bucket))
+
+
+CHANGED = "The model file changed after upload; deploy it again."
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expect_digests(objects: list[dict], prefix: str, digests: dict[str, str] | None) -> list[dict]:
+    """With the digests recorded at upload ({key under the prefix: sha256}): only the recorded files, each
+    carrying the digest `download` checks; DeployError(CHANGED) when one is gone. Without: `objects` as they are
+    (records from before digests)."""
+    if not digests:
+        return objects
+    by_rel = {o["Key"][len(prefix):]: o for o in objects}
+    missing = sorted(rel for rel in digests if rel not in by_rel)
+    if missing:
+        raise DeployError(CHANGED)
+    return [{**by_rel[rel], "sha256": digest} for rel, digest in sorted(digests.items())]
 
 
 def _fail(e: Exception, uri: str) -> DeployError:
@@ -62,7 +91,9 @@ def list_model(creds: S3Credentials, bucket: str, prefix: str, framework: str, m
 
 
 def download(creds: S3Credentials, bucket: str, prefix: str, objects: list[dict], dest: str) -> None:
-    """Fetch the model's objects into `dest`, keeping their layout under the prefix."""
+    """Fetch the model's objects into `dest`, keeping their layout under the prefix. An object carrying a
+    `sha256` (see expect_digests) must have it once downloaded, else DeployError(CHANGED): the file is not
+    loaded."""
     s3 = s3_client(creds)
     root = os.path.realpath(dest)
     for o in objects:
@@ -75,6 +106,9 @@ def download(creds: S3Credentials, bucket: str, prefix: str, objects: list[dict]
             s3.download_file(bucket, o["Key"], path)
         except (ClientError, BotoCoreError) as e:
             raise _fail(e, f"s3://{bucket}/{o['Key']}") from None
+        if o.get("sha256") and sha256_of(path) != o["sha256"]:  # the file the model server would load
+            os.unlink(path)
+            raise DeployError(CHANGED)
 
 
 def delete_prefix(creds: S3Credentials, bucket: str, prefix: str) -> int:

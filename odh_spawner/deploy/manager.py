@@ -24,7 +24,7 @@ from odh_spawner.tasks import every
 from odh_spawner.deploy import artifacts
 from odh_spawner.deploy.model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
                     DeploymentExists, DeploymentNotFound, new_api_key, parse_model_uri, v2_request,
-                    validate_framework, validate_name, validate_rows)
+                    validate_digests, validate_framework, validate_name, validate_rows)
 from odh_spawner.deploy.routing import ModelRoutes
 from odh_spawner.deploy.store import DeploymentStore
 
@@ -66,11 +66,14 @@ class DeploymentManager:
         return self._models.get(model_name)
 
     # -- changes -----------------------------------------------------------------------------
-    async def create(self, owner: str, name, model_uri, framework="sklearn", example_input=None) -> Deployment:
+    async def create(self, owner: str, name, model_uri, framework="sklearn", example_input=None,
+                     model_sha256=None) -> Deployment:
         name = validate_name(name)
         framework = self._framework(framework)
-        parse_model_uri(model_uri)
+        bucket, _ = parse_model_uri(model_uri)
         example_input = validate_rows(example_input) if example_input is not None else None
+        digests = validate_digests(model_sha256)
+        await self._check_bucket(owner, bucket)
         async with self._lock((owner, name)):
             if (owner, name) in self.deployments:
                 raise DeploymentExists(f"You already have a deployment named {name!r}: deploy a new version "
@@ -81,20 +84,23 @@ class DeploymentManager:
                            model_name=self.backend.model_name_for(owner, name), api_key=new_api_key())
             if d.model_name in self._models:  # two owners' names that the backend's naming maps together
                 raise DeploymentExists(f"The model name {d.model_name!r} is taken; choose another name.")
-            v = d.add_version(model_uri, framework, example_input)
+            v = d.add_version(model_uri, framework, example_input, digests)
             self._add(d)
             self.store.save(d)
         self._start(d, v.version)
         return d
 
-    async def add_version(self, owner: str, name, model_uri, framework="sklearn", example_input=None) -> Deployment:
+    async def add_version(self, owner: str, name, model_uri, framework="sklearn", example_input=None,
+                          model_sha256=None) -> Deployment:
         d = self.get(owner, name)
         framework = self._framework(framework)
-        parse_model_uri(model_uri)
+        bucket, _ = parse_model_uri(model_uri)
         example_input = validate_rows(example_input) if example_input is not None else None
+        digests = validate_digests(model_sha256)
+        await self._check_bucket(owner, bucket)
         async with self._lock(d.key):
             self._refuse_if_busy(d)
-            v = d.add_version(model_uri, framework, example_input or self._last_example(d))
+            v = d.add_version(model_uri, framework, example_input or self._last_example(d), digests)
             self.store.save(d)
         self._start(d, v.version)
         return d
@@ -174,8 +180,11 @@ class DeploymentManager:
             try:
                 creds = await self.credentials_for(d.owner)
                 bucket, prefix = parse_model_uri(v.model_uri)
+                await asyncio.to_thread(artifacts.check_owned, creds, bucket)  # still the owner's at load time
                 objects = await asyncio.to_thread(artifacts.list_model, creds, bucket, prefix, v.framework,
                                                   self.max_model_bytes)
+                # the loader checks each file against the digest recorded at upload (older records: none)
+                objects = artifacts.expect_digests(objects, prefix, v.sha256)
                 await self.backend.bring_up(d, v, creds, objects, self.store.version_dir(d, v.version), report)
                 await self._publish(d)
             except asyncio.CancelledError:
@@ -292,6 +301,11 @@ class DeploymentManager:
                 self.log.error("Could not route %s/%s: %s", d.owner, d.name, type(e).__name__)
                 raise DeployError("The model serves, but its route on the hub's proxy could not be set; "
                                   "try again, or tell your platform admin.") from None
+
+    async def _check_bucket(self, owner: str, bucket: str) -> None:
+        """DeployForbidden (403) when another user owns the bucket the model is in."""
+        creds = await self.credentials_for(owner)
+        await asyncio.to_thread(artifacts.check_owned, creds, bucket)
 
     def _lock(self, key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

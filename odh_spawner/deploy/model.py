@@ -108,6 +108,25 @@ def parse_model_uri(uri) -> tuple[str, str]:
     return u.netloc, prefix
 
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def validate_digests(digests) -> dict | None:
+    """The model files' SHA-256 digests as uploaded: {file under model_uri: 64 lowercase hex digits}, or None."""
+    if digests is None:
+        return None
+    if not isinstance(digests, dict) or not digests or len(digests) > 10_000:
+        raise DeployError("model_sha256 must map each uploaded file (its key under model_uri) to its SHA-256, "
+                          "e.g. {\"model.joblib\": \"<64 hex digits>\"}.")
+    for rel, digest in digests.items():
+        if (not isinstance(rel, str) or not rel or len(rel) > 1024 or rel.startswith("/") or "\0" in rel
+                or ".." in rel.split("/")):
+            raise DeployError(f"model_sha256 names an invalid file {str(rel)[:80]!r}.")
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise DeployError(f"The SHA-256 of {rel[:80]!r} must be 64 lowercase hex digits.")
+    return dict(digests)
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -121,6 +140,7 @@ class Version:
     state: str = CREATING
     example_input: list | None = None
     error: str | None = None
+    sha256: dict | None = None  # {file under model_uri: hex SHA-256} recorded at upload; None in older records
 
 
 @dataclass
@@ -156,9 +176,10 @@ class Deployment:
                 return v
         raise DeploymentNotFound(f"Deployment {self.name!r} has no version {number}.")
 
-    def add_version(self, model_uri: str, framework: str, example_input: list | None = None) -> Version:
+    def add_version(self, model_uri: str, framework: str, example_input: list | None = None,
+                    sha256: dict | None = None) -> Version:
         v = Version(max((x.version for x in self.versions), default=0) + 1, model_uri, framework,
-                    example_input=example_input)
+                    example_input=example_input, sha256=sha256)
         self.versions.append(v)
         self.target = v.version
         self.touch(CREATING, "creating")

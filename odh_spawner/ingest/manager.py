@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from odh_spawner.credentials import buckets
 from odh_spawner.tasks import every
 from odh_spawner.ingest.keys import parse_key
 from odh_spawner.ingest.model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
@@ -162,12 +163,18 @@ class IngestionManager:
 
     @staticmethod
     def _probe_bucket(creds, spec: Spec) -> None:
-        """Write and remove a tiny object with the owner's own keys: the bucket is theirs to write."""
+        """The bucket is the owner's own (not merely writable: another user's bucket open to everyone is
+        refused), then a tiny object written and removed with the owner's own keys."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         s3 = _s3(creds)
         key = f"{spec.prefix}{PROBE}"
         try:
+            owner = buckets.ownership(s3, spec.bucket)  # one ListBuckets: writable is not enough, it must be theirs
+            if owner == buckets.MISSING:
+                raise IngestError(f"Bucket {spec.bucket!r} does not exist; create it first.")
+            if owner == buckets.OTHERS:
+                raise IngestForbidden(buckets.not_yours(spec.bucket))
             s3.put_object(Bucket=spec.bucket, Key=key, Body=b"")
             s3.delete_object(Bucket=spec.bucket, Key=key)
         except ClientError as e:

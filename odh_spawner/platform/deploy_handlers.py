@@ -19,7 +19,8 @@ class DeploymentsHandler(ApiHandler):
     async def post(self):
         b = self.body()
         d = await self.platform.deployments.create(self.owner(), b.get("name"), b.get("model_uri"),
-                                                   b.get("framework", "sklearn"), b.get("example_input"))
+                                                   b.get("framework", "sklearn"), b.get("example_input"),
+                                                   b.get("model_sha256"))
         self.reply(d.to_api(with_key=True), 202)
 
 
@@ -48,7 +49,8 @@ class VersionsHandler(ApiHandler):
     async def post(self, name):
         b = self.body()
         d = await self.platform.deployments.add_version(self.owner(), name, b.get("model_uri"),
-                                                        b.get("framework", "sklearn"), b.get("example_input"))
+                                                        b.get("framework", "sklearn"), b.get("example_input"),
+                                                        b.get("model_sha256"))
         self.reply(d.to_api(with_key=True), 202)
 
 

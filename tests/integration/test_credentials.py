@@ -159,3 +159,71 @@ async def test_hub_user_named_like_the_platform_admin_gets_no_admin_keys(store, 
     admin_api = RGWAdmin(creds.access_key, creds.secret_key, ceph.endpoint.split("//")[1], secure=False)
     with pytest.raises(Exception):
         admin_api.get_users()
+
+
+# -- buckets are owned (issue 18) ---------------------------------------------------------------------------
+def _admin(ceph):
+    return RGWAdmin(ceph.admin.access_key, ceph.admin.secret_key, ceph.endpoint.split("//")[1], secure=False)
+
+
+async def test_credentials_make_the_users_default_buckets_as_that_user(store, ceph):
+    from odh_spawner.naming import models_bucket
+
+    creds = await store.ensure("cred-frank")
+    names = {b["Name"] for b in s3(creds, ceph.endpoint).list_buckets()["Buckets"]}
+    assert models_bucket("cred-frank") in names
+    assert _admin(ceph).get_bucket(bucket=models_bucket("cred-frank"))["owner"] == rgw_uid("cred-frank")
+    assert store.squatted == {}
+
+
+async def test_a_squatted_models_bucket_is_not_used_and_the_victims_deploy_refuses(store, ceph, caplog):
+    """bob creates the victim's models bucket before the victim's storage exists and lets everyone write it:
+    the credential step does not use it (logged for the admin), and the victim's upload refuses it."""
+    from server_extension.deploy import DeployClient, DeployError
+    from server_extension.s3 import ensure_bucket
+    from server_extension.validate import BadRequest
+
+    from odh_spawner.naming import models_bucket
+    from sklearn.linear_model import LinearRegression
+
+    bucket = models_bucket("cred-victim")
+    bob = s3(await store.ensure("cred-bob"), ceph.endpoint)
+    bob.create_bucket(Bucket=bucket, ACL="public-read-write")
+    with caplog.at_level(logging.ERROR, logger="odh_spawner.credentials"):
+        victim_creds = await store.ensure("cred-victim")  # the credential step still succeeds
+    assert store.squatted == {"cred-victim": [bucket]}
+    assert any(bucket in r.getMessage() and rgw_uid("cred-bob") in r.getMessage() and "NOT used" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    victim = s3(victim_creds, ceph.endpoint)
+    # the cause is ownership, not access: the victim *can* write into bob's bucket...
+    victim.put_object(Bucket=bucket, Key="probe", Body=b"x")
+    victim.delete_object(Bucket=bucket, Key="probe")
+    # ...and is refused anyway, by the notebook side's ensure_bucket and by the one-click deploy's upload
+    with pytest.raises(BadRequest) as e:
+        ensure_bucket(victim, bucket)
+    assert (e.value.status_code, str(e.value)) == (
+        403, f"The bucket {bucket} belongs to another user; choose one of your own buckets.")
+    client = DeployClient("http://127.0.0.1:9", token="", bucket=bucket, s3=victim)
+    with pytest.raises(DeployError) as e:
+        client.upload(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), "churn")
+    assert e.value.status == 403 and f"Your models bucket {bucket} belongs to another user" in e.value.message
+    assert bob.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # nothing of the victim's landed there
+    # once bob's bucket is gone, the victim's next credential step makes it theirs
+    bob.delete_bucket(Bucket=bucket)
+    await store.ensure("cred-victim")
+    assert store.squatted == {}
+    assert _admin(ceph).get_bucket(bucket=bucket)["owner"] == rgw_uid("cred-victim")
+    ensure_bucket(victim, bucket)  # their own: used
+
+
+async def test_ownership_is_one_listing_and_tells_missing_from_taken(store, ceph):
+    from odh_spawner.credentials import buckets
+
+    mine = s3(await store.ensure("cred-gina"), ceph.endpoint)
+    other = s3(await store.ensure("cred-hank"), ceph.endpoint)
+    other.create_bucket(Bucket="hank-open", ACL="public-read-write")
+    assert buckets.ownership(mine, buckets.default_buckets("cred-gina")[0]) == buckets.MINE
+    assert buckets.ownership(mine, "hank-open") == buckets.OTHERS
+    assert buckets.ownership(mine, "nobody-made-this") == buckets.MISSING
+    assert buckets.claim(mine, "hank-open") is False
+    assert buckets.claim(mine, "gina-new") is True and buckets.ownership(mine, "gina-new") == buckets.MINE

@@ -251,3 +251,167 @@ print(json.dumps(sock is not None))''')
     # no byte of a request; an empty connection may come from the platform's restart asking whether the old
     # port is free (host.procs.listening connects and sends nothing), never from the gateway
     assert [data for data in seen if data] == [], f"bob's server on alice's old port received: {seen}"
+
+
+# -- buckets are owned (issue 18) ---------------------------------------------------------------------------
+S3 = '''
+import json
+from server_extension.s3 import client_from_env
+s3 = client_from_env()
+'''
+
+
+def last_json(kernel: Kernel, code: str) -> dict:
+    """The last JSON object `code` printed (libraries may print warnings to stderr after it)."""
+    out = kernel.execute(code)
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON in the output:\n{out[-3000:]}")
+
+
+def _new_hub_log(hub, offset: int) -> str:
+    with open(hub.log_path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def test_a_squatted_models_bucket_refuses_the_victims_first_deploy(bob_kernel, user_server, hub, ceph):
+    """The measured attack: bob creates `odh-models-admin` before admin's storage exists and lets everyone
+    write it, hoping admin's first one-click deploy uploads the pickle there. Admin's credential step does not
+    use it (the hub logs it for the admin) and the deploy refuses with the reason; nothing lands in it."""
+    import asyncio
+
+    from odh_spawner.credentials.rgw import RgwCredentialStore
+    from odh_spawner.naming import models_bucket, rgw_uid
+
+    bucket = models_bucket("admin")
+    store = RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key)
+    asyncio.run(store.remove("admin"))  # admin's storage starts fresh, as on a first login (other modules may have made it)
+    made = attempt(bob_kernel, S3 + f'''
+_ = s3.create_bucket(Bucket={bucket!r}, ACL="public-read-write")
+print(json.dumps({{"owner": s3.get_bucket_acl(Bucket={bucket!r})["Owner"]["ID"]}}))''')
+    assert made == {"owner": rgw_uid("bob")}
+    log_offset = os.path.getsize(hub.log_path)
+    admin = user_server("admin")  # the credential step runs at this spawn and succeeds
+    logged = _new_hub_log(hub, log_offset)
+    assert f"Bucket {bucket} of hub user 'admin' is owned by RGW user {rgw_uid('bob')}" in logged, logged[-3000:]
+    kernel = Kernel(admin.url, admin.token)
+    try:
+        out = last_json(kernel, '''
+import json, joblib, numpy as np
+from sklearn.linear_model import LogisticRegression
+from server_extension.deploy import DeployError, deploy
+X = np.random.default_rng(0).random((40, 4)); y = (X[:, 0] > 0.5).astype(int)
+model = LogisticRegression().fit(X, y)
+joblib.dump(model, "first-model.joblib")
+try:
+    deploy(model, name="first-model")
+    out = {"deployed": True}
+except DeployError as e:
+    out = {"status": e.status, "message": e.message}
+print(json.dumps(out))''')
+    finally:
+        kernel.close()
+    refusal = (f"Your models bucket {bucket} belongs to another user (the name was taken before your storage was "
+               "set up), so your model is not uploaded there. Tell your platform admin; nothing was deployed.")
+    assert out == {"status": 403, "message": refusal}, out
+    # the JupyterLab command's path (a file of the server) refuses the same way
+    auth = {"Authorization": f"token {admin.token}"}
+    r = requests.post(admin.url + "odh/api/deployments", json={"name": "first-model", "path": "first-model.joblib"},
+                      headers=auth, timeout=60)
+    assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
+    r = requests.get(admin.url + "odh/api/deployments", headers=auth, timeout=60)
+    assert r.json()["deployments"] == []
+    left = attempt(bob_kernel, S3 + f'''
+keys = s3.list_objects_v2(Bucket={bucket!r}).get("KeyCount")
+_ = s3.delete_bucket(Bucket={bucket!r})
+print(json.dumps({{"keys": keys}}))''')
+    assert left == {"keys": 0}, "admin's model landed in bob's bucket"
+
+
+def test_bobs_open_bucket_is_refused_as_alices_ingestion_target(alice, bob_kernel, hub):
+    """bob offers alice a bucket everyone may write (`bob-open-inbox`): an ingestion of alice's into it is
+    refused on her notebook server and by the platform, though her keys could write there."""
+    from server_extension.ingest import IngestClient
+    from server_extension.client import OdhApiError
+
+    bucket = "bob-open-inbox"
+    attempt(bob_kernel, S3 + f'''
+_ = s3.create_bucket(Bucket={bucket!r}, ACL="public-read-write")
+print(json.dumps({{}}))''')
+    env = alice.env
+    import boto3
+    from botocore.config import Config
+
+    hers = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}))
+    hers.put_object(Bucket=bucket, Key="probe", Body=b"x")  # the cause is ownership, not access
+    hers.delete_object(Bucket=bucket, Key="probe")
+    refusal = f"The bucket {bucket} belongs to another user; choose one of your own buckets."
+    body = {"name": "into-bob", "topic": "bucket-owner-test", "bucket": bucket}
+    r = requests.post(alice.url + "odh/api/ingestions", json=body, timeout=60,
+                      headers={"Authorization": f"token {alice.token}"})
+    assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
+    platform = IngestClient(hub.runtime["platform_url"] + "/services/odh-platform/", alice.token)
+    with pytest.raises(OdhApiError) as e:
+        platform.call("POST", json={**body, "create_topic": True})
+    assert (e.value.status, e.value.message) == (403, refusal)
+    assert "into-bob" not in [i["name"] for i in platform.call("GET")["ingestions"]]
+    # a model in bob's bucket is refused the same way (deploy by model_uri)
+    r = requests.post(alice.url + "odh/api/deployments", json={"name": "from-bob", "model_uri": f"s3://{bucket}/m/"},
+                      timeout=60, headers={"Authorization": f"token {alice.token}"})
+    assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
+    r = requests.post(hub.runtime["platform_url"] + "/services/odh-platform/api/deployments", timeout=60,
+                      json={"name": "from-bob", "model_uri": f"s3://{bucket}/m/"},
+                      headers={"Authorization": f"token {alice.token}"})  # the platform checks it itself
+    assert (r.status_code, r.json()["message"]) == (403, refusal), r.text
+    attempt(bob_kernel, S3 + f'''
+_ = s3.delete_bucket(Bucket={bucket!r})
+print(json.dumps({{}}))''')
+
+
+SWAP = '''
+import io, json, joblib, numpy as np
+from sklearn.linear_model import LogisticRegression
+from server_extension.deploy import DeployClient, DeployError
+X = np.random.default_rng(1).random((40, 4)); y = (X[:, 0] > 0.5).astype(int)
+c = DeployClient()
+uri, framework, example, digests = c.upload(LogisticRegression().fit(X, y), "swapped")
+bucket, _, prefix = uri[len("s3://"):].partition("/")
+other = io.BytesIO(); joblib.dump(LogisticRegression().fit(X, 1 - y), other)
+c.s3.put_object(Bucket=bucket, Key=prefix + "model.joblib", Body=other.getvalue())  # replaced after upload
+c._json("POST", c._url(), json={"name": "swapped", "model_uri": uri, "framework": framework,
+                                "example_input": example, "model_sha256": digests})
+try:
+    c.wait("swapped", 1, timeout=120)
+    out = {"served": True}
+except DeployError as e:
+    out = {"status": e.status, "message": e.message}
+print(json.dumps({**out, "digests": digests}))
+'''
+
+
+def test_a_model_file_replaced_after_upload_is_not_loaded(alice, hub):
+    """The model object is replaced between upload and load (here with alice's own keys, standing in for
+    anyone who could write it): the platform's loader finds another SHA-256 than the one recorded at upload,
+    refuses to load it, and says so in the deployment's state; no model server starts."""
+    kernel = Kernel(alice.url, alice.token)
+    try:
+        out = last_json(kernel, SWAP)
+        changed = "The model file changed after upload; deploy it again."
+        assert (out.get("status"), out.get("message")) == (502, changed), out
+        assert list(out["digests"]) == ["model.joblib"]
+        record = os.path.join(hub.state_dir, "platform", "deployments", state_dir_name("alice"), "swapped",
+                              "deployment.json")
+        with open(record) as f:
+            saved = json.load(f)
+        assert saved["state"] == "Failed" and saved["last_error"] == changed
+        assert saved["versions"][0]["sha256"] == out["digests"] and saved["versions"][0]["error"] == changed
+        assert not saved["runtime"].get("serving") and not saved["runtime"].get("pending")
+        assert not os.path.exists(os.path.join(os.path.dirname(record), "v1", "model.joblib"))
+    finally:
+        kernel.execute('from server_extension.deploy import DeployClient\n'
+                       'try:\n    DeployClient().delete("swapped")\nexcept Exception:\n    pass')
+        kernel.close()

@@ -365,8 +365,8 @@ async def test_seldon_v2_a_failing_version_puts_the_served_one_back(k8s_control_
 async def test_through_the_deployment_manager_and_its_restart(k8s_control_plane, k8s_namespace, make_backend,
                                                               tmp_path, monkeypatch):
     """The real DeploymentManager over the Kubernetes backend: create -> Available -> watch -> a new manager
-    (the platform service restarted) adopts it from its store -> delete. Listing the model in S3 is the one step
-    replaced (real RGW listing is tested in test_deploy.py)."""
+    (the platform service restarted) adopts it from its store -> delete. Listing the model in S3 and checking the
+    bucket's owner are the steps replaced (both are tested on real RGW in test_deploy.py)."""
     from odh_spawner.deploy import manager as manager_module
     from odh_spawner.deploy.manager import DeploymentManager
     from odh_spawner.deploy.model import AVAILABLE
@@ -374,6 +374,7 @@ async def test_through_the_deployment_manager_and_its_restart(k8s_control_plane,
 
     cp, ns = k8s_control_plane, k8s_namespace
     monkeypatch.setattr(manager_module.artifacts, "list_model", lambda *a, **kw: [])
+    monkeypatch.setattr(manager_module.artifacts, "check_owned", lambda *a, **kw: None)  # RGW: test_deploy.py
 
     async def credentials_for(owner):
         return CREDS

@@ -181,3 +181,40 @@ def test_printed_example_requests_hide_the_key():
     assert printed == d.to_api()["example_request"]["curl"]  # the same line the listing shows
     d.public = True
     assert "Authorization" not in redacted_curl(d.to_api(with_key=True))
+
+
+# -- the model's digests, recorded at upload and checked by the loader (issue 18) -----------------------------
+DIGEST = "a" * 64
+
+
+def test_digests_are_validated():
+    from odh_spawner.deploy.model import validate_digests
+
+    assert validate_digests(None) is None
+    assert validate_digests({"model.joblib": DIGEST}) == {"model.joblib": DIGEST}
+    for bad in ({}, [], "abc", {"model.joblib": "A" * 64}, {"model.joblib": "a" * 63}, {"../x": DIGEST},
+                {"/etc/passwd": DIGEST}, {"": DIGEST}, {"m": 5}):
+        with pytest.raises(DeployError):
+            validate_digests(bad)
+
+
+def test_a_version_records_its_digests_and_older_records_still_load(tmp_path):
+    d = Deployment(owner="alice", name="churn")
+    d.add_version("s3://b/p/", "sklearn", sha256={"model.joblib": DIGEST})
+    again = Deployment.from_json(json.loads(json.dumps(d.to_json())))
+    assert again.versions[0].sha256 == {"model.joblib": DIGEST}
+    old = d.to_json()
+    del old["versions"][0]["sha256"]  # a record written before digests existed
+    assert Deployment.from_json(old).versions[0].sha256 is None
+
+
+def test_the_loader_expects_exactly_the_recorded_files():
+    from odh_spawner.deploy.artifacts import CHANGED, expect_digests
+
+    objects = [{"Key": "p/model.joblib", "Size": 3}, {"Key": "p/extra.pkl", "Size": 1}]
+    assert expect_digests(objects, "p/", None) is objects  # older records: unchanged, no digest checked
+    assert expect_digests(objects, "p/", {"model.joblib": DIGEST}) == [
+        {"Key": "p/model.joblib", "Size": 3, "sha256": DIGEST}]  # a file added later is not fetched
+    with pytest.raises(DeployError, match=CHANGED):
+        expect_digests(objects, "p/", {"model.joblib": DIGEST, "gone.txt": DIGEST})
+    assert CHANGED == "The model file changed after upload; deploy it again."

@@ -329,7 +329,7 @@ class IngestionManager:
             async with lock:
                 if ing.desired != RUNNING or self.backend.alive(ing.runtime):
                     continue
-                tail = self.backend.log_tail(self.store.run_dir(ing), 3)
+                tail = self.backend.log_tail(ing.runtime, self.store.run_dir(ing), 3)
                 how = self.backend.exit_status(ing.runtime) if ing.runtime else "it was not running"
                 ing.restarts += 1
                 self._next_restart[ing.key] = time.monotonic() + min(2 ** min(ing.restarts, 6),

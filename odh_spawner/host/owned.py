@@ -21,7 +21,6 @@ from typing import Callable, Iterable
 
 from odh_spawner.host import procs
 from odh_spawner.host.safefiles import RefusedFile, open_log, read_bytes
-from odh_spawner.host.supervise import exit_text
 from odh_spawner.host.users import SystemUser
 
 log = logging.getLogger("odh_spawner.host.owned")
@@ -70,6 +69,13 @@ class OwnedProcess:
             return self.popen.poll() is None
         return procs.alive(self.pid, self.started) and (not self.marker or self.marker in procs.cmdline(self.pid))
 
+    def running(self) -> bool:
+        """Alive per /proc (a zombie is gone), without reaping a child: until reaped, its PID and process group
+        cannot be reused, so stopping may still kill what is left in its group."""
+        if not procs.alive(self.pid, self.started):
+            return False
+        return self.popen is not None or not self.marker or self.marker in procs.cmdline(self.pid)
+
     @property
     def returncode(self) -> int | None:
         return self.popen.poll() if self.popen is not None else None
@@ -79,7 +85,7 @@ class OwnedProcess:
         code = self.returncode
         if code is None:
             return "it stopped"
-        return f"it was killed by {exit_text(code)}" if code < 0 else f"it exited with code {code}"
+        return f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code}"
 
     def tail(self, lines: int = 25) -> str:
         return log_tail(self.log, self.log_offset, lines=lines)
@@ -141,23 +147,25 @@ def _then_drop(preexec: Callable[[], None], user: SystemUser, groups: list[int])
 def stop_all(processes: Iterable[OwnedProcess], timeout: float, group: bool = True,
              also: tuple[int, ...] = ()) -> list[int]:
     """SIGTERM each live process (and the `also` signals, e.g. SIGCONT for one held with SIGSTOP), wait up to
-    `timeout`, SIGKILL what is left: our own children's whole process group (their PID cannot be reused while
-    unreaped); any other process only while its start time and marker still match, its group with `group`.
-    Reaps our children. Returns the PIDs that had to be killed."""
-    targets = [p for p in processes if p.alive()]
+    `timeout`, SIGKILL what is left: our own unreaped children's whole process group, even once the child itself
+    exited (what it left in its group goes too; its PID cannot be reused while unreaped); any other process only
+    while its start time and marker still match, its group with `group`. Reaps our children at the end. Returns
+    the PIDs that had to be killed."""
+    targets = [p for p in processes if p.popen is not None and p.popen.returncode is None
+               or p.popen is None and p.alive()]
     for p in targets:
         for sig in (signal.SIGTERM, *also):
             procs.signal_pid(p.pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(p.alive() for p in targets):
+    while time.monotonic() < deadline and any(p.running() for p in targets):
         time.sleep(0.05)
     killed = []
     for p in targets:
-        if p.popen is not None and p.popen.returncode is None:
-            if p.alive():
+        if p.popen is not None:  # unreaped (at worst a zombie): its PID and process group are still ours
+            if p.running():
                 killed.append(p.pid)
             procs.killpg(p.pid, signal.SIGKILL)
-        elif p.popen is None and p.alive():
+        elif p.running():
             (procs.killpg if group else procs.signal_pid)(p.pid, signal.SIGKILL)
             killed.append(p.pid)
     for p in targets:

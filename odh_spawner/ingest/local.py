@@ -47,13 +47,13 @@ def worker_config(ing: Ingestion, creds, bootstrap: str, run_dir: str, max_buffe
             "consumer": consumer or {}}
 
 
-def read_json_nofollow(path: str, max_bytes: int = 1 << 20) -> dict:
+def read_json_nofollow(path: str, max_bytes: int = 1 << 20, logger: logging.Logger | None = None) -> dict:
     """A small JSON file the owner's process wrote, read safely (host.safefiles: never through a link, never
     blocking on a FIFO, at most `max_bytes`); {} when missing, unreadable or refused (the cause is logged)."""
     try:
         data = json.loads(read_bytes(path, max_bytes) or b"{}")
     except RefusedFile as e:
-        log.warning("Not reading %s: it %s", path, e.cause)
+        (logger or log).warning("Not reading %s: it %s", path, e.cause)
         return {}
     except (OSError, ValueError):
         return {}
@@ -166,7 +166,7 @@ class LocalIngestBackend(LoggingConfigurable):
         return self._owned(rt).exit_status() if rt.get("pid") else "it stopped"
 
     def status(self, rt: dict | None, run_dir: str) -> dict:
-        return read_json_nofollow(os.path.join(run_dir, STATUS))
+        return read_json_nofollow(os.path.join(run_dir, STATUS), logger=self.log)
 
     def log_tail(self, rt: dict | None, run_dir: str, lines: int = 15) -> list[str]:
         if rt and rt.get("pid"):

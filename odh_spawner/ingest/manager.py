@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from odh_spawner.host.supervise import restart_delay
 from odh_spawner.tasks import every
 from odh_spawner.ingest.keys import parse_key
 from odh_spawner.ingest.model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
@@ -332,8 +333,8 @@ class IngestionManager:
                 tail = self.backend.log_tail(ing.runtime, self.store.run_dir(ing), 3)
                 how = self.backend.exit_status(ing.runtime) if ing.runtime else "it was not running"
                 ing.restarts += 1
-                self._next_restart[ing.key] = time.monotonic() + min(2 ** min(ing.restarts, 6),
-                                                                     self.restart_backoff_max)
+                self._next_restart[ing.key] = time.monotonic() + restart_delay(ing.restarts,
+                                                                                   self.restart_backoff_max)
                 self.log.warning("Ingestion worker %s/%s stopped (%s); restarting. %s", ing.owner, ing.name, how,
                                  " | ".join(tail)[-300:])
                 try:

@@ -114,3 +114,25 @@ def test_a_log_opens_for_appending_never_through_a_link(tmp_path, secret):
     with pytest.raises(OSError):
         open_log(str(tmp_path / "planted.log"))
     assert secret.read_text() == SECRET
+
+
+def test_runtime_records_from_before_logs_moved_read_the_old_place_safely(tmp_path, secret):
+    """A record written before logs moved to root's `logs/` names no log: the backends read the old place (in
+    the user's directory) safely, so a link planted there is refused, and a real old log still reads."""
+    from odh_spawner.deploy.local import LocalMLServerBackend
+    from odh_spawner.ingest.local import LocalIngestBackend
+
+    gone = 2**22 + 7  # above pid_max's default: no process; the log is read all the same
+    version, run = tmp_path / "v1", tmp_path / "run"
+    version.mkdir()
+    run.mkdir()
+    (version / "mlserver.log").symlink_to(secret)
+    (run / "worker.log").write_text("consumer started\nflushed 10 records\n")
+    serving = LocalMLServerBackend(run_as_owner=False)
+    assert serving.log_tail({"pid": gone, "started": 1, "dir": str(version)}) == [
+        "(odh-hub: the log was not read: it is a symbolic link)"]
+    assert serving.log_path(str(version)) == str(tmp_path / "logs" / "v1.log")
+    ingest = LocalIngestBackend(run_as_owner=False)
+    assert ingest.log_tail({"pid": gone, "started": 1, "run_dir": str(run)}, str(run), 5) == [
+        "consumer started", "flushed 10 records"]
+    assert ingest.log_path(str(run)) == str(tmp_path / "logs" / "worker.log")

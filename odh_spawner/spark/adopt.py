@@ -26,12 +26,12 @@ def _run_offset(log_path: str, role: str, window: int = 4 * 2**20) -> int:
     """Where the last run of `role` starts in its (appended) log: the last start marker `spawn` wrote (read
     safely: host.safefiles)."""
     try:
-        size = os.stat(log_path, follow_symlinks=False).st_size
-        data = read_bytes(log_path, window, tail=True)
+        start = max(0, os.stat(log_path, follow_symlinks=False).st_size - window)
+        data = read_bytes(log_path, window, offset=start)
     except OSError:
         return 0
     found = data.rfind(start_marker(role).encode())
-    return max(0, size - len(data)) + found if found >= 0 else 0
+    return start + found if found >= 0 else 0
 
 
 def user_record(user: SystemUser | None) -> dict | None:

@@ -136,3 +136,16 @@ def test_runtime_records_from_before_logs_moved_read_the_old_place_safely(tmp_pa
     assert ingest.log_tail({"pid": gone, "started": 1, "run_dir": str(run)}, str(run), 5) == [
         "consumer started", "flushed 10 records"]
     assert ingest.log_path(str(run)) == str(tmp_path / "logs" / "worker.log")
+
+
+def test_an_adopted_spark_daemon_reads_its_last_run_and_never_through_a_link(tmp_path, secret):
+    from odh_spawner.spark.adopt import adopted
+    from odh_spawner.spark.state import ProcessRecord
+
+    first, second = "---- odh-hub: starting master at 1\nold run\n", "---- odh-hub: starting master at 2\nnew run\n"
+    (tmp_path / "master.log").write_text(first + second)
+    master = adopted(ProcessRecord("master", 2**22 + 7, 1, 7077, 8080), str(tmp_path))
+    assert master.proc.log_offset == len(first) and master.tail() == second.rstrip("\n")
+    (tmp_path / "worker-1.log").symlink_to(secret)
+    worker = adopted(ProcessRecord("worker-1", 2**22 + 8, 1, 7078, 8081), str(tmp_path))
+    assert worker.proc.log_offset == 0 and "not-for-users" not in worker.tail() and worker.exited()

@@ -3,7 +3,11 @@ reachable through the hub's proxy and the platform's model gateway under a stabl
 
 A process is started detached (its own session) so it keeps serving when the platform service restarts; it
 is identified afterwards by PID, start time and its model directory on the command line, so a recycled PID
-is never mistaken for it. The process gets a minimal environment: none of the service's tokens.
+is never mistaken for it (host.owned). The process gets a minimal environment: none of the service's tokens.
+
+Its log is not in the version directory (its owner's, 0700, after the first start) but beside it in the
+deployment's `logs/`, root's alone: the process inherits it as stdout and stderr, and root never reads a file
+its owner could have replaced with a link to a secret or a FIFO (host.safefiles).
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 
@@ -22,8 +24,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from odh_spawner.host.owned import OwnedProcess, StartFailed, Supervisor, clean_env
 from odh_spawner.host.portguard import PortGuard, PortGuardError
 from odh_spawner.host.ports import free_port
+from odh_spawner.host.safefiles import private_dir
 from odh_spawner.host.users import SystemUser, adopt_home, can_switch_users, ensure_traversable, lookup
 from odh_spawner.naming import user_slug
 from odh_spawner.host import procs
@@ -32,7 +36,8 @@ from odh_spawner.deploy.model import BackendFailed, Deployment, Version, parse_m
 
 IMPLEMENTATIONS = {"sklearn": "mlserver_sklearn.SKLearnModel", "mlflow": "mlserver_mlflow.MLflowRuntime"}
 MODEL_URIS = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": (".",)}
-LOG = "mlserver.log"
+LOG = "mlserver.log"  # in the version directory before logs moved to LOG_DIR (records of then still name it)
+LOG_DIR = "logs"
 
 
 def model_settings(model_name: str, version: Version, model_dir: str) -> dict:
@@ -100,7 +105,7 @@ class LocalMLServerBackend(LoggingConfigurable):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._children: dict[int, subprocess.Popen] = {}
+        self._sup = Supervisor()
         self._guard = PortGuard(self.port_guard_id) if self.port_guard_id else None
         if self._guard is not None and not self._guard.available():
             self.log.warning("Model servers' ports are not guarded (needs root and nft): local users can reach "
@@ -144,6 +149,19 @@ class LocalMLServerBackend(LoggingConfigurable):
         return f"{user_slug(owner)}.{name}"
 
     # -- processes ---------------------------------------------------------------------------
+    @staticmethod
+    def log_path(model_dir: str) -> str:
+        """A version's log: beside its directory, in the deployment's `logs/` (root's alone, 0700), never in the
+        version directory its owner controls (root reads it; a link planted there must lead nowhere)."""
+        return os.path.join(os.path.dirname(model_dir), LOG_DIR, f"{os.path.basename(model_dir)}.log")
+
+    def _owned(self, rt: dict) -> OwnedProcess:
+        """The process a runtime record names. A record from before logs moved names none: its log is read
+        from the version directory, safely (host.safefiles), or not at all."""
+        log = rt.get("log") or os.path.join(rt["dir"], LOG)
+        return self._sup.find(rt["pid"], rt.get("started"), marker=rt.get("cmd_dir", rt["dir"]), log=log,
+                              log_offset=rt.get("log_offset", 0))
+
     def start_process(self, d: Deployment, v: Version, model_dir: str, ports: dict | None = None) -> dict:
         """Write MLServer's settings into `model_dir` and start it; returns the runtime record."""
         ports = ports if ports and not any(procs.listening(p) for p in ports.values()) else {
@@ -153,45 +171,31 @@ class LocalMLServerBackend(LoggingConfigurable):
         _write_new(os.path.join(model_dir, "model-settings.json"), model_settings(d.model_name, v, model_dir))
         _write_new(os.path.join(model_dir, "settings.json"),
                    server_settings(ports["port"], ports["grpc_port"], ports["metrics_port"]))
-        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
-        env.update(PYTHONUNBUFFERED="1", HOME=model_dir)
-        log_fd = os.open(os.path.join(model_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-        user_kw = {}
+        log_path = self.log_path(model_dir)
+        private_dir(os.path.dirname(log_path), 0o700)
         if identity is not None:
             self._hand_over(model_dir, identity)
-            user_kw = {"user": identity.uid, "group": identity.gid, "extra_groups": [], "umask": 0o077}
         self._guard_ports(ports)  # before it listens: nobody but the gateway ever reaches it
-        with os.fdopen(log_fd, "ab") as log:
-            offset = log.seek(0, os.SEEK_END)
-            p = subprocess.Popen([*self.mlserver_command, "start", model_dir], cwd=model_dir, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, **user_kw)
-        self._children[p.pid] = p
-        self.log.info("Started MLServer for %s/%s v%d: pid %d, port %d", d.owner, d.name, v.version, p.pid,
+        try:
+            proc = self._sup.start([*self.mlserver_command, "start", model_dir], log_path=log_path, cwd=model_dir,
+                                   env=clean_env({"PYTHONUNBUFFERED": "1", "HOME": model_dir}), run_as=identity,
+                                   marker=model_dir)
+        except StartFailed as e:
+            raise BackendFailed(f"The model server {e}.") from None
+        self.log.info("Started MLServer for %s/%s v%d: pid %d, port %d", d.owner, d.name, v.version, proc.pid,
                       ports["port"])
-        return {**ports, "pid": p.pid, "started": procs.start_time(p.pid), "dir": model_dir, "version": v.version,
-                "log_offset": offset}
+        return {**ports, **proc.record(), "dir": model_dir, "version": v.version}
 
     def alive(self, rt: dict | None) -> bool:
-        if not rt or not rt.get("pid"):
-            return False
-        child = self._children.get(rt["pid"])
-        if child is not None:
-            return child.poll() is None
-        return procs.alive(rt["pid"], rt.get("started")) and rt.get("cmd_dir", rt["dir"]) in procs.cmdline(rt["pid"])
+        return bool(rt and rt.get("pid")) and self._owned(rt).alive()
 
     def exit_status(self, rt: dict) -> str:
-        child = self._children.get(rt.get("pid", 0))
-        code = child.poll() if child is not None else None
-        if code is None:
-            return "it stopped"
-        return f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code}"
+        return self._owned(rt).exit_status() if rt.get("pid") else "it stopped"
 
     def log_tail(self, rt: dict | None, lines: int = 20) -> list[str]:
-        if not rt:
+        if not rt or not rt.get("dir"):
             return []
-        text = procs.log_tail(os.path.join(rt["dir"], LOG), rt.get("log_offset", 0), lines=1000)
-        return failure_tail(text, lines)
+        return failure_tail(self._owned(rt).tail(lines=1000), lines) if rt.get("pid") else []
 
     async def wait_ready(self, d: Deployment, rt: dict) -> None:
         """Until MLServer says the model is ready; BackendFailed (with its log) if it exits or times out."""
@@ -222,33 +226,9 @@ class LocalMLServerBackend(LoggingConfigurable):
 
     def _stop_sync(self, rt: dict) -> None:
         try:
-            self._stop_process_sync(rt)
+            self._sup.stop(self._owned(rt), self.stop_timeout)  # MLServer leads its session: SIGKILL its group
         finally:
             self._release_ports(rt)
-
-    def _stop_process_sync(self, rt: dict) -> None:
-        pid = rt["pid"]
-        child = self._children.pop(pid, None)
-        if child is None and not self.alive(rt):
-            return
-        if child is not None and child.poll() is not None:
-            return
-        procs.signal_pid(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline and procs.alive(pid, rt.get("started")):
-            if child is not None and child.poll() is not None:
-                break
-            time.sleep(0.05)
-        if procs.alive(pid, rt.get("started")):
-            try:
-                os.killpg(pid, signal.SIGKILL)  # our session leader: the group is MLServer's
-            except (ProcessLookupError, PermissionError):
-                pass
-        if child is not None:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
 
     # -- the backend interface the DeploymentManager uses --------------------------------------
     def supports(self, framework: str) -> bool:
@@ -324,9 +304,14 @@ class LocalMLServerBackend(LoggingConfigurable):
         the deployment through the gateway (without ModelRoutes: tests and tools only)."""
         d.upstream = d.url = f"http://127.0.0.1:{rt['port']}"
 
-    @staticmethod
-    def remove_files(path: str) -> None:
+    @classmethod
+    def remove_files(cls, path: str) -> None:
+        """A version's directory and its log."""
         shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.unlink(cls.log_path(path))
+        except OSError:
+            pass
 
 
 def _write_new(path: str, data: dict) -> None:

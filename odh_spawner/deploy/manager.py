@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from odh_spawner.host.supervise import restart_delay
 from odh_spawner.tasks import every
 from odh_spawner.deploy import artifacts
 from odh_spawner.deploy.model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
@@ -247,7 +248,7 @@ class DeploymentManager:
                 if time.monotonic() < self._next_restart.get(d.key, 0):
                     continue
                 d.restarts += 1
-                self._next_restart[d.key] = time.monotonic() + min(2 ** min(d.restarts, 6), self.restart_backoff_max)
+                self._next_restart[d.key] = time.monotonic() + restart_delay(d.restarts, self.restart_backoff_max)
                 try:
                     await self.backend.recover(d, d.version_of(d.serving))
                     await self._publish(d)

@@ -1,5 +1,5 @@
 """Processes on this machine, by PID: identify them through /proc (command line, start time, environment),
-tell whether they still run, signal and stop them, read the tail of their logs. Shared by everything the local
+tell whether they still run, signal and stop them (starting them, their logs: host.owned). Shared by everything the local
 platform supervises (platform components, model servers, ingestion workers, Spark daemons). A PID is only ever
 signalled by callers that checked its start time, so a recycled PID is never touched."""
 
@@ -139,16 +139,4 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
-
-
-def log_tail(path: str, offset: int = 0, lines: int = 25, max_bytes: int = 64 * 1024) -> str:
-    """The last `lines` lines of a log written since `offset`."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(offset, size - max_bytes))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 

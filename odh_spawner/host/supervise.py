@@ -1,5 +1,6 @@
-"""Small pieces for supervising the local platform's processes: a restart budget and exit descriptions
-(finding, identifying and stopping processes by PID: host.procs)."""
+"""Small pieces for supervising the local platform's processes: a restart budget, a restart back-off and exit
+descriptions (finding, identifying and stopping processes by PID: host.procs; the processes it owns for users:
+host.owned)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ class RestartBudget:
         now = self.clock()
         self.times = [t for t in self.times if now - t < self.window] + [now]
         return len(self.times) <= self.limit
+
+
+def restart_delay(restarts: int, cap: float) -> float:
+    """Seconds to wait before the next restart of a process that has been restarted `restarts` times: doubling
+    from 2 s, at most `cap` (a model server or ingestion worker that keeps dying is retried ever less often,
+    never given up on: it belongs to a user who may fix what makes it fail)."""
+    return min(2 ** min(restarts, 6), cap)
 
 
 def exit_text(returncode: int) -> str:

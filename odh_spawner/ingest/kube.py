@@ -270,7 +270,7 @@ class KubeIngestBackend(KubeApiSettings):
         progress = (self._progress.get(rt["name"]) or (0, {}))[1]
         return {**progress, **{k: v for k, v in seen.items() if k in ("state", "last_error", "tasks", "restarts")}}
 
-    def log_tail(self, run_dir: str, lines: int = 15) -> list[str]:
+    def log_tail(self, rt: dict | None, run_dir: str = "", lines: int = 15) -> list[str]:
         return []
 
     # -- refresh (the manager's watch loop) -------------------------------------------------------------

@@ -3,30 +3,35 @@ owner's system user when the platform runs as root.
 
 The worker gets its configuration — with the owner's S3 keys, and only the owner's — on stdin, never in argv
 or its environment. It is started detached (its own session), so it keeps running when the platform service
-restarts, and is recognised afterwards by PID, start time and its run directory on its command line."""
+restarts, and is recognised afterwards by PID, start time and its run directory on its command line (host.owned).
+
+The run directory is the owner's (the worker writes its status file there); the worker's log is not: it lives
+beside it in the ingestion's `logs/`, root's alone, inherited as stdout and stderr. What root reads from the run
+directory (status.json) is read safely: never through a link, never blocking on a FIFO (host.safefiles)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 
 from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from odh_spawner.credentials.model import S3_CLIENT_SETTINGS
 from odh_spawner.host.limits import CgroupLimits, join
+from odh_spawner.host.owned import OwnedProcess, StartFailed, Supervisor, clean_env, log_tail
+from odh_spawner.host.safefiles import RefusedFile, private_dir, read_bytes
 from odh_spawner.host.users import SystemUser, can_switch_users, ensure_traversable, lookup
 from odh_spawner.naming import state_dir_name
-from odh_spawner.host import procs
 from odh_spawner.ingest.model import Ingestion
 from odh_spawner.ingest.spec import IngestError
 
-STATUS, LOG = "status.json", "worker.log"
+STATUS, LOG = "status.json", "worker.log"  # the log was in the run directory before it moved to LOG_DIR
+LOG_DIR = "logs"
+log = logging.getLogger("odh_spawner.ingest")
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -42,18 +47,17 @@ def worker_config(ing: Ingestion, creds, bootstrap: str, run_dir: str, max_buffe
             "consumer": consumer or {}}
 
 
-def read_json_nofollow(path: str) -> dict:
-    """A small JSON file the owner's process wrote, read without following a link planted there."""
+def read_json_nofollow(path: str, max_bytes: int = 1 << 20, logger: logging.Logger | None = None) -> dict:
+    """A small JSON file the owner's process wrote, read safely (host.safefiles: never through a link, never
+    blocking on a FIFO, at most `max_bytes`); {} when missing, unreadable or refused (the cause is logged)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        data = json.loads(read_bytes(path, max_bytes) or b"{}")
+    except RefusedFile as e:
+        (logger or log).warning("Not reading %s: it %s", path, e.cause)
         return {}
-    try:
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read(1 << 20) or b"{}")
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 class LocalIngestBackend(LoggingConfigurable):
@@ -85,7 +89,7 @@ class LocalIngestBackend(LoggingConfigurable):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._children: dict[int, subprocess.Popen] = {}
+        self._sup = Supervisor()
         self._limits: CgroupLimits | None = None
 
     @property
@@ -111,6 +115,18 @@ class LocalIngestBackend(LoggingConfigurable):
                               "then create the ingestion again.")
         return user
 
+    @staticmethod
+    def log_path(run_dir: str) -> str:
+        """The worker's log: beside its run directory (the owner's) in the ingestion's `logs/`, root's alone."""
+        return os.path.join(os.path.dirname(run_dir), LOG_DIR, LOG)
+
+    def _owned(self, rt: dict) -> OwnedProcess:
+        """The worker a runtime record names (a record from before logs moved has its log in the run directory,
+        which is read safely or not at all)."""
+        return self._sup.find(rt["pid"], rt.get("started"), marker=rt.get("run_dir", ""),
+                              log=rt.get("log") or os.path.join(rt.get("run_dir", ""), LOG),
+                              log_offset=rt.get("log_offset", 0))
+
     def start(self, ing: Ingestion, creds, bootstrap: str, run_dir: str) -> dict:
         user = self.identity(ing.owner)
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
@@ -120,84 +136,49 @@ class LocalIngestBackend(LoggingConfigurable):
             ensure_traversable(os.path.dirname(run_dir))
             os.chown(run_dir, user.uid, user.gid)
         os.chmod(run_dir, 0o700)
+        log_path = self.log_path(run_dir)
+        private_dir(os.path.dirname(log_path), 0o700)
         cfg = worker_config(ing, creds, bootstrap, run_dir, self.max_buffer_mb * 2**20)
-        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
         # the worker runs the very code the platform runs (not whatever a user's cwd or path would pick)
-        env.update(S3_CLIENT_SETTINGS, PYTHONUNBUFFERED="1", HOME=run_dir, PYTHONPATH=CODE_ROOT)
-        log_fd = os.open(os.path.join(run_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-        if user is not None:
-            os.fchown(log_fd, user.uid, user.gid)
+        env = clean_env({**S3_CLIENT_SETTINGS, "PYTHONUNBUFFERED": "1", "HOME": run_dir, "PYTHONPATH": CODE_ROOT})
         limits, group, procs_files = self.limits, None, []
         if limits is not None:
             group = self.cgroup_name(ing, run_dir)
             procs_files = limits.create(group, self.cpu_limit, self.memory_limit_mb * 2**20)
         try:
-            p = subprocess.Popen([sys.executable, "-m", "odh_spawner.ingest.worker", "--run-dir", run_dir],
-                                 cwd=run_dir, env=env, stdin=subprocess.PIPE, stdout=log_fd,
-                                 stderr=subprocess.STDOUT, start_new_session=True, umask=0o077,
-                                 preexec_fn=_enter(procs_files, user))
-        finally:
-            os.close(log_fd)
-        try:
-            p.stdin.write(json.dumps(cfg).encode())
-            p.stdin.close()
-        except OSError:
-            pass
-        self._children[p.pid] = p
-        self.log.info("Started ingestion worker %s/%s: pid %d%s", ing.owner, ing.name, p.pid,
+            proc = self._sup.start([sys.executable, "-m", "odh_spawner.ingest.worker", "--run-dir", run_dir],
+                                   log_path=log_path, cwd=run_dir, env=env, run_as=user, marker=run_dir,
+                                   stdin=json.dumps(cfg).encode(),
+                                   preexec=(lambda: join(procs_files)) if procs_files else None)
+        except StartFailed as e:
+            raise IngestError(f"The ingestion worker {e}.") from None
+        self.log.info("Started ingestion worker %s/%s: pid %d%s", ing.owner, ing.name, proc.pid,
                       f", at most {self.memory_limit_mb} MiB" if group else "")
-        rt = {"pid": p.pid, "started": procs.start_time(p.pid), "run_dir": run_dir}
+        rt = {**proc.record(), "run_dir": run_dir}
         if group:
             rt["cgroup"] = group
         return rt
 
     def alive(self, rt: dict | None) -> bool:
-        if not rt or not rt.get("pid"):
-            return False
-        child = self._children.get(rt["pid"])
-        if child is not None:
-            return child.poll() is None
-        return procs.alive(rt["pid"], rt.get("started")) and rt.get("run_dir", "") in procs.cmdline(rt["pid"])
+        return bool(rt and rt.get("pid")) and self._owned(rt).alive()
 
     def exit_status(self, rt: dict) -> str:
-        child = self._children.get(rt.get("pid", 0))
-        code = child.poll() if child is not None else None
-        if code is None:
-            return "it stopped"
-        return f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code}"
+        return self._owned(rt).exit_status() if rt.get("pid") else "it stopped"
 
     def status(self, rt: dict | None, run_dir: str) -> dict:
-        return read_json_nofollow(os.path.join(run_dir, STATUS))
+        return read_json_nofollow(os.path.join(run_dir, STATUS), logger=self.log)
 
-    def log_tail(self, run_dir: str, lines: int = 15) -> list[str]:
-        return procs.log_tail(os.path.join(run_dir, LOG), 0, lines=lines).splitlines()
+    def log_tail(self, rt: dict | None, run_dir: str, lines: int = 15) -> list[str]:
+        if rt and rt.get("pid"):
+            return self._owned(rt).tail(lines=lines).splitlines()
+        return log_tail(self.log_path(run_dir), lines=lines).splitlines()
 
     def stop(self, rt: dict | None, timeout: float | None = None, desired: str | None = None) -> None:
         """SIGTERM (the worker writes and commits what it holds), SIGKILL after the timeout. (`desired`, paused or
         stopped, is the same here.)"""
         if not rt or not rt.get("pid"):
             return
-        pid = rt["pid"]
-        child = self._children.pop(pid, None)
-        if (child is None and not self.alive(rt)) or (child is not None and child.poll() is not None):
-            self._remove_group(rt)
-            return
-        procs.signal_pid(pid, signal.SIGTERM)
-        deadline = time.monotonic() + (timeout or self.stop_timeout)
-        while time.monotonic() < deadline:
-            if (child.poll() is not None) if child is not None else not procs.alive(pid, rt.get("started")):
-                break
-            time.sleep(0.05)
-        if procs.alive(pid, rt.get("started")):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if child is not None:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        self._sup.stop(self._owned(rt), timeout or self.stop_timeout)
         self._remove_group(rt)
 
     def _remove_group(self, rt: dict) -> None:
@@ -206,20 +187,6 @@ class LocalIngestBackend(LoggingConfigurable):
                 self.limits.remove(rt["cgroup"])
             except OSError as e:
                 self.log.warning("Ingestion cgroup %s not removed: %s", rt["cgroup"], e)
-
-
-def _enter(procs_files: list[str], user: SystemUser | None):
-    """A preexec_fn: join the worker's cgroup as root, then become the owner for good (no extra groups)."""
-
-    def preexec() -> None:
-        if procs_files:
-            join(procs_files)
-        if user is not None:
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-
-    return preexec
 
 
 def stop_recorded(store_root: str, timeout: float = 30) -> int:

@@ -15,6 +15,7 @@ import time
 from typing import Awaitable, Callable
 
 from odh_spawner.credentials import buckets
+from odh_spawner.host.supervise import restart_delay
 from odh_spawner.tasks import every
 from odh_spawner.ingest.keys import parse_key
 from odh_spawner.ingest.model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestion, hint
@@ -336,11 +337,11 @@ class IngestionManager:
             async with lock:
                 if ing.desired != RUNNING or self.backend.alive(ing.runtime):
                     continue
-                tail = self.backend.log_tail(self.store.run_dir(ing), 3)
+                tail = self.backend.log_tail(ing.runtime, self.store.run_dir(ing), 3)
                 how = self.backend.exit_status(ing.runtime) if ing.runtime else "it was not running"
                 ing.restarts += 1
-                self._next_restart[ing.key] = time.monotonic() + min(2 ** min(ing.restarts, 6),
-                                                                     self.restart_backoff_max)
+                self._next_restart[ing.key] = time.monotonic() + restart_delay(ing.restarts,
+                                                                                   self.restart_backoff_max)
                 self.log.warning("Ingestion worker %s/%s stopped (%s); restarting. %s", ing.owner, ing.name, how,
                                  " | ".join(tail)[-300:])
                 try:

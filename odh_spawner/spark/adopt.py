@@ -6,45 +6,31 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 
+from odh_spawner.host.owned import OwnedProcess
+from odh_spawner.host.safefiles import read_bytes
 from odh_spawner.host.users import SystemUser
-from odh_spawner.spark import procs
-from odh_spawner.spark.daemon import Daemon
+from odh_spawner.spark.daemon import Daemon, start_marker
 from odh_spawner.spark.errors import SparkError
 from odh_spawner.spark.state import ClusterState, ProcessRecord
 
 
-@dataclass
-class AdoptedDaemon(Daemon):
-    """A daemon another process started (known from the state file): no Popen; alive per /proc and start time."""
-
-    adopted_pid: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.adopted_pid
-
-    def exited(self) -> bool:
-        return not procs.alive(self.adopted_pid, self.started)
-
-    @classmethod
-    def from_record(cls, record: ProcessRecord, log_dir: str) -> "AdoptedDaemon":
-        log_path = os.path.join(log_dir, f"{record.role}.log")
-        return cls(record.role, None, record.port, record.ui_port, log_path, _run_offset(log_path, record.role),
-                   record.started, adopted_pid=record.pid)
+def adopted(record: ProcessRecord, log_dir: str) -> Daemon:
+    """A daemon another process started, from its state-file record: alive per /proc and its start time."""
+    log_path = os.path.join(log_dir, f"{record.role}.log")
+    proc = OwnedProcess(record.pid, record.started, log_path, _run_offset(log_path, record.role))
+    return Daemon(record.role, proc, record.port, record.ui_port)
 
 
 def _run_offset(log_path: str, role: str, window: int = 4 * 2**20) -> int:
-    """Where the last run of `role` starts in its (appended) log: the last start marker `spawn` wrote."""
-    marker = f"---- odh-hub: starting {role} at".encode()
+    """Where the last run of `role` starts in its (appended) log: the last start marker `spawn` wrote (read
+    safely: host.safefiles)."""
     try:
-        with open(log_path, "rb") as f:
-            start = max(0, f.seek(0, os.SEEK_END) - window)
-            f.seek(start)
-            found = f.read().rfind(marker)
+        start = max(0, os.stat(log_path, follow_symlinks=False).st_size - window)
+        data = read_bytes(log_path, window, offset=start)
     except OSError:
         return 0
+    found = data.rfind(start_marker(role).encode())
     return start + found if found >= 0 else 0
 
 

@@ -1,4 +1,4 @@
-"""One Spark daemon process (master or worker) of a local cluster: launch, log reading, master JSON.
+"""One Spark daemon process (master or worker) of a local cluster: launch and log reading (host.owned), master JSON.
 
 What its log says is how we learn why a daemon failed: a port taken by someone else (we retry on new ports),
 or a worker whose first registration went nowhere (it would retry only after 5-15 s).
@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from odh_spawner.spark import procs
+from odh_spawner.host import owned
+from odh_spawner.host.owned import OwnedProcess
 from odh_spawner.spark.errors import SparkError
 from odh_spawner.spark.state import ProcessRecord
 
@@ -32,27 +33,39 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class Daemon:
+    """A master or worker: the process (host.owned; `popen` None for one another process started, known from
+    the state file) and the ports it was told to use."""
+
     role: str  # "master" or "worker-N"
-    popen: subprocess.Popen
+    proc: OwnedProcess
     port: int
     ui_port: int
-    log_path: str
-    log_offset: int  # where this run's output starts in the (appended) log
-    started: int | None  # /proc start time
     relaunches: int = 0
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        return self.proc.pid
+
+    @property
+    def popen(self) -> subprocess.Popen | None:
+        return self.proc.popen
+
+    @property
+    def started(self) -> int | None:
+        return self.proc.started
+
+    @property
+    def log_path(self) -> str:
+        return self.proc.log
 
     def exited(self) -> bool:
-        return self.popen.poll() is not None
+        return not self.proc.alive()
 
     def record(self) -> ProcessRecord:
         return ProcessRecord(self.role, self.pid, self.started, self.port, self.ui_port)
 
     def tail(self, lines: int = 400) -> str:
-        return procs.log_tail(self.log_path, self.log_offset, lines=lines)
+        return self.proc.tail(lines)
 
     def bind_failed(self) -> bool:
         return any(marker in self.tail() for marker in BIND_ERRORS)
@@ -65,34 +78,26 @@ class Daemon:
         return "Successfully started service 'spark" in self.tail()
 
 
+def start_marker(role: str) -> str:
+    """The line `spawn` writes to a daemon's log before each start (adopt finds the last run by it)."""
+    return f"---- odh-hub: starting {role} at"
+
+
 def spawn(spark_class: str, role: str, args: list[str], env: dict, cwd: str, log_dir: str, port: int,
           ui_port: int, run_as=None) -> Daemon:
-    """Start `spark-class ARGS` in its own session, output appended to `<log_dir>/<role>.log`.
+    """Start `spark-class ARGS` in its own session (host.owned), output appended to `<log_dir>/<role>.log`.
 
-    `run_as` (a localusers.SystemUser): the process drops to that user, its groups and umask 077 before it
-    executes anything (Popen's user/group/extra_groups, which need root); its log file, opened here, is
-    readable by the user's own group. SparkError when the identity cannot be taken.
+    `run_as` (a host.users.SystemUser): the process drops to that user, its groups and umask 077 before it
+    executes anything; its log file, opened here in the platform's log directory, is readable by the user's
+    own group. SparkError when the identity cannot be taken.
     """
-    log_path = os.path.join(log_dir, f"{role}.log")
-    identity = {}
-    if run_as is not None:
-        identity = dict(user=run_as.uid, group=run_as.gid, extra_groups=run_as.groups, umask=0o077)
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-    with os.fdopen(fd, "ab") as log:
-        if run_as is not None:
-            os.fchown(log.fileno(), -1, run_as.gid)
-            os.fchmod(log.fileno(), 0o640)
-        offset = log.seek(0, os.SEEK_END)
-        log.write(f"---- odh-hub: starting {role} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
-        log.flush()
-        try:
-            popen = subprocess.Popen([spark_class, *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, **identity)
-        except (PermissionError, subprocess.SubprocessError) as e:
-            if run_as is None:
-                raise
-            raise SparkError(f"The Spark {role} could not be started as {run_as.name}: {e}") from None
-    return Daemon(role, popen, port, ui_port, log_path, offset, procs.start_time(popen.pid))
+    header = f"{start_marker(role)} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+    try:
+        proc = owned.start([spark_class, *args], log_path=os.path.join(log_dir, f"{role}.log"), cwd=cwd, env=env,
+                           run_as=run_as, extra_groups=True, log_mode=0o640, header=header)
+    except owned.StartFailed as e:
+        raise SparkError(f"The Spark {role} {e}") from None
+    return Daemon(role, proc, port, ui_port)
 
 
 def missed_master(worker: Daemon, master: Daemon) -> bool:

@@ -39,10 +39,11 @@ from traitlets import Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from odh_spawner.host.ports import free_port
+from odh_spawner.host.safefiles import private_dir
 from odh_spawner.host.users import SystemUser
 from odh_spawner.profiles.resolve import SparkRequest
 from odh_spawner.spark import auth, procs
-from odh_spawner.spark.adopt import AdoptedDaemon, user_from_record, user_record
+from odh_spawner.spark.adopt import adopted, user_from_record, user_record
 from odh_spawner.spark.daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
                      spawn)
 from odh_spawner.spark.env import spark_env, spark_memory
@@ -212,8 +213,7 @@ class LocalSparkCluster(LoggingConfigurable):
         user = self.run_as
         if user is not None:  # the platform's directory: others may pass through it, nothing more
             os.chmod(self.directory, 0o711)
-            os.chown(self.log_dir, os.geteuid(), user.gid)
-            os.chmod(self.log_dir, 0o750)
+            private_dir(self.log_dir, 0o750, user.gid)  # root's: no link planted, its group may read
         shutil.rmtree(self.work_dir, ignore_errors=True)  # made afresh, then handed over
         os.mkdir(self.work_dir, 0o700 if user is not None else 0o777)
         if user is not None:
@@ -273,8 +273,8 @@ class LocalSparkCluster(LoggingConfigurable):
         cluster._creator = (state.creator_pid, state.creator_started)
         cluster.master_port, cluster.master_ui_port = master.port, master.ui_port
         cluster._find_binaries()
-        cluster._master = AdoptedDaemon.from_record(master, cluster.log_dir)
-        cluster._workers = {i: AdoptedDaemon.from_record(p, cluster.log_dir) for i, p in sorted(workers.items())}
+        cluster._master = adopted(master, cluster.log_dir)
+        cluster._workers = {i: adopted(p, cluster.log_dir) for i, p in sorted(workers.items())}
         cluster._ports_fixed = True  # a restart keeps the master URL the notebook was given
         cluster._owns_directory = True
         return cluster

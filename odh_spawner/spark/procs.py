@@ -17,8 +17,9 @@ import subprocess
 import time
 from typing import Iterable
 
+from odh_spawner.host.owned import OwnedProcess, stop_all
 from odh_spawner.host.procs import (  # noqa: F401 (re-exported: the Spark modules' process primitives)
-    alive, cmdline, killpg, listening, log_tail, set_nice, signal_pid, start_time,
+    alive, cmdline, killpg, listening, set_nice, signal_pid, start_time,
 )
 from odh_spawner.spark.errors import SparkError
 
@@ -75,45 +76,26 @@ def cluster_pids(conf_dir: str) -> list[int]:
 
 def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]], conf_dir: str,
               timeout: float, sweep: bool = False) -> list[int]:
-    """Stop a cluster's processes: SIGTERM, wait up to `timeout`, SIGKILL what is left. Returns the PIDs killed.
+    """Stop a cluster's processes (host.owned.stop_all): SIGTERM (and SIGCONT: a worker held during start
+    handles SIGTERM only once continued), wait up to `timeout`, SIGKILL what is left. Returns the PIDs killed.
 
-    `procs` holds (pid, start time, Popen or None). Our own unreaped children are signalled as such (before
-    spark-class has exec'd into java their command line is still the shell script's); any other PID only
-    after `is_spark_process` confirms it. A child's process group (executors, spark-class's launcher) is
-    killed while the child is unreaped, so its PID cannot have been reused. With `sweep` (a whole cluster
-    stops), any JVM still carrying the cluster's configuration directory (an executor whose worker died) is
-    then killed by PID too.
+    `procs` holds (pid, start time, Popen or None). Our own unreaped children are stopped as such (before
+    spark-class has exec'd into java their command line is still the shell script's; their process group,
+    executors and spark-class's launcher, is killed); any other PID only after `is_spark_process` confirms it,
+    and then by PID alone. With `sweep` (a whole cluster stops), any JVM still carrying the cluster's
+    configuration directory (an executor whose worker died) is then killed by PID too.
     """
     targets = []
     for pid, started, popen in procs:
-        own = popen is not None and popen.returncode is None
-        if own or is_spark_process(pid, conf_dir, started):
-            targets.append((pid, started, popen if own else None))
-    for pid, _, _ in targets:
-        signal_pid(pid, signal.SIGTERM)
-        signal_pid(pid, signal.SIGCONT)  # a worker held during start handles SIGTERM only once continued
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(pid, started) for pid, started, _ in targets):
-        time.sleep(0.05)
-    killed = []
-    for pid, started, popen in targets:
-        if popen is not None:
-            if alive(pid):
-                killed.append(pid)
-            killpg(pid, signal.SIGKILL)  # the leader is unreaped (at worst a zombie): the group is ours
+        if popen is not None and popen.returncode is None:
+            targets.append(OwnedProcess(pid, started, popen=popen))
         elif is_spark_process(pid, conf_dir, started):
-            signal_pid(pid, signal.SIGKILL)
-            killed.append(pid)
+            targets.append(OwnedProcess(pid, started))
+    killed = stop_all(targets, timeout, group=False, also=(signal.SIGCONT,))
     for pid in cluster_pids(conf_dir) if sweep else ():
         signal_pid(pid, signal.SIGKILL)
         killed.append(pid)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(alive(pid) for pid in killed):
         time.sleep(0.05)
-    for _, _, popen in targets:
-        if popen is not None:
-            try:
-                popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
     return killed

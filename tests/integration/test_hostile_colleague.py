@@ -11,11 +11,17 @@ import pwd
 import signal
 import time
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 
+from odh_spawner.deploy.local import LOG, LocalMLServerBackend
 from odh_spawner.naming import state_dir_name, system_user
+from server_extension.ingest import IngestClient, ingest
+from tests.support.kafka import create_topic, produce
 from tests.support.kernel import Kernel
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="system users need a root hub (CI runs as root)")
 
@@ -415,3 +421,109 @@ def test_a_model_file_replaced_after_upload_is_not_loaded(alice, hub):
         kernel.execute('from server_extension.deploy import DeployClient\n'
                        'try:\n    DeployClient().delete("swapped")\nexcept Exception:\n    pass')
         kernel.close()
+
+
+def _shadow_lines() -> list[str]:
+    """What /etc/shadow holds (as root): lines no API answer or record may ever contain."""
+    with open("/etc/shadow") as f:
+        return [line for line in f.read().splitlines() if line.count(":") >= 8]
+
+
+def test_alices_links_in_her_model_dir_never_bring_etc_shadow_into_her_deployment(alices_model, alice, hub):
+    """alice (issue 18's measured attack) replaces her model server's old log, in her own version directory,
+    with a link to /etc/shadow, tries to plant one where the platform keeps the log now, and kills her model
+    server: the platform reads the log tail for the failure, restarts it, and shadow's lines are nowhere."""
+    version_dir, log = alices_model["dir"], alices_model["log"]
+    assert log and os.path.dirname(os.path.dirname(log)) == os.path.dirname(version_dir) != version_dir
+    st = os.stat(os.path.dirname(log))
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)  # root's alone: she cannot plant anything there
+    kernel = Kernel(alice.url, alice.token)
+    try:
+        result = attempt(kernel, TRY + f'''
+import signal
+old, log = os.path.join({version_dir!r}, "mlserver.log"), {log!r}
+if os.path.lexists(old):
+    os.unlink(old)
+out = {{"old log": attempt(lambda: os.symlink("/etc/shadow", old)),
+        "new log": attempt(lambda: os.unlink(log)),
+        "link beside it": attempt(lambda: os.symlink("/etc/shadow", log + ".x")),
+        "read it": attempt(lambda: open(log).read()),
+        "kill": attempt(lambda: os.kill({alices_model["pid"]}, signal.SIGKILL))}}
+print(json.dumps(out))''')
+    finally:
+        kernel.close()
+    assert result == {"old log": "succeeded", "new log": "PermissionError", "link beside it": "PermissionError",
+                      "read it": "PermissionError", "kill": "succeeded"}, result
+
+    api = f"{alice.url}odh/api/deployments/private-model"
+    h = {"Authorization": f"token {alice.token}"}
+    info = wait_for(lambda: (lambda i: i if i["restarts"] >= 1 and i["state"] == "Available" else None)(
+        requests.get(api, headers=h, timeout=30).json()), 90, "the model server to be restarted")
+    assert "signal 9" in info["last_error"], info
+    assert info["log_tail"], info  # the tail was read: from root's own log, MLServer's lines
+    record = os.path.join(hub.state_dir, "platform", "deployments", state_dir_name("alice"), "private-model",
+                          "deployment.json")
+    with open(record) as f:
+        stored = f.read()
+    for line in _shadow_lines():
+        assert line not in json.dumps(info) and line not in stored
+    # a runtime record from before logs moved names no log: the old place is read safely, the link refused
+    legacy = {k: v for k, v in alices_model.items() if k not in ("log", "log_offset", "url")}
+    assert os.path.islink(os.path.join(version_dir, LOG))
+    assert LocalMLServerBackend(run_as_owner=False).log_tail(legacy) == [
+        "(odh-hub: the log was not read: it is a symbolic link)"]
+
+
+def test_a_fifo_alice_plants_for_her_ingestions_status_does_not_block_the_platform(alice, hub, kafka_broker):
+    """alice freezes her own ingestion worker (SIGSTOP) and replaces its status.json, which the platform reads for
+    every status request, with a FIFO, then with a link to /etc/shadow: the platform answers within a second each
+    time, says in its log why it did not read the file, and shadow's lines are nowhere."""
+    env = alice.env
+    s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    try:
+        s3.create_bucket(Bucket="alice-fifo")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    create_topic(kafka_broker.bootstrap, "fifo-events", 1)
+    produce(kafka_broker.bootstrap, "fifo-events", 100)
+    client = IngestClient(hub.runtime["platform_url"] + "/services/odh-platform/", alice.token)
+    ing = ingest(topic="fifo-events", bucket="alice-fifo", prefix="f/", flush_records=50, flush_seconds=1,
+                 name="fifo", show_plan=False, client=client)
+    try:
+        ing.wait(100, timeout=120)
+        path = os.path.join(hub.state_dir, "platform", "ingestions", state_dir_name("alice"), "fifo",
+                            "ingestion.json")
+        with open(path) as f:
+            rt = json.load(f)["runtime"]
+        status = os.path.join(rt["run_dir"], "status.json")
+        kernel = Kernel(alice.url, alice.token)
+        try:
+            result = attempt(kernel, TRY + f'''
+import signal
+status = {status!r}
+out = {{"stop": attempt(lambda: os.kill({rt["pid"]}, signal.SIGSTOP)), "unlink": attempt(lambda: os.unlink(status)),
+        "fifo": attempt(lambda: os.mkfifo(status))}}
+print(json.dumps(out))''')
+            assert result == {"stop": "succeeded", "unlink": "succeeded", "fifo": "succeeded"}, result
+            api = client.api + "/fifo"
+            h = {"Authorization": f"token {alice.token}"}
+            for planted in ("FIFO", "symbolic link"):
+                t0 = time.monotonic()
+                r = requests.get(api, headers=h, timeout=10)
+                assert r.status_code == 200 and time.monotonic() - t0 < 1, (r.status_code, time.monotonic() - t0)
+                for line in _shadow_lines():
+                    assert line not in r.text
+                wait_for(lambda: f"Not reading {status}: it is a {planted}" in open(hub.log_path,
+                                                                                     errors="replace").read(),
+                         10, f"the platform to say it refused a {planted}")
+                if planted == "FIFO":
+                    attempt(kernel, TRY + f'''
+os.unlink({status!r}); os.symlink("/etc/shadow", {status!r}); print(json.dumps({{}}))''')
+            attempt(kernel, TRY + f'''
+import signal; os.unlink({status!r}); os.kill({rt["pid"]}, signal.SIGCONT); print(json.dumps({{}}))''')
+        finally:
+            kernel.close()
+    finally:
+        ing.delete()

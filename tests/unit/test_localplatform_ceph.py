@@ -4,7 +4,7 @@ import pytest
 
 from odh_spawner.localplatform.ceph import ADMIN_UID, CephError, ClusterRecord, ObjectStore, ceph_conf
 from odh_spawner.localplatform.settings import SettingsError, load_settings, parse_settings
-from odh_spawner.host.supervise import RestartBudget, exit_text
+from odh_spawner.host.supervise import RestartBudget, exit_text, restart_delay
 from odh_spawner.naming import rgw_uid
 from tests.unit.test_config_files import DEMO_DIR
 
@@ -75,3 +75,8 @@ def test_restart_budget():
 
 def test_exit_text():
     assert exit_text(-9) == "signal 9 (SIGKILL)" and exit_text(1) == "status 1"
+
+
+def test_restart_delay_doubles_up_to_its_cap():
+    assert [restart_delay(n, 60) for n in (1, 2, 5, 6, 9)] == [2, 4, 32, 60, 60]
+    assert restart_delay(3, 5) == 5

@@ -24,30 +24,31 @@ def s3_errors() -> tuple[type, ...]:
 
 # S3 error code -> (HTTP status, message for the user)
 _CODES = {
-    "NoSuchBucket": (404, "no such bucket"),
-    "NoSuchKey": (404, "no such object"),
-    "404": (404, "no such object"),
-    "NotFound": (404, "not found"),
-    "NoSuchUpload": (404, "no such upload (it was completed or aborted)"),
-    "AccessDenied": (403, "access denied: this bucket or object is not yours"),
-    "403": (403, "access denied"),
-    "InvalidAccessKeyId": (403, "this server's storage keys are not valid (they may have been rotated); restart your server"),
-    "SignatureDoesNotMatch": (403, "this server's storage keys are not valid; restart your server"),
-    "QuotaExceeded": (403, "your storage quota is exhausted"),
-    "TooManyBuckets": (403, "you have too many buckets"),
-    "BucketAlreadyExists": (409, "that bucket name is taken"),
-    "BucketAlreadyOwnedByYou": (409, "you already have a bucket with that name"),
-    "BucketNotEmpty": (409, "the bucket is not empty"),
-    "InvalidBucketName": (400, "invalid bucket name"),
-    "InvalidPart": (400, "a part is missing or its ETag does not match"),
-    "InvalidPartOrder": (400, "parts must be listed in ascending order"),
-    "EntityTooSmall": (400, "every part but the last must be at least 5 MiB"),
-    "BadDigest": (400, "Content-MD5 does not match the bytes received (corrupted in transit?)"),
-    "InvalidDigest": (400, "invalid Content-MD5"),
-    "InvalidArgument": (400, "invalid argument"),
-    "InvalidRequest": (400, "invalid request"),
-    "InvalidRange": (416, "invalid range"),
-    "KeyTooLongError": (400, "key too long"),
+    "NoSuchBucket": (404, "No such bucket."),
+    "NoSuchKey": (404, "No such object."),
+    "404": (404, "No such object."),
+    "NotFound": (404, "Not found."),
+    "NoSuchUpload": (404, "No such upload (it was completed or aborted)."),
+    "AccessDenied": (403, "Access denied: this bucket or object is not yours."),
+    "403": (403, "Access denied."),
+    "InvalidAccessKeyId": (403, "This server's storage keys are not valid (they may have been rotated); restart your "
+                                "server."),
+    "SignatureDoesNotMatch": (403, "This server's storage keys are not valid; restart your server."),
+    "QuotaExceeded": (403, "Your storage quota is exhausted; delete objects you no longer need."),
+    "TooManyBuckets": (403, "You have too many buckets; delete one you no longer need."),
+    "BucketAlreadyExists": (409, "That bucket name is taken; choose another."),
+    "BucketAlreadyOwnedByYou": (409, "You already have a bucket with that name."),
+    "BucketNotEmpty": (409, "The bucket is not empty; delete its objects first."),
+    "InvalidBucketName": (400, "Invalid bucket name."),
+    "InvalidPart": (400, "A part is missing or its ETag does not match."),
+    "InvalidPartOrder": (400, "Parts must be listed in ascending order."),
+    "EntityTooSmall": (400, "Every part but the last must be at least 5 MiB."),
+    "BadDigest": (400, "Content-MD5 does not match the bytes received (corrupted in transit?); try again."),
+    "InvalidDigest": (400, "Invalid Content-MD5."),
+    "InvalidArgument": (400, "Invalid argument."),
+    "InvalidRequest": (400, "Invalid request."),
+    "InvalidRange": (416, "Invalid range."),
+    "KeyTooLongError": (400, "Key too long."),
 }
 
 
@@ -86,14 +87,15 @@ def http_error(e: Exception) -> BadRequest:
             s, msg = _CODES[code]
             return BadRequest(msg, s)
         if 400 <= status < 500:
-            return BadRequest(f"object storage refused the request ({code or status})", status)
-        return BadRequest(f"object storage failed ({code or status}); try again", 502)
+            return BadRequest(f"Object storage refused the request ({code or status}).", status)
+        return BadRequest(f"Object storage failed ({code or status}); try again.", 502)
     if isinstance(e, NoCredentialsError):
-        return BadRequest("this server has no object-storage credentials (AWS_ACCESS_KEY_ID is not set)", 503)
+        return BadRequest("This server has no object-storage credentials (AWS_ACCESS_KEY_ID is not set); tell your "
+                          "platform admin.", 503)
     if isinstance(e, EndpointConnectionError):
-        return BadRequest("object storage is not reachable right now; try again in a minute", 503)
+        return BadRequest("Object storage is not reachable right now; try again in a minute.", 503)
     if isinstance(e, BotoCoreError):
-        return BadRequest(f"object storage request failed ({type(e).__name__})", 502)
+        return BadRequest(f"The object-storage request failed ({type(e).__name__}); try again.", 502)
     raise e
 
 

@@ -27,7 +27,7 @@ class RgwCredentialStore:
                  quota_max_objects: int | None = None, logger: logging.Logger | None = None):
         url = urlparse(admin_endpoint)
         if url.scheme not in ("http", "https") or not url.netloc:
-            raise ValueError(f"RGW admin endpoint must be an http(s) URL, got {admin_endpoint!r}")
+            raise ValueError(f"The RGW admin endpoint {admin_endpoint!r} is not an http(s) URL; give one like 'http://rgw:8080'.")
         self.s3_endpoint = s3_endpoint or admin_endpoint
         self.admin_endpoint = admin_endpoint  # the hub's own S3 calls (the user's buckets) go here
         self.timeout = timeout

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from odh_spawner.credentials import buckets
 from odh_spawner.credentials.model import S3Credentials
+from odh_spawner.quantities import format_bytes
 from odh_spawner.deploy.model import DeployError, DeployForbidden, ModelTooLarge
 
 MODEL_FILES = {"sklearn": ("model.joblib", "model.pkl", "model.pickle"), "mlflow": ("MLmodel",)}
@@ -85,8 +86,8 @@ def list_model(creds: S3Credentials, bucket: str, prefix: str, framework: str, m
                           "directly in that folder.")
     total = sum(o["Size"] for o in objects)
     if total > max_bytes:
-        raise ModelTooLarge(f"The model at {uri} is {total / 2**20:.1f} MiB; deployments take at most "
-                            f"{max_bytes / 2**20:.0f} MiB.")
+        raise ModelTooLarge(f"The model at {uri} is {format_bytes(total)}; deployments take at most "
+                            f"{format_bytes(max_bytes)}.")
     return objects
 
 

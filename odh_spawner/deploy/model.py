@@ -116,12 +116,12 @@ def validate_digests(digests) -> dict | None:
     if digests is None:
         return None
     if not isinstance(digests, dict) or not digests or len(digests) > 10_000:
-        raise DeployError("model_sha256 must map each uploaded file (its key under model_uri) to its SHA-256, "
+        raise DeployError("The model_sha256 field must map each uploaded file (its key under model_uri) to its SHA-256, "
                           "e.g. {\"model.joblib\": \"<64 hex digits>\"}.")
     for rel, digest in digests.items():
         if (not isinstance(rel, str) or not rel or len(rel) > 1024 or rel.startswith("/") or "\0" in rel
                 or ".." in rel.split("/")):
-            raise DeployError(f"model_sha256 names an invalid file {str(rel)[:80]!r}.")
+            raise DeployError(f"The model_sha256 field names an invalid file {str(rel)[:80]!r}.")
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
             raise DeployError(f"The SHA-256 of {rel[:80]!r} must be 64 lowercase hex digits.")
     return dict(digests)

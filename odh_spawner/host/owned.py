@@ -122,7 +122,7 @@ def start(argv: list[str], *, log_path: str, cwd: str, env: dict, run_as: System
     except (PermissionError, subprocess.SubprocessError) as e:
         if run_as is None:
             raise
-        raise StartFailed(f"could not start as {run_as.name}: {e}") from None
+        raise StartFailed(f"It could not start as {run_as.name}: {e}") from None
     finally:
         os.close(fd)
     if stdin is not None:

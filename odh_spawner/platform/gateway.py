@@ -359,9 +359,9 @@ class ModelGatewayHandler(web.RequestHandler):
             return self.fail(503, NOT_RUNNING + f"deployment {d.name!r} answers again once the platform has "
                                                 "restarted it (or its owner redeploys it).")
         except AnswerTooLarge as e:
-            return self.fail(502, f"The model server of {d.name!r} answered too much: {e}.")
+            return self.fail(502, f"The model server of {d.name!r} answered too much: {e}")
         except UpstreamError as e:
-            return self.fail(502, f"The model server of {d.name!r} did not answer: {e}")
+            return self.fail(502, f"Deployment {d.name!r} did not answer: {e}")
         try:
             await self._answer(d, r)
         finally:

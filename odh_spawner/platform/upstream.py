@@ -20,6 +20,8 @@ import ssl as _ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from odh_spawner.quantities import format_bytes
+
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "content-length", "host"})
 MAX_HEAD = 64 * 1024
@@ -69,7 +71,7 @@ class BodyStream:
                 async with asyncio.timeout(self.pool.timeout):
                     part = await reader.readexactly(min(size, self.remaining))
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as e:
-                raise UpstreamError(f"the model server stopped answering ({type(e).__name__})") from None
+                raise UpstreamError(f"The model server stopped answering ({type(e).__name__}).") from None
             self.remaining -= len(part)
             yield part
 
@@ -96,7 +98,7 @@ class UpstreamPool:
         if addr is None:
             u = urlsplit(base)
             if u.scheme not in ("http", "https") or not u.hostname:
-                raise UpstreamError(f"not an http(s) URL: {base!r}")
+                raise UpstreamError(f"The model server's address {base!r} is not an http(s) URL.")
             port = u.port or (443 if u.scheme == "https" else 80)
             host_header = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
             addr = self._bases[base] = (u.hostname, port, u.scheme == "https", host_header,
@@ -147,11 +149,11 @@ class UpstreamPool:
                 try:
                     return await self._exchange(key, conn, raw, method, max_answer, stream)
                 except _Stale:
-                    raise UpstreamError("the model server closed the connection without answering") from None
+                    raise UpstreamError("The model server closed the connection without answering.") from None
         except TimeoutError:
-            raise UpstreamError(f"the model server did not answer within {self.timeout:g} s") from None
+            raise UpstreamError(f"The model server did not answer within {self.timeout:g} s.") from None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
-            raise UpstreamError(f"the model server could not be reached ({type(e).__name__})") from None
+            raise UpstreamError(f"The model server could not be reached ({type(e).__name__}).") from None
 
     async def _connect(self, host: str, port: int, tls: bool):
         ctx = _ssl.create_default_context() if tls else None
@@ -204,7 +206,8 @@ class UpstreamPool:
                 body = await self._read_chunked(reader, max_answer)
             elif length is not None:
                 if max_answer is not None and length > max_answer:
-                    raise AnswerTooLarge(f"its answer is {length} bytes long, more than the {max_answer} allowed")
+                    raise AnswerTooLarge(f"The answer is {format_bytes(length)}, more than the "
+                                          f"{format_bytes(max_answer)} allowed.")
                 if stream and length > STREAM_OVER:
                     body_stream = BodyStream(self, key, conn, length, keep=not close)
                     conn = None  # the stream owns it now
@@ -233,7 +236,7 @@ class UpstreamPool:
                 return b"".join(parts)
             total += size
             if max_answer is not None and total > max_answer:
-                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
+                raise AnswerTooLarge(f"The answer is longer than the {format_bytes(max_answer)} allowed.")
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
 
@@ -246,7 +249,7 @@ class UpstreamPool:
                 return b"".join(parts)
             total += len(part)
             if max_answer is not None and total > max_answer:
-                raise AnswerTooLarge(f"its answer is longer than the {max_answer} bytes allowed")
+                raise AnswerTooLarge(f"The answer is longer than the {format_bytes(max_answer)} allowed.")
             parts.append(part)
 
     def close(self) -> None:

@@ -96,7 +96,7 @@ def spawn(spark_class: str, role: str, args: list[str], env: dict, cwd: str, log
         proc = owned.start([spark_class, *args], log_path=os.path.join(log_dir, f"{role}.log"), cwd=cwd, env=env,
                            run_as=run_as, extra_groups=True, log_mode=0o640, header=header)
     except owned.StartFailed as e:
-        raise SparkError(f"The Spark {role} {e}") from None
+        raise SparkError(f"The Spark {role} did not start: {e}") from None
     return Daemon(role, proc, port, ui_port)
 
 

@@ -101,7 +101,7 @@ class LocalSparkCluster(LoggingConfigurable):
                  limits: Mapping | None = None, run_as: SystemUser | None = None, **kwargs):
         super().__init__(**kwargs)
         if not NAME_RE.fullmatch(name):
-            raise ValueError(f"invalid cluster name {name!r}: letters, digits, '.', '_' and '-' only")
+            raise ValueError(f"The cluster name {name!r} is not valid: use letters, digits, '.', '_' and '-' only.")
         self.directory = os.path.join(os.path.abspath(state_root), name)
         self.name, self.user, self.server = name, user, server
         self.request = request

@@ -41,4 +41,4 @@ def test_widget_shows_api_errors(user_server):
     ui = BucketBrowser(user_server("bob").client())
     ui.bucket = "no-such-bucket-anywhere"
     ui.refresh()
-    assert "Error 404: no such bucket" in ui.status.value
+    assert "Error 404: No such bucket." in ui.status.value

@@ -361,7 +361,7 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(hub, alice, kernel):
         "    c.wait('huge', info['target_version'], cleanup_on_failure=True)\n"
         "except DeployError as e:\n"
         "    print('ERR', e.message)\n")
-    assert "is 9.0 MiB; deployments take at most 8 MiB" in out, out
+    assert "is 9 MiB; deployments take at most 8 MiB" in out, out
     assert ("alice", "huge") not in records(hub)
 
 

@@ -50,25 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("odh_spawner", "server_extension")
 
 # Being reworked by other branches right now; they will be brought in line when those land.
-EXEMPT = {
-    "odh_spawner/deploy/local.py",
-    "odh_spawner/ingest/local.py",
-    "odh_spawner/spark/daemon.py",
-    "odh_spawner/spark/local.py",
-    "odh_spawner/spark/adopt.py",
-    "odh_spawner/host/procs.py",
-    "odh_spawner/host/supervise.py",
-    "odh_spawner/platform/gateway.py",
-    "odh_spawner/platform/upstream.py",
-    "server_extension/s3.py",
-    "odh_spawner/deploy/artifacts.py",
-    "odh_spawner/credentials/__init__.py",
-    "odh_spawner/credentials/config.py",
-    "odh_spawner/credentials/kube.py",
-    "odh_spawner/credentials/model.py",
-    "odh_spawner/credentials/naming.py",
-    "odh_spawner/credentials/rgw.py",
-}
+EXEMPT: set[str] = set()  # every module speaks the same way now
 
 MESSAGE_NAMES = {"e", "exc", "err", "error", "reason", "message", "msg", "detail", "why", "failure", "problem"}
 SECOND_ARG = {"HTTPError", "user_error", "OdhApiError"}

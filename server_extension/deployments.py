@@ -7,7 +7,6 @@ user's models bucket with the user's own S3 keys, then asks for the deployment o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from odh_spawner.quantities import format_bytes
 
 from . import validate as v
+from .deploy import sha256_of  # the platform checks the model it downloads against it
 from .handlers import OdhHandler, api
 from .s3 import delete_prefix, ensure_bucket, models_bucket_not_yours
 
@@ -70,15 +70,6 @@ def model_upload_plan(local_path: str, name: str) -> tuple[str, list[tuple[str, 
     if not local_path.endswith(MODEL_FILE_SUFFIXES):
         raise v.BadRequest("Deploy a scikit-learn model saved with joblib (.joblib, .pkl) or an MLflow model folder.")
     return "sklearn", [(local_path, "model.joblib")]
-
-
-def sha256_of(path: str) -> str:
-    """The hex SHA-256 of a file (the platform checks the model it downloads against it)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def example_input_of(path: str):

@@ -46,15 +46,21 @@ def open_regular(path: str) -> int:
             raise RefusedFile(path, "is a symbolic link") from None
         raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise RefusedFile(path, f"is {_kind(st.st_mode)}")
-        if st.st_nlink != 1:
-            raise RefusedFile(path, f"has {st.st_nlink} hard links")
+        _check_regular(fd, path)
         return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def _check_regular(fd: int, path: str) -> os.stat_result:
+    """The stat of an open descriptor that is a regular file with one link; RefusedFile otherwise."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise RefusedFile(path, f"is {_kind(st.st_mode)}")
+    if st.st_nlink != 1:
+        raise RefusedFile(path, f"has {st.st_nlink} hard links")
+    return st
 
 
 def read_bytes(path: str, max_bytes: int = MAX_READ, offset: int = 0, tail: bool = False) -> bytes:
@@ -102,11 +108,7 @@ def open_log(path: str, mode: int = 0o600, gid: int = -1) -> tuple[int, int]:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                  mode)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise RefusedFile(path, f"is {_kind(st.st_mode)}")
-        if st.st_nlink != 1:
-            raise RefusedFile(path, f"has {st.st_nlink} hard links")
+        st = _check_regular(fd, path)
         if gid != -1:
             os.fchown(fd, -1, gid)
         os.fchmod(fd, mode)

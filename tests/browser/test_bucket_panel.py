@@ -86,9 +86,14 @@ def test_bucket_panel_journey(hub, alice_lab, page, shot, tmp_path):
     source = cell.locator(".jp-InputArea-editor").text_content()
     assert "data/sample.csv" in source and "alice-browser" in source, source
     output = cell.locator(".jp-OutputArea-output")
+    # the inserted cell is the active one (snippets.insertCodeCell): wait for that state rather than click its
+    # prompt, which JupyterLab re-renders (a click on it can keep finding it detached from the DOM)
+    active = page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active", has_text="S3_ENDPOINT_URL")
     try:
         for attempt in range(3):  # a run sent while the new kernel is still connecting can be dropped
-            cell.locator(".jp-InputPrompt").click()
+            if not active.count():  # a retry: the run moved on to the next cell; make the snippet active again
+                cell.locator(".jp-InputArea-editor").click(timeout=15_000)
+            active.wait_for(timeout=15_000)
             page.click('.jp-NotebookPanel-toolbar [data-command="notebook:run-cell-and-select-next"]')
             try:
                 output.first.wait_for(timeout=30_000)

@@ -433,7 +433,14 @@ def test_alices_links_in_her_model_dir_never_bring_etc_shadow_into_her_deploymen
     """alice (issue 18's measured attack) replaces her model server's old log, in her own version directory,
     with a link to /etc/shadow, tries to plant one where the platform keeps the log now, and kills her model
     server: the platform reads the log tail for the failure, restarts it, and shadow's lines are nowhere."""
-    version_dir, log = alices_model["dir"], alices_model["log"]
+    api = f"{alice.url}odh/api/deployments/private-model"
+    h = {"Authorization": f"token {alice.token}"}
+    record = os.path.join(hub.state_dir, "platform", "deployments", state_dir_name("alice"), "private-model",
+                          "deployment.json")
+    with open(record) as f:  # the model server running now (an earlier test may have had it restarted)
+        serving = json.load(f)["runtime"]["serving"]
+    restarts = requests.get(api, headers=h, timeout=30).json()["restarts"]
+    version_dir, log = serving["dir"], serving["log"]
     assert log and os.path.dirname(os.path.dirname(log)) == os.path.dirname(version_dir) != version_dir
     st = os.stat(os.path.dirname(log))
     assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)  # root's alone: she cannot plant anything there
@@ -448,27 +455,23 @@ out = {{"old log": attempt(lambda: os.symlink("/etc/shadow", old)),
         "new log": attempt(lambda: os.unlink(log)),
         "link beside it": attempt(lambda: os.symlink("/etc/shadow", log + ".x")),
         "read it": attempt(lambda: open(log).read()),
-        "kill": attempt(lambda: os.kill({alices_model["pid"]}, signal.SIGKILL))}}
+        "kill": attempt(lambda: os.kill({serving["pid"]}, signal.SIGKILL))}}
 print(json.dumps(out))''')
     finally:
         kernel.close()
     assert result == {"old log": "succeeded", "new log": "PermissionError", "link beside it": "PermissionError",
                       "read it": "PermissionError", "kill": "succeeded"}, result
 
-    api = f"{alice.url}odh/api/deployments/private-model"
-    h = {"Authorization": f"token {alice.token}"}
-    info = wait_for(lambda: (lambda i: i if i["restarts"] >= 1 and i["state"] == "Available" else None)(
+    info = wait_for(lambda: (lambda i: i if i["restarts"] > restarts and i["state"] == "Available" else None)(
         requests.get(api, headers=h, timeout=30).json()), 90, "the model server to be restarted")
     assert "signal 9" in info["last_error"], info
     assert info["log_tail"], info  # the tail was read: from root's own log, MLServer's lines
-    record = os.path.join(hub.state_dir, "platform", "deployments", state_dir_name("alice"), "private-model",
-                          "deployment.json")
     with open(record) as f:
         stored = f.read()
     for line in _shadow_lines():
         assert line not in json.dumps(info) and line not in stored
     # a runtime record from before logs moved names no log: the old place is read safely, the link refused
-    legacy = {k: v for k, v in alices_model.items() if k not in ("log", "log_offset", "url")}
+    legacy = {k: v for k, v in serving.items() if k not in ("log", "log_offset", "url")}
     assert os.path.islink(os.path.join(version_dir, LOG))
     assert LocalMLServerBackend(run_as_owner=False).log_tail(legacy) == [
         "(odh-hub: the log was not read: it is a symbolic link)"]

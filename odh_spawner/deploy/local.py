@@ -55,13 +55,15 @@ def server_settings(http_port: int, grpc_port: int, metrics_port: int) -> dict:
 
 
 def failure_tail(log: str, lines: int = 20) -> list[str]:
-    """The last `lines` lines of a model server's log that explain a failure: up to the end of its last Python
-    traceback (the exception line) when there is one, as MLServer logs its shutdown after the error."""
+    """The last `lines` lines of a model server's log that explain a failure: up to the end of its first Python
+    traceback (the exception line) when there is one. That is the error that brought the server down: what
+    follows repeats it (uvicorn logs the same error again, wrapped, when the app's start-up fails: exit code 3)
+    or is the shutdown. The log is the current run's (read from its offset)."""
     text = log.splitlines()
     starts = [i for i, line in enumerate(text) if line.startswith("Traceback (most recent call last)")]
     if not starts:
         return text[-lines:]
-    end = starts[-1] + 1
+    end = starts[0] + 1
     while end < len(text) and (not text[end].strip() or text[end][0] in " \t"):
         end += 1  # the traceback's frames; the first line back at the margin is the exception
     return text[: end + 1][-lines:]

@@ -169,6 +169,19 @@ def test_failure_tail_ends_at_the_exception_not_the_shutdown_noise():
     assert failure_tail(plain, 2) == ["b", "c"] and failure_tail("", 5) == []
 
 
+def test_failure_tail_shows_the_cause_when_uvicorn_logs_it_again_wrapped():
+    """Start-up failures (exit code 3): uvicorn logs a second traceback through its own frames after MLServer's;
+    the tail is the first, which names the model's loader (fresh-clone CI saw the second, without joblib)."""
+    wrapped = MLSERVER_FAILURE.replace("INFO:     Shutting down\n", "ERROR:    Traceback (most recent call last):\n"
+                                       "Traceback (most recent call last):\n"
+                                       '  File "/venv/lib/python3.11/site-packages/starlette/routing.py", line 694\n'
+                                       "    await self._router.startup()\n"
+                                       "KeyError: 110\nERROR:    Application startup failed. Exiting.\n")
+    tail = failure_tail(wrapped, 20)
+    assert tail[-1] == "KeyError: 110" and any("joblib" in line for line in tail)
+    assert not any("starlette" in line for line in tail)
+
+
 def test_printed_example_requests_hide_the_key():
     from server_extension.deploy import redacted_curl
 

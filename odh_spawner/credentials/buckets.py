@@ -47,6 +47,11 @@ def owned_buckets(s3) -> set[str]:
     return {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
 
 
+def error_code(e) -> str:
+    """The S3 error code of a botocore ClientError ("" when it has none)."""
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
 def ownership(s3, bucket: str) -> str:
     """MINE, MISSING (no such bucket), or OTHERS (it exists and another user owns it). One ListBuckets; a
     HeadBucket only for a bucket that is not the user's. S3 errors other than 404 propagate."""
@@ -57,7 +62,7 @@ def ownership(s3, bucket: str) -> str:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
+        code = error_code(e)
         if code in ("404", "NoSuchBucket", "NotFound"):
             return MISSING
     return OTHERS  # HeadBucket answered 200 (shared with us) or 403 (private): either way, not ours
@@ -73,7 +78,7 @@ def claim(s3, bucket: str) -> bool:
     try:
         s3.create_bucket(Bucket=bucket)
     except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
+        code = error_code(e)
         if code == "BucketAlreadyOwnedByYou":
             return True
         if code in ("BucketAlreadyExists", "AccessDenied", "403"):

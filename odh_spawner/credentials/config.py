@@ -13,6 +13,7 @@ from odh_spawner.credentials.model import CredentialsUnavailable
 from odh_spawner.credentials.rgw import RgwCredentialStore
 
 _stores: dict[tuple, RgwCredentialStore] = {}
+_keys: dict[str, dict] = {}  # admin keys by file, as last read
 
 
 class OdhStorage(LoggingConfigurable):
@@ -58,7 +59,9 @@ class OdhStorage(LoggingConfigurable):
     def store(self) -> RgwCredentialStore:
         """One credential store per configuration, shared by all spawners (per-user locks live in it)."""
         try:
-            if os.path.isdir(self.admin_keys_file):  # a mounted Secret: one file per key (Helm chart)
+            if self.admin_keys_file in _keys and not os.access(self.admin_keys_file, os.R_OK):
+                keys = _keys[self.admin_keys_file]  # read as root before this service dropped root
+            elif os.path.isdir(self.admin_keys_file):  # a mounted Secret: one file per key (Helm chart)
                 keys = {}
                 for key in ("access_key", "secret_key"):
                     with open(os.path.join(self.admin_keys_file, key), encoding="utf-8") as f:
@@ -67,6 +70,7 @@ class OdhStorage(LoggingConfigurable):
                 with open(self.admin_keys_file, encoding="utf-8") as f:
                     keys = json.load(f)
             access_key, secret_key = keys["access_key"], keys["secret_key"]
+            _keys[self.admin_keys_file] = keys
         except (OSError, ValueError, KeyError, TypeError) as e:
             self.log.error("Cannot read RGW admin keys from %r: %s", self.admin_keys_file, type(e).__name__)
             raise CredentialsUnavailable("Object storage is not configured correctly on the hub; tell your "

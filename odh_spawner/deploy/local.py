@@ -24,7 +24,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from odh_spawner.host import owned
 from odh_spawner.host.owned import OwnedProcess, StartFailed, Supervisor, clean_env
+from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.host.portguard import PortGuard, PortGuardError
 from odh_spawner.host.ports import free_port
 from odh_spawner.host.safefiles import private_dir
@@ -127,22 +129,42 @@ class LocalMLServerBackend(LoggingConfigurable):
 
     @staticmethod
     def _hand_over(model_dir: str, user: SystemUser) -> None:
-        """Give the version directory to its owner (0700) without following any link in it, and let them pass
-        through its parents (o+x: records in them stay 0600 root)."""
+        """Let the owner's model server read the version directory, and pass through its parents (o+x: records
+        in them stay 0600). Through the privileged helper (the service dropped root): the directory stays the
+        service's and the owner's group may read it (share_dir; nothing of the owner's is ever walked). As root:
+        handed to the owner once, at its first start (never walked again on a restart)."""
         ensure_traversable(os.path.dirname(model_dir))
-        adopt_home(model_dir, user)
-        user.chown(model_dir, 0o700)
+        helper = owned.helper()
+        if helper is not None:
+            try:
+                helper.call("share_dir", path=model_dir, user=user.name)
+            except PrivsepError as e:
+                raise BackendFailed(f"The model directory could not be shared with its owner: {e}") from None
+            return
+        if os.lstat(model_dir).st_uid != user.uid:
+            adopt_home(model_dir, user)
+            user.chown(model_dir, 0o700)
 
     def _guard_ports(self, ports: dict) -> None:
-        if self._guard is not None:
-            try:
+        helper = owned.helper()
+        try:
+            if helper is not None:
+                helper.call("guard", ports=sorted(ports.values()))
+            elif self._guard is not None:
                 self._guard.guard(ports.values())
-            except PortGuardError as e:
-                self.log.error("Could not guard model server ports %s: %s", sorted(ports.values()), e)
+        except (PortGuardError, PrivsepError) as e:
+            self.log.error("Could not guard model server ports %s: %s", sorted(ports.values()), e)
 
     def _release_ports(self, rt: dict) -> None:
-        if self._guard is not None:
-            self._guard.release(rt.get(k) for k in ("port", "grpc_port", "metrics_port") if rt.get(k))
+        ports = sorted(rt.get(k) for k in ("port", "grpc_port", "metrics_port") if rt.get(k))
+        helper = owned.helper()
+        if helper is not None:
+            try:
+                helper.call("release", ports=ports)
+            except PrivsepError as e:
+                self.log.warning("Could not release model server ports %s: %s", ports, e)
+        elif self._guard is not None:
+            self._guard.release(ports)
 
     # -- naming ------------------------------------------------------------------------------
     @staticmethod
@@ -180,13 +202,20 @@ class LocalMLServerBackend(LoggingConfigurable):
         self._guard_ports(ports)  # before it listens: nobody but the gateway ever reaches it
         try:
             proc = self._sup.start([*self.mlserver_command, "start", model_dir], log_path=log_path, cwd=model_dir,
-                                   env=clean_env({"PYTHONUNBUFFERED": "1", "HOME": model_dir}), run_as=identity,
+                                   env=clean_env({"PYTHONUNBUFFERED": "1", "HOME": self._home(model_dir, identity)}),
+                                   run_as=identity,
                                    marker=model_dir)
         except StartFailed as e:
             raise BackendFailed(f"The model server {e}.") from None
         self.log.info("Started MLServer for %s/%s v%d: pid %d, port %d", d.owner, d.name, v.version, proc.pid,
                       ports["port"])
         return {**ports, **proc.record(), "dir": model_dir, "version": v.version}
+
+    @staticmethod
+    def _home(model_dir: str, identity: SystemUser | None) -> str:
+        """The model server's HOME: its owner's home when the version directory stays the service's (read-only
+        to the owner: the privileged helper shares it), else the version directory."""
+        return identity.home if identity is not None and owned.helper() is not None else model_dir
 
     def alive(self, rt: dict | None) -> bool:
         return bool(rt and rt.get("pid")) and self._owned(rt).alive()

@@ -20,11 +20,24 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from odh_spawner.host import procs
+from odh_spawner.host.privsep import HelperClient, PrivsepError
 from odh_spawner.host.safefiles import RefusedFile, open_log, read_bytes
 from odh_spawner.host.users import SystemUser
 
 log = logging.getLogger("odh_spawner.host.owned")
 CLEAN_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+_helper: HelperClient | None = None  # set once the platform service dropped root (host.privsep)
+
+
+def delegate(helper: HelperClient | None) -> None:
+    """From now on, start and signal users' processes through the privileged helper (this process dropped
+    root); None: do it ourselves again."""
+    global _helper
+    _helper = helper
+
+
+def helper() -> HelperClient | None:
+    return _helper
 
 
 class StartFailed(RuntimeError):
@@ -78,7 +91,14 @@ class OwnedProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self.popen.poll() if self.popen is not None else None
+        if self.popen is not None:
+            return self.popen.poll()
+        if _helper is not None and self.started is not None:
+            try:
+                return _helper.call("returncode", pid=self.pid, started=self.started)
+            except PrivsepError:
+                return None
+        return None
 
     def exit_status(self) -> str:
         """'it exited with code 1', 'it was killed by signal 9', or 'it stopped' (not our child: unknown)."""
@@ -97,12 +117,18 @@ class OwnedProcess:
 
 def start(argv: list[str], *, log_path: str, cwd: str, env: dict, run_as: SystemUser | None = None,
           marker: str = "", stdin: bytes | None = None, preexec: Callable[[], None] | None = None,
-          extra_groups: bool = False, log_mode: int = 0o600, header: str = "") -> OwnedProcess:
+          extra_groups: bool = False, log_mode: int = 0o600, header: str = "", cgroup: dict | None = None,
+          nice: int = 0) -> OwnedProcess:
     """Start `argv` detached (its own session), stdout and stderr appended to `log_path` (in a directory of the
     platform's own), umask 077, as `run_as` when given (with its supplementary groups if `extra_groups`; the log
     then belongs to the user's group when `log_mode` lets groups read). `stdin` bytes are written to its stdin
     and closed (secrets never go in argv or the environment); `preexec` runs in the child before it drops root.
-    StartFailed when the identity cannot be taken."""
+    `cgroup` ({"name", "cpu", "memory"}) and `nice` apply only through the privileged helper (once this process
+    dropped root: `delegate`), which then starts it. StartFailed when the identity cannot be taken."""
+    if _helper is not None and run_as is not None:
+        return _start_through_helper(argv, log_path=log_path, cwd=cwd, env=env, run_as=run_as, marker=marker,
+                                     stdin=stdin, extra_groups=extra_groups, log_mode=log_mode, header=header,
+                                     cgroup=cgroup, nice=nice)
     gid = run_as.gid if run_as is not None and log_mode & 0o040 else -1
     fd, offset = open_log(log_path, log_mode, gid)
     kw: dict = {}
@@ -134,6 +160,36 @@ def start(argv: list[str], *, log_path: str, cwd: str, env: dict, run_as: System
     return OwnedProcess(p.pid, procs.start_time(p.pid), log_path, offset, marker, p)
 
 
+def _start_through_helper(argv, *, log_path, cwd, env, run_as, marker, stdin, extra_groups, log_mode, header,
+                          cgroup, nice) -> OwnedProcess:
+    # the log is ours (a directory of the service); its group, when groups may read it, comes from the directory
+    # (setgid, made so by the helper's share_dir)
+    fd, offset = open_log(log_path, log_mode)
+    try:
+        if header:
+            os.write(fd, header.encode())
+        answer = _helper.call("start", (fd,), user=run_as.name, argv=list(argv), cwd=cwd, env=dict(env),
+                              stdin=stdin.decode("latin-1") if stdin is not None else None, cgroup=cgroup,
+                              extra_groups=extra_groups, nice=nice)
+    except PrivsepError as e:
+        raise StartFailed(str(e)) from None
+    finally:
+        os.close(fd)
+    return OwnedProcess(answer["pid"], answer["started"], log_path, offset, marker)
+
+
+def send_signal(pid: int, started: int | None, sig: int, group: bool = False) -> None:
+    """Signal a user's process (its group with `group`), through the privileged helper once this process
+    dropped root."""
+    if _helper is not None and started is not None:
+        try:
+            _helper.call("signal", pid=pid, started=started, signal=signal.Signals(sig).name[3:], group=group)
+        except PrivsepError as e:
+            log.warning("Could not signal process %d: %s", pid, e)
+        return
+    (procs.killpg if group else procs.signal_pid)(pid, sig)
+
+
 def _then_drop(preexec: Callable[[], None], user: SystemUser, groups: list[int]) -> Callable[[], None]:
     def run() -> None:
         preexec()
@@ -155,7 +211,7 @@ def stop_all(processes: Iterable[OwnedProcess], timeout: float, group: bool = Tr
                or p.popen is None and p.alive()]
     for p in targets:
         for sig in (signal.SIGTERM, *also):
-            procs.signal_pid(p.pid, sig)
+            send_signal(p.pid, p.started, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(p.running() for p in targets):
         time.sleep(0.05)
@@ -166,7 +222,7 @@ def stop_all(processes: Iterable[OwnedProcess], timeout: float, group: bool = Tr
                 killed.append(p.pid)
             procs.killpg(p.pid, signal.SIGKILL)
         elif p.running():
-            (procs.killpg if group else procs.signal_pid)(p.pid, signal.SIGKILL)
+            send_signal(p.pid, p.started, signal.SIGKILL, group=group)
             killed.append(p.pid)
     for p in targets:
         if p.popen is not None:

@@ -22,7 +22,9 @@ from traitlets.config import LoggingConfigurable
 
 from odh_spawner.credentials.model import S3_CLIENT_SETTINGS
 from odh_spawner.host.limits import CgroupLimits, join
+from odh_spawner.host import owned
 from odh_spawner.host.owned import OwnedProcess, StartFailed, Supervisor, clean_env, log_tail
+from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.host.safefiles import RefusedFile, private_dir, read_bytes
 from odh_spawner.host.users import SystemUser, can_switch_users, ensure_traversable, lookup
 from odh_spawner.naming import state_dir_name
@@ -132,23 +134,34 @@ class LocalIngestBackend(LoggingConfigurable):
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
         if os.path.islink(run_dir):
             raise IngestError("The ingestion's run directory is a link; refusing.")
+        helper = owned.helper()
         if user is not None:
             ensure_traversable(os.path.dirname(run_dir))
-            os.chown(run_dir, user.uid, user.gid)
-        os.chmod(run_dir, 0o700)
+            if helper is not None:  # once, when the run directory is new; never walked again
+                try:
+                    helper.call("give_dir", path=run_dir, user=user.name, platform_reads=True)
+                except PrivsepError as e:
+                    raise IngestError(f"The ingestion's run directory could not be handed over: {e}") from None
+            else:
+                os.chown(run_dir, user.uid, user.gid, follow_symlinks=False)
+        if os.stat(run_dir, follow_symlinks=False).st_uid == os.geteuid():
+            os.chmod(run_dir, 0o700)
         log_path = self.log_path(run_dir)
         private_dir(os.path.dirname(log_path), 0o700)
         cfg = worker_config(ing, creds, bootstrap, run_dir, self.max_buffer_mb * 2**20)
         # the worker runs the very code the platform runs (not whatever a user's cwd or path would pick)
         env = clean_env({**S3_CLIENT_SETTINGS, "PYTHONUNBUFFERED": "1", "HOME": run_dir, "PYTHONPATH": CODE_ROOT})
-        limits, group, procs_files = self.limits, None, []
-        if limits is not None:
+        group, procs_files, spec = None, [], None
+        if helper is not None and user is not None and helper.capabilities.get("cgroups"):
+            group = self.cgroup_name(ing, run_dir)  # the helper makes it, and puts the worker in it
+            spec = {"name": group, "cpu": self.cpu_limit, "memory": self.memory_limit_mb * 2**20}
+        elif helper is None and self.limits is not None:
             group = self.cgroup_name(ing, run_dir)
-            procs_files = limits.create(group, self.cpu_limit, self.memory_limit_mb * 2**20)
+            procs_files = self.limits.create(group, self.cpu_limit, self.memory_limit_mb * 2**20)
         try:
             proc = self._sup.start([sys.executable, "-m", "odh_spawner.ingest.worker", "--run-dir", run_dir],
                                    log_path=log_path, cwd=run_dir, env=env, run_as=user, marker=run_dir,
-                                   stdin=json.dumps(cfg).encode(),
+                                   stdin=json.dumps(cfg).encode(), cgroup=spec,
                                    preexec=(lambda: join(procs_files)) if procs_files else None)
         except StartFailed as e:
             raise IngestError(f"The ingestion worker {e}.") from None
@@ -182,7 +195,13 @@ class LocalIngestBackend(LoggingConfigurable):
         self._remove_group(rt)
 
     def _remove_group(self, rt: dict) -> None:
-        if rt.get("cgroup") and self.limits is not None:
+        helper = owned.helper()
+        if rt.get("cgroup") and helper is not None:
+            try:
+                helper.call("cgroup_remove", name=rt["cgroup"])
+            except PrivsepError as e:
+                self.log.warning("Ingestion cgroup %s not removed: %s", rt["cgroup"], e)
+        elif rt.get("cgroup") and self.limits is not None:
             try:
                 self.limits.remove(rt["cgroup"])
             except OSError as e:

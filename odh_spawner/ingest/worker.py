@@ -350,6 +350,7 @@ class Worker:
         tmp = self.status_path + ".tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            os.fchmod(fd, 0o640)  # the run directory's group (the platform service's, when it is not root) reads it
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.status(state), f)
             os.replace(tmp, self.status_path)

@@ -7,6 +7,7 @@ JUPYTERHUB_API_TOKEN; on Kubernetes it runs as its own Deployment with the same 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 from urllib.parse import urlparse
@@ -125,6 +126,19 @@ class PlatformService(Application):
         per ingestion, or a Strimzi KafkaConnector; see KubeIngestBackend.ingest_mode).""",
     )
 
+    drop_privileges = Bool(
+        False, config=True,
+        help="""Started as root: start the privileged helper (odh_spawner.host.privsep), then run as the
+        platform's own unprivileged system user (odh_platform_<id>), so that nothing that parses users' requests
+        runs as root; starting users' processes, signalling them, cgroups, the port guard and handing
+        directories to users go through the helper's typed commands. Ignored when not started as root.""",
+    )
+    platform_id = Unicode(
+        "", config=True,
+        help="""Id of this local platform (its state directory's hash): names the service's system user,
+        odh_platform_<id>. Default: a hash of state_dir.""",
+    )
+
     use_uvloop = Bool(
         True, config=True,
         help="""Run the service on uvloop when it is installed (a faster event loop: less latency added by the
@@ -142,8 +156,26 @@ class PlatformService(Application):
 
     aliases = {"state-dir": "PlatformService.state_dir", "public-url": "PlatformService.public_url"}
 
+    def _separate(self, ingest_cgroup_parent: str) -> None:
+        """Drop root (drop_privileges): read what only root may read first (the RGW admin keys), give the
+        service its state directories, start the helper, become the service's user."""
+        from odh_spawner.host import owned, privsep
+
+        if self.storage.enabled:
+            self.storage.store()  # the admin keys, read once while we may
+        pid = self.platform_id or hashlib.sha256(os.path.abspath(self.state_dir).encode()).hexdigest()[:8]
+        roots = [self.state_dir] + ([self.spark_state_dir] if self.spark_state_dir else [])
+        helper = privsep.separate(privsep.platform_user_name(pid), roots,
+                                  guard_id=getattr(self.backend, "port_guard_id", ""),
+                                  cgroup_parent=ingest_cgroup_parent)
+        owned.delegate(helper)
+        self.privsep = helper
+        self.log.info("Running as %s; root work goes through the privileged helper (pid %d)",
+                      privsep.platform_user_name(pid), helper.process.pid)
+
     def initialize(self, argv=None):
         super().initialize(argv)
+        self.privsep = None
         self.hub_auth = HubAuth(api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""), cache_max_age=60)
         token = os.environ.get("CONFIGPROXY_AUTH_TOKEN", "")
         proxy = ProxyRoutes(self.proxy_api_url, token) if self.proxy_api_url and token else None
@@ -153,6 +185,9 @@ class PlatformService(Application):
         # deployment records hold API keys: they are 0600 (the service's umask is 077); directories are 0711 so
         # that model servers running as their owners can pass through to their own version directories
         os.chmod(self.state_dir, 0o711)
+        ingest_backend = self.ingest_backend_class(parent=self) if self.kafka_bootstrap_servers else None
+        if self.drop_privileges and os.geteuid() == 0:
+            self._separate(getattr(ingest_backend, "cgroup_parent", ""))
         self.deployments = DeploymentManager(
             self.backend, DeploymentStore(os.path.join(self.state_dir, "deployments")), self._credentials_for,
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
@@ -176,7 +211,7 @@ class PlatformService(Application):
             from odh_spawner.ingest.store import IngestionStore
 
             self.ingestions = IngestionManager(
-                self.ingest_backend_class(parent=self), IngestionStore(os.path.join(self.state_dir, "ingestions")),
+                ingest_backend, IngestionStore(os.path.join(self.state_dir, "ingestions")),
                 self._credentials_for, self.kafka_bootstrap_servers, max_per_user=self.max_ingestions_per_user,
                 log=self.log)
 

@@ -42,7 +42,8 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from odh_spawner.deploy.model import KEY_PREFIX, DeployError, key_digest, key_matches
-from odh_spawner.host import listeners, procs
+from odh_spawner.host import listeners, owned, procs
+from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.platform.upstream import AnswerTooLarge, UpstreamError, UpstreamPool, UpstreamRefused
 
 log = logging.getLogger("odh_spawner.platform.gateway")
@@ -208,7 +209,15 @@ class ConnectionCheck:
         """None when the recorded process runs and listens on the port; else why not (nothing is connected)."""
         if not procs.alive(self.pid, self.started):
             return f"its process {self.pid} is gone"
-        if not listeners.holds_listener(self.pid, self.port):
+        helper = owned.helper()
+        if helper is not None and self.started is not None:  # another user's /proc/PID/fd: root's to read
+            try:
+                listens = helper.call("listens", pid=self.pid, started=self.started, port=self.port)
+            except PrivsepError as e:
+                return f"its process could not be checked ({e})"
+        else:
+            listens = listeners.holds_listener(self.pid, self.port)
+        if not listens:
             return f"its process {self.pid} does not listen on port {self.port}"
         return None
 

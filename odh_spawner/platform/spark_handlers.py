@@ -21,6 +21,8 @@ import logging
 
 from tornado import web
 
+from odh_spawner.host import owned
+from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.spark import procs
 from odh_spawner.spark.api import DISABLED, ClusterLimits, check_scale_request, cluster_state, status_json
 from odh_spawner.spark.daemon import fetch_master_json
@@ -88,6 +90,12 @@ class SparkClusters:
         if held is not None and held.pids == [p.pid for p in state.processes]:
             return held
         self._forget(state.name)
+        helper = owned.helper()
+        if helper is not None:  # the hub (root) made it: the service takes over what it will write to
+            try:
+                helper.call("take_over", path=state.directory)
+            except PrivsepError as e:
+                raise SparkError(f"Your Spark cluster's directory could not be taken over: {e}") from None
         cluster = LocalSparkCluster.attach(state, **self.cluster_config)
         self._attached[state.name] = cluster
         return cluster

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import time
 from dataclasses import replace
 from typing import Callable, Mapping
@@ -38,7 +39,9 @@ from typing import Callable, Mapping
 from traitlets import Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
+from odh_spawner.host import owned
 from odh_spawner.host.ports import free_port
+from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.host.safefiles import private_dir
 from odh_spawner.host.users import SystemUser
 from odh_spawner.profiles.resolve import SparkRequest
@@ -211,13 +214,15 @@ class LocalSparkCluster(LoggingConfigurable):
         # (the hub's is 077): unreadable, a master would start without reverse proxy and authentication
         os.chmod(self.conf_dir, 0o755)
         user = self.run_as
-        if user is not None:  # the platform's directory: others may pass through it, nothing more
-            os.chmod(self.directory, 0o711)
-            private_dir(self.log_dir, 0o750, user.gid)  # root's: no link planted, its group may read
-        shutil.rmtree(self.work_dir, ignore_errors=True)  # made afresh, then handed over
-        os.mkdir(self.work_dir, 0o700 if user is not None else 0o777)
-        if user is not None:
-            user.chown(self.work_dir, 0o700)
+        if user is not None:  # the platform's directory: others may pass through it, nothing more; files made
+            # in it later belong to the owner's group (setgid), also when the platform service no longer is root
+            st = os.stat(self.directory, follow_symlinks=False)
+            if st.st_gid != user.gid:
+                os.chown(self.directory, -1, user.gid, follow_symlinks=False)
+            if st.st_gid != user.gid or st.st_mode & 0o7777 != 0o2711:  # (chmod by a non-member drops setgid)
+                os.chmod(self.directory, 0o2711)
+            private_dir(self.log_dir, 0o2750, user.gid)  # the platform's: no link planted, its group may read
+        self._fresh_work_dir(user)
         defaults = os.path.join(self.conf_dir, "spark-defaults.conf")
         tmp = f"{defaults}.tmp"
         with open(tmp, "w") as f:
@@ -229,6 +234,26 @@ class LocalSparkCluster(LoggingConfigurable):
             auth.write_secret(self.directory, self._secret)
             auth.write_notebook_conf(self.directory, self._secret, owner=user)
         self._find_binaries()
+
+    def _fresh_work_dir(self, user: SystemUser | None) -> None:
+        """The executors' work directory, made afresh and handed to the owner; through the privileged helper
+        (the platform service dropped root) the owner's earlier one is kept, since only they may empty it."""
+        helper = owned.helper()
+        if helper is not None and user is not None:
+            st = os.stat(self.work_dir, follow_symlinks=False) if os.path.lexists(self.work_dir) else None
+            if st is not None and st.st_uid == user.uid and stat.S_ISDIR(st.st_mode):
+                return
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            os.mkdir(self.work_dir, 0o700)
+            try:
+                helper.call("give_dir", path=self.work_dir, user=user.name)
+            except PrivsepError as e:
+                raise SparkError(f"The Spark work directory could not be handed to its owner: {e}") from None
+            return
+        shutil.rmtree(self.work_dir, ignore_errors=True)  # made afresh, then handed over
+        os.mkdir(self.work_dir, 0o700 if user is not None else 0o777)
+        if user is not None:
+            user.chown(self.work_dir, 0o700)
 
     def _find_binaries(self) -> None:
         self._spark_class = os.path.join(procs.find_spark_home(self.spark_home), "bin", "spark-class")
@@ -345,13 +370,13 @@ class LocalSparkCluster(LoggingConfigurable):
         for i in indices:
             w = self._workers[i]
             if i not in held and not w.exited() and w.rpc_bound():
-                procs.signal_pid(w.pid, signal.SIGSTOP)
+                owned.send_signal(w.pid, w.started, signal.SIGSTOP)
                 held.add(i)
 
     def _release(self, held: set[int]) -> None:
         for i in held:
             if i in self._workers:
-                procs.signal_pid(self._workers[i].pid, signal.SIGCONT)
+                owned.send_signal(self._workers[i].pid, self._workers[i].started, signal.SIGCONT)
         held.clear()
 
     def _fetch_json(self) -> dict | None:

@@ -35,7 +35,7 @@ def write_phase(path: str, phase: str, error: str = "", gid: int | None = None) 
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        if gid is not None:
+        if gid is not None and os.fstat(f.fileno()).st_gid != gid:  # else inherited from a setgid directory
             os.fchown(f.fileno(), -1, gid)
         os.fchmod(f.fileno(), 0o640 if gid is not None else 0o644)
         f.write(text)

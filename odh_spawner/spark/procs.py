@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Iterable
 
-from odh_spawner.host.owned import OwnedProcess, stop_all
+from odh_spawner.host.owned import OwnedProcess, send_signal, stop_all
 from odh_spawner.host.procs import (  # noqa: F401 (re-exported: the Spark modules' process primitives)
     alive, cmdline, killpg, listening, set_nice, signal_pid, start_time,
 )
@@ -93,7 +93,7 @@ def terminate(procs: Iterable[tuple[int, int | None, "subprocess.Popen | None"]]
             targets.append(OwnedProcess(pid, started))
     killed = stop_all(targets, timeout, group=False, also=(signal.SIGCONT,))
     for pid in cluster_pids(conf_dir) if sweep else ():
-        signal_pid(pid, signal.SIGKILL)
+        send_signal(pid, start_time(pid), signal.SIGKILL)
         killed.append(pid)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(alive(pid) for pid in killed):

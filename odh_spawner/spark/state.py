@@ -98,8 +98,13 @@ def state_path(directory: str) -> str:
 def write_state(state: ClusterState) -> None:
     """Write atomically: a reaper never reads half a file."""
     path = state_path(state.directory)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"  # never through a link: the directory may be the platform service's
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
         json.dump(state.to_json(), f, indent=1)
     os.replace(tmp, path)
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from odh_spawner.host import procs
 from odh_spawner.host.privsep import HelperClient, PrivsepError
 from odh_spawner.host.safefiles import RefusedFile, open_log, read_bytes
-from odh_spawner.host.users import SystemUser
+from odh_spawner.host.users import SystemUser, delegate_switching
 
 log = logging.getLogger("odh_spawner.host.owned")
 CLEAN_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -34,6 +34,7 @@ def delegate(helper: HelperClient | None) -> None:
     root); None: do it ourselves again."""
     global _helper
     _helper = helper
+    delegate_switching(helper is not None)
 
 
 def helper() -> HelperClient | None:

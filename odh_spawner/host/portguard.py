@@ -4,8 +4,9 @@ Some servers the platform runs for users have no authentication of their own: ML
 reaches its HTTP, gRPC and metrics ports. Through the hub's URL the platform service's gateway checks every
 request, but on one machine any user's code could connect to 127.0.0.1:PORT directly. A PortGuard keeps one
 nftables table per local platform (`inet odh_<id>`) holding a set of guarded TCP ports and one rule: a
-connection to a guarded port on a loopback address from a socket not owned by root is reset. The owner of
-the server does not need the port either (they go through the gateway like everyone else).
+connection to a guarded port on a loopback address from a socket not owned by root (or by the platform
+service's own unprivileged user, when it runs as one: host.privsep) is reset. The owner of the server does
+not need the port either (they go through the gateway like everyone else).
 
 Needs root and the `nft` command (Debian's nftables); elsewhere `available()` is False and the platform says
 the ports are reachable directly (single-user mode protects nothing anyway).
@@ -32,22 +33,27 @@ def table_name(platform_id: str) -> str:
     return "odh_" + "".join(c for c in platform_id.lower() if c.isalnum())[:24]
 
 
-def ruleset(table: str) -> str:
-    """The nftables script creating the table (idempotent with `nft -f`). Pure."""
+def ruleset(table: str, allow_uids: Iterable[int] = ()) -> str:
+    """The nftables script creating the table, or bringing an existing one's rule up to date while keeping the
+    ports in its set (idempotent with `nft -f`). `allow_uids`: who may connect besides root. Pure."""
+    uids = ", ".join(str(u) for u in sorted({0, *(int(u) for u in allow_uids)}))
     return f"""table inet {table} {{
   set guarded {{ type inet_service; }}
   chain output {{
     type filter hook output priority 0; policy accept;
-    ip daddr 127.0.0.0/8 tcp dport @guarded meta skuid != 0 reject with tcp reset
   }}
 }}
+flush chain inet {table} output
+add rule inet {table} output ip daddr 127.0.0.0/8 tcp dport @guarded meta skuid != {{ {uids} }} reject with tcp reset
 """
 
 
 class PortGuard:
-    def __init__(self, platform_id: str, nft: str | None = None):
+    def __init__(self, platform_id: str, nft: str | None = None, allow_uids: Iterable[int] = ()):
         self.table = table_name(platform_id)
         self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
+        self.allow_uids = tuple(allow_uids)
+        self._ensured = False
 
     def _run(self, *args: str, script: str | None = None) -> str:
         try:
@@ -63,11 +69,11 @@ class PortGuard:
         return os.geteuid() == 0 and os.access(self.nft, os.X_OK)
 
     def ensure(self) -> None:
-        """Create the table, its set and rule if missing (keeps the ports already guarded)."""
-        try:
-            self._run("list", "table", "inet", self.table)
-        except PortGuardError:
-            self._run("-f", "-", script=ruleset(self.table))
+        """Create the table, its set and rule, or bring the rule up to date (once per PortGuard: who may connect
+        changes when the service starts dropping root); keeps the ports already guarded."""
+        if not self._ensured:
+            self._run("-f", "-", script=ruleset(self.table, self.allow_uids))
+            self._ensured = True
 
     def guard(self, ports: Iterable[int]) -> None:
         ports = sorted({int(p) for p in ports})

@@ -48,10 +48,9 @@ from dataclasses import dataclass
 from odh_spawner.host import listeners, procs
 from odh_spawner.host.limits import CgroupLimits, join
 from odh_spawner.host.portguard import PortGuard, PortGuardError
-from odh_spawner.host.users import MARK, SystemUser, ensure_traversable
+from odh_spawner.host.users import MARK, PLATFORM_MARK, SystemUser, ensure_traversable
 
 log = logging.getLogger("odh_spawner.host.privsep")
-PLATFORM_MARK = "odh-hub platform service"  # the GECOS comment of the service's own account
 SIGNALS = {"TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "STOP": signal.SIGSTOP, "CONT": signal.SIGCONT,
            "INT": signal.SIGINT}
 MAX_MESSAGE = 4 << 20
@@ -191,7 +190,7 @@ class Helper:
                  cgroup_parent: str = ""):
         self.sock = sock
         self.policy = policy
-        self.guard = PortGuard(guard_id) if guard_id else None
+        self.guard = PortGuard(guard_id, allow_uids=(policy.platform_uid,)) if guard_id else None
         self.cgroups = CgroupLimits(cgroup_root, cgroup_parent) if cgroup_parent else None
         self.children: dict[int, subprocess.Popen] = {}
 
@@ -579,7 +578,8 @@ def separate(user_name: str, state_dirs: list[str], guard_id: str = "", cgroup_p
     entry = ensure_platform_user(user_name)
     for d in state_dirs:
         os.makedirs(d, mode=0o711, exist_ok=True)
-        ensure_traversable(os.path.dirname(os.path.abspath(d)))  # o+x (never read) on the way to it
+        ensure_traversable(d)  # o+x (never read) on it and the way to it: users pass through to their own
+        # directories below (a model's version, a Spark cluster's work); the service's umask would give 0700
         moved = take_over(d, entry.pw_uid, entry.pw_gid)
         if moved:
             log.info("Gave %d entries of %s to the platform's user %s", moved, d, user_name)

@@ -17,6 +17,8 @@ import errno
 import os
 import stat
 
+from odh_spawner.host.users import is_platform_account
+
 MAX_READ = 1 << 20
 
 
@@ -93,8 +95,8 @@ def private_dir(path: str, mode: int = 0o700, gid: int = -1) -> str:
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise RefusedFile(path, "is a symbolic link" if stat.S_ISLNK(st.st_mode) else f"is {_kind(st.st_mode)}")
-    if st.st_uid != os.geteuid():
-        raise RefusedFile(path, f"belongs to uid {st.st_uid}")
+    if st.st_uid != os.geteuid() and not (os.geteuid() == 0 and is_platform_account(st.st_uid)):
+        raise RefusedFile(path, f"belongs to uid {st.st_uid}")  # (root trusts the platform service's own account)
     if gid != -1 and st.st_gid != gid:
         os.chown(path, -1, gid, follow_symlinks=False)
     if st.st_mode & 0o7777 != mode:

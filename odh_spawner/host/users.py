@@ -59,9 +59,31 @@ class SystemUser:
         os.chmod(path, mode)
 
 
+PLATFORM_MARK = "odh-hub platform service"  # the GECOS comment of the platform service's own account (privsep)
+
+
+def is_platform_account(uid: int) -> bool:
+    """Whether `uid` is a local platform service's own account (host.privsep made it; never a hub user's)."""
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return uid != 0 and entry.pw_name.startswith("odh_platform_") and entry.pw_gecos.split(",")[0] == PLATFORM_MARK
+
+
+_switching_delegated = False
+
+
+def delegate_switching(on: bool) -> None:
+    """This process dropped root and starts users' processes through the privileged helper (host.owned.delegate,
+    host.privsep): it can still switch users, through the helper."""
+    global _switching_delegated
+    _switching_delegated = bool(on)
+
+
 def can_switch_users() -> bool:
-    """Only root may create users and start processes as them."""
-    return os.geteuid() == 0
+    """Only root may create users and start processes as them (itself, or through the privileged helper)."""
+    return os.geteuid() == 0 or _switching_delegated
 
 
 def single_user_warning() -> str:
@@ -101,16 +123,22 @@ def make_home(home: str, user: "SystemUser") -> list[str]:
 
 def adopt_home(home: str, user: "SystemUser") -> int:
     """Give what lies below `home` to `user` (a home made before system users, when every server ran as the
-    platform's user; a model server's version directory): every directory, symlink (itself, never its
-    target) and regular file with a single link. Files with other links and special files are left alone (a
-    link planted there must not hand over what it points at). Returns how many entries changed owner."""
+    platform's user; a model server's version directory, at its first start): every directory, symlink (itself,
+    never its target) and regular file with a single link. Files with other links and special files are left
+    alone (a link planted there must not hand over what it points at). Returns how many entries changed owner.
+
+    Done once, when the tree is still the platform's. It walks with directory file descriptors (os.fwalk: a
+    directory swapped for a link is never entered) and bottom-up: a directory becomes the user's only after
+    everything below it, so nothing the walk has yet to visit can be changed by the user while it runs."""
     count = 0
-    for root, dirs, files in os.walk(home, followlinks=False):
+    for _root, dirs, files, dirfd in os.fwalk(home, topdown=False, follow_symlinks=False):
         for name in dirs + files:
-            path = os.path.join(root, name)
-            st = os.lstat(path)
+            try:
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
             if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
-                os.chown(path, user.uid, user.gid, follow_symlinks=False)
+                os.chown(name, user.uid, user.gid, dir_fd=dirfd, follow_symlinks=False)
                 count += 1
     return count
 

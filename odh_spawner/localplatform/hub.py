@@ -60,6 +60,7 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafk
         "user_quota": {"max_size": settings.quota_max_size, "max_objects": settings.quota_max_objects},
         "kafka_bootstrap": kafka.bootstrap if kafka is not None else settings.kafka_bootstrap,
         "max_ingestions_per_user": settings.max_ingestions_per_user,
+        "drop_privileges": settings.drop_privileges,
         "idle_culler": {
             "enabled": settings.culler_enabled,
             "timeout_seconds": settings.culler_timeout,

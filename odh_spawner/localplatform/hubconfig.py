@@ -114,7 +114,7 @@ def platform_service(s: dict) -> dict:
     args.append(f"--LocalMLServerBackend.port_guard_id={platform_id(state)}")
     # started as root, the service runs as its own unprivileged user; root work goes through its helper
     args += [f"--PlatformService.platform_id={platform_id(state)}",
-             f"--PlatformService.drop_privileges={bool(s.get('drop_privileges', False))}"]
+             f"--PlatformService.drop_privileges={bool(s.get('drop_privileges', True))}"]
     env = {"CONFIGPROXY_AUTH_TOKEN": s.get("proxy_auth_token", "")}
     if s.get("rgw_admin_keys_file"):
         env["ODH_RGW_ADMIN_KEYS"] = s["rgw_admin_keys_file"]

@@ -19,6 +19,7 @@ SECTIONS = {
     "deployments": {"max_model_size": str, "max_per_user": int},
     "spawner": {"start_timeout_seconds": int},
     "kafka": {"enabled": bool, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
+    "platform_service": {"drop_privileges": bool},
 }
 
 
@@ -48,6 +49,7 @@ class PlatformSettings:
     kafka_port: int = 0
     kafka_bootstrap: str = ""  # an external broker instead of the local one
     max_ingestions_per_user: int = 10
+    drop_privileges: bool = True  # the platform service runs as its own user; root work through its helper
 
     @property
     def ceph_store(self) -> ObjectStore:
@@ -122,6 +124,7 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         kafka_port=g("kafka.port", 0),
         kafka_bootstrap=g("kafka.bootstrap_servers", ""),
         max_ingestions_per_user=g("kafka.max_ingestions_per_user", 10),
+        drop_privileges=g("platform_service.drop_privileges", True),
     )
 
 

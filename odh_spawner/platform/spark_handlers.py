@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from tornado import web
 
@@ -29,7 +30,7 @@ from odh_spawner.spark.daemon import fetch_master_json
 from odh_spawner.spark.errors import SparkError, SparkStartError
 from odh_spawner.spark.local import LocalSparkCluster
 from odh_spawner.spark.naming import cluster_slug
-from odh_spawner.spark.state import ClusterState, current_usage, read_state, user_clusters
+from odh_spawner.spark.state import STATE_FILE, ClusterState, current_usage, read_state, user_clusters
 from odh_spawner.spark.status import parse_master_json
 from odh_spawner.platform.api import ApiHandler
 
@@ -65,9 +66,33 @@ class SparkClusters:
         """Nothing to close: handles on local clusters need no connection."""
 
     # -- lookup ----------------------------------------------------------------------------------
+    def _take_over_new(self) -> None:
+        """After the service dropped root (host.privsep): the hub (root) launches clusters and writes their state
+        files; before reading them, the service takes over what root made (through its helper, which never
+        enters a directory a user owns). One stat per cluster when nothing is new."""
+        helper = owned.helper()
+        if helper is None:
+            return
+        try:
+            names = os.listdir(self.state_root)
+        except OSError:
+            return
+        for name in names:
+            directory = os.path.join(self.state_root, name)
+            try:
+                st = os.stat(os.path.join(directory, STATE_FILE), follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_uid == 0:
+                try:
+                    helper.call("take_over", path=directory)
+                except PrivsepError as e:
+                    self.log.warning("Could not take over the Spark cluster directory %s: %s", directory, e)
+
     def find(self, user: str, server: str = "") -> ClusterState | None:
         if not self.state_root:
             return None
+        self._take_over_new()
         found = user_clusters(self.state_root, user, server)
         return found[0] if found else None
 

@@ -250,3 +250,57 @@ def test_the_helper_exits_when_the_service_goes(setup, tmp_path):
     client.process.wait(timeout=10)
     assert not alive(pid)
     assert pwd.getpwuid(svc.pw_uid).pw_gecos == privsep.PLATFORM_MARK  # the account made for the service
+
+
+def _status_ids(pid: int) -> tuple[list[int], list[int]]:
+    """(real, effective, saved, fs) uids and gids of a process, from /proc/PID/status."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return [int(u) for u in fields["Uid"]], [int(g) for g in fields["Gid"]]
+
+
+def _process_tree() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+
+
+def test_the_running_platform_service_is_not_root_and_its_helper_is_its_only_root_child(hub):
+    """The hub's platform service (started as root by the hub, as `make up` does) runs as its own system user
+    with every uid and gid unprivileged; the privileged helper is the one root process below it (users'
+    processes the helper started run as their users: test_deploy, test_ingest_platform)."""
+    tree = _process_tree()
+    below_hub, todo = [], list(tree.get(hub.proc.pid, []))
+    while todo:
+        pid = todo.pop()
+        below_hub.append(pid)
+        todo += tree.get(pid, [])
+    services = [p for p in below_hub if _cmdline(p)[1:3] == ["-m", "odh_spawner.platform"]]
+    assert len(services) == 1, [(p, _cmdline(p)) for p in below_hub]
+    service = services[0]
+    uids, gids = _status_ids(service)
+    assert 0 not in uids and 0 not in gids, (uids, gids)
+    assert pwd.getpwuid(uids[0]).pw_name.startswith("odh_platform_")
+    below, todo = [], list(tree.get(service, []))
+    while todo:
+        pid = todo.pop()
+        below.append(pid)
+        todo += tree.get(pid, [])
+    root_below = [p for p in below if 0 in _status_ids(p)[0]]
+    assert [_cmdline(p)[1:3] for p in root_below] == [["-m", "odh_spawner.host.privsep"]], \
+        [(p, _cmdline(p)) for p in root_below]

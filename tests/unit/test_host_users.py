@@ -31,3 +31,30 @@ def test_ensure_traversable_adds_search_only(tmp_path):
     changed = ensure_traversable(str(d))
     assert str(tmp_path / "a") in changed
     assert os.stat(tmp_path / "a").st_mode & 0o777 == 0o711
+
+
+def test_a_link_to_a_directory_is_never_entered_and_directories_change_owner_after_their_contents(tmp_path):
+    home = tmp_path / "home" / "alice"
+    (home / "a" / "b").mkdir(parents=True)
+    (home / "a" / "b" / "f.txt").write_text("x")
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "secret").write_text("root's")
+    os.symlink(outside, home / "a" / "etc")  # as if a directory had been swapped for a link
+    user = SystemUser("odh-test", 54321, 54321, str(home))
+    seen = []
+    real_chown = os.chown
+
+    def chown(name, uid, gid, *, dir_fd=None, follow_symlinks=True):
+        seen.append(os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name))
+        real_chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+    os.chown = chown
+    try:
+        assert adopt_home(str(home), user) == 4  # a, a/b, a/b/f.txt, a/etc (the link itself)
+    finally:
+        os.chown = real_chown
+    assert os.stat(outside / "secret").st_uid == 0 and os.stat(outside).st_uid == 0
+    assert os.lstat(home / "a" / "etc").st_uid == 54321
+    order = {p: i for i, p in enumerate(seen)}
+    assert order[str(home / "a" / "b" / "f.txt")] < order[str(home / "a" / "b")] < order[str(home / "a")]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from odh_spawner.host.portguard import PortGuard
+from odh_spawner.host.portguard import OWNER_RULE, PortGuard, owner_sets, ruleset
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="nftables rules need root (CI runs as root)")
 
@@ -40,3 +40,77 @@ def test_guarded_port_refuses_other_users():
         listener.close()
     out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert guard.table not in out
+
+
+def test_owner_guarded_port_admits_its_owner_and_root_only():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    owner, stranger = 65534, 65533
+    guard = PortGuard("test" + os.urandom(4).hex())
+    try:
+        guard.guard([port], uids=[owner])
+        assert guard.owned() == {port: {owner}} and guard.guarded() == set()
+        assert connect_as(port, owner) == "connected", "the owner (their notebook server's proxy) connects"
+        assert connect_as(port, None) == "connected", "root (the hub, the platform service) connects"
+        assert "ConnectionRefusedError" in connect_as(port, stranger), "another user is refused"
+        guard.guard([port], uids=[stranger])  # the port changed hands: the earlier owner is out
+        assert guard.owned() == {port: {stranger}}
+        assert "ConnectionRefusedError" in connect_as(port, owner) and connect_as(port, stranger) == "connected"
+        guard.release([port])
+        assert guard.owned() == {} and connect_as(port, owner) == "connected"
+    finally:
+        guard.remove()
+        listener.close()
+
+
+def test_a_table_of_the_earlier_version_gains_the_owner_rule():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    guard = PortGuard("test" + os.urandom(4).hex())
+    old = ruleset(guard.table).replace(owner_sets(), "").replace(f"    {OWNER_RULE}\n", "")
+    assert "owned_ports" not in old
+    try:
+        subprocess.run(["nft", "-f", "-"], input=old, text=True, check=True, timeout=30)
+        guard.guard([port], uids=[65534])
+        guard.guard([port + 1], uids=[65534])  # upgraded once: the rule is not doubled
+        listing = subprocess.run(["nft", "list", "table", "inet", guard.table], capture_output=True, text=True,
+                                 timeout=30).stdout
+        assert listing.count("@owned_ports") == 1 and listing.count("@guarded") == 1
+        assert "ConnectionRefusedError" in connect_as(port, 65533) and connect_as(port, 65534) == "connected"
+    finally:
+        guard.remove()
+        listener.close()
+
+
+def test_the_privileged_helper_guards_for_a_hub_user_and_the_service(tmp_path):
+    from odh_spawner.host import privsep
+    from odh_spawner.host.users import ensure_system_user
+
+    os.chmod(tmp_path, 0o711)
+    svc = privsep.ensure_platform_user(privsep.platform_user_name("testpriv1"))  # test_privsep's service account
+    alice = ensure_system_user("guard-" + os.urandom(3).hex(), str(tmp_path / "alice"))
+    guard_id = "test" + os.urandom(4).hex()
+    helper = privsep.start_helper(privsep.Policy((str(tmp_path),), svc.pw_uid, svc.pw_gid), guard_id)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        assert helper.call("guard", ports=[port], user=alice.name) is True
+        assert PortGuard(guard_id).owned() == {port: {alice.uid, svc.pw_uid}}
+        assert connect_as(port, alice.uid) == "connected" and connect_as(port, svc.pw_uid) == "connected"
+        assert "ConnectionRefusedError" in connect_as(port, 65533)
+        for who in ("root", svc.pw_name):  # never on behalf of root or the service itself
+            with pytest.raises(privsep.PrivsepError, match="is not a hub user's system account"):
+                helper.call("guard", ports=[port], user=who)
+        assert helper.call("release", ports=[port]) is True
+        assert PortGuard(guard_id).owned() == {} and connect_as(port, 65533) == "connected"
+    finally:
+        helper.close()
+        PortGuard(guard_id).remove()
+        listener.close()
+        subprocess.run(["userdel", alice.name], capture_output=True, timeout=30)

@@ -1,6 +1,6 @@
 """The nftables rules guarding model servers' loopback ports (pure parts)."""
 
-from odh_spawner.host.portguard import ruleset, table_name
+from odh_spawner.host.portguard import OWNER_RULE, _elements, ruleset, table_name, upgrade
 
 
 def test_table_names_are_per_platform_and_nft_safe():
@@ -14,3 +14,27 @@ def test_ruleset_resets_non_root_connections_to_guarded_loopback_ports():
     assert "set guarded { type inet_service; }" in rules
     assert "type filter hook output priority 0; policy accept;" in rules
     assert "ip daddr 127.0.0.0/8 tcp dport @guarded meta skuid != 0 reject with tcp reset" in rules
+
+
+def test_ruleset_admits_owners_of_owner_guarded_ports():
+    rules = ruleset("odh_x")
+    assert "set owned_ports { type inet_service; }" in rules
+    assert "set owners { type inet_service . uid; }" in rules
+    assert ("ip daddr 127.0.0.0/8 tcp dport @owned_ports meta skuid != 0 tcp dport . meta skuid != @owners "
+            "reject with tcp reset") in rules
+    assert rules.index("@guarded") < rules.index("@owned_ports") < rules.rindex("}")
+
+
+def test_upgrade_adds_the_owner_sets_and_rule_to_an_old_table():
+    script = upgrade("odh_x")
+    assert script.startswith("table inet odh_x {\n  set owned_ports")
+    assert script.strip().endswith(f"add rule inet odh_x output {OWNER_RULE}")
+    assert "@guarded" not in script  # the old rule stays as it is, not doubled
+
+
+def test_set_elements_are_read_from_nft_json():
+    listing = ('{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "inet", "name": "owners", '
+               '"type": ["inet_service", "uid"], "elem": [{"concat": [40001, 1001]}, {"concat": [40001, 0]}]}}]}')
+    assert _elements(listing) == [[40001, 1001], [40001, 0]]
+    assert _elements('{"nftables": [{"set": {"name": "guarded", "elem": [4000, 4001]}}]}') == [4000, 4001]
+    assert _elements('{"nftables": [{"set": {"name": "guarded"}}]}') == []

@@ -13,6 +13,7 @@ import re
 import pytest
 import requests
 
+from odh_spawner.host.portguard import PortGuard
 from odh_spawner.naming import system_user
 from odh_spawner.spark import procs
 from odh_spawner.spark.state import read_state
@@ -87,7 +88,8 @@ def alice_with_spark(login):
     server = RunningServer(alice, server_pid(login("admin"), "alice"))
     wait_spark_ready(server.env, workers=1)  # bob is refused by her cluster, not by a master still booting
     yield server
-    alice.stop()
+    if alice.model()["servers"].get(""):  # the last test stops it itself
+        alice.stop()
 
 
 def alices_daemons(master_url: str) -> list[int]:
@@ -171,3 +173,14 @@ def test_bob_cannot_open_alices_spark_uis(alice_with_spark, user_server, hub):
         mine.execute("spark.stop()")
     finally:
         mine.close()
+
+
+def test_alices_ui_ports_are_released_when_her_server_stops(alice_with_spark):
+    alice = alice_with_spark
+    state = read_state(os.path.dirname(alice.env["SPARK_CONF_DIR"]))
+    guard = PortGuard(state.guard_id)
+    uid = pwd.getpwnam(system_user("alice")).pw_uid
+    assert {p: guard.owned().get(p) for p in state.ui_ports} == {p: {uid} for p in state.ui_ports}
+    alice.session.stop()
+    left = set(guard.owned()) & set(state.ui_ports)
+    assert not left, f"alice's stopped cluster still guards {sorted(left)}"

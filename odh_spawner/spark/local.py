@@ -111,7 +111,8 @@ class LocalSparkCluster(LoggingConfigurable):
         config=True,
         help="""Consecutive ports reserved and guarded for the UIs of the notebook's Spark drivers (one per
         kernel with a SparkSession): its spark-defaults.conf pins spark.ui.port to the first. One driver more
-        than this fails to start with Spark's message about spark.ui.port. Only with port_guard_id.""",
+        than this does not start (its JVM exits: 'Failed to bind SparkUI', naming spark.ui.port, in the
+        server's log). Only with port_guard_id.""",
     )
     start_timeout = Float(120.0, config=True, help="Seconds a cluster may take to report all workers ALIVE.")
     stop_timeout = Float(10.0, config=True, help="Seconds Spark processes get after SIGTERM before SIGKILL.")

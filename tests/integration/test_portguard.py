@@ -87,7 +87,9 @@ def test_a_table_of_the_earlier_version_gains_the_owner_rule():
 
 
 def test_the_privileged_helper_guards_for_a_hub_user_and_the_service(tmp_path):
-    from odh_spawner.host import privsep
+    from odh_spawner.host import owned, privsep
+    from odh_spawner.spark import uiguard
+    from odh_spawner.spark.uiguard import UiGuard
     from odh_spawner.host.users import ensure_system_user
 
     os.chmod(tmp_path, 0o711)
@@ -109,6 +111,16 @@ def test_the_privileged_helper_guards_for_a_hub_user_and_the_service(tmp_path):
                 helper.call("guard", ports=[port], user=who)
         assert helper.call("release", ports=[port]) is True
         assert PortGuard(guard_id).owned() == {} and connect_as(port, 65533) == "connected"
+        # a Spark cluster's UI guard in a service that dropped root goes through the helper the same way
+        owned.delegate(helper)
+        try:
+            assert UiGuard(guard_id, alice).guard([port]) is True
+            assert PortGuard(guard_id).owned() == {port: {alice.uid, svc.pw_uid}}
+            assert "ConnectionRefusedError" in connect_as(port, 65533)
+            uiguard.release(guard_id, [port])
+            assert PortGuard(guard_id).owned() == {}
+        finally:
+            owned.delegate(None)
     finally:
         helper.close()
         PortGuard(guard_id).remove()

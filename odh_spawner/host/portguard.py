@@ -8,12 +8,18 @@ connection to a guarded port on a loopback address from a socket not owned by ro
 service's own unprivileged user, when it runs as one: host.privsep) is reset. The owner of the server does
 not need the port either (they go through the gateway like everyone else).
 
+Some ports are their owner's to use (a Spark cluster's web UIs, which the owner's notebook server proxies): a
+port guarded for owner uids (`guard(ports, uids=[...])`) is in a second set (`owned_ports`) and, with each
+uid, in a third (`owners`, port . uid); a second rule resets a connection to it from any socket that is
+neither root's nor one of those uids'. A table made by an earlier version gets them, and its rules are replaced, on the first guard.
+
 Needs root and the `nft` command (Debian's nftables); elsewhere `available()` is False and the platform says
 the ports are reachable directly (single-user mode protects nothing anyway).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -33,19 +39,40 @@ def table_name(platform_id: str) -> str:
     return "odh_" + "".join(c for c in platform_id.lower() if c.isalnum())[:24]
 
 
+ROOT_ONLY_RULE = "ip daddr 127.0.0.0/8 tcp dport @guarded meta skuid != @admitted reject with tcp reset"
+OWNER_RULE = ("ip daddr 127.0.0.0/8 tcp dport @owned_ports meta skuid != @admitted "
+              "tcp dport . meta skuid != @owners reject with tcp reset")
+
+
 def ruleset(table: str, allow_uids: Iterable[int] = ()) -> str:
-    """The nftables script creating the table, or bringing an existing one's rule up to date while keeping the
-    ports in its set (idempotent with `nft -f`). `allow_uids`: who may connect besides root. Pure."""
-    uids = ", ".join(str(u) for u in sorted({0, *(int(u) for u in allow_uids)}))
+    """The nftables script creating the table, or bringing an existing one (an earlier version's) up to date:
+    its sets are kept with their elements, its rules replaced (idempotent with `nft -f`). `admitted` holds who
+    may connect to every guarded port: root, and `allow_uids` (the platform service's own user, when it runs
+    as one: host.privsep; only added, so a guard made without it, e.g. the hub's, keeps it admitted). Pure."""
+    admitted = ", ".join(str(u) for u in sorted({0, *(int(u) for u in allow_uids)}))
     return f"""table inet {table} {{
   set guarded {{ type inet_service; }}
+  set owned_ports {{ type inet_service; }}
+  set owners {{ type inet_service . uid; }}
+  set admitted {{ type uid; }}
   chain output {{
     type filter hook output priority 0; policy accept;
   }}
 }}
+add element inet {table} admitted {{ {admitted} }}
 flush chain inet {table} output
-add rule inet {table} output ip daddr 127.0.0.0/8 tcp dport @guarded meta skuid != {{ {uids} }} reject with tcp reset
+add rule inet {table} output {ROOT_ONLY_RULE}
+add rule inet {table} output {OWNER_RULE}
 """
+
+
+def _elements(listing: str) -> list:
+    """The elements of the set in `nft -j list set` output (ints, or [port, uid] pairs). Pure."""
+    for item in json.loads(listing or "{}").get("nftables", []):
+        if "set" in item:
+            return [e["concat"] if isinstance(e, dict) and "concat" in e else e
+                    for e in item["set"].get("elem", [])]
+    return []
 
 
 class PortGuard:
@@ -69,34 +96,64 @@ class PortGuard:
         return os.geteuid() == 0 and os.access(self.nft, os.X_OK)
 
     def ensure(self) -> None:
-        """Create the table, its set and rule, or bring the rule up to date (once per PortGuard: who may connect
-        changes when the service starts dropping root); keeps the ports already guarded."""
+        """Create the table, its sets and rules, or bring an existing table's rules up to date (once per
+        PortGuard); keeps the ports already guarded."""
         if not self._ensured:
             self._run("-f", "-", script=ruleset(self.table, self.allow_uids))
             self._ensured = True
 
-    def guard(self, ports: Iterable[int]) -> None:
+    def guard(self, ports: Iterable[int], uids: Iterable[int] | None = None) -> None:
+        """Only root may connect to `ports`; with `uids`, those users too (the owner of what listens there)."""
         ports = sorted({int(p) for p in ports})
-        if ports:
-            self.ensure()
+        if not ports:
+            return
+        self.ensure()
+        if uids is None:
             self._run("add", "element", "inet", self.table, "guarded", "{ " + ", ".join(map(str, ports)) + " }")
+            return
+        uids = sorted({int(u) for u in uids})
+        if not uids:
+            raise PortGuardError("A port guarded for its owners needs at least one owner uid.")
+        stale = [(p, u) for p, us in self.owned().items() if p in ports for u in us if u not in uids]
+        self._delete("owners", [f"{p} . {u}" for p, u in stale])
+        self._run("add", "element", "inet", self.table, "owners",
+                  "{ " + ", ".join(f"{p} . {u}" for p in ports for u in uids) + " }")
+        self._run("add", "element", "inet", self.table, "owned_ports", "{ " + ", ".join(map(str, ports)) + " }")
+
+    def _delete(self, set_name: str, elements: list[str]) -> None:
+        for element in elements:
+            try:
+                self._run("delete", "element", "inet", self.table, set_name, f"{{ {element} }}")
+            except PortGuardError:
+                pass  # not there (already released, or the table is gone)
 
     def release(self, ports: Iterable[int]) -> None:
-        for port in sorted({int(p) for p in ports}):
-            try:
-                self._run("delete", "element", "inet", self.table, "guarded", f"{{ {port} }}")
-            except PortGuardError:
-                pass  # not guarded (already released, or the table is gone)
+        """Anyone may connect to `ports` again (whether they were root's only or an owner's)."""
+        ports = sorted({int(p) for p in ports})
+        if not ports:
+            return
+        self._delete("guarded", [str(p) for p in ports])
+        self._delete("owned_ports", [str(p) for p in ports])
+        self._delete("owners", [f"{p} . {u}" for p, us in self.owned().items() if p in ports for u in us])
+
+    def _set(self, name: str) -> list:
+        try:
+            return _elements(self._run("-j", "list", "set", "inet", self.table, name))
+        except (PortGuardError, ValueError):
+            return []
 
     def guarded(self) -> set[int]:
-        try:
-            out = self._run("list", "set", "inet", self.table, "guarded")
-        except PortGuardError:
-            return set()
-        if "elements = {" not in out:
-            return set()
-        body = out.split("elements = {", 1)[1].split("}", 1)[0]
-        return {int(p) for p in body.replace("\n", " ").replace(",", " ").split() if p.isdigit()}
+        """The ports only root may connect to."""
+        return {int(p) for p in self._set("guarded")}
+
+    def owned(self) -> dict[int, set[int]]:
+        """The ports only root and some users may connect to: port -> those users' uids."""
+        ports = {int(p) for p in self._set("owned_ports")}
+        found: dict[int, set[int]] = {}
+        for e in self._set("owners"):
+            if isinstance(e, list) and len(e) == 2 and int(e[0]) in ports:
+                found.setdefault(int(e[0]), set()).add(int(e[1]))
+        return found
 
     def remove(self) -> None:
         """Delete the table (the platform stopped: nothing of it is left in the kernel)."""

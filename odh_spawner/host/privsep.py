@@ -17,7 +17,8 @@ Everything that needs root goes through the helper, as one of a few typed comman
   give_dir      hand a fresh, empty directory of the service to a hub user (mode 0700)
   share_dir     let a hub user's group read a tree of the service (group set, g+r, g+x on directories)
   cgroup_remove remove a worker's cgroup (killing what is left in it)
-  guard / release  add or remove loopback ports in the platform's nftables guard (host.portguard)
+  guard / release  add or remove loopback ports in the platform's nftables guard (host.portguard): root's only,
+                or (guard with `user`) root's and that hub user's (their Spark cluster's web UIs)
 
 Paths: the helper acts only below the roots it was started with (the service's state directories), walks every
 component from the root with directory descriptors and O_NOFOLLOW, and refuses a component that is not owned
@@ -416,12 +417,14 @@ class Helper:
             self.cgroups.remove(name)
         return True
 
-    def cmd_guard(self, fds, *, ports):
+    def cmd_guard(self, fds, *, ports, user=None):
         ports = self.policy.ports(ports)
+        # a hub user's ports: theirs, root's and the service's (it reads their Spark master's JSON)
+        uids = [self.policy.user(user).uid, self.policy.platform_uid] if user is not None else None
         if self.guard is None or not self.guard.available():
             return False
         try:
-            self.guard.guard(ports)
+            self.guard.guard(ports, uids=uids)
         except PortGuardError as e:
             raise PrivsepError(str(e)) from None
         return True

@@ -32,6 +32,8 @@ def configure(c, s: dict) -> None:
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "home", "{username}")
     c.OdhLocalSpawner.home_root = os.path.join(state, "home")
     c.OdhLocalSpawner.spark_state_dir = os.path.join(state, "spark-clusters")
+    # Spark clusters' web UIs answer their owner (their server's proxy) and root only (nftables, when root)
+    c.LocalSparkCluster.port_guard_id = platform_id(state)
     c.OdhLocalSpawner.cgroup_parent = cgroup_parent(state)
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)

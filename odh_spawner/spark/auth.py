@@ -41,9 +41,10 @@ def daemon_conf() -> dict[str, str]:
     return {"spark.authenticate": "true"}
 
 
-def driver_conf(secret: str) -> dict[str, str]:
-    """The notebook's spark-defaults.conf: authenticate with this cluster's secret."""
-    return {"spark.authenticate": "true", "spark.authenticate.secret": secret}
+def driver_conf(secret: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The notebook's spark-defaults.conf: authenticate with this cluster's secret (`extra`: further settings,
+    e.g. the guarded UI port of spark.uiguard)."""
+    return {**(extra or {}), "spark.authenticate": "true", "spark.authenticate.secret": secret}
 
 
 def render_conf(conf: dict[str, str]) -> str:
@@ -90,7 +91,7 @@ def remove_secret(directory: str) -> None:
         pass
 
 
-def write_notebook_conf(directory: str, secret: str, owner=None) -> str:
+def write_notebook_conf(directory: str, secret: str, owner=None, extra: dict[str, str] | None = None) -> str:
     """(Re)create `<directory>/notebook-conf/spark-defaults.conf` for the notebook's driver; return the
     directory (the notebook's SPARK_CONF_DIR).
 
@@ -103,7 +104,7 @@ def write_notebook_conf(directory: str, secret: str, owner=None) -> str:
     os.mkdir(conf_dir, 0o700)
     os.chmod(conf_dir, 0o700)
     path = os.path.join(conf_dir, "spark-defaults.conf")
-    _write_new(path, render_conf(driver_conf(secret)), 0o600)
+    _write_new(path, render_conf(driver_conf(secret, extra)), 0o600)
     if owner is not None:
         owner.chown(path, 0o600)
         owner.chown(conf_dir, 0o700)

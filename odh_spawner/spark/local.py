@@ -22,6 +22,10 @@ holding it register; the notebook gets it through `notebook_env()` (a SPARK_CONF
 system user. The cluster's directory stays the platform's (0711): its state file and kept secret are the
 platform's alone, `conf/` holds no secret, `logs/` is readable by the user's group; `work/` (executors'
 files) and `notebook-conf/` are the user's own (0700), each made afresh before it is handed over.
+
+With `port_guard_id` (the local platform sets it) the web UI ports of master, workers and the notebook's
+drivers admit only the owner's system user and root (spark.uiguard): guarded before a daemon binds them,
+released when a daemon is replaced or stopped and when the cluster stops.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.host.safefiles import private_dir
 from odh_spawner.host.users import SystemUser
 from odh_spawner.profiles.resolve import SparkRequest
-from odh_spawner.spark import auth, procs
+from odh_spawner.spark import auth, procs, uiguard
 from odh_spawner.spark.adopt import adopted, user_from_record, user_record
 from odh_spawner.spark.daemon import (CLEAN_ENV, MASTER_CLASS, SPARK_DEFAULTS, WORKER_CLASS, Daemon, fetch_master_json, missed_master,
                      spawn)
@@ -94,6 +98,22 @@ class LocalSparkCluster(LoggingConfigurable):
         they would otherwise take the CPU the server needs to come up. Needs root (which may lower it again);
         0 (or a platform not run as root) leaves their priority alone.""",
     )
+    port_guard_id = Unicode(
+        "",
+        config=True,
+        help="""Id of the platform's nftables table (odh_<id>, host.portguard) guarding the cluster's web UI ports
+        (master, workers, the notebook's drivers), so that only the owner's system user (their notebook server's
+        proxy) and root connect to them. Empty, without root and nft, or in single-user mode: not guarded (any
+        local user may open the UIs).""",
+    )
+    driver_ui_ports = Int(
+        8,
+        config=True,
+        help="""Consecutive ports reserved and guarded for the UIs of the notebook's Spark drivers (one per
+        kernel with a SparkSession): its spark-defaults.conf pins spark.ui.port to the first. One driver more
+        than this does not start (its JVM exits: 'Failed to bind SparkUI', naming spark.ui.port, in the
+        server's log). Only with port_guard_id.""",
+    )
     start_timeout = Float(120.0, config=True, help="Seconds a cluster may take to report all workers ALIVE.")
     stop_timeout = Float(10.0, config=True, help="Seconds Spark processes get after SIGTERM before SIGKILL.")
     poll_interval = Float(0.1, config=True, help="Seconds between readiness polls of the master's JSON.")
@@ -114,6 +134,7 @@ class LocalSparkCluster(LoggingConfigurable):
         self.run_as = run_as
         self.authenticate = True  # False only for a cluster an earlier hub version started (attach)
         self._secret: str | None = None  # this cluster's spark.authenticate secret (never logged)
+        self._driver_ports: list[int] = []  # the notebook's drivers' UI ports (see spark.uiguard)
         self.progress = progress or (lambda message: None)
         self.master_port, self.master_ui_port = free_port(), free_port()
         self._owner_pid = owner_pid
@@ -190,7 +211,21 @@ class LocalSparkCluster(LoggingConfigurable):
             processes=[p.record() for p in self._procs()], worker_cores=self.request.worker_cores,
             worker_memory=self.request.worker_memory, ui_proxy_url=self.ui_proxy_url, limits=self.limits,
             authenticate=self.authenticate, run_as=user_record(self.run_as), phase=self.phase, error=self.error,
+            guard_id=self.port_guard_id if self._ui_guard.active else "", driver_ui_ports=list(self._driver_ports),
         )
+
+    @property
+    def _ui_guard(self) -> uiguard.UiGuard:
+        return uiguard.UiGuard(self.port_guard_id, self.run_as)
+
+    def _release_ui(self, ports: list[int]) -> None:
+        if self._ui_guard.active:
+            uiguard.release(self.port_guard_id, ports)
+
+    @property
+    def ui_ports(self) -> list[int]:
+        """The UI ports of master, workers and the notebook's drivers (guarded with port_guard_id)."""
+        return sorted({p.ui_port for p in self._procs()} | set(self._driver_ports))
 
     def _save(self) -> None:
         write_state(self._state())
@@ -232,7 +267,12 @@ class LocalSparkCluster(LoggingConfigurable):
         if self.authenticate and self._secret is None:  # a new cluster: a new secret, and the notebook's copy
             self._secret = auth.new_secret()
             auth.write_secret(self.directory, self._secret)
-            auth.write_notebook_conf(self.directory, self._secret, owner=user)
+            extra = {}
+            if self._ui_guard.active and self.driver_ui_ports > 0:  # the drivers' UIs on ports guarded now
+                self._driver_ports = uiguard.free_port_block(self.driver_ui_ports)
+                self._ui_guard.guard(self._driver_ports)
+                extra = uiguard.driver_conf(self._driver_ports[0], len(self._driver_ports))
+            auth.write_notebook_conf(self.directory, self._secret, owner=user, extra=extra)
         self._find_binaries()
 
     def _fresh_work_dir(self, user: SystemUser | None) -> None:
@@ -293,6 +333,7 @@ class LocalSparkCluster(LoggingConfigurable):
                       owner_pid=state.owner_pid, ui_proxy_url=state.ui_proxy_url, limits=state.limits,
                       run_as=run_as, **kwargs)
         cluster.authenticate, cluster._secret = state.authenticate, secret
+        cluster.port_guard_id, cluster._driver_ports = state.guard_id, list(state.driver_ui_ports)
         cluster.phase, cluster.error = state.phase, state.error
         cluster._owner_started = state.owner_started
         cluster._creator = (state.creator_pid, state.creator_started)
@@ -336,6 +377,7 @@ class LocalSparkCluster(LoggingConfigurable):
         return self.boot_nice > 0 and os.geteuid() == 0
 
     def _spawn(self, role: str, args: list[str], port: int, ui_port: int) -> Daemon:
+        self._ui_guard.guard([ui_port])  # before it binds: nobody but its owner and root ever opens it
         daemon = spawn(self._spark_class, role, args, self._env(), self.directory, self.log_dir, port, ui_port,
                        run_as=self.run_as)
         if self._boot_niced:  # spark-class has not started its JVM yet: the JVM's threads inherit this
@@ -353,6 +395,9 @@ class LocalSparkCluster(LoggingConfigurable):
 
     def _launch_worker(self, index: int, relaunches: int = 0) -> Daemon:
         port, ui_port = free_port(), free_port()
+        old = self._workers.get(index)
+        if old is not None and old.ui_port != ui_port:  # a worker replaced: its UI port is no longer ours
+            self._release_ui([old.ui_port])
         proc = self._spawn(f"worker-{index}", self.worker_args(index, port, ui_port), port, ui_port)
         proc.relaunches = relaunches
         self._workers[index] = proc
@@ -575,29 +620,36 @@ class LocalSparkCluster(LoggingConfigurable):
     def _stop_workers(self, indices: list[int]) -> None:
         gone = [self._workers.pop(i) for i in indices if i in self._workers]
         procs.terminate([(p.pid, p.started, p.popen) for p in gone], self.conf_dir, self.stop_timeout)
+        self._release_ui([p.ui_port for p in gone])
         if self._master is not None:
             self._save()
 
     def _stop_processes(self) -> list[int]:
         targets = list(reversed(self._procs()))
         records = [(p.pid, p.started, p.popen) for p in targets]
+        ui_ports = [p.ui_port for p in targets]
         if self._owns_directory:  # processes another handle (the platform service) started: SIGTERM them too
             known = {p.pid for p in targets}
             try:
                 state = read_state(self.directory)
             except (OSError, ValueError, TypeError):
                 state = None
-            records += [(p.pid, p.started, None) for p in reversed(state.processes if state else [])
-                        if p.pid not in known]
+            others = [p for p in reversed(state.processes if state else []) if p.pid not in known]
+            records += [(p.pid, p.started, None) for p in others]
+            ui_ports += [p.ui_port for p in others]
         self._master, self._workers = None, {}
-        return procs.terminate(records, self.conf_dir, self.stop_timeout, sweep=self._owns_directory)
+        try:
+            return procs.terminate(records, self.conf_dir, self.stop_timeout, sweep=self._owns_directory)
+        finally:
+            self._release_ui(ui_ports)
 
     def _teardown(self, forget: bool) -> list[int]:
         killed = self._stop_processes()
         if self._owns_directory:
             if forget:
                 forget_cluster(self.directory)  # the state file, the secret and the notebook's copy
-                self._secret = None
+                self._release_ui(self._driver_ports)  # no notebook driver uses them now
+                self._secret, self._driver_ports = None, []
             else:
                 remove_state(self.directory)
             shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 
-from odh_spawner.spark import auth, procs
+from odh_spawner.spark import auth, procs, uiguard
 from odh_spawner.spark.phase import PHASE_FILE
 from odh_spawner.spark.limits import SparkUsage
 
@@ -55,6 +55,15 @@ class ClusterState:
     # "starting" from launch until master and every worker are up (then "ready"); absent in older files
     phase: str = "ready"
     error: str = ""
+    # the nftables guard of its UI ports (spark.uiguard): the table's id ("" when unguarded) and the block of
+    # ports the notebook's drivers bind their UI to (pinned in its spark-defaults.conf); absent in older files
+    guard_id: str = ""
+    driver_ui_ports: list[int] = field(default_factory=list)
+
+    @property
+    def ui_ports(self) -> list[int]:
+        """Every UI port of the cluster: master, workers, and the drivers' block."""
+        return sorted({p.ui_port for p in self.processes if p.ui_port} | set(self.driver_ui_ports))
 
     @property
     def conf_dir(self) -> str:
@@ -162,7 +171,10 @@ def current_usage(state_root: str, user: str) -> SparkUsage:
 def stop_recorded(state: ClusterState, timeout: float = 10.0) -> list[int]:
     """Stop a cluster from its state file alone (no Popen objects): verified PIDs only. Returns PIDs killed."""
     records = [(p.pid, p.started, None) for p in state.processes]
-    return procs.terminate(records, state.conf_dir, timeout, sweep=True)
+    try:
+        return procs.terminate(records, state.conf_dir, timeout, sweep=True)
+    finally:
+        uiguard.release(state.guard_id, state.ui_ports)
 
 
 def forget_cluster(directory: str) -> None:
@@ -192,6 +204,8 @@ def reap_orphans(state_root: str, timeout: float = 10.0) -> list[str]:
                         state.owner_pid or state.creator_pid)
             stop_recorded(state, timeout)
             reaped.append(state.name)
+        else:
+            uiguard.release(state.guard_id, state.ui_ports)  # what a crash left guarded (stop_recorded does it)
         forget_cluster(state.directory)
     return reaped
 

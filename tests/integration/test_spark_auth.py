@@ -6,7 +6,6 @@ Python processes with nothing but the environment a notebook server gets, and, w
 does), two real system users made with `localusers.ensure_system_user` (removed again at the end).
 """
 
-import asyncio
 import json
 import os
 import pwd
@@ -21,12 +20,20 @@ import uuid
 import pytest
 
 from odh_spawner.host import users as localusers
+from odh_spawner.host.portguard import PortGuard
 from odh_spawner.spark import LocalSparkCluster, auth, procs
 from odh_spawner.spark.daemon import fetch_master_json
 from odh_spawner.spark.state import read_state
-from tests.integration.test_spark_local import SMALL, clusters, spark_jvms, spark_root  # noqa: F401  (fixtures)
+from tests.integration import test_spark_local
+from tests.integration.test_spark_local import SMALL, spark_jvms
 
-REFUSED_WITHIN = 20.0  # seconds an application without the secret is watched not registering
+clusters, spark_root = test_spark_local.clusters, test_spark_local.spark_root  # its fixtures, used here too
+
+REFUSED_WITHIN = 120.0  # seconds a refused application may take to print why (a JVM start on a busy machine)
+# what a refused driver prints, measured with Spark 4.3: the master's SASL handler answers a driver that does not
+# authenticate (no secret) with the first, and a wrong secret fails the DIGEST-MD5 exchange with the second
+NO_SECRET = "Expected SaslMessage, received something else (maybe your client does not have SASL enabled?)"
+WRONG_SECRET = "javax.security.sasl.SaslException: DIGEST-MD5: digest response format violation"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="system users need root (CI runs as root)")
 
 # a notebook: a plain getOrCreate() (no configuration), one job, then it holds its application (and executors)
@@ -34,7 +41,8 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="system users need root (
 DRIVER = """
 import sys
 from pyspark.sql import SparkSession
-s = SparkSession.builder.appName(sys.argv[1]).config("spark.ui.enabled", "false").getOrCreate()
+b = SparkSession.builder.appName(sys.argv[1])
+s = (b if sys.argv[2:] == ["ui"] else b.config("spark.ui.enabled", "false")).getOrCreate()
 print("RESULT", s.range(1000).groupBy().sum("id").first()[0], flush=True)
 sys.stdin.read()
 s.stop()
@@ -50,12 +58,14 @@ def pyspark_path() -> str:
 class Driver:
     """A notebook-like driver process (ours: stopped by PID in `close`)."""
 
-    def __init__(self, env: dict, app: str, user: localusers.SystemUser | None = None, python: str = sys.executable):
+    def __init__(self, env: dict, app: str, user: localusers.SystemUser | None = None, python: str = sys.executable,
+                 ui: bool = False):
         identity = {}
         if user is not None:
             identity = dict(user=user.uid, group=user.gid, extra_groups=user.groups, cwd=user.home)
         self.app = app
-        self.proc = subprocess.Popen([python, "-c", DRIVER, app], env=env, stdin=subprocess.PIPE,
+        self.err = ""  # what `wait_for_error` read of its stderr so far
+        self.proc = subprocess.Popen([python, "-c", DRIVER, app, *(["ui"] if ui else [])], env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, **identity)
 
@@ -71,6 +81,20 @@ class Driver:
                 if line.startswith("RESULT"):
                     return line.split()[1]
         return ""
+
+    def wait_for_error(self, text: str, timeout: float) -> str:
+        """Read the driver's stderr until `text` is in it, it exits or `timeout` passes; return what was read."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while text not in self.err and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.5)
+            if ready:
+                line = self.proc.stderr.readline()
+                if not line:
+                    break
+                self.err += line
+        return self.err
 
     def jvm(self) -> int | None:
         """The driver's JVM (spark-submit's SparkSubmit, a descendant of the Python process)."""
@@ -94,7 +118,8 @@ class Driver:
             os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of its session (the JVM)
         except (ProcessLookupError, PermissionError):
             pass
-        return self.proc.stderr.read()
+        self.err += self.proc.stderr.read()
+        return self.err
 
 
 @pytest.fixture
@@ -145,11 +170,15 @@ def app_names(cluster: LocalSparkCluster) -> list[str]:
     return [a["name"] for a in data.get("activeapps", []) + data.get("completedapps", [])]
 
 
-def assert_refused(cluster: LocalSparkCluster, driver: Driver) -> str:
-    """`driver` never registers: no result and no application of its name at the master in REFUSED_WITHIN."""
-    assert driver.result(REFUSED_WITHIN) == "", f"{driver.app} ran a job on a cluster it has no secret of"
+def assert_refused(cluster: LocalSparkCluster, driver: Driver, cause: str) -> str:
+    """`driver` is refused for lack of the secret: Spark's authentication error `cause` is in its own output
+    (never just "no result so far"), it printed no result, and the master has no application of its name."""
+    err = driver.wait_for_error(cause, REFUSED_WITHIN)
+    assert cause in err, f"{driver.app} was not refused by authentication; its output ends:\n{err[-3000:]}"
     assert driver.app not in app_names(cluster)
-    return driver.close(grace=0)
+    out = driver.close(grace=0)
+    assert "RESULT" not in driver.proc.stdout.read(), f"{driver.app} ran a job on a cluster it has no secret of"
+    return out
 
 
 def no_secret_on_any_command_line(secret: str) -> None:
@@ -157,7 +186,7 @@ def no_secret_on_any_command_line(secret: str) -> None:
     assert leaks == [], f"the cluster secret is on the command line of {leaks}"
 
 
-async def test_only_the_owners_notebook_attaches(clusters, drivers, tmp_path):  # noqa: F811
+async def test_only_the_owners_notebook_attaches(clusters, drivers, tmp_path):
     cluster = clusters("owned")
     await cluster.start()
     secret = auth.read_secret(cluster.directory)
@@ -191,8 +220,8 @@ async def test_only_the_owners_notebook_attaches(clusters, drivers, tmp_path):  
     wrong_conf.mkdir(mode=0o700)
     (wrong_conf / "spark-defaults.conf").write_text(auth.render_conf(auth.driver_conf(auth.new_secret())))
     impostor = drivers({**plain, "SPARK_CONF_DIR": str(wrong_conf)}, "wrong-secret-app")
-    assert_refused(cluster, stranger)
-    assert_refused(cluster, impostor)
+    assert_refused(cluster, stranger, NO_SECRET)
+    assert_refused(cluster, impostor, WRONG_SECRET)
     assert (await cluster.status()).workers_alive == 1  # the cluster is unharmed
     owner.close()
 
@@ -268,6 +297,24 @@ def user_python(user: localusers.SystemUser) -> tuple[str, dict]:
     pytest.skip("no Python interpreter with pyspark that a system user may run")
 
 
+@pytest.fixture
+def guard_id():
+    """A test's own nftables table (host.portguard), removed afterwards."""
+    gid = "test" + uuid.uuid4().hex[:8]
+    yield gid
+    PortGuard(gid).remove()
+
+
+def connect_as(user: localusers.SystemUser | None, port: int) -> str:
+    """'connected', or the exception and errno of a TCP connection to 127.0.0.1:`port` as `user` (None: root)."""
+    code = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=5).close()\n"
+            "    print('connected')\nexcept OSError as e:\n    print(type(e).__name__, e.errno)" % port)
+    identity = dict(user=user.uid, group=user.gid, extra_groups=user.groups) if user is not None else {}
+    out = subprocess.run([sys.executable if user is None else "/usr/bin/python3", "-c", code], capture_output=True,
+                         text=True, timeout=30, **identity)
+    return out.stdout.strip() or out.stderr.strip()[-300:]
+
+
 def can_read(user: localusers.SystemUser, path: str) -> bool:
     out = subprocess.run(["cat", path], user=user.uid, group=user.gid, extra_groups=user.groups,
                          capture_output=True, timeout=30)
@@ -275,9 +322,9 @@ def can_read(user: localusers.SystemUser, path: str) -> bool:
 
 
 @as_root
-async def test_a_users_cluster_runs_as_them_and_keeps_others_out(user_cluster, drivers, system_users):
+async def test_a_users_cluster_runs_as_them_and_keeps_others_out(user_cluster, drivers, system_users, guard_id):
     owner, other = system_users
-    cluster = user_cluster("isolated", run_as=owner)
+    cluster = user_cluster("isolated", run_as=owner, port_guard_id=guard_id)
     await cluster.start()
     for pid in cluster.pids:  # master and worker run as the owner
         assert uid_of(pid) == owner.uid
@@ -291,8 +338,21 @@ async def test_a_users_cluster_runs_as_them_and_keeps_others_out(user_cluster, d
 
     python, env = user_python(owner)
     notebook = {**env, **owner.env(), **cluster.notebook_env(python=python)}
-    app = drivers(notebook, "owner-as-user", user=owner, python=python)
+    app = drivers(notebook, "owner-as-user", user=owner, python=python, ui=True)
     assert app.result(180) == "499500", app.close()[-3000:]
+
+    # the web UIs (master, worker, the owner's driver) answer the owner and root; the other user is reset by the
+    # guard (ECONNREFUSED: the SYN is answered with a TCP reset) while the UI is up and listening
+    state = read_state(cluster.directory)
+    driver_ui = state.driver_ui_ports[0]
+    with open(os.path.join(cluster.notebook_conf_dir, "spark-defaults.conf")) as f:
+        assert f"spark.ui.port {driver_ui}\n" in f.read()
+    ui_ports = [state.master.ui_port, state.workers[0].ui_port, driver_ui]
+    assert state.guard_id == guard_id and PortGuard(guard_id).owned() == {p: {owner.uid} for p in state.ui_ports}
+    for port in ui_ports:
+        assert connect_as(owner, port) == "connected", port
+        assert connect_as(None, port) == "connected", port
+        assert connect_as(other, port) == "ConnectionRefusedError 111", port
     (executor,) = executors(cluster)
     assert uid_of(executor) == owner.uid and uid_of(app.jvm()) == owner.uid
     secret = auth.read_secret(cluster.directory)
@@ -310,7 +370,7 @@ async def test_a_users_cluster_runs_as_them_and_keeps_others_out(user_cluster, d
     # ... and cannot attach an application, even pointing at the owner's configuration directory
     stranger = drivers({**env, **other.env(), **cluster.notebook_env(python=python)}, "other-as-user", user=other,
                        python=python)
-    assert_refused(cluster, stranger)
+    assert_refused(cluster, stranger, NO_SECRET)
 
     # the platform service (a fresh handle from the state file) scales and restarts as the same user
     handle = LocalSparkCluster.attach(read_state(cluster.directory))
@@ -318,14 +378,19 @@ async def test_a_users_cluster_runs_as_them_and_keeps_others_out(user_cluster, d
     await handle.scale(2)
     for pid in handle.pids:
         assert uid_of(pid) == owner.uid
+    added = read_state(cluster.directory).workers[1].ui_port  # guarded by the platform's handle
+    assert connect_as(other, added) == "ConnectionRefusedError 111" and connect_as(owner, added) == "connected"
     app.close()
     await handle.restart()
     for pid in handle.pids:
         assert uid_of(pid) == owner.uid
     assert (await handle.status()).workers_alive == 2
+    restarted = read_state(cluster.directory)
+    assert PortGuard(guard_id).owned() == {p: {owner.uid} for p in restarted.ui_ports}  # replaced workers' went
     again = drivers(notebook, "owner-after-restart", user=owner, python=python)
     assert again.result(180) == "499500", again.close()[-3000:]
     again.close()
     handle.release()
     await cluster.stop()  # the hub's handle stops what the platform service started (from the state file)
     assert procs.cluster_pids(cluster.conf_dir) == []
+    assert PortGuard(guard_id).owned() == {}, "a stopped cluster's UI ports are released"

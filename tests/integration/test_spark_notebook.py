@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import pwd
 import re
 import signal
 import time
@@ -19,6 +20,7 @@ import psutil
 import pytest
 import requests
 
+from odh_spawner.host.portguard import PortGuard
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.settings import load_settings
 from odh_spawner.spark import procs
@@ -353,11 +355,18 @@ def test_cluster_orphaned_by_a_hub_crash_is_reaped_on_restart(private_hub):
     psutil.wait_procs(others, timeout=10)
     assert not pid_alive(state.owner_pid)
     assert all(procs.is_spark_process(p.pid, state.conf_dir, p.started) for p in state.processes), "not orphaned"
+    # its UI ports stay guarded for alice meanwhile: the rules live in the kernel, not in the hub
+    guard = PortGuard(state.guard_id)
+    uid = pwd.getpwnam(state.run_as["name"]).pw_uid if state.run_as else None
+    if os.geteuid() == 0:  # as root (CI): guarded for her system user
+        assert uid is not None and state.ui_ports
+        assert {p: guard.owned().get(p) for p in state.ui_ports} == {p: {uid} for p in state.ui_ports}
     # the hub comes back on the same state: it polls alice's server, finds it gone, and reaps its cluster
     log_start = os.path.getsize(private_hub.log_path)
     private_hub.start()
     assert_cluster_gone(state, timeout=60)
     assert cluster_state(private_hub) is None
+    assert not set(guard.owned()) & set(state.ui_ports), "the reaped cluster's UI ports are released"
     with open(private_hub.log_path, errors="replace") as f:
         f.seek(log_start)
         assert "Stopped 1 orphaned Spark cluster(s): alice" in f.read()

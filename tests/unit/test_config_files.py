@@ -6,7 +6,7 @@ import pytest
 from traitlets.config import Config
 
 from odh_spawner.cli import main
-from odh_spawner.localplatform.hubconfig import configure
+from odh_spawner.localplatform.hubconfig import configure, platform_id
 from odh_spawner.localplatform.settings import SettingsError, load_settings, parse_settings
 from odh_spawner.auth.passwords import hash_password, verify_password
 from odh_spawner.auth.users import UserFileError, load_users, parse_users
@@ -93,6 +93,9 @@ def test_hub_config_from_data():
     })
     assert c.JupyterHub.spawner_class == "odh-local"
     assert c.OdhLocalSpawner.profiles_path == "/c/profiles.yaml"
+    # Spark UIs and model servers share the platform's nftables table (one per state directory)
+    assert c.LocalSparkCluster.port_guard_id == platform_id("/state")
+    assert f"--LocalMLServerBackend.port_guard_id={platform_id('/state')}" in c.JupyterHub.services[0]["command"]
     assert c.OdhStorage.admin_endpoint == "http://127.0.0.1:9000"
     assert c.OdhStorage.admin_keys_file == "/state/ceph/admin-keys.json"
     assert c.OdhStorage.quota_max_size == "10Gi" and "quota_max_objects" not in c.OdhStorage

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from odh_spawner.host.users import SystemUser
 from odh_spawner.naming import user_slug
 from odh_spawner.profiles.resolve import SparkRequest
-from odh_spawner.spark import auth, kube
+from odh_spawner.spark import auth, kube, uiguard
 from odh_spawner.spark.errors import SparkError
 from odh_spawner.spark.adopt import user_from_record as _user_from_record
 from odh_spawner.spark.local import LocalSparkCluster
@@ -153,6 +153,45 @@ def test_daemons_authenticate_and_the_notebook_gets_a_conf_dir_not_the_secret(tm
     env = cluster.notebook_env(python="/usr/bin/python3")
     assert env["SPARK_CONF_DIR"] == os.path.join(str(tmp_path), "c", "notebook-conf")
     assert not [k for k in env if "SECRET" in k]
+
+
+def test_daemons_kill_nothing_from_their_ui(tmp_path):
+    cluster = LocalSparkCluster(str(tmp_path), "c", SparkRequest(1, 1, GI), user="alice", ui_proxy_url="/u/x/spark")
+    assert cluster.spark_defaults()["spark.ui.killEnabled"] == "false"
+
+
+# -- the UI port guard (spark.uiguard), its pure parts ---------------------------------------------------------
+def test_the_drivers_ui_is_pinned_to_the_guarded_block():
+    assert uiguard.driver_conf(40000, 8) == {"spark.ui.port": "40000", "spark.port.maxRetries": "7"}
+    assert uiguard.driver_conf(65535, 1) == {"spark.ui.port": "65535", "spark.port.maxRetries": "0"}
+    for first, count in ((65530, 8), (80, 2), (40000, 0)):
+        with pytest.raises(ValueError, match="out of range"):
+            uiguard.driver_conf(first, count)
+    conf = auth.render_conf(auth.driver_conf(SECRET, uiguard.driver_conf(40000, 4)))
+    assert conf == ("spark.ui.port 40000\nspark.port.maxRetries 3\nspark.authenticate true\n"
+                    f"spark.authenticate.secret {SECRET}\n")
+    # a further setting never replaces authentication
+    assert auth.driver_conf(SECRET, {"spark.authenticate": "false"})["spark.authenticate"] == "true"
+
+
+def test_a_guard_needs_an_id_and_an_owner():
+    me = pwd.getpwuid(os.getuid())
+    owner = SystemUser(me.pw_name, me.pw_uid, me.pw_gid, "/h")
+    assert uiguard.UiGuard("abc", owner).active
+    assert not uiguard.UiGuard("", owner).active and not uiguard.UiGuard("abc", None).active
+    assert uiguard.UiGuard("", owner).guard([40000]) is False  # nothing to guard with: nothing run
+
+
+def test_state_records_every_ui_port_and_the_guard(tmp_path):
+    procs_ = [ProcessRecord("master", 10, 1, 7077, 8080), ProcessRecord("worker-1", 11, 1, 7078, 8081)]
+    write_state(ClusterState(name="c", directory=str(tmp_path), processes=procs_, guard_id="1a2b3c4d",
+                             driver_ui_ports=[40000, 40001]))
+    state = read_state(str(tmp_path))
+    assert state.guard_id == "1a2b3c4d" and state.ui_ports == [8080, 8081, 40000, 40001]
+    data = state.to_json()
+    del data["guard_id"], data["driver_ui_ports"]  # a state file of an earlier version
+    old = ClusterState.from_json(data)
+    assert (old.guard_id, old.driver_ui_ports, old.ui_ports) == ("", [], [8080, 8081])
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------------------

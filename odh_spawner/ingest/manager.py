@@ -144,7 +144,8 @@ class IngestionManager:
             "last_error": last_error, "hint": hint(state, st, last_error, ing.runtime.get("last_exit")),
             "buffered_records": st.get("buffered_records", 0), "group": ing.group,
             "created": ing.created, "updated": ing.updated, "restarts": ing.restarts, "changes": ing.changes,
-            "offsets_kept_in": f"Kafka consumer group {ing.group!r} (committed only after each object is written)",
+            "offsets_kept_in": f"the objects in bucket {ing.spec.bucket!r} (the position of record); Kafka consumer "
+                               f"group {ing.group!r} shows the lag",
         }
 
     # -- checks ----------------------------------------------------------------------------------
@@ -362,6 +363,11 @@ class IngestionManager:
         loaded = self.store.load_all()
         for ing in loaded:
             self.ingestions[ing.key] = ing
+            if ing.migrated:  # a record from before the Kafka tokens: keep the ones made at load
+                self.store.save(ing)
+                ing.migrated = False
+                self.log.info("Ingestion %s/%s: new consumer group %s (its worker resumes from its objects)",
+                              ing.owner, ing.name, ing.group)
         await self.refresh()
         for ing in loaded:
             live = self.backend.alive(ing.runtime)

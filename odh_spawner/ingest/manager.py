@@ -143,6 +143,7 @@ class IngestionManager:
             "last_object": st.get("last_object"), "last_object_at": st.get("last_object_at"),
             "last_error": last_error, "hint": hint(state, st, last_error, ing.runtime.get("last_exit")),
             "buffered_records": st.get("buffered_records", 0), "group": ing.group,
+            "foreign_commits": st.get("foreign_commits", 0),
             "created": ing.created, "updated": ing.updated, "restarts": ing.restarts, "changes": ing.changes,
             "offsets_kept_in": f"the objects in bucket {ing.spec.bucket!r} (the position of record); Kafka consumer "
                                f"group {ing.group!r} shows the lag",

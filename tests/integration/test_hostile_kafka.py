@@ -238,6 +238,7 @@ print(json.dumps({"delete": deleted}))''')
         ahead = [p for p in range(PARTS) if p % 2 == 0]
         assert any(f"the group's committed offset {AHEAD + p} is past this ingestion's objects" in log for p in ahead), \
             log[-3000:]
+        assert ing.status()["foreign_commits"] >= len(ahead)  # and says so in its status
 
         # bob deletes (or tries to delete) the group again while the new worker runs, commits once more as a
         # member; alice produces more: still exact, and verify() clean once the worker has set the offsets back
@@ -270,3 +271,80 @@ print(json.dumps(out))''')
         assert sum(end_offsets(kafka_broker.bootstrap, topic).values()) == total  # every record produced, once
     finally:
         ing.delete()
+
+
+# -- the worker alone: a group that lost every commit --------------------------------------------------------
+@pytest.fixture(scope="module")
+def owner_s3(ceph):
+    import asyncio
+
+    from odh_spawner.credentials.rgw import RgwCredentialStore
+
+    store = RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key, timeout=10)
+    creds = asyncio.run(store.ensure("hostile-kafka-owner"))
+    s3 = s3_of({"S3_ENDPOINT_URL": ceph.endpoint, "AWS_ACCESS_KEY_ID": creds.access_key,
+                "AWS_SECRET_ACCESS_KEY": creds.secret_key})
+    try:
+        s3.create_bucket(Bucket="hostile-kafka-raw")
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    return creds, s3
+
+
+def start_worker(tmp, bootstrap, creds, endpoint, topic, group, prefix, previous=()):
+    import subprocess
+    import sys
+
+    cfg = {"name": topic, "bootstrap": bootstrap, "group": group, "instance": f"{group}.w", "topic": topic,
+           "bucket": "hostile-kafka-raw", "prefix": prefix, "previous_prefixes": list(previous), "format": "jsonl",
+           "flush_records": 300, "flush_seconds": 1, "status_path": os.path.join(tmp, f"status-{group}.json"),
+           "s3": {"endpoint": endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key}}
+    log_path = os.path.join(tmp, f"worker-{group}.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "odh_spawner.ingest.worker"], stdin=subprocess.PIPE,
+                                stdout=log, stderr=subprocess.STDOUT)
+    proc.stdin.write(json.dumps(cfg).encode())
+    proc.stdin.close()
+    return proc, cfg["status_path"], log_path
+
+
+def status_of(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def reached_ends(path: str, bootstrap: str, topic: str) -> bool:
+    ends, parts = end_offsets(bootstrap, topic), status_of(path).get("partitions") or {}
+    return len(parts) == len(ends) and all((parts[str(p)].get("committed") or -1) >= e for p, e in ends.items())
+
+
+def test_a_worker_whose_group_lost_its_commits_resumes_from_its_objects(kafka_broker, ceph, owner_s3, tmp_path):
+    """A deleted group, or the new group a record from before the tokens gets: no committed offset at all.
+    The worker (killed -9 first) goes on after its objects — also under the prefix it wrote before a change."""
+    creds, s3 = owner_s3
+    topic = f"lost-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker.bootstrap, topic, PARTS)
+    produce(kafka_broker.bootstrap, topic, 2000)
+    proc, status, log = start_worker(str(tmp_path), kafka_broker.bootstrap, creds, ceph.endpoint, topic,
+                                     f"g1-{topic}", f"{topic}/a/")
+    try:
+        wait_for(lambda: reached_ends(status, kafka_broker.bootstrap, topic), 120, "the first worker to catch up")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    produce(kafka_broker.bootstrap, topic, 1000, start=2000)
+    # a new group (nothing committed) and a new prefix: the position comes from the objects under the old one
+    proc, status, log = start_worker(str(tmp_path), kafka_broker.bootstrap, creds, ceph.endpoint, topic,
+                                     f"g2-{topic}", f"{topic}/b/", previous=[f"{topic}/a/"])
+    try:
+        wait_for(lambda: reached_ends(status, kafka_broker.bootstrap, topic), 120, "the second worker to catch up")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, open(log).read()[-3000:]
+    first, _ = bucket_values(s3, "hostile-kafka-raw", f"{topic}/a/")
+    second, _ = bucket_values(s3, "hostile-kafka-raw", f"{topic}/b/")
+    assert sorted(first + second) == list(range(3000)), (len(first), len(second))
+    assert len(second) == 1000 and "were written before a restart" in open(log).read()

@@ -190,6 +190,15 @@ class IngestionManager:
         except BotoCoreError as e:
             raise IngestUnavailable(f"Object storage does not answer ({type(e).__name__}).") from None
 
+    def _one_writer(self, owner: str, name: str, spec: Spec) -> None:
+        """One ingestion per (bucket, prefix, topic) of an owner: the objects there are its position of record,
+        so two ingestions writing there would each take the other's objects for their own."""
+        for other in self.list(owner):
+            if other.name != name and (other.spec.bucket, other.spec.topic) == (spec.bucket, spec.topic) \
+                    and spec.prefix in other.prefixes():
+                raise IngestionExists(f"Your ingestion {other.name!r} writes topic {spec.topic!r} under "
+                                      f"s3://{spec.bucket}/{spec.prefix}; choose another prefix.")
+
     # -- changes ---------------------------------------------------------------------------------
     async def create(self, owner: str, data: dict) -> Ingestion:
         if not isinstance(data, dict):
@@ -205,6 +214,7 @@ class IngestionManager:
             if len(self.list(owner)) >= self.max_per_user:
                 raise IngestForbidden(f"You have {self.max_per_user} ingestions, the most allowed; delete one "
                                       "first.")
+            self._one_writer(owner, name, spec)
             creds = await self._check(owner, spec, partitions)
             ing = Ingestion(owner=owner, name=name, spec=spec)
             self.backend.identity(owner)  # a clear error before anything is recorded
@@ -242,6 +252,7 @@ class IngestionManager:
         new = build_spec(data, base=ing.spec) if data else ing.spec
         async with self._lock(ing.key):
             if new != ing.spec:
+                self._one_writer(owner, name, new)
                 creds = await self._check(owner, new)
                 was_running = ing.desired == RUNNING
                 await self._call("stop", ing.runtime, desired=ing.desired if not was_running else STOPPED)

@@ -294,3 +294,57 @@ def test_plan_shows_example_key_flush_rule_and_where_offsets_are_kept():
     assert "1,000 records" in p["flush"] and "30 s" in p["flush"] and "hour" in p["flush"]
     assert "objects already in your bucket" in p["offsets"]
     assert default_name("Clicks.V2", "raw") == "clicks-v2-raw"
+
+
+def test_the_platform_keeps_the_tokens_it_makes_for_an_old_record(tmp_path):
+    """A record written before the tokens (on disk, as an older platform left it): adopt_all gives it tokens and
+    saves them, so the next start finds the same group and member ids."""
+    import asyncio
+
+    from odh_spawner.ingest.local import LocalIngestBackend
+    from odh_spawner.ingest.manager import IngestionManager
+    from odh_spawner.ingest.store import IngestionStore
+
+    store = IngestionStore(str(tmp_path / "records"))
+    path = tmp_path / "records" / "alice" / "clicks" / "ingestion.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"owner": "alice", "name": "clicks", "spec": {"topic": "t", "bucket": "raw"},
+                                "desired": "stopped", "runtime": {}}))
+
+    def adopted():
+        m = IngestionManager(LocalIngestBackend(run_as_owner=False), store, credentials_for=None, bootstrap="")
+        asyncio.run(m.adopt_all())
+        return m.get("alice", "clicks")
+
+    first = adopted()
+    saved = json.loads(path.read_text())
+    assert saved["group_token"] == first.group_token and saved["member_token"] == first.member_token
+    second = adopted()
+    assert (second.group, second.member) == (first.group, first.member) and not second.migrated
+    assert first.group.startswith("odh-ingest.alice.clicks.") and first.group != "odh-ingest.alice.clicks"
+
+
+def test_two_ingestions_of_one_owner_never_write_the_same_topic_under_one_prefix(tmp_path):
+    """The objects under (bucket, prefix, topic) are one ingestion's position of record: a second one there is
+    refused before anything reaches Kafka or S3 (also one that would reuse a prefix another wrote under)."""
+    import asyncio
+
+    from odh_spawner.ingest.local import LocalIngestBackend
+    from odh_spawner.ingest.manager import IngestionManager
+    from odh_spawner.ingest.spec import IngestionExists
+    from odh_spawner.ingest.store import IngestionStore
+
+    m = IngestionManager(LocalIngestBackend(run_as_owner=False), IngestionStore(str(tmp_path)), credentials_for=None,
+                         bootstrap="")
+    first = Ingestion(owner="alice", name="a", spec=build_spec({"topic": "t", "bucket": "raw", "prefix": "new/"}),
+                      changes=[{"at": 1, "from": {"prefix": "old/"}, "to": {"prefix": "new/"}}])
+    m.ingestions[first.key] = first
+    for prefix in ("new/", "old/"):
+        with pytest.raises(IngestionExists) as e:
+            asyncio.run(m.create("alice", {"name": "b", "topic": "t", "bucket": "raw", "prefix": prefix}))
+        assert e.value.status_code == 409
+        assert e.value.message == f"Your ingestion 'a' writes topic 't' under s3://raw/{prefix}; choose another prefix."
+    m._one_writer("alice", "b", build_spec({"topic": "t", "bucket": "raw", "prefix": "other/"}))  # elsewhere: fine
+    m._one_writer("alice", "b", build_spec({"topic": "u", "bucket": "raw", "prefix": "new/"}))  # another topic
+    m._one_writer("bob", "b", build_spec({"topic": "t", "bucket": "raw", "prefix": "new/"}))  # another owner
+    m._one_writer("alice", "a", build_spec({"topic": "t", "bucket": "raw", "prefix": "old/"}))  # itself, back

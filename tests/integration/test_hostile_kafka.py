@@ -240,19 +240,27 @@ print(json.dumps({"delete": deleted}))''')
             log[-3000:]
         assert ing.status()["foreign_commits"] >= len(ahead)  # and says so in its status
 
-        # bob deletes (or tries to delete) the group again while the new worker runs, commits once more as a
-        # member; alice produces more: still exact, and verify() clean once the worker has set the offsets back
+        # bob joins once more while the new worker runs and commits 0 on every partition, staying a member: the
+        # worker sets the offsets of its own partitions back (it compares every few seconds); then bob leaves and
+        # deletes (or tries to delete) the group; alice produces more: still exact, and verify() clean
         c = run(bob_kernel, f'''
 m = join(real, {topic!r})
-out = {{"commit": commit(m, {topic!r}, {{p: 0 for p in range({PARTS})}})}}
+print(json.dumps({{"commit": commit(m, {topic!r}, {{p: 0 for p in range({PARTS})}}),
+                  "assigned": sorted(tp.partition for tp in m["c"].assignment())}}))''')
+        assert c["commit"] == "committed" and c["assigned"], c
+        seen = worker_log(hub, NAME).count("setting them back")
+        wait_for(lambda: worker_log(hub, NAME).count("setting them back") > seen, 30,
+                 "the worker to set its partitions' offsets back")
+        c.update(run(bob_kernel, '''
 leave(m)
+out = {}
 try:
     for f in admin.delete_consumer_groups([real]).values():
         f.result(15)
     out["delete"] = "deleted"
 except KafkaException as e:
     out["delete"] = e.args[0].str()
-print(json.dumps(out))''')
+print(json.dumps(out))'''))
         assert c["commit"] == "committed" and (c["delete"] == "deleted" or "not empty" in c["delete"]), c
         produce(kafka_broker.bootstrap, topic, 1500, start=total)
         total += 1500

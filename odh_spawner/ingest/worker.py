@@ -11,7 +11,8 @@ for lag display only: a local broker has no authentication, and anyone may commi
 know (the broker's group list is public) — a commit far ahead, far behind, or a deleted group changes nothing
 here; the worker sets the group's offsets back to its own (`foreign_commits` in its status) every few seconds.
 The group id and the static member id each carry a random token from the ingestion's record (model.group_id,
-model.member_id): nobody joins the group as the ingestion by guessing a name.
+model.member_id): nobody joins the group as the ingestion by guessing a name. (Who reads them from the broker
+can still hold the ingestion's partitions, i.e. stall it — availability, not integrity: that needs Kafka ACLs.)
 
 A member of the ingestion's own consumer group. For each batch (batching.Batcher decides when one closes):
 1. fence: the partition is still ours (assignment) and the group still takes our commits — the batch's first

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import uuid
 
@@ -58,6 +59,12 @@ def landed(s3, bucket: str, prefix: str) -> int:
             _, _, first, last = parse_key(o["Key"])
             n += last - first + 1
     return n
+
+
+def refused(log: str, offset: str) -> bool:
+    """The worker's log says it did not follow `offset` found in the group (on assignment, or its guard)."""
+    return (f"committed offset {offset} is past this ingestion's objects" in log
+            or re.search(r"committed offsets \{[^}\n]*: " + offset + r"[,}][^\n]*are not this worker's", log) is not None)
 
 
 def caught_up(ing, bootstrap: str, topic: str) -> bool:
@@ -107,7 +114,10 @@ def join(group, topic, instance=None, timeout=60):
     def keep():
         while not stop.is_set():
             with lock:
-                c.poll(0.1)
+                try:
+                    c.poll(0.1)
+                except Exception:  # fenced out again by the member he impersonates
+                    pass
             time.sleep(0.05)
     t = threading.Thread(target=keep, daemon=True)
     t.start()
@@ -115,7 +125,10 @@ def join(group, topic, instance=None, timeout=60):
 
 def leave(m):
     m["stop"].set(); m["t"].join(5)
-    m["c"].close()
+    try:
+        m["c"].close()
+    except Exception:
+        pass
 
 def members(group):
     d = admin.describe_consumer_groups([group])[group].result(15)
@@ -262,6 +275,25 @@ except KafkaException as e:
     out["delete"] = e.args[0].str()
 print(json.dumps(out))'''))
         assert c["commit"] == "committed" and (c["delete"] == "deleted" or "not empty" in c["delete"]), c
+
+        # the worst of all: the group's description is public too, with the worker's static member id; bob joins
+        # as that member (the broker hands him every partition) and commits far ahead as "her"; her worker does
+        # not follow his offsets (its guard sets them back). noida-db does not tell the replaced worker, so the
+        # ingestion stalls while bob holds the membership; pause and resume start her worker again, which takes
+        # the membership back and goes on from its objects
+        d = run(bob_kernel, f'''
+inst = [x for x in members(real) if x.startswith("odh-ingest-worker.")]
+m = join(real, {topic!r}, inst[0])
+print(json.dumps({{"instance": inst, "assigned": sorted(tp.partition for tp in m["c"].assignment()),
+                  "commit": commit(m, {topic!r}, {{p: {AHEAD} + 10 + p for p in range({PARTS})}})}}))''')
+        assert d["instance"] == [member] and d["assigned"] == list(range(PARTS)) and d["commit"] == "committed", d
+        wait_for(lambda: any(refused(worker_log(hub, NAME), str(AHEAD + 10 + p)) for p in range(PARTS)), 60,
+                 "alice's worker to refuse bob's offsets")
+        run(bob_kernel, '''
+leave(m)
+print(json.dumps({}))''')
+        ing.pause()
+        ing.resume()
         produce(kafka_broker.bootstrap, topic, 1500, start=total)
         total += 1500
         wait_for(lambda: caught_up(ing, kafka_broker.bootstrap, topic), 180, "the worker to reach every end")

@@ -11,8 +11,8 @@
 
 The ingestion belongs to you, not to this notebook server: it keeps running when the server stops and after
 a platform restart. It runs on the platform service (with your hub token), reads with its own consumer
-group, and writes with your own object-storage keys; offsets are committed only after each object is
-written, so every record lands exactly once.
+group, and writes with your own object-storage keys; it resumes after the last offset its objects in your
+bucket hold, so every record lands exactly once.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def plan(topic: str, bucket: str, prefix: str = "", format: str = "jsonl", flush
         "format": format,
         "flush": (f"an object closes at {flush_records:,} records, or {flush_seconds:g} s after its first record "
                   "(even when no new record arrives)" + (", or when the hour changes" if hour else "")),
-        "offsets": "kept in the ingestion's own Kafka consumer group, committed only after each object is "
-                   "written: every record lands exactly once, across restarts",
+        "offsets": "taken from the objects already in your bucket (only you can write there), so every record "
+                   "lands exactly once, across restarts, whatever anyone commits on the broker",
     }
 
 

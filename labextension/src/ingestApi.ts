@@ -170,7 +170,7 @@ export function planOf(s: IIngestSettings, now = new Date()): { label: string; t
         `an object closes at ${s.flush_records.toLocaleString('en-US')} records, or ${s.flush_seconds} s after its first record ` +
         '(even when no new record arrives)' + (hourly ? ', or when the hour changes' : '')
     },
-    { label: 'Offsets', text: 'kept in the ingestion\'s own Kafka consumer group, committed only after each object is written: every record lands exactly once' }
+    { label: 'Offsets', text: 'taken from the objects already in your bucket (only you can write there): every record lands exactly once, whatever anyone commits on the broker' }
   ];
 }
 

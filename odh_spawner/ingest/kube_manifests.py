@@ -7,9 +7,11 @@ Two ways an ingestion runs on Kubernetes:
   keys — is a file of a per-ingestion Secret volume; pause/stop scale it to 0 replicas.
 - `strimzi`: a Strimzi `KafkaConnector` (see kube_strimzi).
 
-Names. Every object of an ingestion is named `odh-ingest.<user slug>.<name>`, the ingestion's consumer group
-(model.group_id): a slug and a name hold no '.', and slugs are injective (naming.user_slug), so the name is
-injective in (owner, name). A DNS subdomain of at most 11 + 28 + 1 + 40 = 80 characters.
+Names. Every object of an ingestion is named `odh-ingest.<user slug>.<name>` (model.base_name): a slug and a
+name hold no '.', and slugs are injective (naming.user_slug), so the name is injective in (owner, name). A DNS
+subdomain of at most 11 + 28 + 1 + 40 = 80 characters. The names are public; the consumer group is not one of
+them: in "deployment" mode the worker's group and static member id are the ones in the ingestion's record
+(model.group_id, model.member_id: each with a random token).
 
 Credentials only ever live in the Secrets (`stringData`): no Deployment, KafkaConnector, Role or label holds them.
 """
@@ -21,7 +23,7 @@ import json
 
 from odh_spawner.credentials.model import S3_CLIENT_SETTINGS
 from odh_spawner.naming import user_slug
-from odh_spawner.ingest.model import RUNNING, STOPPED, Ingestion, group_id
+from odh_spawner.ingest.model import RUNNING, STOPPED, Ingestion, base_name
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-hub"}
 COMPONENT = "kafka-ingest"
@@ -34,7 +36,7 @@ TERMINATION_LOG = "/dev/termination-log"
 # -- names and labels -------------------------------------------------------------------------------------------
 def resource_name(owner: str, name: str) -> str:
     """The name of every Kubernetes object of `owner`'s ingestion `name` (injective; see the module docstring)."""
-    return group_id(owner, name)
+    return base_name(owner, name)
 
 
 def labels(owner: str, name: str) -> dict:

@@ -41,8 +41,9 @@ def worker_config(ing: Ingestion, creds, bootstrap: str, run_dir: str, max_buffe
                   consumer: dict | None = None) -> dict:
     """What a worker reads on stdin. Pure."""
     s = ing.spec
-    return {"name": ing.name, "bootstrap": bootstrap, "group": ing.group, "instance": ing.group,
-            "topic": s.topic, "bucket": s.bucket, "prefix": s.prefix, "format": s.format,
+    return {"name": ing.name, "bootstrap": bootstrap, "group": ing.group, "instance": ing.member,
+            "topic": s.topic, "bucket": s.bucket, "prefix": s.prefix, "previous_prefixes": ing.prefixes()[1:],
+            "format": s.format,
             "flush_records": s.flush_records, "flush_seconds": s.flush_seconds, "partition_by": s.partition_by,
             "max_buffer_bytes": max_buffer_bytes, "status_path": os.path.join(run_dir, STATUS),
             "s3": {"endpoint": creds.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key},

@@ -7,7 +7,10 @@ each begins right after the previous one ends. Reported:
   have offsets without records, which show here too);
 - missing: committed offsets beyond the last object (committed but never written: a loss);
 - uncommitted: objects beyond the committed offset (written, not yet committed: the worker adopts them
-  when it restarts — not an error while the ingestion runs)."""
+  when it restarts — not an error while the ingestion runs).
+
+The committed offsets are a hint (lag): the worker resumes from its objects (position_of_record) and sets a
+group's offsets back when someone else moved them, so "missing" shows a foreign commit until then."""
 
 from __future__ import annotations
 
@@ -40,13 +43,17 @@ def verify(ranges: dict[int, list[tuple[int, int, str]]], committed: dict[int, i
     return out
 
 
-def recovered_offset(committed: int, ranges: list[tuple[int, int]]) -> int:
-    """Where to resume a partition: after every object that continues the committed offset without a hole
-    (written before a crash, not committed yet). Objects are durable, so they count as done."""
-    nxt = committed
-    for first, last in sorted(ranges):
-        if first == nxt:
-            nxt = last + 1
-        elif first > nxt:
-            break
-    return nxt
+def position_of_record(ranges: list[tuple[int, int]]) -> int | None:
+    """Where a partition resumes: right after the last offset its objects hold (None: no object yet, start at
+    the topic's beginning). The objects are the position of record — they are durable and only their owner
+    can write them — so a consumer group's committed offset, which anyone on an unauthenticated broker may
+    move, never decides it: a commit ahead cannot skip records, a commit behind cannot write them twice. The
+    worker writes a partition's batches in order, one after the other, so its objects form a chain and the
+    last one ends it (objects removed from the front — retention — do not move it back)."""
+    return max(last for _, last in ranges) + 1 if ranges else None
+
+
+def foreign_commits(own: dict[int, int], group: dict[int, int]) -> dict[int, int]:
+    """Partitions whose committed offset in the group is not what the worker committed (someone else moved it,
+    or it was deleted): partition -> the offset found (-1 for none). Pure."""
+    return {p: group.get(p, -1) for p, mine in own.items() if group.get(p, -1) != mine}

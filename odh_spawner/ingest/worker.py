@@ -2,15 +2,27 @@
 reads its configuration (JSON, holding the owner's S3 keys) from stdin, or with `--config FILE` from a file (on
 Kubernetes: a Secret volume) — never argv or the environment.
 
+Position of record: the owner's bucket. Object keys carry partition and offsets (keys.object_key). When
+partitions are assigned (start, and after every rebalance) the worker lists its own objects under its prefix
+(and the prefixes it wrote under before a change of settings) and seeks each partition to right after the last
+offset they hold (verify.position_of_record; the topic's beginning when there is none). Only the owner can write
+into their bucket, so nobody else can move that position. The consumer group's committed offsets are a hint
+for lag display only: a local broker has no authentication, and anyone may commit into a group whose id they
+know (the broker's group list is public) — a commit far ahead, far behind, or a deleted group changes nothing
+here; the worker sets the group's offsets back to its own (`foreign_commits` in its status) every few seconds.
+The group id and the static member id each carry a random token from the ingestion's record (model.group_id,
+model.member_id): nobody joins the group as the ingestion by guessing a name. (Who reads them from the broker
+can still hold the ingestion's partitions, i.e. stall it — availability, not integrity: that needs Kafka ACLs.)
+
 A member of the ingestion's own consumer group. For each batch (batching.Batcher decides when one closes):
 1. fence: the partition is still ours (assignment) and the group still takes our commits — the batch's first
    offset is committed again synchronously; a worker that lost its generation gets an error here and drops
    the batch instead of writing (a zombie must not overwrite a newer file: kafka-connect-storage-cloud #800);
 2. write the batch as one object (keys.object_key: same offsets, same key) with a single PUT;
-3. only then commit the offset after its last record.
-After a crash between 2 and 3 the next owner of the partition finds the object (its first offset is the
-committed one) and commits past it without writing again (verify.recovered_offset): every record lands
-exactly once. On SIGTERM open batches are written and committed, then the process exits.
+3. only then commit the offset after its last record (the hint).
+After a crash between 2 and 3 the next owner of the partition finds the object and goes on after it without
+writing it again: every record lands exactly once. On SIGTERM open batches are written and committed, then the
+process exits.
 
 Status (counters, rates, lag per partition, last object, last error, a hint) goes to a JSON file written
 atomically; the platform service reads it.
@@ -29,10 +41,11 @@ import time
 from odh_spawner.ingest.batching import Batch, Batcher, Record
 from odh_spawner.ingest.encode import CONTENT_TYPES, encode
 from odh_spawner.ingest.keys import object_key, parse_key, partition_prefix
-from odh_spawner.ingest.verify import recovered_offset
+from odh_spawner.ingest.verify import foreign_commits, position_of_record
 
 log = logging.getLogger("odh_spawner.ingest.worker")
 OFFSET_INVALID = -1001
+GUARD_SECONDS = 5.0  # how often the group's committed offsets are compared with the worker's own
 
 
 def s3_client(s3: dict):
@@ -75,6 +88,7 @@ class Worker:
         self.topic = cfg["topic"]
         self.bucket = cfg["bucket"]
         self.prefix = cfg.get("prefix", "")
+        self.prefixes = [self.prefix] + [p for p in cfg.get("previous_prefixes") or [] if p != self.prefix]
         self.fmt = cfg.get("format", "jsonl")
         self.status_path = cfg.get("status_path")
         self.batcher = Batcher(cfg["flush_records"], cfg["flush_seconds"], cfg.get("partition_by"),
@@ -96,6 +110,8 @@ class Worker:
         self.bytes = prev.get("bytes", 0)
         self.objects = prev.get("objects", 0)
         self.fenced = prev.get("fenced", 0)
+        self.foreign = prev.get("foreign_commits", 0)
+        self._guard_at = time.monotonic()
         self.started = time.time()
         self.samples: collections.deque = collections.deque(maxlen=30)
         self._status_at = 0.0
@@ -142,30 +158,94 @@ class Worker:
         else:
             log.warning("Kafka: %s", err)
 
-    def _on_assign(self, consumer, partitions) -> None:
-        from confluent_kafka import TopicPartition
+    def ranges(self, p: int) -> list[tuple[int, int]]:
+        """(first, last) of every object of partition `p` under the current prefix and the earlier ones."""
+        return [r for prefix in self.prefixes
+                for r in list_ranges(self.s3, self.bucket, partition_prefix(prefix, self.topic, p))]
 
-        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
+    def _group_offsets(self, consumer, partitions) -> dict[int, int]:
+        """The group's committed offsets (a hint; {} when the broker does not say)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
+        except KafkaException as e:
+            log.warning("could not read the group's committed offsets (%s); resuming from the bucket", e)
+            return {}
+
+    def _on_assign(self, consumer, partitions) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+        committed = self._group_offsets(consumer, partitions)
+        hints = []
         for tp in partitions:
             p = tp.partition
             c = committed.get(p, OFFSET_INVALID)
-            if c < 0:
-                c = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30)[0]
-            ranges = list_ranges(self.s3, self.bucket, partition_prefix(self.prefix, self.topic, p))
-            start = recovered_offset(c, ranges)
-            if start != c:
+            start = written = position_of_record(self.ranges(p))  # the bucket decides, never the group
+            if start is None:  # no object yet: from the topic's beginning
+                try:
+                    start = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30)[0]
+                except KafkaException:
+                    start = None
+            self.assigned.add(p)
+            if start is None:
+                tp.offset = OFFSET_BEGINNING
+                self.committed.pop(p, None)
+                continue
+            if c > start:
+                log.warning("partition %d: the group's committed offset %d is past this ingestion's objects "
+                            "(next offset %d): not the worker's; resuming from the bucket", p, c, start)
+                self.foreign += 1
+            elif written is not None and c != start:
                 log.info("partition %d: objects up to offset %d were written before a restart; committing them",
                          p, start - 1)
-                consumer.commit(offsets=[TopicPartition(self.topic, p, start)], asynchronous=False)
             tp.offset = start
             self.committed[p] = start
-            self.assigned.add(p)
-        log.info("assigned partitions %s", sorted(self.assigned))
+            if c != start:
+                hints.append(TopicPartition(self.topic, p, start))
+        log.info("assigned partitions %s at offsets %s", sorted(self.assigned),
+                 {tp.partition: tp.offset for tp in partitions})
         consumer.assign(partitions)
+        if hints:
+            self._commit_hint(hints)
+
+    def _commit_hint(self, offsets) -> None:
+        """Commit offsets for lag display; a failure changes nothing (the bucket is the position)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            log.warning("could not commit offsets %s (%s)", {tp.partition: tp.offset for tp in offsets}, e)
+
+    def guard_commits(self, force: bool = False) -> None:
+        """Set the group's committed offsets back to this worker's where someone else moved (or deleted) them."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        now = time.monotonic()
+        if (self.consumer is None or not self.assigned or self.broker_error
+                or (not force and now - self._guard_at < GUARD_SECONDS)):
+            return
+        self._guard_at = now
+        own = {p: self.committed[p] for p in self.assigned if p in self.committed}
+        if not own:
+            return
+        try:
+            group = {tp.partition: tp.offset for tp in self.consumer.committed(
+                [TopicPartition(self.topic, p) for p in own], timeout=2)}
+        except KafkaException:
+            return
+        moved = foreign_commits(own, group)
+        if not moved:
+            return
+        self.foreign += len(moved)
+        log.warning("the group's committed offsets %s are not this worker's %s (moved by someone else, or a commit "
+                    "failed); setting them back (the worker goes on from its objects)", moved, {p: own[p] for p in moved})
+        self._commit_hint([TopicPartition(self.topic, p, own[p]) for p in moved])
 
     def _on_revoke(self, consumer, partitions) -> None:
         lost = {tp.partition for tp in partitions}
-        self.batcher.drop(lost)  # not ours any more: the next owner reads them again from the committed offset
+        self.batcher.drop(lost)  # not ours any more: the next owner goes on after the last object
         self.assigned -= lost
         log.info("revoked partitions %s", sorted(lost))
 
@@ -210,7 +290,7 @@ class Worker:
         try:
             self.consumer.commit(offsets=[TopicPartition(self.topic, b.partition, b.last + 1)], asynchronous=False)
         except KafkaException as e:
-            # the object is durable; the partition's next owner commits past it (recovered_offset)
+            # the object is durable; the partition's next owner goes on after it (position_of_record)
             log.warning("partition %d: commit after %s failed (%s)", b.partition, key, e)
         self.committed[b.partition] = b.last + 1
         self.records += len(b.records)
@@ -279,6 +359,7 @@ class Worker:
                     self._take(m)
                 for b, reason in self.batcher.due(time.monotonic()):
                     self.write(b, reason)
+                self.guard_commits()
                 self.write_status()
             for b in self.batcher.take_all():  # stopping: what is open is written and committed
                 self.write(b, "stop")
@@ -333,7 +414,7 @@ class Worker:
         if state is None:
             state = "waiting" if self.broker_error else "running"
         return {"pid": os.getpid(), "state": state, "records": self.records, "bytes": self.bytes,
-                "objects": self.objects, "fenced": self.fenced,
+                "objects": self.objects, "fenced": self.fenced, "foreign_commits": self.foreign,
                 "records_per_second": round((self.records - r0) / span, 1) if span > 1e-6 else 0.0,
                 "bytes_per_second": round((self.bytes - b0) / span, 1) if span > 1e-6 else 0.0,
                 "last_object": self.last_object, "last_object_at": self.last_object_at,

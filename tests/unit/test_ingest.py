@@ -11,10 +11,10 @@ from odh_spawner.ingest.batching import Batcher, Record
 from odh_spawner.ingest.encode import decode, encode
 from odh_spawner.ingest.keys import hour_of, object_key, parse_key
 from odh_spawner.ingest.local import worker_config
-from odh_spawner.ingest.model import Ingestion, group_id, hint
+from odh_spawner.ingest.model import Ingestion, base_name, group_id, hint, member_id, new_token
 from odh_spawner.ingest.spec import (IngestError, Spec, build_spec, normalize_prefix, topic_creation,
                                     validate_name)
-from odh_spawner.ingest.verify import recovered_offset, verify
+from odh_spawner.ingest.verify import foreign_commits, position_of_record, verify
 
 
 def rec(offset, ts=0, value=b"v"):
@@ -116,11 +116,30 @@ def test_verify_reports_gap_overlap_missing_and_uncommitted():
     assert r["gaps"] == [{"partition": 0, "from": 0, "to": 4}]
 
 
-def test_recovered_offset_skips_objects_written_but_not_committed():
-    assert recovered_offset(10, [(0, 9), (10, 19), (20, 24)]) == 25
-    assert recovered_offset(10, [(0, 9)]) == 10
-    assert recovered_offset(10, [(12, 20)]) == 10  # a hole: never skip past it
-    assert recovered_offset(0, []) == 0
+def test_the_position_of_record_is_after_the_last_object_whatever_the_group_says():
+    """The objects decide where a partition resumes; no committed offset is an input at all."""
+    assert position_of_record([(0, 9), (10, 19), (20, 24)]) == 25
+    assert position_of_record([(20, 24), (0, 9), (10, 19)]) == 25  # listing order does not matter
+    assert position_of_record([(500, 999)]) == 1000  # the front removed (retention): never back to 0
+    assert position_of_record([(0, 0)]) == 1
+    assert position_of_record([]) is None  # nothing written yet: the topic's beginning
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=30), st.integers(0, 10**9))
+def test_position_of_record_continues_any_chain_of_batches(sizes, start):
+    ranges, first = [], start
+    for n in sizes:
+        ranges.append((first, first + n - 1))
+        first += n
+    assert position_of_record(ranges) == start + sum(sizes)
+
+
+def test_foreign_commits_are_the_partitions_whose_group_offset_is_not_the_workers():
+    own = {0: 100, 1: 50, 2: 7}
+    assert foreign_commits(own, {0: 100, 1: 50, 2: 7}) == {}
+    assert foreign_commits(own, {0: 10**9, 1: 0, 2: 7}) == {0: 10**9, 1: 0}  # far ahead, far behind
+    assert foreign_commits(own, {}) == {0: -1, 1: -1, 2: -1}  # the group was deleted
+    assert foreign_commits(own, {0: 100, 1: 50, 2: -1001}) == {2: -1001}  # OFFSET_INVALID: none committed
 
 
 # -- spec --------------------------------------------------------------------------------------------------
@@ -172,8 +191,16 @@ def test_names_and_groups_are_injective_and_safe():
     for bad in ("", "-x", "X", "a/b", "a.b", "x" * 41, None):
         with pytest.raises(IngestError):
             validate_name(bad)
-    assert group_id("alice", "clicks") == "odh-ingest.alice.clicks"
-    assert group_id("Bob.Smith", "c") != group_id("bob-smith", "c")
+    t = new_token()
+    assert base_name("alice", "clicks") == "odh-ingest.alice.clicks"
+    assert group_id("alice", "clicks", t) == f"odh-ingest.alice.clicks.{t}"
+    assert group_id("Bob.Smith", "c", t) != group_id("bob-smith", "c", t)
+    assert member_id(t) == f"odh-ingest-worker.{t}"
+    for bad in ("", "short", "a.b" * 8, None, "x" * 65):
+        with pytest.raises(ValueError):
+            group_id("alice", "c", bad)
+        with pytest.raises(ValueError):
+            member_id(bad)
     assert normalize_prefix(None) == "" and normalize_prefix("x") == "x/"
     assert normalize_prefix("clicks/date=2026-12-07/v1.2_a") == "clicks/date=2026-12-07/v1.2_a/"
 
@@ -191,11 +218,48 @@ def test_record_round_trip_and_worker_config_holds_only_the_owners_keys():
     from odh_spawner.credentials import S3Credentials
 
     ing = Ingestion(owner="alice", name="c", spec=build_spec({"topic": "t", "bucket": "raw"}))
-    assert Ingestion.from_json(json.loads(json.dumps(ing.to_json()))).to_json() == ing.to_json()
+    again = Ingestion.from_json(json.loads(json.dumps(ing.to_json())))
+    assert again.to_json() == ing.to_json() and not again.migrated
     assert "secret" not in json.dumps(ing.to_json())
     cfg = worker_config(ing, S3Credentials("AK", "SK", "http://s3"), "k:9092", "/run", 1024)
     assert cfg["s3"] == {"endpoint": "http://s3", "access_key": "AK", "secret_key": "SK"}
-    assert cfg["group"] == cfg["instance"] == "odh-ingest.alice.c" and cfg["status_path"] == "/run/status.json"
+    assert cfg["group"] == f"odh-ingest.alice.c.{ing.group_token}" and cfg["status_path"] == "/run/status.json"
+    assert cfg["instance"] == f"odh-ingest-worker.{ing.member_token}" and cfg["previous_prefixes"] == []
+
+
+def test_kafka_ids_are_unguessable_per_ingestion_and_survive_a_reload():
+    spec = build_spec({"topic": "t", "bucket": "raw"})
+    a, b = Ingestion(owner="alice", name="c", spec=spec), Ingestion(owner="alice", name="c", spec=spec)
+    assert a.group != b.group and a.member != b.member  # the same owner and name: other tokens
+    for ing in (a, b):
+        assert ing.group.startswith("odh-ingest.alice.c.") and ing.group != base_name("alice", "c")
+        assert ing.group_token != ing.member_token and ing.group_token not in ing.member
+        assert len(ing.group_token) >= 22 and len(ing.member_token) >= 22  # 128 bits each
+    assert len({new_token() for _ in range(1000)}) == 1000
+    again = Ingestion.from_json(json.loads(json.dumps(a.to_json())))
+    assert (again.group, again.member) == (a.group, a.member)
+
+
+def test_a_record_from_before_the_tokens_gets_them_on_load():
+    old = {"owner": "alice", "name": "c", "spec": {"topic": "t", "bucket": "raw"}, "desired": "running",
+           "runtime": {"pid": 4}, "restarts": 2}
+    ing = Ingestion.from_json(old)
+    assert ing.migrated and ing.group.startswith("odh-ingest.alice.c.") and ing.member.startswith("odh-ingest-worker.")
+    assert (ing.restarts, ing.runtime) == (2, {"pid": 4})
+    saved = ing.to_json()
+    again = Ingestion.from_json(json.loads(json.dumps(saved)))
+    assert not again.migrated and (again.group, again.member) == (ing.group, ing.member)
+    # a malformed token (hand-edited record) is replaced, the valid one kept
+    bad = Ingestion.from_json({**saved, "group_token": "../x"})
+    assert bad.migrated and bad.group != ing.group and bad.member == ing.member
+
+
+def test_a_change_of_prefix_keeps_the_earlier_prefixes_for_the_position():
+    ing = Ingestion(owner="alice", name="c", spec=build_spec({"topic": "t", "bucket": "raw", "prefix": "b/"}),
+                    changes=[{"at": 1, "from": {"prefix": "a/"}, "to": {"prefix": "a/"}},
+                             {"at": 2, "from": {"prefix": "a/"}, "to": {"prefix": "b/"}}])
+    assert ing.prefixes() == ["b/", "a/"]
+    assert Ingestion(owner="alice", name="c", spec=build_spec({"topic": "t", "bucket": "raw"})).prefixes() == [""]
 
 
 def test_hints_say_why_nothing_lands():
@@ -228,5 +292,59 @@ def test_plan_shows_example_key_flush_rule_and_where_offsets_are_kept():
     assert p["example_key"].startswith("s3://raw/clicks/topic=clicks/partition=0/dt=")
     assert p["example_key"].endswith("clicks+0+0000000000+0000000999.parquet")
     assert "1,000 records" in p["flush"] and "30 s" in p["flush"] and "hour" in p["flush"]
-    assert "consumer group" in p["offsets"]
+    assert "objects already in your bucket" in p["offsets"]
     assert default_name("Clicks.V2", "raw") == "clicks-v2-raw"
+
+
+def test_the_platform_keeps_the_tokens_it_makes_for_an_old_record(tmp_path):
+    """A record written before the tokens (on disk, as an older platform left it): adopt_all gives it tokens and
+    saves them, so the next start finds the same group and member ids."""
+    import asyncio
+
+    from odh_spawner.ingest.local import LocalIngestBackend
+    from odh_spawner.ingest.manager import IngestionManager
+    from odh_spawner.ingest.store import IngestionStore
+
+    store = IngestionStore(str(tmp_path / "records"))
+    path = tmp_path / "records" / "alice" / "clicks" / "ingestion.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"owner": "alice", "name": "clicks", "spec": {"topic": "t", "bucket": "raw"},
+                                "desired": "stopped", "runtime": {}}))
+
+    def adopted():
+        m = IngestionManager(LocalIngestBackend(run_as_owner=False), store, credentials_for=None, bootstrap="")
+        asyncio.run(m.adopt_all())
+        return m.get("alice", "clicks")
+
+    first = adopted()
+    saved = json.loads(path.read_text())
+    assert saved["group_token"] == first.group_token and saved["member_token"] == first.member_token
+    second = adopted()
+    assert (second.group, second.member) == (first.group, first.member) and not second.migrated
+    assert first.group.startswith("odh-ingest.alice.clicks.") and first.group != "odh-ingest.alice.clicks"
+
+
+def test_two_ingestions_of_one_owner_never_write_the_same_topic_under_one_prefix(tmp_path):
+    """The objects under (bucket, prefix, topic) are one ingestion's position of record: a second one there is
+    refused before anything reaches Kafka or S3 (also one that would reuse a prefix another wrote under)."""
+    import asyncio
+
+    from odh_spawner.ingest.local import LocalIngestBackend
+    from odh_spawner.ingest.manager import IngestionManager
+    from odh_spawner.ingest.spec import IngestionExists
+    from odh_spawner.ingest.store import IngestionStore
+
+    m = IngestionManager(LocalIngestBackend(run_as_owner=False), IngestionStore(str(tmp_path)), credentials_for=None,
+                         bootstrap="")
+    first = Ingestion(owner="alice", name="a", spec=build_spec({"topic": "t", "bucket": "raw", "prefix": "new/"}),
+                      changes=[{"at": 1, "from": {"prefix": "old/"}, "to": {"prefix": "new/"}}])
+    m.ingestions[first.key] = first
+    for prefix in ("new/", "old/"):
+        with pytest.raises(IngestionExists) as e:
+            asyncio.run(m.create("alice", {"name": "b", "topic": "t", "bucket": "raw", "prefix": prefix}))
+        assert e.value.status_code == 409
+        assert e.value.message == f"Your ingestion 'a' writes topic 't' under s3://raw/{prefix}; choose another prefix."
+    m._one_writer("alice", "b", build_spec({"topic": "t", "bucket": "raw", "prefix": "other/"}))  # elsewhere: fine
+    m._one_writer("alice", "b", build_spec({"topic": "u", "bucket": "raw", "prefix": "new/"}))  # another topic
+    m._one_writer("bob", "b", build_spec({"topic": "t", "bucket": "raw", "prefix": "new/"}))  # another owner
+    m._one_writer("alice", "a", build_spec({"topic": "t", "bucket": "raw", "prefix": "old/"}))  # itself, back

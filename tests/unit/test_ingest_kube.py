@@ -61,7 +61,7 @@ def crd_validator(path: Path, version: str):
 
 
 # -- names ------------------------------------------------------------------------------------------------------
-def test_names_are_the_consumer_group_and_injective():
+def test_names_are_public_and_injective():
     assert km.resource_name("alice", "clicks") == "odh-ingest.alice.clicks"
     names = {}
     for owner in TRICKY_OWNERS:
@@ -116,7 +116,10 @@ def test_worker_config_in_the_secret_only():
     cfg = km.worker_config(ing, CREDS, "kafka:9092", 64 * 2**20, endpoint="http://rgw.other:80")
     assert cfg["s3"] == {"endpoint": "http://rgw.other:80", "access_key": ACCESS, "secret_key": SECRET}
     assert (cfg["group"], cfg["topic"], cfg["format"], cfg["flush_records"], cfg["partition_by"]) == \
-        ("odh-ingest.alice.clicks", "clicks", "parquet", 500, "hour")
+        (ing.group, "clicks", "parquet", 500, "hour")
+    # the group and member ids are the record's (with their tokens), not the objects' public names
+    assert cfg["group"] == f"odh-ingest.alice.clicks.{ing.group_token}" != km.resource_name("alice", "clicks")
+    assert cfg["instance"] == ing.member and ing.group_token not in cfg["instance"]
     secret = km.worker_secret(ing, "odh", cfg)
     validate(secret)
     assert json.loads(secret["stringData"]["config.json"]) == cfg

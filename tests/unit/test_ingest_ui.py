@@ -27,7 +27,7 @@ def test_the_plan_shows_the_example_key_and_the_flush_rule():
     assert plan["example key"].startswith("s3://alice-raw/clicks/topic=clicks/partition=0/dt=")
     assert plan["example key"].endswith("clicks+0+0000000000+0000000499.parquet")
     assert "500 records" in plan["flush"] and "5 s" in plan["flush"] and "hour" in plan["flush"]
-    assert "consumer group" in plan["offsets"]
+    assert "objects already in your bucket" in plan["offsets"]
 
 
 @pytest.mark.parametrize("change,words", [

@@ -1,8 +1,8 @@
 """Secret scan: no secret the platform hands out may appear in a log, a progress event or an API answer.
 
 A pytest plugin (listed in tests/conftest.py `pytest_plugins`). It keeps a session registry of secrets and a
-bounded record of the hub's HTTP answers, and `tests/integration/test_zz_secret_scan.py`, the last test of
-the integration layer, scans everything at the end of the run.
+bounded record of the HTTP answers the tests receive; `tests/<layer>/test_zz_secret_scan.py`, the last test of each
+layer (unit, integration, browser; `scan_layer`), scans everything at the end of that layer.
 
 Where secrets come from
 - `register_secret(value, kind)`: any fixture or test that learns a secret.
@@ -29,8 +29,10 @@ What is scanned
 - every log file under the scan roots (the session's pytest base temp directory, which holds every hub,
   Ceph, Spark and model-server state directory the fixtures create, plus `register_scan_root(path)`):
   names matching `LOG_FILES` (`*.log`, rotated logs, `*.out`, `*.err`, `stdout`, `stderr`);
-- the recorded HTTP answers (`record_response`, fed by tests.support.hubclient): API bodies, the spawn form,
-  progress events. Answers meant to show a secret to its owner are not recorded: `ALLOWED_RESPONSES`
+- the recorded HTTP answers (`record_response`): every answer a test receives through `requests`
+  (`observe_requests`, set up when the plugin loads: hubclient, raw requests calls, the server_extension clients,
+  Schemathesis), progress events, and every answer a browser context of the browser layer receives
+  (`record_browser_answers`): API bodies, the spawn form, progress events. Answers meant to show a secret to its owner are not recorded: `ALLOWED_RESPONSES`
   (method, path regex, why); add one with `allow_response`.
 
 Logs and state files that are removed before the end (a deleted deployment's mlserver.log, a stopped Spark
@@ -240,6 +242,8 @@ class Registry:
     roots: list[str] = field(default_factory=list)
     harvesters: list[Callable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be harvested, for the report
+    browser_answers: int = 0  # answers recorded from browser contexts
+    browser_missed: int = 0  # browser answers whose body could not be read
 
 
 REGISTRY = Registry()
@@ -308,6 +312,75 @@ def record_response(method: str, url: str, body: bytes | str, status: int | None
     while REGISTRY.answer_bytes > MAX_RECORDED_BYTES and REGISTRY.answers:
         REGISTRY.answer_bytes -= len(REGISTRY.answers.popleft()[1])
         REGISTRY.answers_dropped += 1
+
+
+def record_requests_response(r, *args, **kwargs) -> None:
+    """A `requests` response hook (`session.hooks["response"].append(...)` or `hooks={"response": ...}`): keep
+    the body for the scan, once per response. Event streams are endless (their reader records each event); a
+    body longer than MAX_ANSWER_BYTES is a download, not an answer."""
+    if getattr(r, "_secretscan_recorded", False):
+        return
+    r._secretscan_recorded = True
+    if r.headers.get("Content-Type", "").startswith("text/event-stream"):
+        return
+    if int(r.headers.get("Content-Length") or 0) > MAX_ANSWER_BYTES:
+        return
+    record_response(r.request.method, r.url, r.content, r.status_code)
+
+
+def observe_requests() -> None:
+    """Every answer any test receives through `requests` (requests.get/post..., sessions, the clients of
+    server_extension, Schemathesis's calls) joins the scan: `requests.Session.send` is wrapped once per
+    session to record each answer (redirect hops included). A streamed answer (stream=True) is recorded only
+    when its Content-Length says it is short, so an event stream or a download is never read here (reading
+    a short one caches it: the caller's iter_content still gets every byte)."""
+    import requests.sessions
+
+    original = requests.sessions.Session.send
+    if getattr(original, "_secretscan", False):
+        return
+
+    def send(self, request, **kwargs):
+        r = original(self, request, **kwargs)
+        length = r.headers.get("Content-Length", "")
+        if not kwargs.get("stream") or (length.isdigit() and int(length) <= MAX_ANSWER_BYTES):
+            record_requests_response(r)
+        return r
+
+    send._secretscan = True
+    requests.sessions.Session.send = send
+
+
+# the answers a browser receives: JSON anywhere, and anything from an API path (pages, scripts, styles and
+# images are not answers; a page that shows a secret to its owner would be allow-listed like an API answer)
+BROWSER_API_PATHS = re.compile(r"/api/|/odh/api/|/v2/models/")
+
+
+def record_browser_answers(context) -> None:
+    """Feed every answer a Playwright (sync) browser context receives to the scan: call it on each context a
+    test opens (tests/browser/conftest.py does for its `page` fixture)."""
+
+    def on_finished(request) -> None:
+        try:
+            response = request.response()
+            if response is None:
+                return
+            headers = response.headers
+            kind = headers.get("content-type", "")
+            if kind.startswith("text/event-stream") or int(headers.get("content-length") or 0) > MAX_ANSWER_BYTES:
+                return
+            if "json" not in kind and not BROWSER_API_PATHS.search(urllib.parse.urlsplit(response.url).path):
+                return
+            body = response.body()
+        except Exception as e:  # the page went away before the body could be read: say so in the report
+            REGISTRY.browser_missed += 1
+            if REGISTRY.browser_missed <= 5:
+                REGISTRY.notes.append(f"browser: an answer's body was not readable ({type(e).__name__})")
+            return
+        REGISTRY.browser_answers += 1
+        record_response(request.method, response.url, body, response.status)
+
+    context.on("requestfinished", on_finished)
 
 
 # -------------------------------------------------------------------------------------- harvest at the end
@@ -482,11 +555,16 @@ _WATCHER: Watcher | None = None
 
 
 def pytest_runtest_setup(item) -> None:
-    """Start the watcher with the first integration test (the layers' folders say which)."""
+    """Start the watcher with the first integration or browser test (the layers' folders say which): those
+    layers run real components whose logs and state files come and go."""
     global _WATCHER
-    if _WATCHER is None and f"{os.sep}integration{os.sep}" in str(item.fspath):
+    if _WATCHER is None and any(f"{os.sep}{layer}{os.sep}" in str(item.fspath) for layer in ("integration", "browser")):
         basetemp = item.config._tmp_path_factory.getbasetemp()  # what the tmp_path_factory fixture returns
         _WATCHER = Watcher([str(basetemp), *REGISTRY.roots]).start()
+
+
+def pytest_configure(config) -> None:
+    observe_requests()
 
 
 def pytest_unconfigure(config) -> None:
@@ -563,6 +641,31 @@ def run(artifacts: str, roots: list[str]) -> ScanReport:
     by_kind = collections.Counter(REGISTRY.secrets.values())
     return ScanReport(leaks, dict(by_kind), len(paths) + len(vanished), sizes + sum(len(d) for _, d in vanished),
                       len(REGISTRY.answers))
+
+
+def scan_layer(layer: str, artifacts: str, basetemp: str) -> ScanReport:
+    """The scan at the end of a test layer (tests/<layer>/test_zz_secret_scan.py, marked `scan_last`), with
+    a canary planted in a log under `basetemp` and in a recorded answer first, so the report proves the scan
+    reached both. Raises AssertionError (secrets shown redacted) for any leak but the canary's."""
+    import secrets as _secrets
+
+    canary = f"canary-{layer}-" + _secrets.token_hex(16)
+    register_secret(canary, "canary")
+    log = os.path.join(basetemp, f"secretscan-canary-{layer}", "canary.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "w") as f:
+        f.write(f"a line\nleaked: {canary}\n")
+    url = f"http://127.0.0.1/canary/{layer}"
+    record_response("GET", url, f'{{"x": "{canary}"}}', 200)
+
+    report = run(artifacts, [basetemp])
+    print(f"[{layer}] {report.summary()}; browser answers {REGISTRY.browser_answers} "
+          f"({REGISTRY.browser_missed} not readable)")
+    canaries = {(leak.source, leak.line) for leak in report.leaks if leak.kind == "canary"}
+    assert {(os.path.realpath(log), 2), (f"answer: GET {url} -> 200", 1)} <= canaries, canaries
+    leaks = [leak for leak in report.leaks if leak.kind != "canary"]
+    assert not leaks, f"[{layer}] secrets leaked (shown redacted):\n" + "\n".join(str(leak) for leak in leaks)
+    return report
 
 
 @pytest.fixture(scope="session")

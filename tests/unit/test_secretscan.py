@@ -99,3 +99,9 @@ def test_the_watcher_keeps_removed_logs_and_harvests_secret_files(tmp_path):
     [(source, data)] = watcher.vanished()
     assert source.startswith(str(log)) and TOKEN.encode() in data
     del secretscan.REGISTRY.secrets["odhk_" + "x" * 43]
+
+
+def test_rgw_admin_answers_are_not_recorded_but_others_on_its_port_are():
+    assert response_allowed("GET", "http://127.0.0.1:7480/admin/user?format=json&uid=odh-alice")
+    assert not response_allowed("GET", "http://127.0.0.1:7480/alice-bucket/admin/user")
+    assert not response_allowed("GET", "http://127.0.0.1:8000/hub/admin")

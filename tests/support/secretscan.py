@@ -366,8 +366,8 @@ def record_browser_answers(context) -> None:
     def on_finished(request) -> None:
         try:
             response = request.response()
-            if response is None or 300 <= response.status < 400:
-                return  # a redirect has no body to read
+            if response is None or 300 <= response.status < 400 or response.status == 204 or request.method == "HEAD":
+                return  # a redirect, a 204 or a HEAD answer has no body to read
             headers = response.headers
             kind = headers.get("content-type", "")
             if kind.startswith("text/event-stream") or int(headers.get("content-length") or 0) > MAX_ANSWER_BYTES:

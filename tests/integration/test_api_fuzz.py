@@ -4,7 +4,9 @@ notebook server, RGW, Kafka, MLServer), as alice with her real hub token:
 
 - the platform service (deployments, ingestions, Spark) at <platform>/services/odh-platform/api;
 - the model gateway at <platform>/v2/models/... (where the hub's proxy sends every model URL);
-- alice's notebook server: deployments, ingestions with Kafka topics, Spark under /user/alice/odh/api.
+- alice's notebook server: deployments, ingestions with Kafka topics, Spark under /user/alice/odh/api;
+- the platform and the gateway again as bob, with his own hub token, naming alice's things: refused, with a
+  JSON message saying why, never a 2xx about hers.
 
 Generated requests (valid and invalid, `ODH_FUZZ_EXAMPLES` per operation) are checked by Schemathesis
 (no answer >= 500, the status and Content-Type documented, the body conforms to the documented schema) and
@@ -108,9 +110,11 @@ def seeded(case, param: str | None = None, value: str = "") -> None:
         case.query["user"] = "alice"
 
 
-def check(api: str, case, base_url: str, token: str, scheme: str = "token") -> None:
-    response = case.call(base_url=base_url, headers={"Authorization": f"{scheme} {token}"}, timeout=60,
-                         hooks={"response": secretscan.record_requests_response})
+def check(api: str, case, base_url: str, token: str, scheme: str = "token"):
+    # the caller's real credential, always (authentication is tested elsewhere): it replaces any Authorization
+    # header Schemathesis generated
+    case.headers = {**(case.headers or {}), "Authorization": f"{scheme} {token}"}
+    response = case.call(base_url=base_url, timeout=60, hooks={"response": secretscan.record_requests_response})
     SENT[api][response.status_code] += 1
     where = f"{api}: {case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     assert "Traceback" not in response.text, where
@@ -123,6 +127,7 @@ def check(api: str, case, base_url: str, token: str, scheme: str = "token") -> N
             raise AssertionError("a 4xx without a JSON message: " + where) from None
         assert isinstance(message, str) and message.strip(), where
     case.validate_response(response, checks=CHECKS)
+    return response
 
 
 @PLATFORM.parametrize()
@@ -137,6 +142,32 @@ def test_platform_service(case, seeds, hub):
 def test_model_gateway(case, seeds, hub):
     seeded(case, "model", f"alice.{SEED_DEPLOYMENT}")
     check("gateway", case, hub.runtime["platform_url"], seeds.token, scheme="Bearer")
+
+
+@PLATFORM.parametrize()
+@FUZZ
+def test_platform_service_as_bob(case, seeds, hub, login):
+    """bob, with his own hub token, fuzzes the platform with alice's names and `?user=alice`: every refusal is a
+    JSON message, and nothing names alice's things for him (a request for her user is never a 2xx)."""
+    seeded(case, "name", SEED_INGESTION if "/ingestions/" in case.path else SEED_DEPLOYMENT)
+    response = check("platform as bob", case, platform_api(hub), login("bob").token)
+    if (case.query or {}).get("user") == "alice":
+        assert response.status_code in (400, 403, 404, 405, 414, 431), (case.formatted_path, response.text[:200])
+        if response.status_code == 403:
+            assert response.json()["message"].startswith("Only admins may act on other users'"), response.text
+
+
+@GATEWAY.parametrize()
+@FUZZ
+def test_model_gateway_as_bob(case, seeds, hub, login):
+    """bob calls alice's model (and others) with his own hub token: never a 2xx from hers, and the refusal
+    says why (403: it belongs to another user)."""
+    seeded(case, "model", f"alice.{SEED_DEPLOYMENT}")
+    response = check("gateway as bob", case, hub.runtime["platform_url"], login("bob").token, scheme="Bearer")
+    if (case.path_parameters or {}).get("model") == f"alice.{SEED_DEPLOYMENT}":
+        assert not 200 <= response.status_code < 300, (case.formatted_path, response.status_code)
+        if response.status_code == 403 and case.method.upper() != "HEAD":
+            assert "belongs to another user" in response.json()["message"], response.text
 
 
 @NB_DEPLOYMENTS.parametrize()
@@ -165,11 +196,14 @@ def test_every_api_was_fuzzed_and_the_seeds_were_reached(seeds, hub):
     seeded cases reached alice's real deployment and ingestion (200s from each)."""
     for api, statuses in sorted(SENT.items()):
         print(f"schemathesis {api}: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
-    assert set(SENT) == {"platform", "gateway", "notebook deployments", "notebook ingestions", "notebook spark"}
+    assert set(SENT) == {"platform", "gateway", "notebook deployments", "notebook ingestions", "notebook spark",
+                         "platform as bob", "gateway as bob"}
     for api, statuses in SENT.items():
         assert sum(statuses.values()) >= EXAMPLES, (api, statuses)
         assert not [s for s in statuses if s >= 500], (api, statuses)
-        assert statuses[200] > 0, (api, statuses)
+        if not api.endswith(" as bob"):
+            assert statuses[200] > 0, (api, statuses)
+    assert SENT["gateway as bob"][403] > 0, SENT["gateway as bob"]  # bob did reach alice's model, and was refused
     # the seeds are still there, and alice's model still answers through the gateway
     assert SEED_DEPLOYMENT in names(hub, seeds.token, "deployments")
     assert SEED_INGESTION in names(hub, seeds.token, "ingestions")

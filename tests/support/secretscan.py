@@ -242,6 +242,7 @@ class Registry:
     answers: collections.deque = field(default_factory=collections.deque)  # (source, bytes)
     answer_bytes: int = 0
     answers_dropped: int = 0
+    answers_spilled: int = 0  # moved from memory to the spill file (scanned there)
     roots: list[str] = field(default_factory=list)
     harvesters: list[Callable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be harvested, for the report
@@ -313,8 +314,38 @@ def record_response(method: str, url: str, body: bytes | str, status: int | None
     REGISTRY.answers.append((f"answer: {method.upper()} {url} -> {status}", data))
     REGISTRY.answer_bytes += len(data)
     while REGISTRY.answer_bytes > MAX_RECORDED_BYTES and REGISTRY.answers:
-        REGISTRY.answer_bytes -= len(REGISTRY.answers.popleft()[1])
-        REGISTRY.answers_dropped += 1
+        source, old = REGISTRY.answers.popleft()
+        REGISTRY.answer_bytes -= len(old)
+        if _spill(source, old):
+            REGISTRY.answers_spilled += 1
+        else:
+            REGISTRY.answers_dropped += 1
+
+
+SPILL_NAME = "spilled-answers.txt"  # not named like a log: the watcher does not copy it, the scan reads it once
+_CONFIG = None  # the pytest config of the session (for its base temp directory)
+
+
+def spill_path() -> str | None:
+    """Where answers that do not fit in memory go (under the session's base temp), or None outside pytest."""
+    if _CONFIG is None:
+        return None
+    return os.path.join(str(_CONFIG._tmp_path_factory.getbasetemp()), "secretscan-answers", SPILL_NAME)
+
+
+def _spill(source: str, data: bytes) -> bool:
+    """Append an answer that leaves the in-memory record to the spill file, which the scan reads: a long
+    session's early answers are scanned too (a leak found there names the line of its `answer:` header + 1)."""
+    path = spill_path()
+    if path is None:
+        return False
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab") as f:
+            f.write(source.encode("utf-8", "replace") + b"\n" + data.replace(b"\n", b"\\n") + b"\n")
+    except OSError:
+        return False
+    return True
 
 
 def record_requests_response(r, *args, **kwargs) -> None:
@@ -570,6 +601,8 @@ def pytest_runtest_setup(item) -> None:
 
 
 def pytest_configure(config) -> None:
+    global _CONFIG
+    _CONFIG = config
     observe_requests()
 
 
@@ -618,7 +651,7 @@ class ScanReport:
         notes = "".join(f"\n  {n}" for n in REGISTRY.notes)
         return (f"secret scan: {sum(self.secrets_by_kind.values())} secret(s) ({kinds}); {self.files} file(s), "
                 f"{self.file_bytes / 2**20:.1f} MiB; {self.answers} answer(s) "
-                f"({REGISTRY.answers_dropped} older ones dropped){notes}")
+                f"({REGISTRY.answers_spilled} older ones scanned from {SPILL_NAME}, {REGISTRY.answers_dropped} dropped){notes}")
 
 
 def run(artifacts: str, roots: list[str]) -> ScanReport:
@@ -628,6 +661,9 @@ def run(artifacts: str, roots: list[str]) -> ScanReport:
         _WATCHER.look()  # one last look, so what is there now is also in its copies
     harvest(roots)
     paths = scanned_files(artifacts, roots)
+    spilled = spill_path()
+    if spilled and os.path.exists(spilled) and os.path.realpath(spilled) not in paths:
+        paths.append(os.path.realpath(spilled))
     vanished = _WATCHER.vanished() if _WATCHER is not None else []
     sizes = 0
 

@@ -72,12 +72,13 @@ def names(hub, token: str, what: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def seeds(user_server, hub, kafka_broker):
-    """alice's server, one deployment serving and one ingestion running; afterwards everything of alice's
-    that the fuzzing made is deleted (and the seeds)."""
+def seeds(user_server, hub, kafka_broker, login):
+    """alice's server, one deployment serving and one ingestion running; afterwards everything of alice's and
+    bob's that the fuzzing made is deleted (and the seeds)."""
     alice = user_server("alice")
-    auth = {"Authorization": f"token {alice.token}"}
-    before = {what: names(hub, alice.token, what) for what in ("deployments", "ingestions")}
+    tokens = {"alice": alice.token, "bob": login("bob").token}
+    before = {(who, what): names(hub, token, what) for who, token in tokens.items()
+              for what in ("deployments", "ingestions")}
     kernel = Kernel(alice.url, alice.token)
     try:
         kernel.execute(DEPLOY, timeout=300)
@@ -93,10 +94,11 @@ def seeds(user_server, hub, kafka_broker):
                                                                              + "/services/odh-platform/", alice.token))
     ing.wait(50, timeout=120)
     yield alice
-    for what in ("deployments", "ingestions"):
-        for name in names(hub, alice.token, what) - before[what]:
-            r = requests.delete(f"{platform_api(hub)}/{what}/{name}", headers=auth, timeout=120)
-            assert r.status_code == 200, f"{what}/{name}: {r.status_code} {r.text[:200]}"
+    for (who, what), old in before.items():
+        for name in names(hub, tokens[who], what) - old:
+            r = requests.delete(f"{platform_api(hub)}/{what}/{name}", timeout=120,
+                                headers={"Authorization": f"token {tokens[who]}"})
+            assert r.status_code == 200, f"{who}'s {what}/{name}: {r.status_code} {r.text[:200]}"
 
 
 def seeded(case, param: str | None = None, value: str = "") -> None:

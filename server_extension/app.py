@@ -10,7 +10,7 @@ from traitlets import Int, Unicode
 
 from .deployments import HANDLERS as DEPLOY_HANDLERS
 from .deployments import Platform
-from .handlers import HANDLERS
+from .handlers import HANDLERS, NOT_FOUND
 from .ingestions import HANDLERS as INGEST_HANDLERS
 from .s3 import client_from_env
 from .spark import HANDLERS as SPARK_HANDLERS
@@ -64,4 +64,4 @@ class OdhExtensionApp(ExtensionApp):
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 
     def initialize_handlers(self):
-        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS)
+        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS + [NOT_FOUND])

@@ -374,6 +374,19 @@ def _ascii(name: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
 
 
+class NotFoundHandler(OdhHandler):
+    """Any other path under /odh/api (e.g. an unknown ingestion action): a JSON 404 like every answer of the
+    API, not the server's HTML page. Routed last (app.py)."""
+
+    async def _missing(self, *args, **kwargs):
+        raise v.BadRequest("There is no such odh API endpoint; check the path against the OpenAPI documents that "
+                           "ship with server_extension.", 404)
+
+    get = post = put = patch = delete = api(_missing)
+
+
+NOT_FOUND = (r"/odh/api(/.*)?", NotFoundHandler)
+
 B = r"(?P<bucket>[^/]+)"
 U = r"(?P<upload_id>[^/]+)"
 HANDLERS = [

@@ -151,17 +151,19 @@ class IngestionManager:
 
     # -- checks ----------------------------------------------------------------------------------
     async def _check(self, owner: str, spec: Spec, create_partitions: int = 0):
+        """The topic exists (or may be created) and the bucket is the owner's; a topic is created only once
+        the bucket passed, so a refused request leaves nothing behind on Kafka."""
         topics = await asyncio.to_thread(self.kafka.topics)
-        if spec.topic not in topics and create_partitions:
-            await asyncio.to_thread(self.kafka.create_topic, spec.topic, create_partitions)
-            self.log.info("Ingestion of %s created topic %s with %d partitions", owner, spec.topic,
-                          create_partitions)
-        elif spec.topic not in topics:
+        if spec.topic not in topics and not create_partitions:
             known = ", ".join(sorted(topics)[:10]) or "none"
             raise IngestionNotFound(f"Topic {spec.topic!r} does not exist on Kafka {self.bootstrap} "
                                     f"(topics: {known}); create it first, or submit with create_topic: true.")
         creds = await self.credentials_for(owner)
         await asyncio.to_thread(self._probe_bucket, creds, spec)
+        if spec.topic not in topics:
+            await asyncio.to_thread(self.kafka.create_topic, spec.topic, create_partitions)
+            self.log.info("Ingestion of %s created topic %s with %d partitions", owner, spec.topic,
+                          create_partitions)
         return creds
 
     @staticmethod

@@ -87,6 +87,11 @@ class HealthHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish('{"ok": true}')
 
+    def write_error(self, status_code, **kwargs):
+        """Any other method: JSON too (tornado's default is an HTML page)."""
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": f"{self._reason}: the health check answers GET only."}))
+
 
 class NotFoundHandler(ApiHandler):
     async def prepare(self):

@@ -114,6 +114,28 @@ def screen_answer(status: int, headers: Iterable[tuple[str, str]], has_body: boo
     return Screened(status, tuple(out))
 
 
+def error_with_message(status: int, body: bytes) -> bytes:
+    """A model server's refusal (4xx/5xx, JSON) as the caller gets it: with a `message`, as every error of the
+    platform has. MLServer says `error` (its own errors) or `detail` (request validation): the message is made
+    from those, the rest is kept. A body that is not a JSON object, or has a message, passes as it is. Pure."""
+    if status < 400 or not body:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or (isinstance(data.get("message"), str) and data["message"].strip()):
+        return body
+    said = data.get("error") or data.get("detail")
+    if isinstance(said, list):  # validation errors: [{"loc": [...], "msg": "...", ...}, ...]
+        said = "; ".join(str(d.get("msg", d))[:200] if isinstance(d, dict) else str(d)[:200] for d in said[:5])
+    said = str(said).strip()[:1000] if said else ""
+    data["message"] = (f"The model server refused the request: {said.rstrip('.')}." if said else
+                       f"The model server refused the request (status {status}); check it against the model's "
+                       "inputs (GET /v2/models/<model>).")
+    return json.dumps(data).encode()
+
+
 def plain_path(path: str) -> bool:
     """A request path with no segment that could lead elsewhere once a server or a mesh in front of a shared
     model server normalises it: no '.'/'..' segments and no encoded '/' or '\\' (also doubly encoded)."""
@@ -315,6 +337,16 @@ class ModelGatewayHandler(web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Bearer realm="odh-hub model endpoint"')
         self.finish(json.dumps({"message": message}))
 
+    def write_error(self, status_code, **kwargs):
+        """Tornado's own refusals (405 for another method, 400 for a malformed request) are JSON messages too,
+        never its HTML page."""
+        if status_code == 405:
+            message = f"A model endpoint answers {', '.join(self.SUPPORTED_METHODS)} only; use POST .../infer."
+        else:
+            message = f"{self._reason}: the request was refused before reaching the model; check it and try again."
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
     # -- the body: counted as it comes, refused past the limit before any other check ------------------------
     def prepare(self):
         length = self.request.headers.get("Content-Length")
@@ -402,7 +434,7 @@ class ModelGatewayHandler(web.RequestHandler):
             except StreamClosedError:
                 return  # the caller went away
         elif r.body and self.request.method != "HEAD":
-            self.write(r.body)
+            self.write(error_with_message(screened.status, r.body) if screened.status >= 400 else r.body)
         self.finish()
 
     async def get(self, model, rest=None):

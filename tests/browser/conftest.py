@@ -1,4 +1,5 @@
-"""A real Chromium (Debian's) driven by Playwright, against the real hub of the integration fixtures."""
+"""A real Chromium (Debian's) driven by Playwright, against the real hub of the integration fixtures. Every browser
+context a test opens feeds the secret scan (`record_browser_answers`), which ends the layer."""
 
 import os
 import shutil
@@ -6,6 +7,7 @@ import shutil
 import pytest
 
 from tests.conftest import ARTIFACTS, ROOT
+from tests.support.secretscan import record_browser_answers
 
 CHROMIUM = os.environ.get("ODH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,6 +29,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 860})
+    record_browser_answers(context)  # every answer the browser receives joins the layer's secret scan
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -14,6 +14,7 @@ from botocore.config import Config
 from server_extension.ingest import produce_sample
 from tests.browser.test_bucket_panel import login_and_open_lab
 from tests.support.kernel import Kernel
+from tests.support.secretscan import record_browser_answers
 
 TOPIC, BUCKET, NAME = "clicks-ui", "alice-stream", "clicks-ui-alice-stream"
 ROW = f'#odh-ingestions-panel .odh-ingestion[data-name="{NAME}"]'
@@ -90,6 +91,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     bob_starts.join()
     bob = user_server("bob")
     other = browser.new_context(viewport={"width": 1280, "height": 860})
+    record_browser_answers(other)
     bob_page = other.new_page()
     bob_page.context.set_default_timeout(60_000)
     _begin_lab(bob_page, hub, "bob", "bob-odh")

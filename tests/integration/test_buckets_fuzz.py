@@ -1,11 +1,14 @@
 """Schemathesis against the extension's own OpenAPI description, on a real server with real RGW:
-no 5xx and no traceback over >= 1,000 generated requests (valid and invalid)."""
+no 5xx and no traceback over >= 1,000 generated requests (valid and invalid), every 4xx JSON with a message,
+and every answer as documented (status, Content-Type, body schema)."""
 
 import os
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                 status_code_conformance)
 
 import server_extension
 
@@ -45,6 +48,9 @@ def test_no_server_errors(case, target):
         except (ValueError, KeyError, TypeError):
             raise AssertionError(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:200]}")
         assert message
+    # the answer as documented: status, Content-Type and body schema
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                             response_schema_conformance])
 
 
 def test_enough_requests_were_generated():

@@ -108,10 +108,4 @@ class HubUserSession:
             time.sleep(0.25)
 
 
-def _record(r: requests.Response, *args, **kwargs) -> None:
-    """A `requests` response hook: keep the body for the secret scan (event streams are recorded per event)."""
-    if r.headers.get("Content-Type", "").startswith("text/event-stream"):
-        return  # endless: progress_messages records each event it reads
-    if int(r.headers.get("Content-Length") or 0) > secretscan.MAX_ANSWER_BYTES:
-        return  # a download, not an answer
-    secretscan.record_response(r.request.method, r.url, r.content, r.status_code)
+_record = secretscan.record_requests_response  # a `requests` response hook: every answer joins the secret scan

@@ -1,8 +1,8 @@
 """Secret scan: no secret the platform hands out may appear in a log, a progress event or an API answer.
 
 A pytest plugin (listed in tests/conftest.py `pytest_plugins`). It keeps a session registry of secrets and a
-bounded record of the hub's HTTP answers, and `tests/integration/test_zz_secret_scan.py`, the last test of
-the integration layer, scans everything at the end of the run.
+bounded record of the HTTP answers the tests receive; `tests/<layer>/test_zz_secret_scan.py`, the last test of each
+layer (unit, integration, browser; `scan_layer`), scans everything at the end of that layer.
 
 Where secrets come from
 - `register_secret(value, kind)`: any fixture or test that learns a secret.
@@ -29,8 +29,10 @@ What is scanned
 - every log file under the scan roots (the session's pytest base temp directory, which holds every hub,
   Ceph, Spark and model-server state directory the fixtures create, plus `register_scan_root(path)`):
   names matching `LOG_FILES` (`*.log`, rotated logs, `*.out`, `*.err`, `stdout`, `stderr`);
-- the recorded HTTP answers (`record_response`, fed by tests.support.hubclient): API bodies, the spawn form,
-  progress events. Answers meant to show a secret to its owner are not recorded: `ALLOWED_RESPONSES`
+- the recorded HTTP answers (`record_response`): every answer a test receives through `requests`
+  (`observe_requests`, set up when the plugin loads: hubclient, raw requests calls, the server_extension clients,
+  Schemathesis), progress events, and every answer a browser context of the browser layer receives
+  (`record_browser_answers`): API bodies, the spawn form, progress events. Answers meant to show a secret to its owner are not recorded: `ALLOWED_RESPONSES`
   (method, path regex, why); add one with `allow_response`.
 
 Logs and state files that are removed before the end (a deleted deployment's mlserver.log, a stopped Spark
@@ -225,6 +227,9 @@ ALLOWED_RESPONSES: list[tuple[str, str, str]] = [
     # and the notebook server forwarding it): detail, create, new version, rollback, key rotation
     ("POST", r"/(odh/api|api)/deployments/?$", "a new deployment's answer holds its endpoint key"),
     ("*", r"/(odh/api|api)/deployments/[^/]+(/key|/rollback|/versions)?/?$", "one deployment, to its owner"),
+    # RGW's Admin Ops API exists to hand out keys: to the platform, to tests that check credentials, and to the
+    # scan's own harvest (every `requests` answer is recorded)
+    ("*", r"^/admin/(user|metadata/user)/?$", "RGW Admin Ops: a user's keys, to the admin"),
 ]
 MAX_RECORDED_BYTES = 32 * 2**20
 MAX_ANSWER_BYTES = 256 * 2**10
@@ -237,9 +242,12 @@ class Registry:
     answers: collections.deque = field(default_factory=collections.deque)  # (source, bytes)
     answer_bytes: int = 0
     answers_dropped: int = 0
+    answers_spilled: int = 0  # moved from memory to the spill file (scanned there)
     roots: list[str] = field(default_factory=list)
     harvesters: list[Callable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be harvested, for the report
+    browser_answers: int = 0  # answers recorded from browser contexts
+    browser_missed: int = 0  # browser answers whose body could not be read
 
 
 REGISTRY = Registry()
@@ -306,8 +314,110 @@ def record_response(method: str, url: str, body: bytes | str, status: int | None
     REGISTRY.answers.append((f"answer: {method.upper()} {url} -> {status}", data))
     REGISTRY.answer_bytes += len(data)
     while REGISTRY.answer_bytes > MAX_RECORDED_BYTES and REGISTRY.answers:
-        REGISTRY.answer_bytes -= len(REGISTRY.answers.popleft()[1])
-        REGISTRY.answers_dropped += 1
+        source, old = REGISTRY.answers.popleft()
+        REGISTRY.answer_bytes -= len(old)
+        if _spill(source, old):
+            REGISTRY.answers_spilled += 1
+        else:
+            REGISTRY.answers_dropped += 1
+
+
+SPILL_NAME = "spilled-answers.txt"  # not named like a log: the watcher does not copy it, the scan reads it once
+_CONFIG = None  # the pytest config of the session (for its base temp directory)
+
+
+def spill_path() -> str | None:
+    """Where answers that do not fit in memory go (under the session's base temp), or None outside pytest."""
+    if _CONFIG is None:
+        return None
+    return os.path.join(str(_CONFIG._tmp_path_factory.getbasetemp()), "secretscan-answers", SPILL_NAME)
+
+
+def _spill(source: str, data: bytes) -> bool:
+    """Append an answer that leaves the in-memory record to the spill file, which the scan reads: a long
+    session's early answers are scanned too (a leak found there names the line of its `answer:` header + 1)."""
+    path = spill_path()
+    if path is None:
+        return False
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab") as f:
+            f.write(source.encode("utf-8", "replace") + b"\n" + data.replace(b"\n", b"\\n") + b"\n")
+    except OSError:
+        return False
+    return True
+
+
+def record_requests_response(r, *args, **kwargs) -> None:
+    """A `requests` response hook (`session.hooks["response"].append(...)` or `hooks={"response": ...}`): keep
+    the body for the scan, once per response. Event streams are endless (their reader records each event); a
+    body longer than MAX_ANSWER_BYTES is a download, not an answer."""
+    if getattr(r, "_secretscan_recorded", False):
+        return
+    r._secretscan_recorded = True
+    if r.headers.get("Content-Type", "").startswith("text/event-stream"):
+        return
+    if int(r.headers.get("Content-Length") or 0) > MAX_ANSWER_BYTES:
+        return
+    record_response(r.request.method, r.url, r.content, r.status_code)
+
+
+def observe_requests() -> None:
+    """Every answer any test receives through `requests` (requests.get/post..., sessions, the clients of
+    server_extension, Schemathesis's calls) joins the scan: `requests.Session.send` is wrapped once per
+    session to record each answer (redirect hops included). A streamed answer (stream=True) is recorded only
+    when its Content-Length says it is short, so an event stream or a download is never read here (reading
+    a short one caches it: the caller's iter_content still gets every byte)."""
+    import requests.sessions
+
+    original = requests.sessions.Session.send
+    if getattr(original, "_secretscan", False):
+        return
+
+    def send(self, request, **kwargs):
+        r = original(self, request, **kwargs)
+        length = r.headers.get("Content-Length", "")
+        if not kwargs.get("stream") or (length.isdigit() and int(length) <= MAX_ANSWER_BYTES):
+            record_requests_response(r)
+        return r
+
+    send._secretscan = True
+    requests.sessions.Session.send = send
+
+
+# the answers a browser receives: JSON anywhere, and anything from an API path (pages, scripts, styles and
+# images are not answers; a page that shows a secret to its owner would be allow-listed like an API answer)
+BROWSER_API_PATHS = re.compile(r"/api/|/odh/api/|/v2/models/")
+
+
+def record_browser_answers(context) -> None:
+    """Feed every answer a Playwright (sync) browser context receives to the scan: call it on each context a
+    test opens (tests/browser/conftest.py does for its `page` fixture)."""
+
+    def on_finished(request) -> None:
+        try:
+            response = request.response()
+            if response is None or 300 <= response.status < 400 or response.status == 204 or request.method == "HEAD":
+                return  # a redirect, a 204 or a HEAD answer has no body to read
+            headers = response.headers
+            kind = headers.get("content-type", "")
+            if kind.startswith("text/event-stream") or int(headers.get("content-length") or 0) > MAX_ANSWER_BYTES:
+                return
+            if "json" not in kind and not BROWSER_API_PATHS.search(urllib.parse.urlsplit(response.url).path):
+                return
+            body = response.body()
+        except Exception as e:  # the page went away before the body could be read: say so in the report
+            REGISTRY.browser_missed += 1
+            if REGISTRY.browser_missed <= 10:
+                first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+                REGISTRY.notes.append(f"browser: the body of {request.method} "
+                                      f"{urllib.parse.urlsplit(request.url).path[:120]} was not readable "
+                                      f"({type(e).__name__}: {first})")
+            return
+        REGISTRY.browser_answers += 1
+        record_response(request.method, response.url, body, response.status)
+
+    context.on("requestfinished", on_finished)
 
 
 # -------------------------------------------------------------------------------------- harvest at the end
@@ -482,11 +592,18 @@ _WATCHER: Watcher | None = None
 
 
 def pytest_runtest_setup(item) -> None:
-    """Start the watcher with the first integration test (the layers' folders say which)."""
+    """Start the watcher with the first integration or browser test (the layers' folders say which): those
+    layers run real components whose logs and state files come and go."""
     global _WATCHER
-    if _WATCHER is None and f"{os.sep}integration{os.sep}" in str(item.fspath):
+    if _WATCHER is None and any(f"{os.sep}{layer}{os.sep}" in str(item.fspath) for layer in ("integration", "browser")):
         basetemp = item.config._tmp_path_factory.getbasetemp()  # what the tmp_path_factory fixture returns
         _WATCHER = Watcher([str(basetemp), *REGISTRY.roots]).start()
+
+
+def pytest_configure(config) -> None:
+    global _CONFIG
+    _CONFIG = config
+    observe_requests()
 
 
 def pytest_unconfigure(config) -> None:
@@ -534,7 +651,7 @@ class ScanReport:
         notes = "".join(f"\n  {n}" for n in REGISTRY.notes)
         return (f"secret scan: {sum(self.secrets_by_kind.values())} secret(s) ({kinds}); {self.files} file(s), "
                 f"{self.file_bytes / 2**20:.1f} MiB; {self.answers} answer(s) "
-                f"({REGISTRY.answers_dropped} older ones dropped){notes}")
+                f"({REGISTRY.answers_spilled} older ones scanned from {SPILL_NAME}, {REGISTRY.answers_dropped} dropped){notes}")
 
 
 def run(artifacts: str, roots: list[str]) -> ScanReport:
@@ -544,6 +661,9 @@ def run(artifacts: str, roots: list[str]) -> ScanReport:
         _WATCHER.look()  # one last look, so what is there now is also in its copies
     harvest(roots)
     paths = scanned_files(artifacts, roots)
+    spilled = spill_path()
+    if spilled and os.path.exists(spilled) and os.path.realpath(spilled) not in paths:
+        paths.append(os.path.realpath(spilled))
     vanished = _WATCHER.vanished() if _WATCHER is not None else []
     sizes = 0
 
@@ -563,6 +683,31 @@ def run(artifacts: str, roots: list[str]) -> ScanReport:
     by_kind = collections.Counter(REGISTRY.secrets.values())
     return ScanReport(leaks, dict(by_kind), len(paths) + len(vanished), sizes + sum(len(d) for _, d in vanished),
                       len(REGISTRY.answers))
+
+
+def scan_layer(layer: str, artifacts: str, basetemp: str) -> ScanReport:
+    """The scan at the end of a test layer (tests/<layer>/test_zz_secret_scan.py, marked `scan_last`), with
+    a canary planted in a log under `basetemp` and in a recorded answer first, so the report proves the scan
+    reached both. Raises AssertionError (secrets shown redacted) for any leak but the canary's."""
+    import secrets as _secrets
+
+    canary = f"canary-{layer}-" + _secrets.token_hex(16)
+    register_secret(canary, "canary")
+    log = os.path.join(basetemp, f"secretscan-canary-{layer}", "canary.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "w") as f:
+        f.write(f"a line\nleaked: {canary}\n")
+    url = f"http://127.0.0.1/canary/{layer}"
+    record_response("GET", url, f'{{"x": "{canary}"}}', 200)
+
+    report = run(artifacts, [basetemp])
+    print(f"[{layer}] {report.summary()}; browser answers {REGISTRY.browser_answers} "
+          f"({REGISTRY.browser_missed} not readable)")
+    canaries = {(leak.source, leak.line) for leak in report.leaks if leak.kind == "canary"}
+    assert {(os.path.realpath(log), 2), (f"answer: GET {url} -> 200", 1)} <= canaries, canaries
+    leaks = [leak for leak in report.leaks if leak.kind != "canary"]
+    assert not leaks, f"[{layer}] secrets leaked (shown redacted):\n" + "\n".join(str(leak) for leak in leaks)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from odh_spawner.deploy.model import KEY_PREFIX, Deployment, key_digest, key_matches, new_api_key
-from odh_spawner.platform.gateway import _HUB_DOWN, ModelGateway, TokenUsers
+from odh_spawner.platform.gateway import _HUB_DOWN, ModelGateway, TokenUsers, error_with_message
 
 USERS = {"alice-token": {"kind": "user", "name": "alice", "scopes": ["access:services!service=odh-platform"]},
          "bob-token": {"kind": "user", "name": "bob", "scopes": ["access:services!service=odh-platform"]},
@@ -242,3 +242,42 @@ def test_proc_net_tcp_is_read_with_uids_and_inodes():
     assert listeners.parse_table("header\ngarbage line\n") == []
     assert [s.inode for s in listeners.parse_table(TCP, port=8080)] == [111, 222, 333]  # either end
     assert [s.inode for s in listeners.parse_table(TCP6, port=8083)] == [666]
+
+
+def test_a_model_servers_refusal_gets_a_message():
+    import json
+
+    said = json.loads(error_with_message(400, b'{"error": "Unexpected shape (1, 3)"}'))
+    assert said == {"error": "Unexpected shape (1, 3)",
+                    "message": "The model server refused the request: Unexpected shape (1, 3)."}
+    validation = b'{"detail": [{"loc": ["body", "inputs"], "msg": "field required", "type": "missing"}]}'
+    assert json.loads(error_with_message(422, validation))["message"] == ("The model server refused the request: "
+                                                                         "field required.")
+    assert json.loads(error_with_message(404, b"{}"))["message"].startswith("The model server refused the request "
+                                                                           "(status 404)")
+    for unchanged in (b'{"message": "Model x not found."}', b"[1, 2]", b"not json", b""):
+        assert error_with_message(404, unchanged) == unchanged
+    assert error_with_message(200, b'{"outputs": []}') == b'{"outputs": []}'
+
+
+async def test_tornados_own_refusals_are_json_messages():
+    """Another method than GET/HEAD/POST: 405 with a JSON message, not tornado's HTML page (found by Schemathesis)."""
+    import json
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+    from tornado.web import Application
+
+    from odh_spawner.platform.gateway import gateway_routes
+
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(Application(gateway_routes(None)))
+    server.add_sockets(sockets)
+    try:
+        url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/v2/models/alice.m/infer"
+        r = await AsyncHTTPClient().fetch(url, method="PUT", body=b"{}", raise_error=False)
+        assert r.code == 405 and r.headers["Content-Type"] == "application/json"
+        assert json.loads(r.body)["message"] == "A model endpoint answers GET, POST, HEAD only; use POST .../infer."
+    finally:
+        server.stop()

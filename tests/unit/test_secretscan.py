@@ -99,3 +99,27 @@ def test_the_watcher_keeps_removed_logs_and_harvests_secret_files(tmp_path):
     [(source, data)] = watcher.vanished()
     assert source.startswith(str(log)) and TOKEN.encode() in data
     del secretscan.REGISTRY.secrets["odhk_" + "x" * 43]
+
+
+def test_rgw_admin_answers_are_not_recorded_but_others_on_its_port_are():
+    assert response_allowed("GET", "http://127.0.0.1:7480/admin/user?format=json&uid=odh-alice")
+    assert not response_allowed("GET", "http://127.0.0.1:7480/alice-bucket/admin/user")
+    assert not response_allowed("GET", "http://127.0.0.1:8000/hub/admin")
+
+
+def test_answers_past_the_memory_budget_are_spilled_to_a_file_and_still_scanned(tmp_path, monkeypatch):
+    from tests.support import secretscan
+
+    monkeypatch.setattr(secretscan, "REGISTRY", secretscan.Registry())
+    monkeypatch.setattr(secretscan, "MAX_RECORDED_BYTES", 100)
+    spill = tmp_path / "spill" / secretscan.SPILL_NAME
+    monkeypatch.setattr(secretscan, "spill_path", lambda: str(spill))
+    secretscan.register_secret(TOKEN, "hub-token")
+    secretscan.record_response("GET", "http://127.0.0.1:1/hub/api/first", f'{{"a":\n"{TOKEN}"}}', 200)
+    for i in range(5):
+        secretscan.record_response("GET", f"http://127.0.0.1:1/hub/api/{i}", "x" * 60, 200)
+    assert secretscan.REGISTRY.answers_spilled >= 1 and secretscan.REGISTRY.answers_dropped == 0
+    report = secretscan.run(str(tmp_path / "no-artifacts"), [str(tmp_path / "no-root")])
+    [leak] = report.leaks
+    assert (leak.source, leak.line, leak.kind) == (str(spill), 2, "hub-token")
+    assert spill.read_bytes().startswith(b"answer: GET http://127.0.0.1:1/hub/api/first -> 200\n")

@@ -104,6 +104,15 @@ class PortGuard:
 
     def guard(self, ports: Iterable[int], uids: Iterable[int] | None = None) -> None:
         """Only root may connect to `ports`; with `uids`, those users too (the owner of what listens there)."""
+        try:
+            self._guard(ports, uids)
+        except PortGuardError:
+            if not self._ensured:
+                raise
+            self._ensured = False  # the table went (the platform stopped and started again): made afresh
+            self._guard(ports, uids)
+
+    def _guard(self, ports: Iterable[int], uids: Iterable[int] | None) -> None:
         ports = sorted({int(p) for p in ports})
         if not ports:
             return

@@ -196,6 +196,11 @@ class Helper:
         self.children: dict[int, subprocess.Popen] = {}
 
     def serve(self) -> None:
+        if self.guard is not None and self.guard.available():
+            try:  # the service's user is admitted to every guarded port from the start (Spark UIs the hub
+                self.guard.ensure()  # guarded for their owners: the service reads their master's JSON)
+            except PortGuardError as e:
+                log.warning("The port guard's table could not be made: %s", e)
         while True:
             try:
                 request, fds = receive(self.sock)

@@ -16,6 +16,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import stat
 import shutil
 import sys
 import time
@@ -202,7 +203,10 @@ class LocalMLServerBackend(LoggingConfigurable):
         self._guard_ports(ports)  # before it listens: nobody but the gateway ever reaches it
         try:
             proc = self._sup.start([*self.mlserver_command, "start", model_dir], log_path=log_path, cwd=model_dir,
-                                   env=clean_env({"PYTHONUNBUFFERED": "1", "HOME": self._home(model_dir, identity)}),
+                                   env=clean_env({"PYTHONUNBUFFERED": "1", "HOME": self._home(model_dir, identity),
+                                                  # no telemetry from users' model servers (MLflow's would also
+                                                  # write below HOME and try the network)
+                                                  "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}),
                                    run_as=identity,
                                    marker=model_dir)
         except StartFailed as e:
@@ -214,8 +218,16 @@ class LocalMLServerBackend(LoggingConfigurable):
     @staticmethod
     def _home(model_dir: str, identity: SystemUser | None) -> str:
         """The model server's HOME: its owner's home when the version directory stays the service's (read-only
-        to the owner: the privileged helper shares it), else the version directory."""
-        return identity.home if identity is not None and owned.helper() is not None else model_dir
+        to the owner: the privileged helper shares it) and that home is a directory of theirs, else the version
+        directory. (An account's recorded home can be stale, e.g. made by an earlier platform in another state
+        directory: a process creating it would make its missing parents as the owner, anywhere.)"""
+        if identity is None or owned.helper() is None:
+            return model_dir
+        try:
+            st = os.lstat(identity.home)
+        except OSError:
+            return model_dir
+        return identity.home if stat.S_ISDIR(st.st_mode) and st.st_uid == identity.uid else model_dir
 
     def alive(self, rt: dict | None) -> bool:
         return bool(rt and rt.get("pid")) and self._owned(rt).alive()

@@ -20,11 +20,15 @@ def connect_as(port: int, uid: int | None) -> str:
     return r.stdout.strip() or r.stderr.strip().splitlines()[-1]
 
 
-def test_guarded_port_refuses_other_users():
+def listening_socket() -> tuple[socket.socket, int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    port = listener.getsockname()[1]
+    return listener, listener.getsockname()[1]
+
+
+def test_guarded_port_refuses_other_users():
+    listener, port = listening_socket()
     guard = PortGuard("test" + os.urandom(4).hex())
     try:
         assert guard.available()
@@ -43,10 +47,7 @@ def test_guarded_port_refuses_other_users():
 
 
 def test_owner_guarded_port_admits_its_owner_and_root_only():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     owner, stranger = 65534, 65533
     guard = PortGuard("test" + os.urandom(4).hex())
     try:
@@ -76,10 +77,7 @@ OLD_RULESET = """table inet {table} {{
 
 
 def test_a_table_of_the_earlier_version_gains_the_owner_rule_and_keeps_its_ports():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     guard = PortGuard("test" + os.urandom(4).hex())
     try:
         subprocess.run(["nft", "-f", "-"], input=OLD_RULESET.format(table=guard.table), text=True, check=True,
@@ -102,10 +100,7 @@ def test_the_platform_services_own_user_is_admitted_and_stays_so():
     """The service dropped root (host.privsep): its gateway connects to model servers as its own uid. A table a
     root run made is brought up to date in place (its ports kept); a guard made later without the service's uid
     (the hub's, for a Spark cluster) leaves it admitted."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     gid = "test" + os.urandom(4).hex()
     PortGuard(gid).guard([port])  # as a root run left it
     guard = PortGuard(gid, allow_uids=(65533,))
@@ -134,10 +129,7 @@ def test_the_privileged_helper_guards_for_a_hub_user_and_the_service(tmp_path):
     alice = ensure_system_user("guard-" + os.urandom(3).hex(), str(tmp_path / "alice"))
     guard_id = "test" + os.urandom(4).hex()
     helper = privsep.start_helper(privsep.Policy((str(tmp_path),), svc.pw_uid, svc.pw_gid), guard_id)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     try:
         assert helper.call("guard", ports=[port], user=alice.name) is True
         assert PortGuard(guard_id).owned() == {port: {alice.uid, svc.pw_uid}}

@@ -17,6 +17,7 @@ from odh_spawner.host import privsep
 from odh_spawner.host.procs import alive, start_time
 from odh_spawner.host.safefiles import open_log
 from odh_spawner.host.users import ensure_system_user
+from tests.support.secretscan import process_children
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="the privileged helper needs root")]
@@ -262,19 +263,6 @@ def _status_ids(pid: int) -> tuple[list[int], list[int]]:
     return [int(u) for u in fields["Uid"]], [int(g) for g in fields["Gid"]]
 
 
-def _process_tree() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
 def _cmdline(pid: int) -> list[str]:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
@@ -284,7 +272,7 @@ def test_the_running_platform_service_is_not_root_and_its_helper_is_its_only_roo
     """The hub's platform service (started as root by the hub, as `make up` does) runs as its own system user
     with every uid and gid unprivileged; the privileged helper is the one root process below it (users'
     processes the helper started run as their users: test_deploy, test_ingest_platform)."""
-    tree = _process_tree()
+    tree = process_children()
     below_hub, todo = [], list(tree.get(hub.proc.pid, []))
     while todo:
         pid = todo.pop()

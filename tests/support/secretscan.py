@@ -469,7 +469,8 @@ def harvest_rgw(roots: list[str]) -> None:
             REGISTRY.notes.append(f"RGW: {len(uids)} user(s) of {admin['endpoint']} harvested")
 
 
-def _children() -> dict[int, list[int]]:
+def process_children() -> dict[int, list[int]]:
+    """Every process's children, from /proc (pid -> child pids)."""
     tree: dict[int, list[int]] = collections.defaultdict(list)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -484,7 +485,7 @@ def _children() -> dict[int, list[int]]:
 
 def harvest_process_trees(roots: list[str]) -> None:
     """The environments of every process below each live hub of the session (its `jupyterhub.pid`)."""
-    tree = _children()
+    tree = process_children()
     for root in roots:
         for pidfile in _files(root, "**/jupyterhub.pid"):
             try:

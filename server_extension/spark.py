@@ -106,6 +106,15 @@ class SparkUIHandler(ExtensionHandlerMixin, JupyterHandler):
     def prefix(self) -> str:
         return url_path_join(self.base_url, UI_PATH, "/")
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """A short text page of its own: jupyter-server's error template embeds this server's API token in the
+        page (a proxied UI's error never needs it; the secret scan found it in the 404 of a server without
+        Spark)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {message}\n")
+
     @web.authenticated
     async def get(self, path: str = ""):
         target = master_ui_url()

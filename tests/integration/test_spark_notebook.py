@@ -149,6 +149,7 @@ def test_other_users_cannot_act_on_the_cluster(alice, user_server, login, hub):
         assert r.status_code == 404 and "no Spark cluster" in r.json()["message"]
     r = requests.get(bob.url + "odh/spark-ui/", headers=h, timeout=30)
     assert r.status_code == 404 and "Spark Master" not in r.text
+    assert r.text == "404: This server has no Spark cluster.\n"  # not the server's page template (its token)
     # naming alice is for admins only: through bob's server, and straight at the platform service
     platform = f"{hub.url}/services/odh-platform/api/spark"
     for base in (own, platform):

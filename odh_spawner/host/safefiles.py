@@ -119,3 +119,14 @@ def open_log(path: str, mode: int = 0o600, gid: int = -1) -> tuple[int, int]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def fresh_tmp(path: str, mode: int = 0o600) -> tuple[str, int]:
+    """(name, descriptor) of a new temporary file beside `path` for an atomic replace: named by this process,
+    a leftover of it removed first, created with O_EXCL|O_NOFOLLOW (never through a link planted there)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)

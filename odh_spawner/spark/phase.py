@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 
+from odh_spawner.host.safefiles import fresh_tmp
+
 STARTING, READY, FAILED = "starting", "ready", "failed"
 PHASES = (STARTING, READY, FAILED)
 PHASE_FILE = "phase.json"
@@ -28,12 +30,7 @@ def phase_json(phase: str, error: str = "") -> str:
 def write_phase(path: str, phase: str, error: str = "", gid: int | None = None) -> None:
     """Atomically replace the phase file; mode 0640 with group `gid` (the owner's), or 0644 without one."""
     text = phase_json(phase, error)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    tmp, fd = fresh_tmp(path)  # never through a link: the directory may be the platform service's
     with os.fdopen(fd, "w") as f:
         if gid is not None and os.fstat(f.fileno()).st_gid != gid:  # else inherited from a setgid directory
             os.fchown(f.fileno(), -1, gid)

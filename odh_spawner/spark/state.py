@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 
+from odh_spawner.host.safefiles import fresh_tmp
 from odh_spawner.spark import auth, procs, uiguard
 from odh_spawner.spark.phase import PHASE_FILE
 from odh_spawner.spark.limits import SparkUsage
@@ -107,12 +108,7 @@ def state_path(directory: str) -> str:
 def write_state(state: ClusterState) -> None:
     """Write atomically: a reaper never reads half a file."""
     path = state_path(state.directory)
-    tmp = f"{path}.{os.getpid()}.tmp"  # never through a link: the directory may be the platform service's
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    tmp, fd = fresh_tmp(path)  # never through a link: the directory may be the platform service's
     with os.fdopen(fd, "w") as f:
         json.dump(state.to_json(), f, indent=1)
     os.replace(tmp, path)

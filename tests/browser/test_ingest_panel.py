@@ -10,6 +10,7 @@ import threading
 import boto3
 import requests
 from botocore.config import Config
+from playwright.sync_api import expect
 
 from server_extension.ingest import produce_sample
 from tests.browser.test_bucket_panel import login_and_open_lab
@@ -50,6 +51,19 @@ def _forget_ingestions(server) -> None:
     assert requests.get(f"{server.url}odh/api/ingestions", headers=h, timeout=30).json()["ingestions"] == []
 
 
+def _no_problem_shown(page) -> None:
+    """The dialog shows no problem for the settings as typed (waited for: each field's input event re-checks);
+    else the failure names the problem and the values the dialog holds."""
+    problem = page.locator("#odh-ingest-problem")
+    try:
+        expect(problem).to_be_hidden(timeout=10_000)
+    except AssertionError:
+        values = {f: page.locator(f"#odh-ingest-{f}").input_value()
+                  for f in ("topic", "bucket", "prefix", "name", "flush-records", "flush-seconds")}
+        raise AssertionError(f"The dialog still shows a problem ({problem.get_attribute('data-field')}): "
+                             f"{problem.inner_text()!r}; its fields hold {values}") from None
+
+
 def _records_reach(page, n: int, timeout: float = 60_000) -> None:
     page.locator(f'{ROW}[data-records="{n}"]').wait_for(timeout=timeout)
 
@@ -77,7 +91,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     page.fill("#odh-ingest-prefix", "clicks/")
     page.fill("#odh-ingest-flush-records", "50")
     page.fill("#odh-ingest-flush-seconds", "1")
-    assert page.locator("#odh-ingest-problem").is_hidden()
+    _no_problem_shown(page)
     example = page.locator('#odh-ingest-plan [data-plan="example-key"]').inner_text()
     assert f"s3://{BUCKET}/clicks/topic={TOPIC}/partition=0/{TOPIC}+0+0000000000+0000000049.jsonl" in example
     assert "50 records, or 1 s" in page.locator('#odh-ingest-plan [data-plan="flush"]').inner_text()

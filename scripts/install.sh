@@ -25,6 +25,8 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v uuidgen >/dev/null || need_apt+=(uuid-runtime)
 command -v useradd >/dev/null || need_apt+=(passwd)
 [ -x /usr/sbin/nft ] || need_apt+=(nftables)  # model servers' ports guarded from users' direct connections
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # Spark
+command -v mvn >/dev/null || need_apt+=(maven)  # the s3a jars, from Maven Central
 if [ "$PYTHON" = /usr/bin/python3.11 ] && ! /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
   need_apt+=(python3.11-venv)
 fi
@@ -65,6 +67,9 @@ cp jupyter-config/jupyter_server_config.d/odh-hub.json "$VENV/etc/jupyter/jupyte
 # ... and the kernels' Spark wait (server_extension.spark_kernel; does nothing without a Spark cluster)
 mkdir -p "$VENV/etc/ipython"
 cp jupyter-config/ipython_kernel_config.json "$VENV/etc/ipython/ipython_kernel_config.json"
+# ... and s3a:// for its Spark (hadoop-aws and the AWS SDK bundle its Hadoop declares, from Maven Central with
+# Maven, checksum-checked, cached under ~/.cache/odh-hub/maven; the lock environments get the same jars)
+"$VENV/bin/python" -m odh_spawner.host.hadoop_jars >/dev/null
 
 # 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
 ODH_VENV="$VENV" labextension/install.sh

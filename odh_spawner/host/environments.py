@@ -39,12 +39,14 @@ from traitlets import Enum, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from odh_spawner.errors import OdhError
+from odh_spawner.host import hadoop_jars
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FORMAT = 2  # bump when the layout of a built environment changes: every key changes with it
 MARKER = "odh-env.json"  # written last into a complete environment
 PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)((?:\s+--hash=sha256:[a-f0-9]{64})*)$")
 LAB_EXT = "share/jupyter/labextensions/@odh-hub/labextension"
+S3A_JARS = "s3a-jars-1"  # part of the key of environments with pyspark: bump when what hadoop_jars installs changes
 
 
 class LockError(OdhError):
@@ -296,9 +298,11 @@ class LockEnvironments(LoggingConfigurable):
     def key(self, lock: str) -> str:
         from odh_spawner import __version__ as ours
 
-        _, content, _ = self.read_lock(lock)
+        _, content, parsed = self.read_lock(lock)
         files = notebook_files(self.project_dir)
         digest = files_digest((rel, Path(src).read_bytes()) for rel, src in files.items())
+        if parsed.version("pyspark"):  # environments with Spark carry the s3a jars (host.hadoop_jars)
+            digest = hashlib.sha256(f"{digest}+{S3A_JARS}".encode()).hexdigest()
         return env_key(content, self.python_version(), ours, digest)
 
     def cached(self, lock: str) -> BuiltEnv | None:
@@ -369,6 +373,8 @@ class LockEnvironments(LoggingConfigurable):
                                      ("install the lock", "install odh-hub's notebook side", "pip check")):
                     self._run(cmd, what)
             self._install_kernel_config(target)
+            if parsed.version("pyspark"):
+                self._install_s3a_jars(target, log)
             self._verify(target)
             with open(os.path.join(target, MARKER), "w", encoding="utf-8") as f:
                 json.dump({"key": key, "lock": lock_path, "lock_sha256": hashlib.sha256(content).hexdigest(),
@@ -405,6 +411,16 @@ class LockEnvironments(LoggingConfigurable):
         if src.is_file():
             os.makedirs(os.path.join(env, "etc", "ipython"), exist_ok=True)
             shutil.copyfile(src, os.path.join(env, "etc", "ipython", "ipython_kernel_config.json"))
+
+    def _install_s3a_jars(self, env: str, log: Callable[[str], None]) -> None:
+        """s3a:// for the environment's Spark: the jars the Spark image adds (host.hadoop_jars)."""
+        pyspark = hadoop_jars.pyspark_dir_of(os.path.join(env, "bin", "python"))
+        if not pyspark:
+            raise EnvBuildError("The lock pins pyspark, but the built environment cannot import it.")
+        try:
+            hadoop_jars.install(pyspark, log=log)
+        except hadoop_jars.HadoopJarsError as e:
+            raise EnvBuildError(f"Installing the s3a jars failed: {e}") from None
 
     def _verify(self, env: str) -> None:
         for rel in ("bin/jupyterhub-singleuser", f"{LAB_EXT}/package.json",

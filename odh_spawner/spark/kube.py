@@ -26,7 +26,7 @@ from typing import Any
 from odh_spawner.credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, S3_CLIENT_SETTINGS, SECRET_KEY_ENV
 from odh_spawner.quantities import format_cpu, format_memory, parse_memory
 from odh_spawner.profiles.resolve import SparkRequest
-from odh_spawner.spark import auth
+from odh_spawner.spark import auth, s3a
 from odh_spawner.spark.env import MIB, reverse_proxy_opts, spark_env, spark_memory
 from odh_spawner.spark.limits import SparkUsage
 from odh_spawner.spark.naming import cluster_slug, label_value
@@ -267,12 +267,15 @@ def auth_secret(spec: KubeSparkSpec, secret: str) -> dict:
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode("ascii")
 
+    # s3a:// without keys in the file: every Spark pod has the user's keys in its environment (s3_env)
+    extra = s3a.driver_conf(spec.s3_endpoint) if spec.s3_endpoint and spec.s3_secret else {}
+
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": _metadata(spec, names(spec.user, spec.server)["auth"], "spark-auth"),
-        "data": {AUTH_SECRET_KEY: b64(secret), AUTH_CONF_KEY: b64(auth.render_conf(auth.driver_conf(secret)))},
+        "data": {AUTH_SECRET_KEY: b64(secret), AUTH_CONF_KEY: b64(auth.render_conf(auth.driver_conf(secret, extra)))},
     }
 
 

@@ -121,7 +121,8 @@ class LocalSparkCluster(LoggingConfigurable):
     def __init__(self, state_root: str, name: str, request: SparkRequest, *, user: str = "", server: str = "",
                  owner_pid: int | None = None, env: Mapping[str, str] | None = None,
                  progress: Callable[[str], None] | None = None, ui_proxy_url: str = "",
-                 limits: Mapping | None = None, run_as: SystemUser | None = None, **kwargs):
+                 limits: Mapping | None = None, run_as: SystemUser | None = None,
+                 driver_conf: Mapping[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"The cluster name {name!r} is not valid: use letters, digits, '.', '_' and '-' only.")
@@ -129,6 +130,7 @@ class LocalSparkCluster(LoggingConfigurable):
         self.name, self.user, self.server = name, user, server
         self.request = request
         self.extra_env = dict(env or {})
+        self.driver_conf = dict(driver_conf or {})  # more entries of the notebook's spark-defaults.conf (spark.s3a)
         self.ui_proxy_url = ui_proxy_url.rstrip("/")
         self.limits = dict(limits or {})  # recorded in the state file (see spark.api.ClusterLimits)
         self.run_as = run_as
@@ -267,11 +269,11 @@ class LocalSparkCluster(LoggingConfigurable):
         if self.authenticate and self._secret is None:  # a new cluster: a new secret, and the notebook's copy
             self._secret = auth.new_secret()
             auth.write_secret(self.directory, self._secret)
-            extra = {}
+            extra = dict(self.driver_conf)
             if self._ui_guard.active and self.driver_ui_ports > 0:  # the drivers' UIs on ports guarded now
                 self._driver_ports = uiguard.free_port_block(self.driver_ui_ports)
                 self._ui_guard.guard(self._driver_ports)
-                extra = uiguard.driver_conf(self._driver_ports[0], len(self._driver_ports))
+                extra.update(uiguard.driver_conf(self._driver_ports[0], len(self._driver_ports)))
             auth.write_notebook_conf(self.directory, self._secret, owner=user, extra=extra)
         self._find_binaries()
 

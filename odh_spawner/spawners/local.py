@@ -23,6 +23,7 @@ from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from odh_spawner.host.environments import BuiltEnv, EnvBuildError, LockEnvironments, LockError, server_env
+from odh_spawner.credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV
 from odh_spawner.errors import ProfileError
 from odh_spawner.host.limits import CgroupLimits, join
 from odh_spawner.host.users import (SystemUser, SystemUserError, can_switch_users, ensure_system_user, ensure_traversable,
@@ -33,7 +34,7 @@ from odh_spawner.quantities import format_bytes
 from odh_spawner.spawners.readiness import ServerExited, wait_http
 from odh_spawner.profiles.resolve import SpawnPlan
 from odh_spawner.spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
-                    current_usage, reap_orphans, stop_server_cluster)
+                    current_usage, reap_orphans, s3a, stop_server_cluster)
 
 
 class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
@@ -299,7 +300,8 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             self.spark_state_dir, cluster_slug(self.user.name, self.name), plan.spark, user=self.user.name,
             server=self.name, parent=self, ui_proxy_url=self.spark_ui_path(),
             limits=self.spark_cluster_limits(limits, plan).to_json(),
-            run_as=self._sysuser)  # the user's own system user (None in single-user mode)
+            run_as=self._sysuser,  # the user's own system user (None in single-user mode)
+            driver_conf=self._s3a_conf())  # s3a:// with the user's own keys, in their 0600 spark-defaults.conf
         try:
             await cluster.launch()
         except SparkError as e:
@@ -310,6 +312,17 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         bindir = self._lock_env.bindir if self._lock_env is not None else self.environment_bin(plan.local_environment)
         python = os.path.join(bindir, "python")
         self._spark_env = cluster.notebook_env(python=python)
+
+    def _s3a_conf(self) -> dict[str, str]:
+        """The notebook driver's s3a settings (spark.s3a): the object store and this user's keys ({} without)."""
+        endpoint = self._s3_env.get(ENDPOINT_ENV, "")
+        if not endpoint:
+            return {}
+        try:
+            return s3a.driver_conf(endpoint, self._s3_env.get(ACCESS_KEY_ENV, ""), self._s3_env.get(SECRET_KEY_ENV, ""))
+        except s3a.S3aConfigError as e:
+            self.log.warning("No s3a settings for the Spark cluster of %s: %s", self._log_name, e)
+            return {}
 
     async def _prepare_lock_env(self, plan: SpawnPlan, start_budget: float) -> None:
         """The virtualenv of the profile's lock: from the cache, else built now (once: concurrent spawns of the

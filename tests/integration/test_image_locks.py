@@ -129,3 +129,9 @@ def _notebook_lock_installs_and_the_extensions_load(image, tmp_path):
     assert "odh_hub ok" in out and "site-packages/odh_hub/__init__.py" in out, out
     if image == "spark":
         assert "pyspark ok" in run(py, "-c", "import pyspark; print('pyspark ok')")
+        # s3a://: hadoop-aws of the Hadoop pyspark bundles, and what that Hadoop declares (host.hadoop_jars)
+        from odh_spawner.host import hadoop_jars
+
+        jars = set(os.listdir(os.path.join(hadoop_jars.pyspark_dir_of(str(py)), "jars")))
+        hadoop = hadoop_jars.hadoop_version(jars)
+        assert f"hadoop-aws-{hadoop}.jar" in jars and [j for j in jars if re.fullmatch(r"bundle-2\.[\d.]+\.jar", j)]

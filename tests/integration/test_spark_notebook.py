@@ -235,6 +235,63 @@ def test_a_notebook_driver_shows_up_as_an_application(alice, hub):
     wait_for(lambda: alice.get()["applications"] == [], 30, "the application to finish")
 
 
+S3A_DRIVER = """
+import os
+import pyarrow as pa, pyarrow.parquet as pq
+from pyarrow import fs
+from pyspark.sql import SparkSession
+s3 = fs.S3FileSystem(endpoint_override=os.environ["S3_ENDPOINT_URL"], region="us-east-1", allow_bucket_creation=True)
+s3.create_dir("{mine}")
+for part in range(4):  # what a user's other tools (or an ingestion) leave in their bucket
+    ids = list(range(part * 25_000, (part + 1) * 25_000))
+    pq.write_table(pa.table({{"id": ids, "k": [i % 7 for i in ids]}}), f"{mine}/tables/numbers/part-{{part}}.parquet",
+                   filesystem=s3)
+spark = SparkSession.builder.appName("odh-s3a").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+back = spark.read.parquet("s3a://{mine}/tables/numbers/")
+print("rows", back.count(), "sum_k", back.groupBy().sum("k").first()[0], "files", len(back.inputFiles()))
+try:
+    spark.read.parquet("s3a://{theirs}/private/").count()
+    print("read the colleague's bucket")
+except Exception as e:
+    print("refused:", type(e).__name__, "|", [line for line in str(e).splitlines() if "AccessDenied" in line][:1])
+spark.stop()
+"""
+
+
+def test_s3a_reads_the_users_own_buckets_only(alice, user_server, hub):
+    """spark.read.parquet("s3a://...") just works in the notebook: the cluster's executors read the user's bucket
+    with the user's own keys (from their 0600 spark-defaults.conf; none on a command line, none in the Spark
+    daemons' environment); a colleague's bucket is refused by the object store (AccessDenied). (Writing through
+    s3a is not in this test: RGW 16 answers XAmzContentSHA256Mismatch to the AWS SDK 2.35's chunk-signed
+    empty PUTs that Hadoop's committers make; see docs/user-guide.md.)"""
+    import uuid
+
+    mine, theirs = f"alice-s3a-{uuid.uuid4().hex[:8]}", f"bob-private-{uuid.uuid4().hex[:8]}"
+    bob = user_server("bob")
+    bob.client().create_bucket(theirs)
+    bob.client().put_small(theirs, "private/part-0.parquet", b"PAR1 not for alice")
+    state = cluster_state(hub)
+    conf = os.path.join(state.directory, "notebook-conf", "spark-defaults.conf")
+    st = os.stat(conf)
+    owner_env = process_env(state.owner_pid)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o600, pwd.getpwnam(owner_env["USER"]).pw_uid)  # hers alone
+    kernel = Kernel(alice.url, alice.session.token)
+    try:
+        out = kernel.execute(S3A_DRIVER.format(mine=mine, theirs=theirs), timeout=600)
+    finally:
+        kernel.close()
+    assert f"rows 100000 sum_k {sum(i % 7 for i in range(100_000))} files 4" in out, out
+    assert "read the colleague's bucket" not in out
+    refusal = out.split("refused:", 1)[1]
+    assert "AccessDeniedException" in refusal and f"s3a://{theirs}/private" in refusal, refusal
+    # the keys reached no command line and no Spark daemon's environment
+    secret = owner_env["AWS_SECRET_ACCESS_KEY"]
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        assert secret not in " ".join(p.info["cmdline"] or []), p.info["pid"]
+    for daemon in state.processes:
+        assert secret not in process_env(daemon.pid).values()
+
+
 def test_restart_keeps_the_master_url(alice, hub):
     before = cluster_state(hub)
     seen = []

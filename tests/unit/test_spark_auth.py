@@ -226,6 +226,16 @@ def test_the_clusters_secret_is_a_secret_owned_by_the_anchor():
     }
 
 
+def test_the_notebooks_conf_on_kubernetes_sets_up_s3a_without_keys():
+    conf = base64.b64decode(kube.auth_secret(spec(s3_endpoint="http://rgw.odh.svc:8080"), SECRET)["data"][
+        "spark-defaults.conf"]).decode()
+    lines = dict(line.split(" ", 1) for line in conf.splitlines())
+    assert lines["spark.hadoop.fs.s3a.endpoint"] == "http://rgw.odh.svc:8080"
+    assert lines["spark.authenticate.secret"] == SECRET
+    assert "EnvironmentVariableCredentialsProvider" in lines["spark.hadoop.fs.s3a.aws.credentials.provider"]
+    assert not [k for k in lines if k.endswith((".access.key", ".secret.key"))]  # the pods' env holds them
+
+
 def test_daemons_and_the_notebook_read_the_secret_by_reference_only():
     s = spec()
     master, worker = kube.master_deployment(s), kube.worker_deployment(s)

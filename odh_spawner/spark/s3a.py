@@ -11,9 +11,14 @@ They go into the notebook driver's `spark-defaults.conf` (host.hadoop_jars puts 
 - on Kubernetes, the keys are in every Spark pod's environment already (secretKeyRef to the user's Secret), so
   the file holds no key and the SDK's EnvironmentVariableCredentialsProvider reads them.
 
-The provider chain tries the configured keys first, then the environment. RGW rejects the checksum headers the
-AWS SDK v2 sends by default (as boto3's: see credentials.model.S3_CLIENT_SETTINGS); the SDK reads the same two
-settings from JVM system properties, set here for driver and executors.
+The provider chain tries the configured keys first, then the environment.
+
+Signing: over http the AWS SDK v2 signs each PUT's body in signed chunks (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`),
+and Ceph RGW 16 refuses that for an empty body (`XAmzContentSHA256Mismatch`), which every directory marker and
+job commit of Hadoop's committers is: writing failed. Hadoop's `AWS4UnsignedPayloadSignerType` signs the request
+(method, path, headers, date: who sends it and what it asks) but not the body (`UNSIGNED-PAYLOAD`, as the SDK
+does over https anyway). The body is then protected by TCP's checksums and, where S3 requires one, the
+Content-MD5 s3a adds (`fs.s3a.request.md5.header`): locally it never leaves the machine, on Kubernetes the cluster.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ PROVIDERS = ",".join([
     "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",  # fs.s3a.access.key / secret.key (local)
     "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",  # AWS_* (Kubernetes pods)
 ])
-# the AWS SDK v2's system properties for what boto3 reads as AWS_REQUEST/RESPONSE_CHECKSUM_*
-SDK_PROPERTIES = "-Daws.requestChecksumCalculation=when_required -Daws.responseChecksumValidation=when_required"
+SIGNER = "AWS4UnsignedPayloadSignerType"  # see the module: RGW 16 and chunk-signed empty bodies
 REGION = "us-east-1"  # RGW's default zonegroup answers to it; s3a needs one to sign
 
 
@@ -50,8 +54,7 @@ def hadoop_conf(endpoint: str) -> dict[str, str]:
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "true" if parts.scheme == "https" else "false",
         "spark.hadoop.fs.s3a.aws.credentials.provider": PROVIDERS,
-        "spark.driver.extraJavaOptions": SDK_PROPERTIES,
-        "spark.executor.extraJavaOptions": SDK_PROPERTIES,
+        "spark.hadoop.fs.s3a.signing-algorithm": SIGNER,
     }
 
 

@@ -244,26 +244,32 @@ s3 = fs.S3FileSystem(endpoint_override=os.environ["S3_ENDPOINT_URL"], region="us
 s3.create_dir("{mine}")
 for part in range(4):  # what a user's other tools (or an ingestion) leave in their bucket
     ids = list(range(part * 25_000, (part + 1) * 25_000))
-    pq.write_table(pa.table({{"id": ids, "k": [i % 7 for i in ids]}}), f"{mine}/tables/numbers/part-{{part}}.parquet",
+    pq.write_table(pa.table({{"id": ids, "k": [i % 7 for i in ids]}}), f"{mine}/raw/part-{{part}}.parquet",
                    filesystem=s3)
 spark = SparkSession.builder.appName("odh-s3a").config("spark.ui.showConsoleProgress", "false").getOrCreate()
-back = spark.read.parquet("s3a://{mine}/tables/numbers/")
-print("rows", back.count(), "sum_k", back.groupBy().sum("k").first()[0], "files", len(back.inputFiles()))
-try:
-    spark.read.parquet("s3a://{theirs}/private/").count()
-    print("read the colleague's bucket")
-except Exception as e:
-    print("refused:", type(e).__name__, "|", [line for line in str(e).splitlines() if "AccessDenied" in line][:1])
+raw = spark.read.parquet("s3a://{mine}/raw/")
+print("rows", raw.count(), "sum_k", raw.groupBy().sum("k").first()[0], "files", len(raw.inputFiles()))
+raw.groupBy("k").count().write.mode("overwrite").parquet("s3a://{mine}/by_k")
+print("by_k", sorted(tuple(r) for r in spark.read.parquet("s3a://{mine}/by_k").collect()))
+print("back", sorted(r["k"] for r in pq.read_table("{mine}/by_k", filesystem=s3).to_pylist()))
+for what, path in (("read", "s3a://{theirs}/private/"), ("write", "s3a://{theirs}/planted")):
+    try:
+        if what == "read":
+            spark.read.parquet(path).count()
+        else:
+            raw.limit(1).write.mode("overwrite").parquet(path)
+        print("did", what, "the colleague's bucket")
+    except Exception as e:
+        print("refused", what, ":", type(e).__name__, "|", [line for line in str(e).splitlines() if "AccessDenied" in line][:1])
 spark.stop()
 """
 
 
-def test_s3a_reads_the_users_own_buckets_only(alice, user_server, hub):
-    """spark.read.parquet("s3a://...") just works in the notebook: the cluster's executors read the user's bucket
-    with the user's own keys (from their 0600 spark-defaults.conf; none on a command line, none in the Spark
-    daemons' environment); a colleague's bucket is refused by the object store (AccessDenied). (Writing through
-    s3a is not in this test: RGW 16 answers XAmzContentSHA256Mismatch to the AWS SDK 2.35's chunk-signed
-    empty PUTs that Hadoop's committers make; see docs/user-guide.md.)"""
+def test_s3a_reads_and_writes_the_users_own_buckets_only(alice, user_server, hub):
+    """spark.read/write.parquet("s3a://...") just work in the notebook: driver and executors use the user's own
+    keys (from their 0600 spark-defaults.conf; none on a command line, none in the Spark daemons' environment);
+    the result is an ordinary dataset other tools read; a colleague's bucket is refused by the object store
+    (AccessDenied), for reading and for writing."""
     import uuid
 
     mine, theirs = f"alice-s3a-{uuid.uuid4().hex[:8]}", f"bob-private-{uuid.uuid4().hex[:8]}"
@@ -281,9 +287,13 @@ def test_s3a_reads_the_users_own_buckets_only(alice, user_server, hub):
     finally:
         kernel.close()
     assert f"rows 100000 sum_k {sum(i % 7 for i in range(100_000))} files 4" in out, out
-    assert "read the colleague's bucket" not in out
-    refusal = out.split("refused:", 1)[1]
-    assert "AccessDeniedException" in refusal and f"s3a://{theirs}/private" in refusal, refusal
+    counts = sorted((k, sum(1 for i in range(100_000) if i % 7 == k)) for k in range(7))
+    assert f"by_k {counts}" in out and f"back {list(range(7))}" in out, out
+    assert "did read" not in out and "did write" not in out, out
+    for what, path in (("read", f"s3a://{theirs}/private"), ("write", f"s3a://{theirs}/planted")):
+        refusal = out.split(f"refused {what} :", 1)[1].splitlines()[0]
+        assert "AccessDeniedException" in refusal and path in refusal, refusal
+    assert [o["key"] for o in bob.client().iter_objects(theirs)] == ["private/part-0.parquet"]  # nothing planted
     # the keys reached no command line and no Spark daemon's environment
     secret = owner_env["AWS_SECRET_ACCESS_KEY"]
     for p in psutil.process_iter(["pid", "cmdline"]):

@@ -80,7 +80,7 @@ def test_the_driver_conf_for_rgw():
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert (conf["spark.hadoop.fs.s3a.access.key"], conf["spark.hadoop.fs.s3a.secret.key"]) == ("AK", "SK")
     assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"].split(",")[0].endswith("SimpleAWSCredentialsProvider")
-    assert "when_required" in conf["spark.executor.extraJavaOptions"]
+    assert conf["spark.hadoop.fs.s3a.signing-algorithm"] == "AWS4UnsignedPayloadSignerType"  # RGW 16 and empty PUTs
     keyless = s3a.driver_conf("https://rgw.example:443")
     assert "spark.hadoop.fs.s3a.secret.key" not in keyless
     assert keyless["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"

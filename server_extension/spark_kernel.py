@@ -10,6 +10,10 @@ through -- first wait, bounded and saying so in the cell's output, until the clu
 ($ODH_SPARK_PHASE_FILE, written by the hub) says "ready", or raise the cluster's start error. A context for
 another master (e.g. `local[*]`) does not wait. pyspark is not imported for this: the hook applies when the
 notebook imports it.
+
+It also makes the object store's refusals readable: when a cell fails with Spark's
+`java.nio.file.AccessDeniedException: s3a://...` (a bucket that is not the user's, read or written through
+s3a://), the cell's output says so in one sentence before the Java stack trace.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import functools
 import importlib.machinery
 import json
 import os
+import re
 import sys
 import time
 
@@ -26,6 +31,40 @@ MASTER_ENV = "SPARK_MASTER_URL"
 WAIT_ENV = "ODH_SPARK_WAIT_SECONDS"
 DEFAULT_WAIT = 120.0
 TARGET = "pyspark.core.context"  # where pyspark 4 defines SparkContext
+
+
+S3A_DENIED_RE = re.compile(r"java\.nio\.file\.AccessDeniedException: (s3a://[^\s:]+)")
+
+
+def access_denied_message(error_text: str) -> str | None:
+    """One sentence for Spark's s3a AccessDenied (None for anything else). Pure."""
+    m = S3A_DENIED_RE.search(error_text)
+    if not m:
+        return None
+    return (f"Access denied: the object store refused your keys for {m.group(1)}. It belongs to another user or "
+            "is not shared with you; use one of your own buckets.")
+
+
+def show_access_denied(shell, etype, value, tb, tb_offset=None):
+    """IPython custom exception handler (Py4JJavaError): the sentence first, then the usual traceback."""
+    message = access_denied_message(str(value))
+    if message:
+        print(message, file=sys.stderr)
+    shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+
+def explain_refusals() -> bool:
+    """Register show_access_denied for py4j's Java errors in the running IPython (once pyspark is imported)."""
+    try:
+        from IPython import get_ipython
+        from py4j.protocol import Py4JJavaError
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or Py4JJavaError in (shell.custom_exceptions or ()):
+        return False
+    shell.set_custom_exc((Py4JJavaError,), show_access_denied)
+    return True
 
 
 class SparkClusterNotReady(RuntimeError):
@@ -95,6 +134,7 @@ def patch_spark_context(module) -> None:
 
     __init__._odh_waits_for_cluster = True
     cls.__init__ = __init__
+    explain_refusals()
 
 
 class _Loader:

@@ -9,6 +9,7 @@ the cluster's configuration directory), never by name.
 from __future__ import annotations
 
 import html
+import json
 import os
 import pwd
 import re
@@ -30,7 +31,7 @@ from server_extension.spark_widget import SparkClusterWidget
 from tests.conftest import ARTIFACTS
 from tests.support.fixtures import PASSWORDS, pid_alive, process_env
 from tests.support.hubclient import HubUserSession
-from tests.support.kernel import Kernel
+from tests.support.kernel import Kernel, KernelError
 from tests.support.wait import wait_for
 
 SPARK_OPTIONS = {"profile": "datascience", "spark": {"workers": 1}}  # the profile allows at most 3 workers
@@ -284,6 +285,12 @@ def test_s3a_reads_and_writes_the_users_own_buckets_only(alice, user_server, hub
     kernel = Kernel(alice.url, alice.session.token)
     try:
         out = kernel.execute(S3A_DRIVER.format(mine=mine, theirs=theirs), timeout=600)
+        # uncaught, the refusal is said in one sentence above the Java trace (server_extension.spark_kernel)
+        with pytest.raises(KernelError) as failed:
+            kernel.execute(f'SparkSession.builder.getOrCreate().read.parquet("s3a://{theirs}/private/").count()')
+        assert (f"Access denied: the object store refused your keys for s3a://{theirs}/private. It belongs to "
+                "another user or is not shared with you; use one of your own buckets.") in str(failed.value)
+        kernel.execute("SparkSession.builder.getOrCreate().stop()")
     finally:
         kernel.close()
     assert f"rows 100000 sum_k {sum(i % 7 for i in range(100_000))} files 4" in out, out
@@ -300,6 +307,46 @@ def test_s3a_reads_and_writes_the_users_own_buckets_only(alice, user_server, hub
         assert secret not in " ".join(p.info["cmdline"] or []), p.info["pid"]
     for daemon in state.processes:
         assert secret not in process_env(daemon.pid).values()
+
+
+INGESTED = """
+import json, os
+from pyarrow import fs
+from pyspark.sql import SparkSession, functions as F
+from odh_hub import ingest, produce_sample
+fs.S3FileSystem(endpoint_override=os.environ["S3_ENDPOINT_URL"], region="us-east-1",
+                allow_bucket_creation=True).create_dir("{bucket}")
+print("produced", produce_sample("{topic}", 5000, partitions=2))
+ing = ingest(topic="{topic}", bucket="{bucket}", prefix="clicks/", format="parquet", flush_records=700,
+             flush_seconds=1, name="{topic}")
+print("records", ing.wait(5000, timeout=180)["records"])
+spark = SparkSession.builder.appName("odh-ingested").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+df = spark.read.parquet("s3a://{bucket}/clicks/")
+per = {{r["partition"]: (r["n"], r["lo"], r["hi"]) for r in
+       df.groupBy("partition").agg(F.count("*").alias("n"), F.min("offset").alias("lo"), F.max("offset").alias("hi")).collect()}}
+print("spark rows", df.count(), "distinct", df.select("partition", "offset").distinct().count(), "per", json.dumps(per))
+spark.stop()
+ing.delete()
+"""
+
+
+def test_an_ingestion_landed_as_parquet_is_read_by_spark_exactly(alice, hub, kafka_broker):
+    """A topic ingested into the user's bucket as parquet, read by the same user's Spark through s3a://: every
+    record exactly once (offsets 0..n-1 in each partition, no duplicate)."""
+    import uuid
+
+    topic = f"spark-clicks-{uuid.uuid4().hex[:6]}"
+    kernel = Kernel(alice.url, alice.session.token)
+    try:
+        out = kernel.execute(INGESTED.format(bucket=f"alice-lake-{uuid.uuid4().hex[:8]}", topic=topic), timeout=600)
+    finally:
+        kernel.close()
+    assert "produced 5000" in out and "records 5000" in out, out
+    line = out.split("spark rows", 1)[1].splitlines()[0]
+    assert line.startswith(" 5000 distinct 5000 per "), line
+    per = json.loads(line.split(" per ", 1)[1])  # {partition: [n, lo, hi]} as Spark counted it
+    assert sum(n for n, _, _ in per.values()) == 5000 and len(per) == 2
+    assert all(lo == 0 and hi == n - 1 for n, lo, hi in per.values()), per
 
 
 def test_restart_keeps_the_master_url(alice, hub):

@@ -134,3 +134,14 @@ def test_the_import_hook_patches_the_real_pyspark_when_the_notebook_imports_it(t
 def test_without_a_cluster_nothing_is_installed(monkeypatch):
     monkeypatch.delenv(sk.PHASE_ENV, raising=False)
     assert sk.install() is False
+
+
+def test_an_s3a_access_denied_is_said_in_one_sentence():
+    from server_extension.spark_kernel import access_denied_message
+
+    java = ("An error occurred while calling o50.parquet.\n: java.nio.file.AccessDeniedException: "
+            "s3a://bob-private-1/private: getFileStatus on s3a://bob-private-1/private: S3Exception: Forbidden")
+    assert access_denied_message(java) == (
+        "Access denied: the object store refused your keys for s3a://bob-private-1/private. It belongs to another "
+        "user or is not shared with you; use one of your own buckets.")
+    assert access_denied_message("java.io.FileNotFoundException: s3a://mine/x") is None

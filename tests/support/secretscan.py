@@ -70,8 +70,8 @@ _SECRET_WORDS = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|KEY", re.I)
 _ABOUT_A_SECRET = re.compile(r"(_|^)(FILE|PATH|DIR|URL|URI|NAME|REF|TYPE|SCOPES?|EXPIRES?(_AT|_IN)?|COUNT|ENV|ID)S?$|"
                              r"_(FILE|PATH|DIR)_", re.I)
 # KEY names that are no secret: key ids (the public half of a key pair), public keys, object and sort keys
-_NOT_A_SECRET_KEY = re.compile(r"ACCESS_?KEY|KEY_?ID|PUBLIC|GPG_KEY|KEYRING|KEYBOARD|OBJECT_?KEY|KEY_?PREFIX|"
-                               r"SORT_?KEY|PRIMARY_?KEY", re.I)
+_NOT_A_SECRET_KEY = re.compile(r"ACCESS[_.]?KEY|KEY[_.]?ID|PUBLIC|GPG_KEY|KEYRING|KEYBOARD|OBJECT_?KEY|KEY_?PREFIX|"
+                               r"SORT_?KEY|PRIMARY_?KEY", re.I)  # (also Hadoop's dotted fs.s3a.access.key)
 
 
 def is_secret_name(name: str) -> bool:

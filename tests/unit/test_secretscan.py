@@ -14,10 +14,12 @@ ODD = "k3y~~~???>>>~~~???"  # its base64 has '+' and '/', so the URL-safe alphab
 
 def test_secret_names():
     for name in ("AWS_SECRET_ACCESS_KEY", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN",
-                 "secret_key", "proxy_auth_token", "spark.authenticate.secret", "endpoint_key", "DB_PASSWORD", "key"):
+                 "secret_key", "proxy_auth_token", "spark.authenticate.secret", "endpoint_key", "DB_PASSWORD", "key",
+                 "spark.hadoop.fs.s3a.secret.key"):
         assert is_secret_name(name), name
     for name in ("AWS_ACCESS_KEY_ID", "access_key", "ODH_RGW_ADMIN_KEYS_FILE", "rgw_admin_keys_file", "secret_name",
-                 "GPG_KEY", "object_key", "JUPYTERHUB_API_URL", "HOME", "token_expires_at", "PATH"):
+                 "GPG_KEY", "object_key", "JUPYTERHUB_API_URL", "HOME", "token_expires_at", "PATH",
+                 "spark.hadoop.fs.s3a.access.key"):
         assert not is_secret_name(name), name
 
 

@@ -7,7 +7,7 @@ ODH_CONFIG_DIR ?= $(CURDIR)/config/demo
 ODH_STATE_DIR ?= $(CURDIR)/.odh-state
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-integration test-browser bench check-config clean k8s
+.PHONY: install up test test-unit test-integration test-docs test-browser bench check-config clean k8s
 
 install:
 	@scripts/install.sh
@@ -23,6 +23,10 @@ test-unit: install
 
 test-integration: install k8s
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# every Python block of README.md and docs/user-guide.md, run in a real kernel of the profile it names
+test-docs: install
+	$(PY) -m pytest -m docs $(PYTEST_ARGS)
 
 test-browser: install
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)

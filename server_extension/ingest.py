@@ -133,8 +133,12 @@ class Ingestion:
             time.sleep(interval)
 
     def read(self, limit: int = 100_000, s3=None):
-        """What landed, as a pandas DataFrame (partition, offset, timestamp, key, value), read with your keys."""
-        import pandas as pd
+        """What landed, as a pandas DataFrame (partition, offset, timestamp, key, value), read with your keys.
+        Needs pandas (and pyarrow for Parquet): a profile without them gets an OdhApiError saying so."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise OdhApiError(0, missing_stack_message("Ingestion.read()")) from None
 
         from odh_spawner.ingest.encode import decode
 
@@ -145,6 +149,15 @@ class Ingestion:
             rows += decode(s3.get_object(Bucket=s["bucket"], Key=o["key"])["Body"].read(), s["format"])
         df = pd.DataFrame(rows, columns=["partition", "offset", "timestamp", "key", "value"])
         return df.sort_values(["partition", "offset"]).reset_index(drop=True)
+
+
+def missing_stack_message(feature: str) -> str:
+    """Why `feature` cannot run here: this profile's environment leaves the data-science stack out. Pure."""
+    profile = os.environ.get("ODH_PROFILE", "")
+    where = f"your server's profile ({profile!r})" if profile else "this environment"
+    return (f"{feature} needs pandas and pyarrow, which {where} leaves out. Start your server with a profile that "
+            "has the data-science stack (the demo's 'Standard Data Science'), or list what landed with "
+            "ing.objects() and read it with boto3.")
 
 
 def _s3_from_env():

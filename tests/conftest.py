@@ -1,4 +1,5 @@
 """Test layers: tests/unit (pure, nothing running), tests/integration (real hub, proxy, Ceph RGW),
+tests/docs (every Python block of the README and user guide, run in its profile on the real platform),
 tests/browser (real Chromium). Each test is marked by its folder so one layer runs alone (`-m unit`)."""
 
 import os
@@ -15,7 +16,7 @@ pytest_plugins = ["tests.support.secretscan", "tests.support.fixtures", "tests.s
 # the real Kubernetes control plane (k8s_control_plane, k8s_namespace): tests/support/k8s_control_plane.py
 pytest_plugins.append("tests.support.k8s_control_plane")
 
-_LAYERS = ("unit", "integration", "browser")
+_LAYERS = ("unit", "integration", "docs", "browser")
 
 
 def _layer(item) -> str:

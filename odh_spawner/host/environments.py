@@ -73,6 +73,17 @@ class Lock:
         return next((v for n, v in self.pins if _norm(n) == norm), None)
 
 
+KEY_PACKAGES = ("jupyterlab", "pandas", "scikit-learn", "pyarrow", "pyspark", "mlflow-skinny", "confluent-kafka",
+                "torch")  # what the spawn form names of a lock environment, in this order, when the lock pins it
+
+
+def environment_summary(python_version: str, lock: Lock) -> str:
+    """What a server in this lock's environment gets, in one line for the spawn form: the Python and the key
+    packages' pinned versions (e.g. "Python 3.11.2 · jupyterlab 4.6.6 · pandas 3.1.1"). Pure."""
+    return " · ".join([f"Python {python_version}"]
+                      + [f"{name} {v}" for name in KEY_PACKAGES if (v := lock.version(name))])
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 

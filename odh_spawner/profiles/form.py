@@ -30,12 +30,15 @@ def _chosen(visible: list[Profile], user: str, groups, previous) -> dict:
 
 
 def render_form(visible: list[Profile], user: str, groups, previous: Mapping | None, backend: str,
-                limits_note: str = "", spark_available: bool = False) -> str:
+                limits_note: str = "", spark_available: bool = False,
+                environments: Mapping[str, str] | None = None) -> str:
+    """The spawn form. `environments`: what each profile (by slug) runs in where that is not its container image
+    (the local backend: its Python and key packages); a profile with an entry shows it instead of the image."""
     chosen = _chosen(visible, user, groups, previous)
     chosen.setdefault("spark", None)
     return _env.get_template("options_form.html").render(
         profiles=visible, chosen=chosen, user=user, backend=backend, limits_note=limits_note,
-        spark_available=spark_available,
+        spark_available=spark_available, environments=dict(environments or {}),
     )
 
 

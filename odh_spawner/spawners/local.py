@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
+import subprocess
 import sys
 import time
 
@@ -22,7 +24,8 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import Bool, Dict, Float, Unicode, default
 
-from odh_spawner.host.environments import BuiltEnv, EnvBuildError, LockEnvironments, LockError, server_env
+from odh_spawner.host.environments import (BuiltEnv, EnvBuildError, LockEnvironments, LockError, environment_summary,
+                                           server_env)
 from odh_spawner.credentials.model import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV
 from odh_spawner.errors import ProfileError
 from odh_spawner.host.limits import CgroupLimits, join
@@ -130,6 +133,25 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         if not self.isolated:
             note += " Single-user mode: " + single_user_warning()
         return note
+
+    def environment_notes(self, visible) -> dict[str, str]:
+        """Each profile's local environment for the spawn form: its lock's Python and key packages, or the hub's
+        own Python; a container digest does not apply here. A lock that cannot be read says so (the spawn
+        refuses it with the full reason)."""
+        envs = LockEnvironments(parent=self)
+        notes = {}
+        for p in visible:
+            if p.local.lock:
+                try:
+                    notes[p.slug] = environment_summary(envs.python_version(), envs.read_lock(p.local.lock)[2])
+                except (LockError, OSError, subprocess.SubprocessError) as e:
+                    self.log.warning("Spawn form: the lock of profile %s: %s", p.slug, e)
+                    notes[p.slug] = f"environment from {p.local.lock} (unreadable: see the hub log)"
+            elif p.local.environment == "hub":
+                notes[p.slug] = f"Python {platform.python_version()} · the hub's own environment"
+            else:
+                notes[p.slug] = f"the '{p.local.environment}' environment of this hub"
+        return notes
 
     # -- identity ------------------------------------------------------------------------------
     @property

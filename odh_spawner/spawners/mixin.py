@@ -78,6 +78,11 @@ class OdhSpawnerMixin(Configurable):
 
     spark_available = False  # backends that start the profile's Spark cluster with the server say True
 
+    def environment_notes(self, visible) -> dict[str, str]:
+        """What each visible profile runs in on this backend, by slug, for the spawn form (where the backend's
+        answer is not the profile's container image). Default: nothing, and the form shows the image."""
+        return {}
+
     # -- JupyterHub hooks ----------------------------------------------------------------------
     @default("options_form")
     def _odh_options_form(self):
@@ -86,8 +91,10 @@ class OdhSpawnerMixin(Configurable):
     @staticmethod
     def _render_options_form(spawner) -> str:
         previous = spawner.orm_spawner.user_options if spawner.orm_spawner is not None else {}
-        return render_form(spawner.visible(), spawner.user.name, spawner.user_groups(), previous,
-                           spawner.backend_name, spawner.limits_note(), spawner.spark_available)
+        visible = spawner.visible()
+        return render_form(visible, spawner.user.name, spawner.user_groups(), previous,
+                           spawner.backend_name, spawner.limits_note(), spawner.spark_available,
+                           environments=spawner.environment_notes(visible))
 
     @default("options_from_form")
     def _odh_options_from_form(self):

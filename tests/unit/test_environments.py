@@ -226,3 +226,13 @@ def test_the_notebook_side_imports_of_the_hub_side_only_the_shared_modules():
                 continue
             bad += [(os.path.relpath(path, root), m) for m in modules if m.startswith("odh_spawner") and m not in allowed]
     assert not bad, bad
+
+
+def test_environment_summary_names_python_and_the_key_packages_the_lock_pins():
+    from odh_spawner.host.environments import environment_summary
+
+    lock = parse_lock("pandas==3.1.1\nrequests==2.34.2\njupyterlab==4.6.6\npyspark==4.3.0\n")
+    assert environment_summary("3.11.2", lock) == "Python 3.11.2 · jupyterlab 4.6.6 · pandas 3.1.1 · pyspark 4.3.0"
+    with open(os.path.join(PROJECT_ROOT, "images", "spark", "requirements.lock")) as f:
+        spark = environment_summary("3.11.2", parse_lock(f.read()))
+    assert "pyspark 4.3.0" in spark and "mlflow-skinny 3.17.2" in spark and "confluent-kafka" in spark

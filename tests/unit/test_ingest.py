@@ -348,3 +348,14 @@ def test_two_ingestions_of_one_owner_never_write_the_same_topic_under_one_prefix
     m._one_writer("alice", "b", build_spec({"topic": "u", "bucket": "raw", "prefix": "new/"}))  # another topic
     m._one_writer("bob", "b", build_spec({"topic": "t", "bucket": "raw", "prefix": "new/"}))  # another owner
     m._one_writer("alice", "a", build_spec({"topic": "t", "bucket": "raw", "prefix": "old/"}))  # itself, back
+
+
+def test_read_without_pandas_names_a_profile_that_has_it(monkeypatch):
+    from server_extension.ingest import missing_stack_message
+
+    monkeypatch.setenv("ODH_PROFILE", "minimal")
+    text = missing_stack_message("Ingestion.read()")
+    assert text.startswith("Ingestion.read() needs pandas and pyarrow, which your server's profile ('minimal')")
+    assert "Standard Data Science" in text and "ing.objects()" in text
+    monkeypatch.delenv("ODH_PROFILE")
+    assert "which this environment leaves out" in missing_stack_message("Ingestion.read()")

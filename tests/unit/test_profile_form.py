@@ -44,6 +44,17 @@ def test_local_backend_says_what_applies_where():
     assert "Applies on Kubernetes only" not in kube
 
 
+def test_a_profile_with_an_environment_note_shows_it_instead_of_its_image():
+    visible = visible_profiles(PROFILES, "alice", ["data-science"])
+    note = "Python 3.11.2 · jupyterlab 4.6.6 · pandas 3.1.1 <b>"
+    html = render_form(visible, "alice", ["data-science"], None, "local", environments={"ds": note})
+    card = html.split('data-profile="ds"')[1].split('data-profile=')[0]
+    assert "Python 3.11.2 · jupyterlab 4.6.6 · pandas 3.1.1 &lt;b&gt;" in card and "sha256:" not in card
+    other = html.split('data-profile="open"')[1].split('data-profile=')[0]
+    assert 'class="odh-image"' in other  # no note: the image, as on Kubernetes
+    assert 'class="odh-env"' not in _render("alice", ["data-science"], backend="kubernetes")
+
+
 def test_form_escapes_profile_text():
     from odh_spawner.profiles.format import parse_profiles
     from tests.support.profiles import document, profile

@@ -1,12 +1,15 @@
 """Deploy a model from JupyterLab in a real browser, through the hub: right-click the model file, "Deploy
 model…", watch the stages, get the URL, the example request (with the endpoint's key) and the test prediction;
-then the Deployments panel: show the key, rotate it, make the endpoint public and private again, delete."""
+then the Deployments panel: show the key, rotate it, make the endpoint public and private again, test a second
+version, roll back to the first, delete."""
 
 import os
 
 import requests
 
 from tests.browser.test_bucket_panel import login_and_open_lab
+from tests.support.kernel import Kernel
+from tests.support.wait import wait_for
 
 
 def _train(path: str) -> None:
@@ -78,6 +81,31 @@ def test_deploy_from_the_file_browser(hub, user_server, page, shot):
     row.locator('[data-action="toggle-public"]').click()
     row.locator('.odh-deployment-access[data-public="false"]').wait_for()
     assert requests.post(url, json=body, timeout=10).status_code == 401
+
+    # a second version (from alice's kernel, as a notebook would); the panel's Test predicts the stored example
+    # against the live endpoint, and Roll back serves version 1 again on the same URL
+    kernel = Kernel(alice.url, alice.token)
+    try:
+        out = kernel.execute("import joblib\nfrom odh_hub import DeployClient\n"
+                             "d = DeployClient().deploy(joblib.load('churn_model.joblib'), 'churn', "
+                             "sample=[[0.9, 0.1, 0.1, 0.1]])\nprint('version', d.version)\n", timeout=300)
+    finally:
+        kernel.close()
+    assert "version 2" in out, out
+    page.click("#odh-deployments-panel [data-action='refresh']")
+    row.locator('.odh-deployment-version:has-text("v2 of 2")').wait_for()
+    row.locator('[data-action="test"]').click()
+    result = row.locator('.odh-deployment-test[data-state="done"]')
+    result.wait_for()
+    assert "1" in result.inner_text(), result.inner_text()
+    assert row.locator('[data-action="rollback"]').is_enabled()
+    row.locator('[data-action="rollback"]').click()
+    row.locator('.odh-deployment-version:has-text("v1 of 2")').wait_for(timeout=120_000)
+    wait_for(lambda: requests.get(f"{alice.url}odh/api/deployments/churn", headers=h, timeout=30).json().get(
+        "state") == "Available", 120, "version 1 serving again")
+    assert requests.post(url, json=body, headers={"Authorization": f"token {alice.token}"},
+                         timeout=10).json()["outputs"][0]["data"] == [1]
+
     row.locator('[data-action="delete"]').click()
     page.click(".jp-Dialog .jp-mod-accept")
     page.locator('#odh-deployments-panel .odh-deployment[data-name="churn"]').wait_for(state="detached")

@@ -1,7 +1,7 @@
 """Stream a Kafka topic into a bucket from JupyterLab in a real browser, through the hub: "New ingestion"
 (the dialog checks the settings as typed and shows the plan), submit, watch the records counter in the
-Ingestions panel climb to what was produced, open the last object, pause and resume from the panel; another
-user's panel does not show it; delete with confirmation."""
+Ingestions panel climb to what was produced, open the last object, pause (the counter stays put while records
+keep arriving) and resume from the panel, stop; another user's panel does not show it; delete with confirmation."""
 
 import json
 import re
@@ -66,6 +66,14 @@ def _no_problem_shown(page) -> None:
 
 def _records_reach(page, n: int, timeout: float = 60_000) -> None:
     page.locator(f'{ROW}[data-records="{n}"]').wait_for(timeout=timeout)
+
+
+def _refreshed(page) -> None:
+    """Click the panel's Refresh and wait for the platform's answer it asked for (so what the panel shows next
+    is newer than anything that happened before the click)."""
+    with page.expect_response(lambda r: "/odh/api/ingestions" in r.url and r.request.method == "GET"):
+        page.click("#odh-ingestions-refresh")
+    page.wait_for_timeout(200)  # the answer rendered
 
 
 def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_broker, browser, page, shot):
@@ -134,8 +142,9 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     page.locator(f'{ROW}[data-state="paused"]').wait_for()
     assert row.locator('[data-action="resume"]').is_enabled() and row.locator('[data-action="pause"]').is_disabled()
     assert produce_sample(TOPIC, 50, bootstrap=kafka_broker.bootstrap) == 50
-    page.wait_for_timeout(2500)  # a flush period and a panel refresh: still 350
-    assert row.get_attribute("data-records") == "350"
+    page.wait_for_timeout(2500)  # longer than two flush periods (flush_seconds=1) with records waiting
+    _refreshed(page)  # the panel asked the platform again after that: still 350
+    assert row.get_attribute("data-records") == "350" and row.get_attribute("data-state") == "paused"
     row.locator('[data-action="resume"]').click()
     _records_reach(page, 400)
 
@@ -171,6 +180,15 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     r = requests.post(f"{alice.url}odh/api/ingestions", headers={"Authorization": f"token {alice.token}"},
                       json={"name": "x", "topic": TOPIC, "bucket": BUCKET, "flush_records": 0}, timeout=30)
     assert r.status_code == 400 and "flush_records" in r.json()["message"]
+
+    # stop: the worker writes what it holds and exits; records arriving afterwards wait in the topic
+    row.locator('[data-action="stop"]').click()
+    page.locator(f'{ROW}[data-state="stopped"]').wait_for()
+    assert row.locator('[data-action="resume"]').is_enabled() and row.locator('[data-action="stop"]').is_disabled()
+    assert produce_sample(TOPIC, 20, bootstrap=kafka_broker.bootstrap) == 20
+    page.wait_for_timeout(2500)
+    _refreshed(page)
+    assert row.get_attribute("data-records") == "400" and row.get_attribute("data-state") == "stopped"
 
     # delete with confirmation; the objects stay
     row.locator('[data-action="delete"]').click()

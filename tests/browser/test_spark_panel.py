@@ -1,7 +1,11 @@
 """The Spark status item and panel in a real browser, through the hub: a server started with a Spark cluster,
-the status bar shows its workers, the panel scales it to 2 and the Spark UI opens through the user's server."""
+the status bar shows its workers, the panel scales it to 2, the Spark UI opens through the user's server, and
+"Restart cluster" (after its confirmation) brings up new master and worker processes with the same size."""
 
 import pytest
+import requests
+
+from tests.support.wait import wait_for
 
 from tests.browser.test_bucket_panel import login_and_open_lab
 
@@ -50,3 +54,24 @@ def test_spark_status_scale_and_ui(hub, alice_with_spark, page, shot):
     ui.locator("a:has-text('worker-')").first.click()
     ui.wait_for_load_state()
     assert "/user/alice/odh/spark-ui/" in ui.url and ui.locator("text=Spark Worker").count() >= 1
+
+    # Restart cluster: asks first; then new workers (new ids) register with the restarted master, 2/2 again
+    def workers():
+        r = requests.get(f"{alice_with_spark.url}/user/alice/odh/spark-ui/json/",
+                         headers={"Authorization": f"token {alice_with_spark.token}"}, timeout=10)
+        return {w["id"] for w in r.json().get("workers", []) if w.get("state") == "ALIVE"} if r.ok else set()
+
+    before = workers()
+    assert len(before) == 2, before
+    page.bring_to_front()
+    panel.locator('[data-action="restart"]').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for()
+    assert "Running applications are stopped" in dialog.inner_text()
+    page.click(".jp-Dialog .jp-mod-accept")
+    after = wait_for(lambda: (lambda w: w if len(w) == 2 and not (w & before) else None)(workers()), 180,
+                     "two new workers after the restart")
+    assert not (after & before)
+    page.wait_for_function("() => document.querySelector('#odh-spark-status').textContent.includes('2/2')",
+                           timeout=120_000)
+    assert page.locator("#odh-spark-error").is_hidden()

@@ -292,7 +292,73 @@ def deploy_seven(user: HubUserSession) -> None:
                                   timeout=30).json()["stage"] == "ready", 120, "the deployment to be ready")
 
 
-def test_platform_keeps_objects_servers_and_deployments_across_ctrl_c_and_kill_9(private_config, tmp_path):
+def ingest_workers(state: str) -> list[int]:
+    """The ingestion workers of the platform whose state directory is `state` (they run as their owners, apart
+    from the launcher's process tree)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmd = " ".join(_cmdline(int(entry)))
+            if "odh_spawner.ingest.worker" in cmd and state in cmd:
+                found.append(int(entry))
+    return found
+
+
+class Stream:
+    """An ingestion of alice's through the platform's API (her hub token), and the records produced for it:
+    record i is {"i": i}; after every step all of 0..produced-1 must be in her bucket exactly once."""
+
+    def __init__(self, up: "Up", user: HubUserSession, name="durable", bucket="alice-ingested"):
+        from server_extension.ingest import IngestClient, Ingestion
+
+        self.up, self.user, self.name, self.bucket, self.produced = up, user, name, bucket, 0
+        self.ing = Ingestion(name, IngestClient(f"{up.url}/services/odh-platform/", user.token))
+
+    @property
+    def bootstrap(self) -> str:
+        return self.up.wait_line(r"Kafka \(bootstrap\): (\S+)", 10).group(1)
+
+    def start(self) -> None:
+        from server_extension.ingest import ingest
+        from tests.support.kafka import create_topic
+
+        r = requests.post(f"{self.up.url}/user/{self.user.name}/odh/api/buckets", headers=self.user.auth,
+                          json={"name": self.bucket}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+        create_topic(self.bootstrap, self.name, 3)
+        self.more(3000)
+        ingest(topic=self.name, bucket=self.bucket, prefix="ing/", format="jsonl", flush_records=500,
+               flush_seconds=1, name=self.name, client=self.ing.client, show_plan=False)
+        self.landed()
+
+    def more(self, n: int) -> None:
+        from tests.support.kafka import produce
+
+        produce(self.bootstrap, self.name, n, start=self.produced)
+        self.produced += n
+
+    def landed(self, timeout: float = 180) -> dict:
+        """Every record produced so far is in the bucket exactly once, and verify() finds nothing wrong."""
+        self.ing.client.api = f"{self.up.url}/services/odh-platform/api/ingestions"  # the hub's port changes
+        wait_for(lambda: _answers(lambda: self.ing.status()["records"] >= self.produced), timeout,
+                 f"{self.produced} records of ingestion {self.name}")
+        report = self.ing.verify()
+        assert report["ok"] and not report["gaps"] and not report["overlaps"], report
+        s3 = self.user_s3()
+        values = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="ing/"):
+            for o in page.get("Contents", []):
+                body = s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read().decode()
+                values += [json.loads(json.loads(line)["value"])["i"] for line in body.splitlines() if line]
+        assert sorted(values) == list(range(self.produced)), (len(values), self.produced)
+        return self.ing.status()
+
+    def user_s3(self):
+        env = self.env
+        return s3_client(env["S3_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+
+def test_platform_keeps_objects_servers_deployments_and_ingestions_across_ctrl_c_and_kill_9(private_config, tmp_path):
     state = str(tmp_path / "state")
     up = Up(private_config, state, "durability-1")
     try:
@@ -312,8 +378,13 @@ def test_platform_keeps_objects_servers_and_deployments_across_ctrl_c_and_kill_9
         deploy_seven(alice)
         assert deployments(alice) == ["seven"] and predict(up.url, alice) == [7]
         step("deployed alice.seven; it predicts [7] through the hub")
+        stream = Stream(up, alice)
+        stream.env = env
+        stream.start()
+        (worker,) = ingest_workers(state)
+        step(f"ingestion 'durable' (worker pid {worker}): {stream.produced} records landed exactly once")
 
-        up.ctrl_c(extra_pids=[pid])
+        up.ctrl_c(extra_pids=[pid, worker])
         step("Ctrl-C: everything stopped, nothing left running")
 
         up = Up(private_config, state, "durability-2")
@@ -331,6 +402,20 @@ def test_platform_keeps_objects_servers_and_deployments_across_ctrl_c_and_kill_9
         assert deployments(alice) == ["seven"]
         step(f"after the restart: every object equal (sha256), deployment listed and predicting, "
              f"alice's new server pid {pid}")
+        stream.up, stream.env = up, env2
+        stream.more(2000)
+        stream.landed()
+        step(f"the ingestion runs again after Ctrl-C and up: {stream.produced} records exactly once")
+
+        # kill -9 the Kafka broker: the launcher starts it again with its data; the worker reconnects
+        broker = up.named("noida")
+        mark = len(up.lines)
+        os.kill(broker, signal.SIGKILL)
+        up.wait_line(rf"Kafka broker \(pid {broker}\) exited unexpectedly \(signal 9 \(SIGKILL\)\); restarted it",
+                     30, mark)
+        stream.more(2000)
+        stream.landed()
+        step(f"kill -9 Kafka broker (pid {broker}): restarted; {stream.produced} records exactly once")
 
         # kill -9 the RGW: the launcher starts it again on the same port; the running server keeps working
         rgw = up.named("radosgw")
@@ -378,8 +463,12 @@ def test_platform_keeps_objects_servers_and_deployments_across_ctrl_c_and_kill_9
         up.named("odh_spawner.platform"), up.named("jupyterhub_idle_culler")  # exactly one of each again
         step(f"kill -9 hub (pid {hub}): restarted on {up.url}; alice's server still pid {pid}; objects equal; "
              f"deployment listed and predicting")
+        stream.more(2000)
+        stream.landed()
+        step(f"after kill -9 of the platform service and of the hub: {stream.produced} records exactly once")
+        (worker,) = ingest_workers(state)
 
-        up.ctrl_c(extra_pids=[pid])
+        up.ctrl_c(extra_pids=[pid, worker])
         step("Ctrl-C: everything stopped, nothing left running")
     finally:
         up.kill()

@@ -78,6 +78,34 @@ export function ingestionAction(name: string, action: IngestAction): Promise<IIn
   return requestAPI<IIngestion>(ingestionPath(name, `/${action}`), { method: 'POST', headers: JSON_HEADERS, body: '{}' });
 }
 
+/** The settings a running ingestion may change (PATCH): nothing is lost or written twice. */
+export type IngestChanges = Partial<Pick<IIngestSettings, 'prefix' | 'format' | 'flush_records' | 'flush_seconds' | 'partition_by'>>;
+
+export function updateIngestion(name: string, changes: IngestChanges): Promise<IIngestion> {
+  return requestAPI<IIngestion>(ingestionPath(name), { method: 'PATCH', headers: JSON_HEADERS, body: JSON.stringify(changes) });
+}
+
+/** What differs between an ingestion's settings and the edited ones (only what may change). */
+export function changedSettings(current: IIngestSettings, edited: IIngestSettings): IngestChanges {
+  const changes: IngestChanges = {};
+  if (normalizePrefix(edited.prefix) !== normalizePrefix(current.prefix)) {
+    changes.prefix = edited.prefix;
+  }
+  if (edited.format !== current.format) {
+    changes.format = edited.format;
+  }
+  if (edited.flush_records !== current.flush_records) {
+    changes.flush_records = edited.flush_records;
+  }
+  if (edited.flush_seconds !== current.flush_seconds) {
+    changes.flush_seconds = edited.flush_seconds;
+  }
+  if ((edited.partition_by ?? null) !== (current.partition_by ?? null)) {
+    changes.partition_by = edited.partition_by;
+  }
+  return changes;
+}
+
 export function deleteIngestion(name: string): Promise<{ deleted: string }> {
   return requestAPI<{ deleted: string }>(ingestionPath(name), { method: 'DELETE' });
 }

@@ -4,11 +4,14 @@ import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
 import {
+  changedSettings,
   DEFAULT_FLUSH_RECORDS,
   DEFAULT_FLUSH_SECONDS,
   defaultName,
   FORMATS,
+  IIngestion,
   IIngestSettings,
+  IngestChanges,
   IngestFormat,
   listTopics,
   planOf,
@@ -21,7 +24,8 @@ export interface IIngestDefaults {
 }
 
 class IngestBody extends Widget implements Dialog.IBodyWidget<IIngestSettings> {
-  constructor(defaults: IIngestDefaults) {
+  /** `existing`: edit that ingestion's settings (topic, bucket and name stay as they are). */
+  constructor(defaults: IIngestDefaults, existing?: IIngestion) {
     super();
     this.addClass('odh-ingest-dialog');
     const input = (id: string, value: string, attrs: Record<string, string> = {}): HTMLInputElement => {
@@ -52,6 +56,20 @@ class IngestBody extends Widget implements Dialog.IBodyWidget<IIngestSettings> {
     this._plan = h('div', { id: 'odh-ingest-plan', class: 'odh-ingest-plan' });
     const row = (label: string, el: HTMLElement): HTMLElement =>
       h('label', { class: 'odh-ingest-row', for: el.id }, h('span', { class: 'odh-field-label' }, label), el);
+    if (existing) {
+      this._topic.value = existing.topic;
+      this._bucket.value = existing.bucket;
+      this._name.value = existing.name;
+      this._prefix.value = existing.prefix;
+      this._records.value = String(existing.flush_records);
+      this._seconds.value = String(existing.flush_seconds);
+      this._format.value = existing.format;
+      this._hourly.checked = existing.partition_by === 'hour';
+      for (const fixed of [this._topic, this._bucket, this._name]) {
+        fixed.readOnly = true;
+        fixed.title = 'Fixed for an existing ingestion';
+      }
+    }
     this.node.append(
       row('Topic', this._topic),
       topics,
@@ -147,4 +165,24 @@ export async function askIngestion(defaults: IIngestDefaults = {}): Promise<IIng
     throw new Error(problem.message);
   }
   return result.value;
+}
+
+/** Change a running ingestion's settings; the changed fields only, or null when cancelled or nothing changed.
+ * Throws for settings the platform would refuse. */
+export async function askIngestionChanges(existing: IIngestion): Promise<IngestChanges | null> {
+  const result = await showDialog<IIngestSettings>({
+    title: `Settings of ${existing.name}`,
+    body: new IngestBody({}, existing),
+    focusNodeSelector: '#odh-ingest-flush-records',
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Apply' })]
+  });
+  if (!result.button.accept || !result.value) {
+    return null;
+  }
+  const problem = settingsProblem(result.value);
+  if (problem) {
+    throw new Error(problem.message);
+  }
+  const changes = changedSettings(existing, result.value);
+  return Object.keys(changes).length ? changes : null;
 }

@@ -19,8 +19,10 @@ import {
   IngestAction,
   ingestionAction,
   lagText,
-  listIngestions
+  listIngestions,
+  updateIngestion
 } from './ingestApi';
+import { askIngestionChanges } from './ingestDialog';
 import { formatBytes } from './units';
 
 /** Refresh period while the panel is visible. */
@@ -39,7 +41,7 @@ function stat(name: string, label: string, value: string, title = ''): HTMLEleme
 export function ingestionRow(i: IIngestion): HTMLLIElement {
   const li = h('li', { class: 'odh-ingestion', 'data-name': i.name, 'data-state': i.state, 'data-records': String(i.records ?? 0) });
   const enabled = enabledActions(i.state);
-  const button = (action: IngestAction | 'delete', label: string, title: string, on: boolean): HTMLButtonElement => {
+  const button = (action: IngestAction | 'delete' | 'settings', label: string, title: string, on: boolean): HTMLButtonElement => {
     const b = h('button', { class: 'odh-button', type: 'button', 'data-action': action, title }, label);
     b.disabled = !on;
     return b;
@@ -62,6 +64,7 @@ export function ingestionRow(i: IIngestion): HTMLLIElement {
       button('pause', 'Pause', 'Pause: the worker writes and commits what it holds, then waits', enabled.pause),
       button('resume', 'Resume', 'Go on from the last committed offsets', enabled.resume),
       button('stop', 'Stop', 'Stop the worker (resume later, nothing is lost)', enabled.stop),
+      button('settings', 'Settings…', 'Change the prefix, format or flush rule while it runs (nothing lost or doubled)', true),
       button('delete', 'Delete', 'Delete the ingestion (its objects stay in the bucket)', true)
     )
   );
@@ -221,6 +224,14 @@ export class IngestionsPanel extends PollingPanel {
       }
     } else if (action === 'delete') {
       void this._delete(name);
+    } else if (action === 'settings' && ing) {
+      void this._run(async () => {
+        const changes = await askIngestionChanges(ing);
+        if (changes) {
+          await updateIngestion(name, changes);
+          this.showStatus(`${name}: changed ${Object.keys(changes).join(', ')}`);
+        }
+      });
     } else if (action === 'pause' || action === 'resume' || action === 'stop') {
       void this._run(async () => {
         const i = await ingestionAction(name, action);

@@ -1,7 +1,7 @@
 """Stream a Kafka topic into a bucket from JupyterLab in a real browser, through the hub: "New ingestion"
 (the dialog checks the settings as typed and shows the plan), submit, watch the records counter in the
 Ingestions panel climb to what was produced, open the last object, pause (the counter stays put while records
-keep arriving) and resume from the panel, stop; another user's panel does not show it; delete with confirmation."""
+keep arriving) and resume from the panel, change its settings, stop; another user's panel does not show it; delete with confirmation."""
 
 import json
 import re
@@ -181,6 +181,26 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
                       json={"name": "x", "topic": TOPIC, "bucket": BUCKET, "flush_records": 0}, timeout=30)
     assert r.status_code == 400 and "flush_records" in r.json()["message"]
 
+    # Settings…: the dialog shows the current settings (topic, bucket and name fixed); Parquet from now on, in
+    # files of 25 records; what was written stays, nothing is lost or doubled
+    row.locator('[data-action="settings"]').click()
+    page.locator("#odh-ingest-flush-records").wait_for()
+    assert page.input_value("#odh-ingest-flush-records") == "50" and page.input_value("#odh-ingest-format") == "jsonl"
+    assert page.locator("#odh-ingest-topic").get_attribute("readonly") is not None
+    page.fill("#odh-ingest-flush-records", "0")
+    assert page.locator('#odh-ingest-problem[data-field="flush_records"]').is_visible()
+    assert page.locator(".jp-Dialog .jp-mod-accept").is_disabled()
+    page.fill("#odh-ingest-flush-records", "25")
+    page.select_option("#odh-ingest-format", "parquet")
+    page.click(".jp-Dialog .jp-mod-accept")
+    page.locator("#odh-ingestions-panel :text('changed format, flush_records')").wait_for()
+    h = {"Authorization": f"token {alice.token}"}
+    changed = requests.get(f"{alice.url}odh/api/ingestions/{NAME}", headers=h, timeout=30).json()
+    assert (changed["format"], changed["flush_records"], changed["topic"]) == ("parquet", 25, TOPIC), changed
+    assert produce_sample(TOPIC, 50, bootstrap=kafka_broker.bootstrap) == 50
+    _records_reach(page, 450)
+    page.locator(f'{ROW} [data-action="open-last"]:text-matches("\\.parquet$")').wait_for()
+
     # stop: the worker writes what it holds and exits; records arriving afterwards wait in the topic
     row.locator('[data-action="stop"]').click()
     page.locator(f'{ROW}[data-state="stopped"]').wait_for()
@@ -188,7 +208,7 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     assert produce_sample(TOPIC, 20, bootstrap=kafka_broker.bootstrap) == 20
     page.wait_for_timeout(2500)
     _refreshed(page)
-    assert row.get_attribute("data-records") == "400" and row.get_attribute("data-state") == "stopped"
+    assert row.get_attribute("data-records") == "450" and row.get_attribute("data-state") == "stopped"
 
     # delete with confirmation; the objects stay
     row.locator('[data-action="delete"]').click()
@@ -198,5 +218,6 @@ def test_ingest_from_the_dialog_and_watch_the_panel(hub, user_server, kafka_brok
     assert r.json()["ingestions"] == []
     kept = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"clicks/topic={TOPIC}/")["Contents"]
     assert sum(int(o["Key"].rsplit("+", 1)[1].split(".")[0]) - int(o["Key"].rsplit("+", 2)[1]) + 1
-               for o in kept) == 400  # every record exactly once, in the objects that stay
+               for o in kept) == 450  # every record exactly once, in the objects that stay
+    assert {o["Key"].rsplit(".", 1)[1] for o in kept} == {"jsonl", "parquet"}
     assert not [e for e in page.js_errors if "403" not in e], page.js_errors

@@ -18,6 +18,7 @@ from odh_spawner.auth.users import load_users
 from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.kafka import KafkaBroker
+from odh_spawner.localplatform import runrecord
 from odh_spawner.localplatform.settings import load_settings
 from odh_spawner.host.supervise import RestartBudget, exit_text
 
@@ -58,16 +59,38 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     ceph = hub = kafka = None
+    recorded: list[tuple[str, int]] = []
+
+    def record() -> None:
+        """Keep up.json naming what runs now (the supervisors restart processes under new PIDs)."""
+        running = [("launcher", os.getpid())]
+        running += [(f"ceph-{name}", d.proc.pid) for name, d in (ceph.daemons.items() if ceph else ())
+                    if d.proc is not None]
+        running += [("kafka", kafka.proc.pid)] if kafka is not None and kafka.proc is not None else []
+        running += [("hub", hub.proc.pid)] if hub is not None and hub.proc is not None else []
+        if running != recorded:
+            runrecord.write(state_dir, [runrecord.entry(what, pid) for what, pid in running])
+            recorded[:] = running
+
+    owns_record = False  # a refused start must not remove the running launcher's record
     try:
+        left = runrecord.reap(state_dir, _say)
+        owns_record = True
+        if left:
+            _say(f"Stopped {left} process(es) the previous run left; its data stays")
+        record()
         if settings.ceph_enabled:
             _say("Starting Ceph (monitor, OSD, RADOS gateway); this takes about 15 s")
             ceph = CephCluster(os.path.join(state_dir, "ceph"), settings.rgw_port, report=_say,
                                store=settings.ceph_store)
             ceph.start()
+            record()
         if settings.kafka_enabled and not settings.kafka_bootstrap:
             kafka = KafkaBroker(os.path.join(state_dir, "kafka"), settings.kafka_port, report=_say).start()
+            record()
         hub = HubProcess(runtime_settings(settings, state_dir, ceph, kafka), report=_say)
         hub.start()
+        record()
         prebuild_envs(profiles)  # in the background: the hub is up meanwhile, a first spawn waits for its build
         stop.running = True
         _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path,
@@ -87,10 +110,14 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
                         return 1
                 finally:
                     stop.running = True
+            record()
             time.sleep(0.5)
         return 0
     except KeyboardInterrupt:
         return 130
+    except runrecord.LauncherRunning as e:
+        _say(f"error: {e}")
+        return 1
     except Exception as e:  # a clear message, then clean up everything we started
         _say(f"error: {e}")
         return 1
@@ -107,6 +134,8 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
             ceph.stop()
         if hub is not None or ceph is not None or kafka is not None:
             _say("Stopped; nothing left running")
+        if owns_record:
+            runrecord.clear(state_dir)
 
 
 def restart_hub(hub: HubProcess, budget: RestartBudget) -> bool:

@@ -494,3 +494,43 @@ def _answers(check) -> bool:
         return bool(check())
     except (requests.RequestException, ValueError, KeyError, AssertionError):
         return False
+
+
+def test_a_killed_launcher_leaves_nothing_once_up_runs_again(private_config, tmp_path):
+    """kill -9 of `odh-hub up` itself: its hub, Kafka broker and Ceph daemons keep running, orphaned. A second
+    `up` beside a live one is refused with the reason; the next `up` after the kill stops what the dead run left
+    (up.json), starts on the same data, and Ctrl-C then leaves nothing running."""
+    state = str(tmp_path / "state")
+    up = Up(private_config, state, "killed-launcher-1")
+    try:
+        alice, pid, env = spawn(up.url, "alice")
+        r = requests.post(f"{up.url}/user/alice/odh/api/buckets", headers=alice.auth, json={"name": "alice-kept"},
+                          timeout=30)
+        assert r.status_code in (200, 201), r.text
+        sums = put_objects(user_s3(env), "alice-kept")
+        second = subprocess.run([sys.executable, "-m", "odh_spawner.cli", "up", "--config-dir", private_config,
+                                 "--state-dir", state], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"Another odh-hub up (pid {up.proc.pid}) runs with the state directory" in second.stdout
+        left = {p: _cmdline(p) for p in up.tree() if p != up.proc.pid}
+        hub, rgw = up.named("-m jupyterhub -f"), up.named("radosgw")
+        os.kill(up.proc.pid, signal.SIGKILL)
+        up.proc.wait(10)
+        assert pid_alive(hub) and pid_alive(rgw) and pid_alive(pid)  # orphaned, still running
+        step(f"kill -9 odh-hub up (pid {up.proc.pid}): hub {hub}, radosgw {rgw} and alice's server {pid} left running")
+
+        up = Up(private_config, state, "killed-launcher-2")
+        assert re.search(r"The previous odh-hub up \(pid \d+\) ended without stopping what it started; stopping "
+                         r".*hub \(pid \d+\)", up.text), up.text
+        assert "(bluestore, started again with its data)" in up.text
+        assert not pid_alive(hub) and not pid_alive(rgw)
+        still = [p for p in left if pid_alive(p) and _cmdline(p) == left[p] and p != pid]
+        assert not still, [(p, left[p]) for p in still]
+        step("up again: the dead run's hub, Kafka and Ceph daemons stopped; started on the same data")
+        alice, pid2, env2 = spawn(up.url, "alice")
+        assert read_sums(user_s3(env2), "alice-kept") == sums
+        up.ctrl_c(extra_pids=[pid, pid2])
+        assert not os.path.exists(os.path.join(state, "up.json"))
+        step("alice's objects equal; Ctrl-C: nothing left running, no record left")
+    finally:
+        up.kill()

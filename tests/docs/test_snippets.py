@@ -1,7 +1,7 @@
 """Every Python block of README.md and docs/user-guide.md runs, in a real kernel of the profile it is written for,
 against the real local platform (hub and proxy, Ceph RGW, the Kafka broker, Spark, MLServer), as alice would
 run it after `make up`: the demo profiles as shipped, each in its lock environment (built once and cached, as
-`make up` builds them), not the hub's own environment that other suites spawn in. How a block names its profile
+`make up` builds them), as in the integration and browser layers. How a block names its profile
 and the hidden setup and checks it needs: tests/support/docblocks.py. `make test-docs` runs this layer alone.
 
 A block that raises fails the test with the document and line of the block; its hidden checks assert the
@@ -15,9 +15,7 @@ import sys
 
 import pytest
 
-from odh_spawner.host.environments import LockEnvironments, lock_envs_of
 from odh_spawner.localplatform.settings import load_settings
-from odh_spawner.profiles.format import load_profiles
 from tests.support import docblocks
 from tests.support.fixtures import DEMO_DIR, server_pid
 from tests.support.kernel import Kernel, KernelError
@@ -26,32 +24,14 @@ SESSIONS = docblocks.sessions(docblocks.all_blocks())
 USER = "alice"
 
 
-def _touch_write(path: str, text: str) -> None:
-    """Write and move the mtime on, so the hub's hot reload sees the change even within one second."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-
-
 @pytest.fixture(scope="module")
 def demo_profiles(hub, config_dir):
-    """The demo profiles as shipped (config/demo/profiles.yaml: each profile in its image's lock environment),
-    hot-reloaded into the session's hub in place of the hub-environment rewrite; put back afterwards. Their
-    environments are built first (once; cached where the hub looks), so a spawn does not wait for a build."""
-    demo = os.path.join(DEMO_DIR, "profiles.yaml")
-    envs = LockEnvironments()
-    for lock, slug in lock_envs_of(load_profiles(demo)).items():
-        built = envs.ensure(lock, log=lambda m, slug=slug: print(f"{slug}: {m}", flush=True))
-        print(f"{slug}: {lock}: {'built' if built.built else 'cached'}: {built.path}")
-    path = os.path.join(config_dir, "profiles.yaml")
-    with open(path, encoding="utf-8") as f:
-        rewritten = f.read()
-    with open(demo, encoding="utf-8") as f:
-        _touch_write(path, f.read())
-    assert load_settings(config_dir).profiles_file == path
-    yield
-    _touch_write(path, rewritten)
+    """The session's hub serves the demo profiles as shipped (each in its image's lock environment, built by
+    the `hub` fixture); checked here, since this layer's point is to run where users run."""
+    with open(os.path.join(DEMO_DIR, "profiles.yaml"), encoding="utf-8") as f:
+        demo = f.read()
+    with open(load_settings(config_dir).profiles_file, encoding="utf-8") as f:
+        assert f.read() == demo, "the session's profiles differ from config/demo/profiles.yaml"
 
 
 def _start(session, profile: str, spark: int):

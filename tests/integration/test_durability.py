@@ -227,7 +227,9 @@ def private_config(tmp_path):
     d.mkdir()
     for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
-    hub_environments(d / "profiles.yaml")  # the demo's lock environments are not built for these tests
+    # these tests are about the platform's own processes (kill -9, Ctrl-C, up again) and run no user code in a
+    # kernel: the servers run in the hub's Python, so no test here waits for a lock environment's first build
+    hub_environments(d / "profiles.yaml")
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     assert platform["ceph"]["objectstore"] == "bluestore"  # what `make up` uses
     platform["ceph"]["bluestore_size"] = "2Gi"

@@ -15,7 +15,6 @@ from odh_spawner.localplatform.settings import load_settings
 from tests.conftest import ARTIFACTS, ROOT
 from tests.support import secretscan
 from tests.support.hubclient import HubUserSession
-from tests.support.profiles import hub_environments
 from tests.support.wait import wait_for
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
@@ -58,6 +57,18 @@ def server_pid(admin: HubUserSession, name: str) -> int:
     return admin.api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"]
 
 
+def build_lock_environments(config_dir: str) -> None:
+    """The lock environments of the profiles in `config_dir`, built now if not cached (where the hub looks), so
+    that no spawn waits for a build (a first build takes a minute or two; `make up` prebuilds the same way)."""
+    from odh_spawner.host.environments import LockEnvironments, lock_envs_of
+    from odh_spawner.profiles.format import load_profiles
+
+    envs = LockEnvironments()
+    for lock, slug in lock_envs_of(load_profiles(load_settings(config_dir).profiles_file)).items():
+        built = envs.ensure(lock, log=lambda m, slug=slug: print(f"{slug}: {m}", flush=True))
+        print(f"{slug}: {lock}: {'built' if built.built else 'cached'} at {built.path}")
+
+
 @pytest.fixture(scope="session")
 def ceph(tmp_path_factory):
     cluster = CephCluster(str(tmp_path_factory.mktemp("ceph")), report=print)
@@ -70,11 +81,12 @@ def ceph(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory):
-    """A private copy of the demo configuration (tests edit profiles.yaml for hot reload)."""
+    """A private copy of the demo configuration (tests edit profiles.yaml for hot reload). The demo profiles
+    stay as shipped: servers run in their images' lock environments, as users' do after `make up` (built once
+    and cached, see `hub`), not in the hub's own Python."""
     d = tmp_path_factory.mktemp("config")
     for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
         shutil.copy(os.path.join(DEMO_DIR, name), d / name)
-    hub_environments(d / "profiles.yaml")  # the demo's lock environments are not built for these tests
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     platform["deployments"]["max_model_size"] = "8Mi"  # so the size limit is testable with small uploads
     platform["kafka"]["max_ingestions_per_user"] = INGESTIONS_PER_USER  # reachable in a test
@@ -84,6 +96,7 @@ def config_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hub(ceph, config_dir, tmp_path_factory, kafka_broker):
+    build_lock_environments(config_dir)
     state = tmp_path_factory.mktemp("hub-state")
     runtime = runtime_settings(load_settings(config_dir), str(state), ceph, kafka_broker)
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -128,14 +141,15 @@ class RunningServer:
 
 @pytest.fixture(scope="module")
 def user_server(login):
-    """Start (once per test module) a user's server with the minimal profile; stopped after the module,
-    so other modules find users without servers."""
+    """Start (once per test module) a user's server with the Standard Data Science profile (its lock
+    environment: pandas, scikit-learn, pyarrow, MLflow, the Kafka client; no Spark cluster unless asked);
+    stopped after the module, so other modules find users without servers."""
     running: dict[str, RunningServer] = {}
 
     def _server(name: str) -> RunningServer:
         if name not in running:
             user = login(name)
-            r = user.api("POST", f"/users/{name}/server", json={"profile": "minimal"})
+            r = user.api("POST", f"/users/{name}/server", json={"profile": "datascience"})
             assert r.status_code in (201, 202), r.text
             user.wait_ready()
             running[name] = RunningServer(user, server_pid(login("admin"), name))

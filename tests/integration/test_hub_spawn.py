@@ -87,7 +87,7 @@ def test_progress_reports_profile_and_limits(login):
     messages = [e.get("message", "") for e in events]
     assert any("Profile Minimal Python, size small" in m for m in messages), messages
     assert any("Limits" in m for m in messages), messages
-    assert any("local 'hub' environment" in m for m in messages), messages
+    assert any("local 'minimal' environment" in m for m in messages), messages  # its lock's, not the hub's
     assert events[-1].get("ready"), events[-1]
     alice.stop()
 

@@ -25,8 +25,8 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v uuidgen >/dev/null || need_apt+=(uuid-runtime)
 command -v useradd >/dev/null || need_apt+=(passwd)
 [ -x /usr/sbin/nft ] || need_apt+=(nftables)  # model servers' ports guarded from users' direct connections
-command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # Spark
-command -v mvn >/dev/null || need_apt+=(maven)  # the s3a jars, from Maven Central
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # Spark, Apache Kafka (tests)
+command -v mvn >/dev/null || need_apt+=(maven)  # the s3a and Apache Kafka jars, from Maven Central
 if [ "$PYTHON" = /usr/bin/python3.11 ] && ! /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
   need_apt+=(python3.11-venv)
 fi
@@ -70,6 +70,9 @@ cp jupyter-config/ipython_kernel_config.json "$VENV/etc/ipython/ipython_kernel_c
 # ... and s3a:// for its Spark (hadoop-aws and the AWS SDK bundle its Hadoop declares, from Maven Central with
 # Maven, checksum-checked, cached under ~/.cache/odh-hub/maven; the lock environments get the same jars)
 "$VENV/bin/python" -m odh_spawner.host.hadoop_jars >/dev/null
+# ... and Apache Kafka's broker jars (the tests' main broker; KRaft, one JVM), from Maven Central with Maven,
+# checksum-checked, one classpath directory per version under ~/.cache/odh-hub/kafka (or $ODH_KAFKA_JARS)
+"$VENV/bin/python" -m odh_spawner.localplatform.apache_kafka fetch >/dev/null
 
 # 2b. The JupyterLab extension (bucket browser): built with Node (>= 20.19) at install time, prebuilt at run time.
 ODH_VENV="$VENV" labextension/install.sh

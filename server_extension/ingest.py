@@ -229,7 +229,8 @@ def produce_sample(topic: str, records=1000, bootstrap: str | None = None, parti
         rows = iter(records.to_dict(orient="records"))
     else:
         rows = iter(records)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # idempotent: a batch retried (e.g. Kafka not yet leader of a topic it has just created) keeps its place
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     n = 0
     for row in rows:
         value = json.dumps(row, default=str).encode()

@@ -6,8 +6,8 @@ jars `spark.read.parquet("s3a://...")` fails with "No FileSystem for scheme s3a"
 Hadoop release's own `hadoop-project` pom (`<aws-java-sdk-v2.version>`, `<amazon-s3-analyticsaccelerator-s3.version>`),
 never from a table of ours.
 
-Maven is the client (`mvn -C dependency:get`: strict checksums, so a jar whose published SHA-1 does not match
-fails the fetch); each jar is checked once more here against the `.sha1` Maven kept beside it. Everything is
+Maven is the client (host.maven: `mvn -C dependency:get`, strict checksums, so a jar whose published SHA-1 does
+not match fails the fetch); each jar is checked once more against the `.sha1` Maven kept beside it. Everything is
 cached in a Maven repository of our own (`~/.cache/odh-hub/maven/repository`, or $ODH_MAVEN_CACHE), and the
 jars are hard-linked (else copied) into `pyspark/jars/` of the environment: what the Spark image does with
 images/notebook/spark-extras.sh, the same two jars.
@@ -20,16 +20,16 @@ The pure parts (versions, coordinates, paths) are apart from the I/O (`install`)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 
 from odh_spawner.errors import OdhError
+from odh_spawner.host import maven
+from odh_spawner.host.maven import Artifact, default_repository, mvn_get  # noqa: F401 (this module's API)
 
 HADOOP_API_RE = re.compile(r"^hadoop-client-api-(\d+\.\d+\.\d+)\.jar$")
 SDK_RE = re.compile(r"<aws-java-sdk-v2\.version>\s*([0-9][0-9A-Za-z.\-]*)\s*</aws-java-sdk-v2\.version>")
@@ -38,26 +38,6 @@ ANALYTICS_RE = re.compile(r"<amazon-s3-analyticsaccelerator-s3\.version>\s*([0-9
 
 class HadoopJarsError(OdhError):
     """The s3a jars could not be determined, fetched or verified (the message says which step)."""
-
-
-@dataclass(frozen=True)
-class Artifact:
-    group: str
-    artifact: str
-    version: str
-    packaging: str = "jar"
-
-    @property
-    def coordinates(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
-
-    @property
-    def filename(self) -> str:
-        return f"{self.artifact}-{self.version}.{self.packaging}"
-
-    def repo_path(self, repository: str) -> str:
-        """Where Maven keeps it in a local repository."""
-        return os.path.join(repository, *self.group.split("."), self.artifact, self.version, self.filename)
 
 
 # -- pure ----------------------------------------------------------------------------------------------------------
@@ -96,54 +76,14 @@ def s3a_jars(hadoop: str, sdk: str, analytics: str = "") -> list[Artifact]:
     return jars
 
 
-def mvn_get(mvn: str, repository: str, artifact: Artifact) -> list[str]:
-    """The Maven command fetching one artifact (no transitive dependencies) into `repository`, strictly checked."""
-    return [mvn, "-B", "-q", "-C", f"-Dmaven.repo.local={repository}",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:get",
-            f"-Dartifact={artifact.coordinates}", "-Dtransitive=false"]
-
-
 # -- I/O -----------------------------------------------------------------------------------------------------------
-def default_repository() -> str:
-    if os.environ.get("ODH_MAVEN_CACHE"):
-        return os.environ["ODH_MAVEN_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "odh-hub", "maven", "repository")
-
-
-def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(artifact: Artifact, repository: str, mvn: str = "", timeout: float = 1800) -> str:
-    """The artifact's path in `repository`: fetched with Maven unless there, then checked against its SHA-1."""
-    path = artifact.repo_path(repository)
-    if not os.path.isfile(path) or not os.path.isfile(path + ".sha1"):
-        mvn = mvn or shutil.which("mvn") or ""
-        if not mvn:
-            raise HadoopJarsError(f"Fetching {artifact.coordinates} needs Maven (mvn) on PATH: apt-get install maven.")
-        try:
-            proc = subprocess.run(mvn_get(mvn, repository, artifact), capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise HadoopJarsError(f"Fetching {artifact.coordinates} took more than {timeout:g} s.") from None
-        if proc.returncode != 0:
-            tail = "; ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-            raise HadoopJarsError(f"Maven could not fetch {artifact.coordinates} (exit {proc.returncode}; its last "
-                                  f"lines: {tail!r}); check that Maven Central is reachable and try again.")
+    """The artifact's path in `repository`: fetched with Maven unless there, then checked against its SHA-1
+    (host.maven; its errors as HadoopJarsError)."""
     try:
-        with open(path + ".sha1", encoding="ascii") as f:
-            published = f.read().split()[0].strip().lower()
-    except (OSError, IndexError):
-        raise HadoopJarsError(f"No published SHA-1 beside {path}; delete the directory and fetch again.") from None
-    actual = _sha1(path)
-    if actual != published:
-        raise HadoopJarsError(f"{artifact.filename}: SHA-1 {actual} is not the published {published}; delete "
-                              f"{os.path.dirname(path)} and fetch again.")
-    return path
+        return maven.fetch(artifact, repository, mvn=mvn, timeout=timeout)
+    except maven.MavenError as e:
+        raise HadoopJarsError(str(e)) from None
 
 
 def _place(src: str, dest: str) -> None:
@@ -179,7 +119,8 @@ def install(pyspark_dir: str, repository: str = "", log=print) -> list[str]:
     for artifact in wanted:
         dest = os.path.join(jars_dir, artifact.filename)
         src = fetch(artifact, repository)
-        if not (os.path.isfile(dest) and os.path.getsize(dest) == os.path.getsize(src) and _sha1(dest) == _sha1(src)):
+        same = os.path.isfile(dest) and os.path.getsize(dest) == os.path.getsize(src)
+        if not (same and maven.sha1_of(dest) == maven.sha1_of(src)):
             _place(src, dest)
             log(f"s3a: {artifact.filename} -> {jars_dir}")
         out.append(dest)

@@ -17,6 +17,7 @@ from odh_spawner.profiles.format import load_profiles
 from odh_spawner.auth.users import load_users
 from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
+from odh_spawner.localplatform.apache_kafka import ApacheKafkaBroker
 from odh_spawner.localplatform.kafka import KafkaBroker
 from odh_spawner.localplatform import runrecord
 from odh_spawner.localplatform.settings import load_settings
@@ -86,7 +87,12 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
             ceph.start()
             record()
         if settings.kafka_enabled and not settings.kafka_bootstrap:
-            kafka = KafkaBroker(os.path.join(state_dir, "kafka"), settings.kafka_port, report=_say).start()
+            if settings.kafka_broker == "apache-kafka":
+                _say("Starting Apache Kafka (KRaft, one JVM); this takes about 5 s")
+                kafka = ApacheKafkaBroker(os.path.join(state_dir, "apache-kafka"), settings.kafka_port,
+                                          report=_say).start()
+            else:
+                kafka = KafkaBroker(os.path.join(state_dir, "kafka"), settings.kafka_port, report=_say).start()
             record()
         hub = HubProcess(runtime_settings(settings, state_dir, ceph, kafka), report=_say)
         hub.start()

@@ -18,9 +18,12 @@ SECTIONS = {
              "user_quota_max_size": str, "user_quota_max_objects": int},
     "deployments": {"max_model_size": str, "max_per_user": int},
     "spawner": {"start_timeout_seconds": int},
-    "kafka": {"enabled": bool, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
+    "kafka": {"enabled": bool, "broker": str, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
     "platform_service": {"drop_privileges": bool},
 }
+
+
+KAFKA_BROKERS = ("noida-db", "apache-kafka")  # what `kafka.broker` may name (localplatform.kafka, .apache_kafka)
 
 
 class SettingsError(ProfileError):
@@ -46,6 +49,7 @@ class PlatformSettings:
     deploy_max_per_user: int = 20
     start_timeout: int = 120
     kafka_enabled: bool = True
+    kafka_broker: str = "noida-db"  # or "apache-kafka": Apache Kafka itself (a JVM, jars from Maven Central)
     kafka_port: int = 0
     kafka_bootstrap: str = ""  # an external broker instead of the local one
     max_ingestions_per_user: int = 10
@@ -97,6 +101,10 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
                          "ceph.osd_memory_target": (MIN_OSD_MEMORY_TARGET, "896Mi")}.get(field)
                 if least and size < least[0]:
                     raise SettingsError(f"Must be at least {least[1]}, got {value}.", source=source, field=field)
+            if field == "kafka.broker" and value not in KAFKA_BROKERS:
+                raise SettingsError(f"Must be one of {', '.join(KAFKA_BROKERS)} (noida-db: one small process; "
+                                    f"apache-kafka: Apache Kafka itself, a JVM), got {value!r}.",
+                                    source=source, field=field)
             if field == "ceph.objectstore" and value not in OBJECTSTORES:
                 raise SettingsError(f"Must be one of {', '.join(OBJECTSTORES)} (bluestore keeps objects on disk "
                                     f"across restarts; memstore keeps them in memory only), got {value!r}.",
@@ -121,6 +129,7 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         deploy_max_per_user=g("deployments.max_per_user", 20),
         start_timeout=g("spawner.start_timeout_seconds", 120),
         kafka_enabled=g("kafka.enabled", True),
+        kafka_broker=g("kafka.broker", "noida-db"),
         kafka_port=g("kafka.port", 0),
         kafka_bootstrap=g("kafka.bootstrap_servers", ""),
         max_ingestions_per_user=g("kafka.max_ingestions_per_user", 10),

@@ -1,6 +1,6 @@
 """A hostile colleague on the Kafka broker. The local broker has no authentication: bob, from his own kernel (his
 own system user and process), joins consumer groups, commits offsets and deletes groups on the real broker (the
-noida-db the platform runs), while alice's ingestion writes into her bucket on the real RGW. What lands in her
+tests' Apache Kafka), while alice's ingestion writes into her bucket on the real RGW. What lands in her
 bucket stays exact — every record once, no loss, no duplicate — because her worker takes its position from its
 own objects (which only she can write), never from the group; and the group and member ids carry random tokens.
 
@@ -278,9 +278,10 @@ print(json.dumps(out))'''))
 
         # the worst of all: the group's description is public too, with the worker's static member id; bob joins
         # as that member (the broker hands him every partition) and commits far ahead as "her"; her worker does
-        # not follow his offsets (its guard sets them back). noida-db does not tell the replaced worker, so the
-        # ingestion stalls while bob holds the membership; pause and resume start her worker again, which takes
-        # the membership back and goes on from its objects
+        # not follow his offsets (its guard sets them back). noida-db does not tell the replaced worker (Apache
+        # Kafka fences it: it exits and is started again), so the ingestion may stall while bob holds the
+        # membership; pause and resume start her worker again, which takes the membership back and goes on from
+        # its objects
         d = run(bob_kernel, f'''
 inst = [x for x in members(real) if x.startswith("odh-ingest-worker.")]
 m = join(real, {topic!r}, inst[0])

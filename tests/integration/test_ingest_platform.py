@@ -1,4 +1,4 @@
-"""Kafka ingestion through the platform service, against a real hub, real RGW and a real noida-db broker:
+"""Kafka ingestion through the platform service, against a real hub, real RGW and a real Apache Kafka broker:
 submit from a notebook kernel, watch, pause/resume, change settings mid-run, survive a worker kill -9, the
 notebook server stopping and a platform restart — every record exactly once — and a hostile colleague who
 can neither see, control, redirect an ingestion nor make one write into another user's bucket."""

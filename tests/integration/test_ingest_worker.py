@@ -1,5 +1,6 @@
-"""The ingestion worker process against a real RGW and a real Kafka-protocol broker (noida-db; a Tansu smoke):
-every record exactly once in the bucket, in partition order, across kill -9 and broker restarts."""
+"""The ingestion worker process against a real RGW and real Kafka (Apache Kafka 4, KRaft, from Maven Central;
+smoke tests against noida-db, which `odh-hub up` starts by default, and Tansu): every record exactly once in the
+bucket, in partition order, across kill -9 of the worker and broker restarts (SIGTERM and SIGKILL)."""
 
 import json
 import os
@@ -17,7 +18,7 @@ from odh_spawner.credentials.rgw import RgwCredentialStore
 from odh_spawner.ingest.encode import decode
 from odh_spawner.ingest.keys import parse_key
 from odh_spawner.ingest.verify import verify
-from tests.support.kafka import TANSU_CONSUMER, create_topic, end_offsets, produce
+from tests.support.kafka import TANSU_CONSUMER, create_topic, end_offsets, produce, topic_values
 
 
 def s3_for(creds, endpoint):
@@ -170,9 +171,10 @@ def test_time_flush_fires_without_new_records(kafka_broker, ceph, owner, tmp_pat
         w.stop()
 
 
-def test_kill9_worker_and_broker_restart_mid_run_still_exactly_once(kafka_broker, ceph, owner, tmp_path):
+@pytest.mark.parametrize("broker_stop", ["sigterm", "sigkill"])
+def test_kill9_worker_and_broker_restart_mid_run_still_exactly_once(kafka_broker, ceph, owner, tmp_path, broker_stop):
     creds, s3 = owner
-    topic = f"crash-{uuid.uuid4().hex[:6]}"
+    topic = f"crash-{broker_stop}-{uuid.uuid4().hex[:6]}"
     create_topic(kafka_broker.bootstrap, topic, 3)
     produce(kafka_broker.bootstrap, topic, 60_000)
     w = WorkerProc(str(tmp_path), kafka_broker.bootstrap, creds, ceph.endpoint, topic, "jsonl",
@@ -186,16 +188,21 @@ def test_kill9_worker_and_broker_restart_mid_run_still_exactly_once(kafka_broker
     before = w.status()["records"]
     assert before < 60_000
     produce(kafka_broker.bootstrap, topic, 20_000, start=60_000)
-    time.sleep(3)  # noida-db snapshots are debounced: let committed offsets reach its disk
     w.start()
     deadline = time.monotonic() + 60
     while w.status().get("records", 0) <= before + 2000:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    kafka_broker.restart()  # SIGTERM + start, same port and data, while the worker runs
+    if broker_stop == "sigterm":
+        kafka_broker.restart()  # SIGTERM (controlled shutdown) + start, same ports and data, while the worker runs
+    else:
+        kafka_broker.kill()  # SIGKILL mid transaction: the next start recovers the logs and the transaction state
+        assert kafka_broker.supervise()  # started again, same ports and data
     produce(kafka_broker.bootstrap, topic, 20_000, start=80_000)
     wait_all_committed(kafka_broker.bootstrap, w, timeout=240)
     w.stop()
+    held = topic_values(kafka_broker.bootstrap, topic)  # the broker lost nothing it acknowledged
+    assert len(held) == 100_000 and sorted(held) == list(range(100_000)), f"the broker holds {len(held)} records"
     rows, ranges = read_back(s3, w.prefix, "jsonl")
     assert_exactly_once(rows, 100_000)
     report = verify(ranges, committed(kafka_broker.bootstrap, w.cfg["group"], topic))
@@ -221,6 +228,26 @@ def test_tansu_smoke_exactly_once(tansu_broker, ceph, owner, tmp_path):
     rows, ranges = read_back(s3, w.prefix, "parquet")
     assert_exactly_once(rows, 5000)
     assert verify(ranges, committed(tansu_broker.bootstrap, w.cfg["group"], topic))["ok"]
+
+
+def test_noida_smoke_exactly_once(noida_broker, ceph, owner, tmp_path):
+    """The same worker against noida-db, the broker `odh-hub up` starts by default: exactly once, every partition
+    committed to its end."""
+    creds, s3 = owner
+    topic = f"noida-{uuid.uuid4().hex[:6]}"
+    create_topic(noida_broker.bootstrap, topic, 3)
+    produce(noida_broker.bootstrap, topic, 5000)
+    w = WorkerProc(str(tmp_path), noida_broker.bootstrap, creds, ceph.endpoint, topic, "jsonl",
+                   flush_records=1000, flush_seconds=2).start()
+    try:
+        st = wait_all_committed(noida_broker.bootstrap, w, timeout=120)
+        assert st["records"] == 5000 and st["last_error"] is None
+    finally:
+        w.stop()
+    rows, ranges = read_back(s3, w.prefix, "jsonl")
+    assert_exactly_once(rows, 5000)
+    report = verify(ranges, committed(noida_broker.bootstrap, w.cfg["group"], topic))
+    assert report["ok"] and not report["uncommitted"], report
 
 
 def test_object_written_before_a_crash_is_adopted_not_written_again(kafka_broker, ceph, owner, tmp_path):

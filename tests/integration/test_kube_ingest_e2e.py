@@ -1,6 +1,6 @@
 """An ingestion on Kubernetes end to end, through the IngestionManager: KubeIngestBackend ("deployment" mode, with
-the chart's Role) against the real API server, the worker running for real against the test Kafka-protocol broker
-(noida-db) and RGW.
+the chart's Role) against the real API server, the worker running for real against the test Kafka broker
+(Apache Kafka) and RGW.
 
 There is no kubelet and no container runtime: the test kubelet reports the worker's pod Running, and
 `PodRuntime` below plays the container runtime for it — it runs the pod's own command with the pod's config file

@@ -51,6 +51,8 @@ def test_user_file_shape():
 def test_demo_settings():
     s = load_settings(DEMO_DIR)
     assert s.hub_port == 0 and s.ceph_enabled and s.culler_enabled and s.culler_timeout == 3600
+    assert s.kafka_broker == "noida-db"  # the light default; Apache Kafka on request
+    assert parse_settings({"kafka": {"broker": "apache-kafka"}}, "/x").kafka_broker == "apache-kafka"
 
 
 @pytest.mark.parametrize("doc,field", [
@@ -61,6 +63,7 @@ def test_demo_settings():
     ({"ceph": {"size": 3}}, "ceph.size"),
     ({"zookeeper": {}}, "zookeeper"),  # an unknown section (kafka is a known one now)
     ({"kafka": {"port": "9092"}}, "kafka.port"),
+    ({"kafka": {"broker": "zookeeper"}}, "kafka.broker"),
 ])
 def test_settings_errors(doc, field):
     with pytest.raises(SettingsError) as e:

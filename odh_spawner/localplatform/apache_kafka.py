@@ -26,7 +26,6 @@ import base64
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ from odh_spawner.host import maven
 from odh_spawner.host.maven import Artifact
 from odh_spawner.host.ports import free_port
 from odh_spawner.host.supervise import RestartBudget, exit_text
-from odh_spawner.localplatform.kafka import KafkaError, answers
+from odh_spawner.localplatform.kafka import BrokerProcess, KafkaError, answers
 
 KAFKA_VERSION = "4.4.0"
 SCALA = "2.13"
@@ -212,8 +211,16 @@ def java_binary() -> str:
 
 
 # -- the broker (I/O) ------------------------------------------------------------------------------------------------
-class ApacheKafkaBroker:
-    """One Apache Kafka node (KRaft, broker and controller) with its data under `data_dir` (kept across restarts)."""
+class ApacheKafkaBroker(BrokerProcess):
+    """One Apache Kafka node (KRaft, broker and controller) with its data under `data_dir` (kept across restarts).
+    A SIGTERM is a controlled shutdown (logs flushed, clean-shutdown markers written); after a SIGKILL the next
+    start recovers the logs, which were written to the page cache."""
+
+    error = ApacheKafkaError
+    keeps_exiting = "Apache Kafka"
+    restart_timeout = 120.0
+    stop_timeout = 30.0
+    reap_timeout = 10.0
 
     def __init__(self, data_dir: str, port: int = 0, report: Callable[[str], None] | None = None,
                  version: str = KAFKA_VERSION, controller_port: int = 0, heap: str = HEAP,
@@ -325,45 +332,6 @@ class ApacheKafkaBroker:
                 except Exception:  # KafkaException: not ready yet
                     pass
             time.sleep(0.1)
-
-    def supervise(self) -> str | None:
-        """Start the broker again (same ports, same data) if it exited on its own; a message when it did."""
-        if self.proc is None or self.proc.poll() is None:
-            return None
-        how = exit_text(self.proc.returncode)
-        if not self.budget.spend():
-            raise ApacheKafkaError(f"Apache Kafka keeps exiting (last with {how}); see {self.log_path}.")
-        old = self.proc.pid
-        self.proc = self._spawn()
-        self._wait(120)
-        msg = f"Kafka broker (pid {old}) exited unexpectedly ({how}); restarted it at {self.bootstrap}"
-        self.report(msg)
-        return msg
-
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM (a controlled shutdown: logs flushed, clean-shutdown markers written), SIGKILL after `timeout`
-        seconds."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-
-    def kill(self) -> None:
-        """SIGKILL (tests: a crash; the next start recovers the logs, which were written to the page cache)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def restart(self, timeout: float = 120) -> None:
-        """Stop cleanly and start again on the same ports with the same data."""
-        self.stop()
-        self.proc = self._spawn()
-        self._wait(timeout)
 
 
 def main(argv: list[str]) -> int:

@@ -59,7 +59,56 @@ def answers(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-class KafkaBroker:
+class BrokerProcess:
+    """Supervising, stopping and killing a broker process by PID, shared by the local brokers. A subclass gives
+    `proc`, `budget`, `report`, `bootstrap`, `log_path`, `_spawn()` and `_wait(timeout)`, and its timings."""
+
+    error: type[Exception] = KafkaError
+    keeps_exiting = "The Kafka broker"
+    restart_timeout = 30.0  # seconds to answer again after a (re)start
+    stop_timeout = 10.0     # SIGTERM, then SIGKILL after this long
+    reap_timeout = 5.0      # waiting for a killed process
+
+    def supervise(self) -> str | None:
+        """Start the broker again (same ports, same data) if it exited on its own; a message when it did."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        how = exit_text(self.proc.returncode)
+        if not self.budget.spend():
+            raise self.error(f"{self.keeps_exiting} keeps exiting (last with {how}); see {self.log_path}.")
+        old = self.proc.pid
+        self.proc = self._spawn()
+        self._wait(self.restart_timeout)
+        msg = f"Kafka broker (pid {old}) exited unexpectedly ({how}); restarted it at {self.bootstrap}"
+        self.report(msg)
+        return msg
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (the broker saves its data), SIGKILL after `timeout` seconds (default: stop_timeout)."""
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(self.stop_timeout if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(self.reap_timeout)
+
+    def kill(self) -> None:
+        """SIGKILL (tests: a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(self.reap_timeout)
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Stop cleanly and start again on the same ports with the same data."""
+        self.stop()
+        self.proc = self._spawn()
+        self._wait(self.restart_timeout if timeout is None else timeout)
+
+
+class KafkaBroker(BrokerProcess):
     """One noida-db Kafka broker with its data under `data_dir` (kept across restarts)."""
 
     def __init__(self, data_dir: str, port: int = 0, report: Callable[[str], None] | None = None,
@@ -121,40 +170,3 @@ class KafkaBroker:
                 raise KafkaError(f"The Kafka broker did not answer within {timeout:.0f}s; see {self.log_path}.")
             time.sleep(0.02)
 
-    def supervise(self) -> str | None:
-        """Start the broker again (same port, same data) if it exited on its own; a message when it did."""
-        if self.proc is None or self.proc.poll() is None:
-            return None
-        how = exit_text(self.proc.returncode)
-        if not self.budget.spend():
-            raise KafkaError(f"The Kafka broker keeps exiting (last with {how}); see {self.log_path}.")
-        old = self.proc.pid
-        self.proc = self._spawn()
-        self._wait(30)
-        msg = f"Kafka broker (pid {old}) exited unexpectedly ({how}); restarted it at {self.bootstrap}"
-        self.report(msg)
-        return msg
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM (noida-db saves its data), SIGKILL after `timeout` seconds."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL (tests: a crash; noida-db loses about its last second of changes)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def restart(self, timeout: float = 30) -> None:
-        """Stop cleanly and start again on the same port with the same data."""
-        self.stop()
-        self.proc = self._spawn()
-        self._wait(timeout)

@@ -76,11 +76,16 @@ def configure(c, s: dict) -> None:
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         })
+    if s.get("prometheus_token"):
+        # the local Prometheus scrapes /hub/metrics and the platform service's metrics with this token
+        services.append({"name": PROMETHEUS, "api_token": s["prometheus_token"]})
+        roles.append({"name": PROMETHEUS, "scopes": ["read:metrics"], "services": [PROMETHEUS]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
 
 PLATFORM = "odh-platform"
+PROMETHEUS = "odh-prometheus"  # the hub service of the local Prometheus (docs/metrics.md)
 
 
 def platform_id(state_dir: str) -> str:

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "platform, prometheus")
     p_restart.add_argument("--state-dir", default=os.environ.get("ODH_STATE_DIR", ".odh-state"), help=state_help)
     p_restart.add_argument("--timeout", type=float, default=120, help="seconds to wait for it (default 120)")
+    p_alerts = sub.add_parser("alerts", help="the alerts the local platform's Prometheus has pending or firing")
+    p_alerts.add_argument("--state-dir", default=os.environ.get("ODH_STATE_DIR", ".odh-state"), help=state_help)
     p_envs = sub.add_parser("envs", help="the virtualenvs the local platform builds from image locks")
     envs_sub = p_envs.add_subparsers(dest="envs_command", required=True)
     p_build = envs_sub.add_parser("build", help="build (once; cached) the lock environments of profiles")
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             return credentials(args)
         if args.command == "envs":
             return build_envs(args)
-        if args.command in ("status", "restart"):
+        if args.command in ("status", "restart", "alerts"):
             return status(args)
         if args.command == "hash-password":
             from odh_spawner.auth.passwords import hash_password
@@ -88,6 +90,9 @@ def status(args) -> int:
     try:
         if args.command == "restart":
             st.restart(args.state_dir, args.component, timeout=args.timeout, report=lambda m: print(m, flush=True))
+            return 0
+        if args.command == "alerts":
+            print("\n".join(st.alert_lines(st.alerts(args.state_dir))) or "No alerts pending or firing.")
             return 0
         if args.url:
             print(st.find(args.state_dir, args.url).address)

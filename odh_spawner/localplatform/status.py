@@ -102,3 +102,28 @@ def restart(state_dir: str, name: str, timeout: float = 120, stop_timeout: float
             return now
         time.sleep(0.5)
     raise StatusError(f"{name} did not start again within {timeout:.0f}s; see the odh-hub up output.")
+
+
+def alerts(state_dir: str, timeout: float = 5) -> list[dict]:
+    """The alerts the local Prometheus has pending or firing now (its /api/v1/alerts)."""
+    import urllib.error
+    import urllib.request
+
+    url = find(state_dir, "prometheus").address
+    try:
+        with urllib.request.urlopen(url + "/api/v1/alerts", timeout=timeout) as r:
+            return json.load(r)["data"]["alerts"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+        raise StatusError(f"Prometheus at {url} did not answer: {e}") from None
+
+
+def alert_lines(found: list[dict]) -> list[str]:
+    """One line per alert: name, state, since, its labels but alertname and severity, and its summary. Pure."""
+    lines = []
+    for a in sorted(found, key=lambda a: (a["labels"].get("alertname", ""), a.get("activeAt", ""))):
+        labels = {k: v for k, v in a["labels"].items() if k not in ("alertname", "severity")}
+        where = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        lines.append(f"{a['labels'].get('alertname', '?')} {a.get('state', '?')} "
+                     f"({a['labels'].get('severity', '')}, since {a.get('activeAt', '?')[:19]}Z) {where}: "
+                     f"{a.get('annotations', {}).get('summary', '')}")
+    return lines

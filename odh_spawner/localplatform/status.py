@@ -1,7 +1,8 @@
 """`odh-hub status` and `odh-hub restart`: the running local platform's components, from its state directory
 (up.json, and the hub's settings for the platform service), and restarting one of them.
 
-A restart stops the component's process (SIGTERM, SIGCONT so a stopped one gets it, SIGKILL after a while) and
+A restart stops the component's process (SIGTERM, SIGCONT so a stopped one gets it, SIGKILL after a while; the
+hub SIGKILL at once, so its users' servers keep running) and
 waits for its supervisor to start it again on the same address: the launcher for what up.json records (Ceph
 daemons, the Kafka broker, the hub, Prometheus), the hub for the platform service (its managed service).
 """
@@ -21,6 +22,9 @@ from odh_spawner.localplatform import runrecord
 from odh_spawner.localplatform.hubconfig import PLATFORM
 
 PLATFORM_COMPONENT = "platform"
+# SIGKILL at once: a hub given SIGTERM stops its users' servers on the way out (cleanup_servers); killed, it
+# leaves them running and the launcher's restart adopts them, as after a crash
+KILL_AT_ONCE = ("hub",)
 
 
 class StatusError(OdhError):
@@ -88,9 +92,12 @@ def restart(state_dir: str, name: str, timeout: float = 120, stop_timeout: float
     old = find(state_dir, name)
     if old.pid:
         report(f"Stopping {name} (pid {old.pid}, {old.state})")
-        procs.signal_pid(old.pid, signal.SIGTERM)
-        procs.signal_pid(old.pid, signal.SIGCONT)
-        procs.terminate_pids([old.pid], timeout=stop_timeout)
+        if name in KILL_AT_ONCE:
+            procs.signal_pid(old.pid, signal.SIGKILL)
+        else:
+            procs.signal_pid(old.pid, signal.SIGTERM)
+            procs.signal_pid(old.pid, signal.SIGCONT)
+            procs.terminate_pids([old.pid], timeout=stop_timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -1,0 +1,166 @@
+"""Alerts for real: a real `odh-hub up` (Ceph, Kafka, JupyterHub with the platform service, Prometheus scraping
+both every 5 s with the chart's alert rules). With every target up and nothing firing, each fault is made for
+real (a component hung with SIGSTOP: the launcher and the hub restart a process that exits, so a killed one comes
+back before any alert could fire; a hung one stays down until someone acts), the alert must fire, the runbook's
+Confirm, Fix and Verify commands (the ```sh blocks of docs/runbooks/<Alert>.md, run as written with bash) must
+succeed, and the alert must resolve. The time from the fault to firing is printed and written to
+test-artifacts/alert-timings.json.
+
+Not made here (their rules are covered by `promtool test rules` only): the per-user alerts (model servers,
+ingestions, Spark, quota, spawn failures) and the disk alert, which need a user's deployment, ingestion or a
+full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import yaml
+
+from odh_spawner.localplatform import status as st
+from tests.conftest import ARTIFACTS, ROOT
+from tests.integration.test_durability import Up
+from tests.support import runbooks
+from tests.support.fixtures import DEMO_DIR
+from tests.support.profiles import hub_environments
+from tests.support.wait import wait_for
+
+FIRE_TIMEOUT = 90     # the slowest alert here: probe (5 s) + scrape (5 s) + evaluation (5 s) + for (10 s), with slack
+RESOLVE_TIMEOUT = 180  # the platform service restarted by the hub, or the hub by the launcher, then a scrape
+TIMINGS: dict[str, dict] = {}
+
+
+def step(msg: str) -> None:
+    print(f"[alerts {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    d = tmp_path_factory.mktemp("alerts-config")
+    for name in ("platform.yaml", "profiles.yaml", "users.yaml"):
+        (d / name).write_text(open(os.path.join(DEMO_DIR, name)).read())
+    hub_environments(d / "profiles.yaml")  # no user code runs here: no lock environment builds
+    platform = yaml.safe_load((d / "platform.yaml").read_text())
+    platform["ceph"]["objectstore"] = "memstore"  # the alerts are about processes, not what they keep
+    (d / "platform.yaml").write_text(yaml.safe_dump(platform))
+    state = str(tmp_path_factory.mktemp("alerts-state"))
+    u = Up(str(d), state, "alerts")
+    u.state = state
+    u.prometheus = u.wait_line(r"Prometheus: (http://\S+)", 10).group(1)
+    try:
+        yield u
+    finally:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        with open(os.path.join(ARTIFACTS, "alert-timings.json"), "w") as f:
+            json.dump(TIMINGS, f, indent=1)
+        for alert, t in TIMINGS.items():
+            step(f"{alert}: fired {t['fired_after_s']} s after the fault, resolved {t['resolved_after_fix_s']} s "
+                 f"after the runbook's fix")
+        for c in st.components(state):  # nothing left stopped for Ctrl-C to wait on
+            if c.state == "stopped":
+                os.kill(c.pid, signal.SIGCONT)
+        u.ctrl_c()
+
+
+def alerts(up) -> list[dict]:
+    return requests.get(f"{up.prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+
+
+def targets(up) -> dict[str, str]:
+    active = requests.get(f"{up.prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    return {t["labels"]["job"]: t["health"] for t in active}
+
+
+def state_of(up, name: str) -> str:
+    """'firing', 'pending' or '' for the alert `name`."""
+    states = {a["state"] for a in alerts(up) if a["labels"]["alertname"] == name}
+    return "firing" if "firing" in states else "pending" if states else ""
+
+
+def run_section(up, alert: str, section: str) -> str:
+    """Run the runbook's ```sh blocks of `section` as written (bash -e), as an admin would at the repository."""
+    out = []
+    env = dict(os.environ, ODH_STATE_DIR=up.state, PYTHONPATH=ROOT,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    for block in runbooks.sh_blocks(runbooks.runbook(alert), section):
+        r = subprocess.run(["bash", "-e", "-c", block], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=RESOLVE_TIMEOUT)
+        assert r.returncode == 0, f"{alert} ## {section}:\n{block}\n{r.stdout}\n{r.stderr}"
+        out.append(r.stdout)
+    return "".join(out)
+
+
+def quiet(up) -> None:
+    """Every target up, nothing pending or firing."""
+    wait_for(lambda: set(targets(up).values()) == {"up"} and len(targets(up)) == 2, 90,
+             f"every target up (now {targets(up)})", interval=1)
+    wait_for(lambda: not alerts(up), 120, f"no alert pending or firing (now {alerts(up)})", interval=1)
+
+
+def fault_and_fix(up, alert: str, component: str) -> None:
+    quiet(up)
+    pid = st.find(up.state, component).pid
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    step(f"{alert}: {component} (pid {pid}) hung with SIGSTOP")
+    try:
+        wait_for(lambda: state_of(up, alert) == "firing", FIRE_TIMEOUT, f"{alert} to fire", interval=0.25)
+    except AssertionError:
+        os.kill(pid, signal.SIGCONT)
+        raise
+    fired = time.monotonic() - t0
+    step(f"{alert}: firing after {fired:.1f} s")
+    confirm = run_section(up, alert, "Confirm")
+    assert alert in confirm  # `odh-hub alerts` lists it
+    assert f"{component}" in confirm and "stopped" in confirm  # `odh-hub status` shows it hung
+    t1 = time.monotonic()
+    run_section(up, alert, "Fix")
+    fixed = time.monotonic() - t1
+    wait_for(lambda: state_of(up, alert) == "", RESOLVE_TIMEOUT, f"{alert} to resolve", interval=0.5)
+    resolved = time.monotonic() - t1
+    assert alert not in run_section(up, alert, "Verify")
+    assert st.find(up.state, component).state == "running"
+    TIMINGS[alert] = {"fault": f"SIGSTOP {component}", "fired_after_s": round(fired, 1),
+                      "fix_commands_s": round(fixed, 1), "resolved_after_fix_s": round(resolved, 1)}
+    step(f"{alert}: the runbook's fix took {fixed:.1f} s; resolved {resolved:.1f} s after it began")
+
+
+def test_prometheus_scrapes_hub_and_platform_with_nothing_firing(up):
+    quiet(up)
+    assert targets(up) == {"odh-hub": "up", "odh-platform": "up"}
+    rules = requests.get(f"{up.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert {r["name"] for g in rules for r in g["rules"]} == {r["alert"] for r in runbooks.alert_rules()}
+    assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
+    # the scrape token: the hub service odh-prometheus's, private to root, never in the launcher's output
+    token_file = os.path.join(up.state, "prometheus", "scrape-token")
+    assert os.stat(token_file).st_mode & 0o777 == 0o600
+    token = open(token_file).read()
+    assert token and token not in up.text
+    hub = requests.get(f"{up.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10).json()
+    assert hub["kind"] == "service" and hub["name"] == "odh-prometheus" and hub["scopes"] == ["read:metrics"]
+    # with read:metrics only, it reads metrics and nothing else
+    assert requests.get(f"{up.url}/hub/api/users", headers={"Authorization": f"token {token}"},
+                        timeout=10).status_code == 403
+    assert requests.get(f"{up.url}/hub/metrics", timeout=10).status_code in (401, 403)
+
+
+def test_object_store_down_fires_and_the_runbook_fixes_it(up):
+    fault_and_fix(up, "OdhObjectStoreDown", "ceph-rgw")
+
+
+def test_kafka_down_fires_and_the_runbook_fixes_it(up):
+    fault_and_fix(up, "OdhKafkaDown", "kafka")
+
+
+def test_platform_service_down_fires_and_the_runbook_fixes_it(up):
+    fault_and_fix(up, "OdhPlatformServiceDown", "platform")
+
+
+def test_hub_down_fires_and_the_runbook_fixes_it(up):
+    fault_and_fix(up, "OdhHubDown", "hub")

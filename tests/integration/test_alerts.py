@@ -6,14 +6,20 @@ Confirm, Fix and Verify commands (the ```sh blocks of docs/runbooks/<Alert>.md, 
 succeed, and the alert must resolve. The time from the fault to firing is printed and written to
 test-artifacts/alert-timings.json.
 
-Not made here (their rules are covered by `promtool test rules` only): the per-user alerts (model servers,
-ingestions, Spark, quota, spawn failures) and the disk alert, which need a user's deployment, ingestion or a
-full disk."""
+A model server that keeps crashing is made for real too (alice's deployment's MLServer killed three times; the
+platform restarts it each time): the alert must fire and the runbook's Confirm commands run. Its Fix (a rollback)
+is not run: the deployment has no earlier version, and the alert looks back 10 minutes, so it could not resolve
+within the test.
+
+Not made here (their rules are covered by `promtool test rules` only): the other per-user alerts (ingestions,
+Spark, quota, spawn failures, model server errors) and the disk alert, which need an ingestion, a failing Spark
+cluster, a full quota or disk."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,10 +29,11 @@ import pytest
 import requests
 import yaml
 
+from odh_spawner.host import procs
 from odh_spawner.localplatform import status as st
 from tests.conftest import ARTIFACTS, ROOT
-from tests.integration.test_durability import Up
-from tests.support import runbooks
+from tests.integration.test_durability import Up, deploy_seven, records_serving_pid, spawn
+from tests.support import runbooks, secretscan
 from tests.support.fixtures import DEMO_DIR
 from tests.support.profiles import hub_environments
 from tests.support.wait import wait_for
@@ -53,6 +60,7 @@ def up(tmp_path_factory):
     u = Up(str(d), state, "alerts")
     u.state = state
     u.prometheus = u.wait_line(r"Prometheus: (http://\S+)", 10).group(1)
+    secretscan.register_secret(open(os.path.join(state, "prometheus", "scrape-token")).read(), "scrape-token")
     try:
         yield u
     finally:
@@ -83,12 +91,16 @@ def state_of(up, name: str) -> str:
     return "firing" if "firing" in states else "pending" if states else ""
 
 
-def run_section(up, alert: str, section: str) -> str:
-    """Run the runbook's ```sh blocks of `section` as written (bash -e), as an admin would at the repository."""
+def run_section(up, alert: str, section: str, sets: dict | None = None) -> str:
+    """Run the runbook's ```sh blocks of `section` as written (bash -e), as an admin would at the repository;
+    `sets` gives the values of the example assignments the runbook asks to set from the alert's labels
+    (`OWNER=alice DEPLOYMENT=iris`)."""
     out = []
     env = dict(os.environ, ODH_STATE_DIR=up.state, PYTHONPATH=ROOT,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     for block in runbooks.sh_blocks(runbooks.runbook(alert), section):
+        for var, value in (sets or {}).items():
+            block = re.sub(rf"\b{var}=\S+", f"{var}={value}", block)
         r = subprocess.run(["bash", "-e", "-c", block], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=RESOLVE_TIMEOUT)
         assert r.returncode == 0, f"{alert} ## {section}:\n{block}\n{r.stdout}\n{r.stderr}"
@@ -164,3 +176,29 @@ def test_platform_service_down_fires_and_the_runbook_fixes_it(up):
 
 def test_hub_down_fires_and_the_runbook_fixes_it(up):
     fault_and_fix(up, "OdhHubDown", "hub")
+
+
+def test_a_crash_looping_model_server_fires(up):
+    quiet(up)
+    alice, _, _ = spawn(up.url, "alice")
+    deploy_seven(alice)
+    step("alice's deployment seven serves")
+    for i in range(3):
+        pid = records_serving_pid(up.state)
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        if i < 2:
+            wait_for(lambda: records_serving_pid(up.state) not in (pid, None) and
+                     procs.alive(records_serving_pid(up.state)), 120, "the platform to restart the model server")
+    step("killed the model server three times (SIGKILL); the platform restarted it after each")
+    wait_for(lambda: state_of(up, "OdhModelServerCrashLooping") == "firing", FIRE_TIMEOUT,
+             "OdhModelServerCrashLooping to fire", interval=0.25)
+    fired = time.monotonic() - t0
+    step(f"OdhModelServerCrashLooping: firing {fired:.1f} s after the third kill")
+    labels = next(a["labels"] for a in alerts(up) if a["labels"]["alertname"] == "OdhModelServerCrashLooping")
+    assert (labels["owner"], labels["deployment"]) == ("alice", "seven")
+    confirm = run_section(up, "OdhModelServerCrashLooping", "Confirm", {"OWNER": "alice", "DEPLOYMENT": "seven"})
+    assert "OdhModelServerCrashLooping firing" in confirm and '"deployment":"seven"' in confirm
+    TIMINGS["OdhModelServerCrashLooping"] = {"fault": "SIGKILL the model server 3 times",
+                                             "fired_after_s": round(fired, 1), "fix_commands_s": None,
+                                             "resolved_after_fix_s": None}

@@ -99,6 +99,10 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         still_open = [p for p in ports if _port_open(p)]
         assert not still_open, still_open
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # after a failure: Ctrl-C first (Ceph and the rest run in sessions of their own)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -57,6 +57,7 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafk
         "start_timeout": settings.start_timeout,
         "s3_endpoint": ceph.endpoint if ceph is not None else "",
         "rgw_admin_keys_file": ceph.admin_keys_file if ceph is not None else "",
+        "object_store_data_dir": ceph.dir if ceph is not None else "",
         "user_quota": {"max_size": settings.quota_max_size, "max_objects": settings.quota_max_objects},
         "kafka_bootstrap": kafka.bootstrap if kafka is not None else settings.kafka_bootstrap,
         "max_ingestions_per_user": settings.max_ingestions_per_user,

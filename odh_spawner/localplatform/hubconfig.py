@@ -38,6 +38,8 @@ def configure(c, s: dict) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)
     c.Spawner.http_timeout = s.get("start_timeout", 120)
+    if s.get("concurrent_spawn_limit"):  # beyond it a user gets 429 "Too many users ... try again in N seconds"
+        c.JupyterHub.concurrent_spawn_limit = s["concurrent_spawn_limit"]
     if os.geteuid() == 0:
         c.SimpleLocalProcessSpawner.args = ["--allow-root"]
     if s.get("s3_endpoint"):

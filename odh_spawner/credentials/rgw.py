@@ -59,6 +59,11 @@ class RgwCredentialStore:
         async with self._lock(uid):
             return await self._call(self._remove_sync, username, purge_data)
 
+    async def usage(self, username: str) -> dict | None:
+        """What the user stores: {"bytes": ..., "objects": ...} from their RGW user's stats (synced from their
+        buckets' stats first); None when they have no RGW user yet."""
+        return await self._call(self._usage_sync, username)
+
     # -- plumbing ----------------------------------------------------------------------------
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -191,6 +196,13 @@ class RgwCredentialStore:
             raise CredentialsUnavailable("Object storage did not return the new keys.")
         self.log.info("Rotated object-storage keys of %s (%d old key(s) removed)", uid, len(old))
         return creds
+
+    def _usage_sync(self, username: str) -> dict | None:
+        found = self._existing_sync(username)
+        if found is None:
+            return None
+        stats = self._admin.get_user(uid=found[0], stats=True, sync=True).get("stats") or {}
+        return {"bytes": int(stats.get("size") or 0), "objects": int(stats.get("num_objects") or 0)}
 
     def _remove_sync(self, username: str, purge_data: bool) -> bool:
         found = self._existing_sync(username)

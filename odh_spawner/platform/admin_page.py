@@ -191,10 +191,12 @@ SCRIPT = r"""
 
   function render(o) {
     var t = o.totals;
+    function n(count, one, many) { return count + " " + (count === 1 ? one : many); }
     document.getElementById("odh-admin-totals").textContent =
-      t.users + " users, " + t.servers + " servers, " + t.spark + " Spark clusters, " + t.deployments +
-      " deployments, " + t.ingestions + " ingestions, " + formatBytes(t.storage_bytes) + " stored; " +
-      t.errors + " with an error.";
+      n(t.users, "user", "users") + ", " + n(t.servers, "server", "servers") + ", " +
+      n(t.spark, "Spark cluster", "Spark clusters") + ", " + n(t.deployments, "deployment", "deployments") + ", " +
+      n(t.ingestions, "ingestion", "ingestions") + ", " + formatBytes(t.storage_bytes) + " stored; " +
+      n(t.errors, "error", "errors") + ".";
     var errs = document.getElementById("odh-admin-errors");
     errs.textContent = "";
     Object.keys(o.errors).forEach(function (k) { errs.appendChild(el("li", {}, [k + ": " + o.errors[k]])); });
@@ -281,8 +283,10 @@ SCRIPT = r"""
     busy = true;
     say("Working…", false);
     a.run(p.user, p.name).then(function () {
+      if (!a.settled) {
+        return refresh().then(function () { say(a.done(p.user, p.name), false); });
+      }
       say(a.done(p.user, p.name), false);
-      if (!a.settled) { return refresh(); }
       return waitFor(function (o) { return a.settled(o, p.user, p.name); }, 90).then(function (ok) {
         if (ok) { say(a.after(p.user, p.name), false); }
       });

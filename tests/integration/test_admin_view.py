@@ -4,10 +4,15 @@ and stops, deletes and stops them; a user who is not an admin gets 403 with a me
 
 from __future__ import annotations
 
-import requests
-import pytest
+import asyncio
 
+import pytest
+import requests
+
+from odh_spawner.credentials.buckets import s3_client
+from odh_spawner.credentials.rgw import RgwCredentialStore
 from odh_spawner.naming import models_bucket
+from odh_spawner.quantities import format_bytes
 from tests.support import secretscan
 from tests.support.wait import wait_for
 
@@ -36,11 +41,22 @@ def user_of(o: dict, name: str) -> dict | None:
     return next((u for u in o["users"] if u["name"] == name), None)
 
 
+STORED = 3000  # bytes alice stores, for the overview's storage use
+
+
 @pytest.fixture(scope="module")
-def alice_things(hub, login):
-    """alice's deployment of a model that is not there (it fails, with a last error) and a running
-    ingestion; whatever is left of them is deleted afterwards with alice's own token."""
+def rgw(ceph):
+    return RgwCredentialStore(ceph.endpoint, ceph.admin.access_key, ceph.admin.secret_key, timeout=5)
+
+
+@pytest.fixture(scope="module")
+def alice_things(hub, login, rgw):
+    """alice's object of STORED bytes in her models bucket (with her own keys), her deployment of a model that
+    is not there (it fails, with a last error) and a running ingestion; whatever is left of them is deleted
+    afterwards with alice's own token and keys."""
     alice = login("alice")
+    s3 = s3_client(asyncio.run(rgw.ensure("alice")))
+    s3.put_object(Bucket=models_bucket("alice"), Key="admin-view/stored.bin", Body=b"x" * STORED)
     r = call(hub, alice.token, "POST", "/deployments",
              json={"name": DEPLOYMENT, "model_uri": f"s3://{models_bucket('alice')}/admin-view/no-such-model.joblib"})
     assert r.status_code == 202, r.text
@@ -49,6 +65,7 @@ def alice_things(hub, login):
                    "prefix": "admin-view/", "create_topic": True})
     assert r.status_code == 201, r.text
     yield alice
+    s3.delete_object(Bucket=models_bucket("alice"), Key="admin-view/stored.bin")
     for what, name in (("deployments", DEPLOYMENT), ("ingestions", INGESTION)):
         r = call(hub, alice.token, "DELETE", f"/{what}/{name}")
         assert r.status_code in (200, 404), r.text
@@ -109,9 +126,10 @@ def test_the_admin_sees_every_users_things_with_their_last_errors(hub, login, al
     (ing,) = [i for i in alice["ingestions"] if i["name"] == INGESTION]
     assert (ing["topic"], ing["bucket"], ing["desired"]) == ("admin-view-topic", models_bucket("alice"), "running")
 
-    # storage: RGW's own stats for each user; alice has an RGW user (her deployment and ingestion made it)
-    assert alice["storage"]["last_error"] is None and alice["storage"]["bytes"] >= 0
-    assert alice["storage"]["size"].endswith("B")
+    # storage: RGW's own stats of alice's RGW user, her object included
+    storage = alice["storage"]
+    assert storage["last_error"] is None and storage["bytes"] >= STORED and storage["objects"] >= 1, storage
+    assert storage["size"] == format_bytes(storage["bytes"])
     assert o["totals"]["users"] == len(o["users"]) and o["totals"]["servers"] >= 1
     assert o["totals"]["errors"] >= 1  # alice's failed deployment at least
 
@@ -157,3 +175,9 @@ def test_admin_actions_on_what_does_not_exist_answer_4xx_with_a_message(hub, log
         message = r.json()["message"]
         assert message[0].isupper() or message[0] in "'\"", message
         assert message.rstrip("'\"").endswith("."), message
+
+
+def test_storage_usage_is_none_for_a_user_without_storage_and_counts_what_a_user_stores(rgw, alice_things):
+    assert asyncio.run(rgw.usage("nobody-has-stored-anything")) is None
+    usage = asyncio.run(rgw.usage("alice"))
+    assert usage["bytes"] >= STORED and usage["objects"] >= 1, usage

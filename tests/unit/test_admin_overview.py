@@ -1,13 +1,16 @@
-"""The admin view's overview, assembled from plain data (odh_spawner.platform.overview), and the page's
-escaping of what users control (odh_spawner.platform.admin_page). Pure: nothing is served."""
+"""The admin view's overview, assembled from plain data (odh_spawner.platform.overview), the page's escaping of
+what users control (odh_spawner.platform.admin_page), and how the hub's answers become results or typed errors
+(odh_spawner.platform.hubapi, with a fake hub). Pure: nothing is served."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from odh_spawner.platform import admin_page
+from odh_spawner.platform.hubapi import PAGE, HubApi, HubApiError, HubNotFound, HubRefused
 from odh_spawner.platform.overview import build_overview, server_item, spark_item, storage_item
 
 pytestmark = pytest.mark.unit
@@ -137,3 +140,77 @@ def test_the_script_puts_no_data_in_as_html():
     assert "innerHTML" not in admin_page.SCRIPT and "outerHTML" not in admin_page.SCRIPT
     assert "insertAdjacentHTML" not in admin_page.SCRIPT and "document.write" not in admin_page.SCRIPT
     assert "X-XSRFToken" in admin_page.SCRIPT  # every call carries the page's XSRF token
+
+
+# -- the hub's REST API as the service (platform.hubapi), with the hub's answers given by a fake ----------
+class FakeHub(HubApi):
+    """HubApi whose hub answers from a table: (method, path) -> (status, data); every request recorded."""
+
+    def __init__(self, answers):
+        super().__init__("http://hub.invalid/hub/api", "service-token")
+        self.answers, self.sent = answers, []
+
+    async def request(self, method, path, body=None):
+        self.sent.append((method, path))
+        answer = self.answers[(method, path)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_hub_users_are_paged_through_until_a_short_page():
+    page = [{"name": f"u{i}", "servers": {}} for i in range(PAGE)]
+    hub = FakeHub({("GET", f"/users?offset=0&limit={PAGE}"): (200, page),
+                   ("GET", f"/users?offset={PAGE}&limit={PAGE}"): (200, [{"name": "last"}, {"bogus": 1}])})
+    users = asyncio.run(hub.users())
+    assert [u["name"] for u in users] == [f"u{i}" for i in range(PAGE)] + ["last"]
+    assert len(hub.sent) == 2
+
+
+@pytest.mark.parametrize("status,data,message", [
+    (403, {"message": "Forbidden"}, "The platform service may not list the hub's users; its hub role needs the "
+                                    "scopes list:users, read:users and read:servers (tell your platform admin)."),
+    (500, None, "The hub's API answered 500 to the list of users; try again in a minute."),
+    (200, {"not": "a list"}, "The hub's API answered 200 to the list of users; try again in a minute."),
+])
+def test_hub_users_refused_or_garbled_is_a_503_with_a_message(status, data, message):
+    hub = FakeHub({("GET", f"/users?offset=0&limit={PAGE}"): (status, data)})
+    with pytest.raises(HubApiError) as e:
+        asyncio.run(hub.users())
+    assert (str(e.value), e.value.status_code) == (message, 503)
+
+
+@pytest.mark.parametrize("server,status,data,result", [
+    ("", 204, None, True),
+    ("", 202, None, False),
+    ("gpu", 204, None, True),
+    ("", 404, {"message": "Not Found"}, (HubNotFound, 404, "The hub knows no user 'b o/b'.")),
+    ("gpu", 404, {"message": "b o/b has no server named 'gpu'"}, (HubNotFound, 404, "'b o/b' has no server named 'gpu'.")),
+    ("gpu", 400, {"message": "Named servers are not enabled."},
+     (HubRefused, 400, "The hub refused to stop the server: Named servers are not enabled.")),
+    ("", 403, None, (HubApiError, 503, "The platform service may not stop servers; its hub role needs the scope "
+                                       "delete:servers (tell your platform admin).")),
+    ("", 502, None, (HubApiError, 503, "The hub's API answered 502 when stopping the server; try again in a minute.")),
+])
+def test_stopping_a_server_through_the_hub(server, status, data, result):
+    path = "/users/b%20o%2Fb/server" + ("s/gpu" if server else "")
+    hub = FakeHub({("DELETE", path): (status, data)})
+    if isinstance(result, bool):
+        assert asyncio.run(hub.stop_server("b o/b", server)) is result
+    else:
+        kind, code, message = result
+        with pytest.raises(kind) as e:
+            asyncio.run(hub.stop_server("b o/b", server))
+        assert (str(e.value), e.value.status_code) == (message, code)
+    assert hub.sent == [("DELETE", path)]  # the names are quoted into one path segment each
+
+
+def test_a_hub_that_does_not_answer_is_a_503_with_a_message():
+    async def unreachable():
+        # nothing listens on port 9 of this host (discard; closed): refused at once
+        return await HubApi("http://127.0.0.1:9/hub/api", "t", timeout=2).users()
+
+    with pytest.raises(HubApiError) as e:
+        asyncio.run(unreachable())
+    assert e.value.status_code == 503
+    assert str(e.value).startswith("The hub's API did not answer") and str(e.value).endswith("try again in a minute.")

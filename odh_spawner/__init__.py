@@ -7,6 +7,7 @@ tests/unit/test_layout.py checks it, and that no import cycle exists, lazy impor
    `quantities` (CPU and memory sizes; `format_bytes`, the one way sizes are written for people),
    `tasks` (asyncio helpers)
 1. `profiles/`    what admins offer and what a user may ask for: format, resolve (pure), form, store
+   `metrics/`     Prometheus metrics: the hub side's counters, the platform's families from a snapshot (pure)
 2. `auth/`        who may log in: user file, passwords, authenticator
    `host/`        this machine: system users, cgroups, records, lock environments, ports, port guard, processes
    `kube/`        the Kubernetes API: client, retried attempts, labels, pod pieces from a SpawnPlan

@@ -59,10 +59,13 @@ class RgwCredentialStore:
         async with self._lock(uid):
             return await self._call(self._remove_sync, username, purge_data)
 
-    async def usage(self, username: str) -> dict | None:
-        """What the user stores: {"bytes": ..., "objects": ...} from their RGW user's stats (synced from their
-        buckets' stats first); None when they have no RGW user yet."""
-        return await self._call(self._usage_sync, username)
+    async def usage(self) -> dict[str, dict]:
+        """What each RGW user stores, by uid: {"bytes", "objects", "buckets"}, from one Admin Ops call (the
+        buckets' stats). Bytes are RGW's `size_actual`, the figure its quotas count."""
+        return await self._call(self._usage_sync)
+
+    def _usage_sync(self) -> dict[str, dict]:
+        return usage_by_owner(self._admin.get_bucket(stats=True) or [])
 
     # -- plumbing ----------------------------------------------------------------------------
     def _lock(self, uid: str) -> asyncio.Lock:
@@ -197,13 +200,6 @@ class RgwCredentialStore:
         self.log.info("Rotated object-storage keys of %s (%d old key(s) removed)", uid, len(old))
         return creds
 
-    def _usage_sync(self, username: str) -> dict | None:
-        found = self._existing_sync(username)
-        if found is None:
-            return None
-        stats = self._admin.get_user(uid=found[0], stats=True, sync=True).get("stats") or {}
-        return {"bytes": int(stats.get("size") or 0), "objects": int(stats.get("num_objects") or 0)}
-
     def _remove_sync(self, username: str, purge_data: bool) -> bool:
         found = self._existing_sync(username)
         if found is None:
@@ -215,6 +211,20 @@ class RgwCredentialStore:
             return False
         self.log.info("Removed object-storage user %s", uid)
         return True
+
+
+def usage_by_owner(buckets: list) -> dict[str, dict]:
+    """Sum the Admin Ops API's bucket stats (`GET /admin/bucket?stats=True`) per owning uid. Pure."""
+    out: dict[str, dict] = {}
+    for b in buckets:
+        if not isinstance(b, dict) or not isinstance(b.get("owner"), str):
+            continue
+        main = ((b.get("usage") or {}).get("rgw.main") or {}) if isinstance(b.get("usage"), dict) else {}
+        u = out.setdefault(b["owner"], {"bytes": 0, "objects": 0, "buckets": 0})
+        u["bytes"] += int(main.get("size_actual", main.get("size", 0)) or 0)
+        u["objects"] += int(main.get("num_objects", 0) or 0)
+        u["buckets"] += 1
+    return out
 
 
 def display_name(username: str) -> str:

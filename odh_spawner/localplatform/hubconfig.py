@@ -38,6 +38,8 @@ def configure(c, s: dict) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)
     c.Spawner.http_timeout = s.get("start_timeout", 120)
+    if s.get("concurrent_spawn_limit"):  # beyond it a user gets 429 "Too many users ... try again in N seconds"
+        c.JupyterHub.concurrent_spawn_limit = s["concurrent_spawn_limit"]
     if os.geteuid() == 0:
         c.SimpleLocalProcessSpawner.args = ["--allow-root"]
     if s.get("s3_endpoint"):
@@ -116,6 +118,13 @@ def platform_service(s: dict) -> dict:
         args.append(f"--PlatformService.max_deployments_per_user={limits['max_per_user']}")
     if s.get("s3_endpoint"):
         args.append(f"--OdhStorage.admin_endpoint={s['s3_endpoint']}")
+        quota = (s.get("user_quota") or {}).get("max_size")
+        if quota:  # the metrics report each user's quota beside their stored bytes
+            args.append(f"--OdhStorage.quota_max_size={quota}")
+    if s.get("object_store_data_dir"):
+        args.append(f"--PlatformService.object_store_data_dir={s['object_store_data_dir']}")
+    # users' CPU seconds and memory, from their servers' cgroups (or /proc without cgroups)
+    args.append(f"--PlatformService.usage_cgroup_parent={cgroup_parent(state)}")
     if s.get("kafka_bootstrap"):
         args.append(f"--PlatformService.kafka_bootstrap_servers={s['kafka_bootstrap']}")
     if s.get("max_ingestions_per_user"):

@@ -24,6 +24,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from odh_spawner.credentials.model import CredentialsUnavailable
+from odh_spawner.credentials.naming import rgw_uid
 from odh_spawner.errors import OdhError
 from odh_spawner.ingest.model import STOPPED
 from odh_spawner.platform import admin_page
@@ -140,15 +141,6 @@ async def _spark_status(spark, log, user: str, server: str) -> tuple[dict | None
         return None, "The Spark cluster's status could not be read; see the platform service's log."
 
 
-async def _usage(store, user: str) -> tuple[dict | None, str | None]:
-    try:
-        return await store.usage(user), None
-    except asyncio.CancelledError:
-        raise
-    except CredentialsUnavailable as e:
-        return None, str(e)
-
-
 def _ingestions(manager, log) -> list[dict]:
     described = []
     for ing in manager.list():
@@ -177,11 +169,11 @@ async def gather_overview(platform, hub: HubApi) -> dict:
         names = sorted({u["name"] for u in hub_users or ()} | {d["owner"] for d in deployments}
                        | {i["owner"] for i in ingestions or ()})
         try:
-            store = platform.storage.store()
+            by_uid = await platform.storage.store().usage()  # one Admin Ops call: every bucket's stats
         except CredentialsUnavailable as e:
             errors["storage"] = str(e)
-        else:
-            storage = dict(zip(names, await asyncio.gather(*(_usage(store, n) for n in names))))
+        else:  # a user without buckets (or without an RGW user yet) stores nothing
+            storage = {n: (by_uid.get(rgw_uid(n)), None) for n in names}
     return build_overview(hub_users=hub_users, spark=dict(zip(pairs, statuses)), deployments=deployments,
                           ingestions=ingestions, storage=storage, errors=errors)
 

@@ -13,6 +13,7 @@ import signal
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
+from prometheus_client import disable_created_metrics
 from tornado import web
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Int, Type, Unicode, default
@@ -28,6 +29,7 @@ from odh_spawner.quantities import parse_memory
 from odh_spawner.platform.gateway import (ModelGateway, OwnerCheck, TokenUsers, gateway_routes, local_uid_of,
                                           log_request)
 from odh_spawner.platform.api import NotFoundHandler
+from odh_spawner.platform.metrics import PlatformMetrics
 from odh_spawner.platform.routes import routes
 from odh_spawner.platform.spark_handlers import SparkClusters
 from odh_spawner.platform.upstream import UpstreamPool
@@ -139,6 +141,23 @@ class PlatformService(Application):
         odh_platform_<id>. Default: a hash of state_dir.""",
     )
 
+    metrics_interval = Float(
+        5.0, config=True,
+        help="""Seconds between refreshes of the metrics' snapshot (component probes, states, usage); a scrape
+        serves the latest one. Match Prometheus's scrape interval.""")
+    usage_cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
+    usage_cgroup_parent = Unicode(
+        "", config=True,
+        help="""The parent cgroup of users' local servers (OdhLocalSpawner.cgroup_parent), read for users' CPU
+        seconds and memory; the ingestion workers' parent is added. Empty: the servers' usage comes from /proc
+        (live processes of odh- accounts).""")
+    object_store_data_dir = Unicode(
+        os.environ.get("ODH_OBJECT_STORE_DATA_DIR", ""),
+        config=True,
+        help="""A directory on the object store's disk (the local Ceph's data directory), whose free space the
+        metrics report (odh_object_store_free_bytes). Empty: not reported (on Kubernetes, Ceph's own metrics
+        say it).""")
+
     use_uvloop = Bool(
         True, config=True,
         help="""Run the service on uvloop when it is installed (a faster event loop: less latency added by the
@@ -205,6 +224,9 @@ class PlatformService(Application):
                          else None),
         )
         self.spark = self.spark_clusters_class.for_platform(self)
+        disable_created_metrics()  # no `_created` twin of every counter: half the series, nothing lost
+        self.metrics = PlatformMetrics(self, interval=self.metrics_interval)
+        self.gateway.metrics = self.metrics.gateway
         self.ingestions = None
         if self.kafka_bootstrap_servers:
             from odh_spawner.ingest.manager import IngestionManager
@@ -233,6 +255,7 @@ class PlatformService(Application):
         url = urlparse(self.service_url)
         server = self.make_app().listen(url.port or 80, address=url.hostname or "127.0.0.1")
         watcher = asyncio.ensure_future(self.deployments.watch(self.watch_interval))
+        metrics = asyncio.ensure_future(self.metrics.run())
         spark_pruner = PeriodicCallback(self.spark.prune, 10_000)  # drop handles on clusters the hub stopped
         spark_pruner.start()
         self.log.info("odh platform service on %s%s", self.service_url.rstrip("/"), self.service_prefix)
@@ -244,6 +267,7 @@ class PlatformService(Application):
         # deployments outlive this process: stop listening, leave the model servers running
         server.stop()
         watcher.cancel()
+        metrics.cancel()
         if ingest_watcher is not None:
             ingest_watcher.cancel()  # ingestion workers keep running too
             if hasattr(self.ingestions.backend, "close"):

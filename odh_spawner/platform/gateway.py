@@ -283,6 +283,7 @@ class ModelGateway:
         self.max_body_size = max_body_size
         self.max_answer_size = max_answer_size
         self.owner_check = owner_check
+        self.metrics = None  # odh_spawner.metrics.platform.GatewayMetrics: requests counted as they finish
 
     async def refusal(self, d, authorization: str) -> tuple[int, str] | None:
         """None when the request may reach deployment `d`; else (status, message)."""
@@ -318,6 +319,7 @@ class ModelGatewayHandler(web.RequestHandler):
         self.gateway = gateway
         self._chunks: list[bytes] = []
         self._received = 0
+        self._deployment = None  # the deployment the request reached (counted in the metrics when it finishes)
 
     def set_default_headers(self):
         for k, v in SAFETY_HEADERS:
@@ -377,6 +379,7 @@ class ModelGatewayHandler(web.RequestHandler):
         d = gw.deployments.find_model(model)
         if d is None:
             return self.fail(404, f"No model named {model[:80]!r} is deployed here.")
+        self._deployment = d
         refused = await gw.refusal(d, self.request.headers.get("Authorization", ""))
         if refused:
             return self.fail(*refused)
@@ -436,6 +439,11 @@ class ModelGatewayHandler(web.RequestHandler):
         elif r.body and self.request.method != "HEAD":
             self.write(error_with_message(screened.status, r.body) if screened.status >= 400 else r.body)
         self.finish()
+
+    def on_finish(self):
+        d, metrics = self._deployment, self.gateway.metrics
+        if d is not None and metrics is not None:
+            metrics.observe(d.owner, d.name, self.get_status(), self.request.request_time())
 
     async def get(self, model, rest=None):
         await self._serve(model, rest)

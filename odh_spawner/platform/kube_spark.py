@@ -113,6 +113,25 @@ class KubeSparkClusters(KubeApiSettings):
                                  "and tick 'Spark cluster'.")
         return info
 
+    # -- metrics -----------------------------------------------------------------------------------------------
+    async def metrics_summary(self) -> list[dict]:
+        """Every user's cluster for the metrics: {"owner", "phase" (starting|ready|failed), "workers"}, from
+        the anchors and each cluster's status (as the Spark API reports it)."""
+        out = []
+        for anchor in await self._anchors():
+            info = anchor_info(anchor)
+            user = ((anchor.get("metadata") or {}).get("annotations") or {}).get("hub.jupyter.org/username")
+            if info is None or info.deleting or not user:
+                continue
+            server = ((anchor.get("metadata") or {}).get("annotations") or {}).get("hub.jupyter.org/servername", "")
+            try:
+                st = await self._status(user, server, info)
+            except SparkError:
+                st = {"state": "stopped", "workers_alive": 0}
+            phase = {"running": "ready", "starting": "starting"}.get(st.get("state"), "failed")
+            out.append({"owner": user, "phase": phase, "workers": int(st.get("workers_alive") or 0)})
+        return out
+
     # -- the API's operations --------------------------------------------------------------------------------
     async def status(self, user: str, server: str = "") -> dict:
         info = await self._find(user, server)

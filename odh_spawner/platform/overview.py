@@ -84,7 +84,7 @@ def ingestion_item(i: dict) -> dict:
 
 
 def storage_item(usage: dict | None, error: str | None = None) -> dict:
-    """A user's object-storage use (RGW user stats: {"bytes", "objects"}); None: no storage user yet."""
+    """A user's object-storage use (their RGW user's buckets' stats: {"bytes", "objects"}); None: nothing stored."""
     if error is not None:
         return {"bytes": None, "objects": None, "size": None, "last_error": error}
     if usage is None:

@@ -30,7 +30,7 @@ from odh_spawner.spark.daemon import fetch_master_json
 from odh_spawner.spark.errors import SparkError, SparkStartError
 from odh_spawner.spark.local import LocalSparkCluster
 from odh_spawner.spark.naming import cluster_slug
-from odh_spawner.spark.state import STATE_FILE, ClusterState, current_usage, read_state, user_clusters
+from odh_spawner.spark.state import STATE_FILE, ClusterState, all_states, current_usage, read_state, user_clusters
 from odh_spawner.spark.status import parse_master_json
 from odh_spawner.platform.api import ApiHandler
 
@@ -141,6 +141,27 @@ class SparkClusters:
                 state = None
             if state is None or [p.pid for p in state.processes] != held.pids:
                 self._forget(name)
+
+    # -- metrics -----------------------------------------------------------------------------------
+    async def metrics_summary(self) -> list[dict]:
+        """Every user's cluster for the metrics: {"owner", "phase" (starting|ready|failed), "workers" (live)},
+        from the state files and a liveness check of their processes (no call to the clusters)."""
+        if not self.state_root:
+            return []
+        self._take_over_new()  # files root wrote for clusters started since (as find() does)
+        return await asyncio.to_thread(self._summary)
+
+    def _summary(self) -> list[dict]:
+        out = []
+        for state in all_states(self.state_root):
+            live = state.live_processes()
+            master_alive = any(p.role == "master" for p in live)
+            phase = state.phase if state.phase in ("starting", "ready", "failed") else "ready"
+            if phase == "ready" and not master_alive and not self._lock(state.name).locked():
+                phase = "failed"  # its master died while its server runs
+            out.append({"owner": state.user, "phase": phase,
+                        "workers": sum(1 for p in live if p.role.startswith("worker"))})
+        return out
 
     # -- the API's operations ----------------------------------------------------------------------
     async def status(self, user: str, server: str = "") -> dict:

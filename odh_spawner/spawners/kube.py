@@ -118,6 +118,7 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         plan's Spark cluster (its anchor, then the objects the anchor owns) created beside the pod: the pod needs
         only the cluster's names. A start fails when either fails. The cluster and the Secret are deleted in
         run_post_stop_hook, which JupyterHub also runs after a failed start."""
+        ok = False
         try:
             if self.plan is None:  # started without JupyterHub's apply_user_options hook
                 await self._apply_odh_options(self, self.user_options)
@@ -128,13 +129,15 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             spark = asyncio.ensure_future(self._spark_errors(create_spark())) if create_spark else None
             self.odh_stage(50, "pod", "Creating your server's pod", "Your server's pod is running")
             try:
-                return await self._until_ready(super().start(), spark)
+                started = await self._until_ready(super().start(), spark)
             except Exception:
                 if spark is not None and spark.done() and not spark.cancelled() and spark.exception():
                     await self._remove_pod_quietly()  # the pod started beside a cluster that failed
                 raise
+            ok = True
+            return started
         finally:
-            self.odh_progress_done()
+            self.odh_progress_done(ok)
 
     _odh_pod_created = False  # KubeSpawner's create request for this start succeeded
     _odh_stale_pod = ""  # uid of a pod of the same name in the reflector before that request (not this start's)

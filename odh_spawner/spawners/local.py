@@ -31,6 +31,7 @@ from odh_spawner.errors import ProfileError
 from odh_spawner.host.limits import CgroupLimits, join
 from odh_spawner.host.users import (SystemUser, SystemUserError, can_switch_users, ensure_system_user, ensure_traversable,
                          single_user_warning)
+from odh_spawner.metrics import hub as hub_metrics
 from odh_spawner.spawners.mixin import OdhSpawnerMixin, user_error
 from odh_spawner.naming import state_dir_name
 from odh_spawner.quantities import format_bytes
@@ -251,6 +252,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
 
     async def start(self):
         began = time.monotonic()
+        ok = False
         self._cgroup_procs = []
         limits = self.limits
         plan = self.plan
@@ -279,9 +281,10 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             # within the hub's start_timeout (which this wait now counts against), else the hub's own wait decides
             await self._wait_answering(ip, port, min(self.http_timeout,
                                                      self.start_timeout - (time.monotonic() - began) - 2))
+            ok = True
             return ip, port
         finally:
-            self.odh_progress_done()
+            self.odh_progress_done(ok)
 
     answer_poll_interval = Float(
         0.05,
@@ -324,13 +327,15 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
             limits=self.spark_cluster_limits(limits, plan).to_json(),
             run_as=self._sysuser,  # the user's own system user (None in single-user mode)
             driver_conf=self._s3a_conf())  # s3a:// with the user's own keys, in their 0600 spark-defaults.conf
+        launched = time.monotonic()
         try:
             await cluster.launch()
         except SparkError as e:
+            hub_metrics.record_spark_start(False)
             self.log.error("Spark cluster for %s failed to launch: %s", self._log_name, e)
             raise user_error(503, f"Your Spark cluster could not start: {str(e).splitlines()[0][:300]}.") from None
         self._spark = cluster
-        self._spark_ready = asyncio.ensure_future(self._await_spark(cluster))
+        self._spark_ready = asyncio.ensure_future(self._await_spark(cluster, launched))
         bindir = self._lock_env.bindir if self._lock_env is not None else self.environment_bin(plan.local_environment)
         python = os.path.join(bindir, "python")
         self._spark_env = cluster.notebook_env(python=python)
@@ -383,14 +388,16 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         self.cmd = [os.path.join(found.bindir, "jupyterhub-singleuser")]
         self.log.info("Server of %s runs from the lock environment %s", self._log_name, found.path)
 
-    async def _await_spark(self, cluster: LocalSparkCluster) -> None:
+    async def _await_spark(self, cluster: LocalSparkCluster, launched: float) -> None:
         """In the background: the cluster's JVMs up and every worker registered (or the failure recorded where
         the notebook and the platform see it)."""
         try:
             status = await cluster.wait_started()
         except SparkError as e:
+            hub_metrics.record_spark_start(False)
             self.log.error("Spark cluster for %s failed to start: %s", self._log_name, e)
         else:
+            hub_metrics.record_spark_start(True, time.monotonic() - launched)
             self.log.info("Spark cluster of %s ready: %d workers, %d cores", self._log_name, status.workers_alive,
                           status.cores)
 

@@ -22,6 +22,7 @@ from odh_spawner.errors import OptionsError, ProfileError
 from odh_spawner.profiles.form import options_from_form, render_form
 from odh_spawner.profiles.resolve import SpawnPlan, resolve, visible_profiles
 from odh_spawner.spark.api import ClusterLimits
+from odh_spawner.metrics import hub as hub_metrics
 from odh_spawner.spawners.stages import SpawnStages, with_duration
 from odh_spawner.profiles.store import ProfileStore, shared_store
 
@@ -139,9 +140,12 @@ class OdhSpawnerMixin(Configurable):
             return None
         self.odh_stage(20, "credentials", "Getting your object-storage credentials", "Object-storage credentials ready")
         try:
-            return await self.storage.store().ensure(self.user.name)
+            creds = await self.storage.store().ensure(self.user.name)
         except CredentialsUnavailable as e:
+            hub_metrics.record_credentials(False)
             raise user_error(503, str(e)) from None
+        hub_metrics.record_credentials(True)
+        return creds
 
     # -- progress ------------------------------------------------------------------------------
     def _odh_reset_progress(self):
@@ -176,10 +180,14 @@ class OdhSpawnerMixin(Configurable):
         stages = getattr(self, "_odh_stages", None)
         return dict(stages.durations) if stages is not None else {}
 
-    def odh_progress_done(self) -> None:
+    def odh_progress_done(self, ok: bool | None = None) -> None:
+        """The start ended (`ok`: whether it succeeded; None: not a start, nothing is counted)."""
         if not hasattr(self, "_odh_events"):
             self._odh_reset_progress()
         self._odh_close_stage(self._odh_stages.finish())
+        if ok is not None:
+            plan = getattr(self, "plan", None)
+            hub_metrics.record_spawn(plan.profile if plan is not None else "", ok, self._odh_stages.durations)
         if self._odh_stages.durations:
             self.log.info("Spawn stages of %s: %s", self._log_name, self._odh_stages.summary())
             self.log.info(self._odh_stages.log_line(self.user.name))

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from odh_spawner.credentials.buckets import s3_client
+from odh_spawner.credentials.naming import rgw_uid
 from odh_spawner.credentials.rgw import RgwCredentialStore
 from odh_spawner.naming import models_bucket
 from odh_spawner.quantities import format_bytes
@@ -126,7 +127,7 @@ def test_the_admin_sees_every_users_things_with_their_last_errors(hub, login, al
     (ing,) = [i for i in alice["ingestions"] if i["name"] == INGESTION]
     assert (ing["topic"], ing["bucket"], ing["desired"]) == ("admin-view-topic", models_bucket("alice"), "running")
 
-    # storage: RGW's own stats of alice's RGW user, her object included
+    # storage: RGW's own bucket stats summed for alice's RGW user, her object included
     storage = alice["storage"]
     assert storage["last_error"] is None and storage["bytes"] >= STORED and storage["objects"] >= 1, storage
     assert storage["size"] == format_bytes(storage["bytes"])
@@ -177,7 +178,7 @@ def test_admin_actions_on_what_does_not_exist_answer_4xx_with_a_message(hub, log
         assert message.rstrip("'\"").endswith("."), message
 
 
-def test_storage_usage_is_none_for_a_user_without_storage_and_counts_what_a_user_stores(rgw, alice_things):
-    assert asyncio.run(rgw.usage("nobody-has-stored-anything")) is None
-    usage = asyncio.run(rgw.usage("alice"))
-    assert usage["bytes"] >= STORED and usage["objects"] >= 1, usage
+def test_storage_usage_counts_what_a_user_stores_under_their_rgw_user(rgw, alice_things):
+    usage = asyncio.run(rgw.usage())
+    assert usage[rgw_uid("alice")]["bytes"] >= STORED and usage[rgw_uid("alice")]["objects"] >= 1, usage
+    assert rgw_uid("nobody-has-stored-anything") not in usage

@@ -18,7 +18,7 @@ PACKAGES = ("odh_spawner", "server_extension")  # server_extension/odh_hub/ is o
 # The layer of each room of odh_spawner, lowest first; a module may import from its own room or a lower layer.
 LAYERS = {
     "": 0,  # the shared basics: errors, naming, quantities, tasks (and the package itself)
-    "profiles": 1,
+    "profiles": 1, "metrics": 1,
     "auth": 2, "host": 2, "kube": 2,
     "credentials": 3,
     "spark": 4, "deploy": 4, "ingest": 4,

@@ -146,7 +146,7 @@ def _ingestions(manager, log) -> list[dict]:
     for ing in manager.list():
         try:
             described.append(manager.describe(ing))
-        except (OSError, ValueError, OdhError) as e:  # its status file could not be read
+        except Exception as e:  # its status could not be read: the rest of the overview still shows
             log.warning("Admin overview: ingestion %s/%s not described (%s): %s", ing.owner, ing.name,
                         type(e).__name__, e)
             described.append({"name": ing.name, "owner": ing.owner, "desired": ing.desired, "state": "unknown",

@@ -15,6 +15,7 @@ from odh_spawner.credentials.rgw import RgwCredentialStore
 from odh_spawner.naming import models_bucket
 from odh_spawner.quantities import format_bytes
 from tests.support import secretscan
+from tests.support.fixtures import process_env, server_pid, wait_spark_ready
 from tests.support.wait import wait_for
 
 NOT_ADMIN = "Only hub admins may use the admin view."
@@ -182,3 +183,44 @@ def test_storage_usage_counts_what_a_user_stores_under_their_rgw_user(rgw, alice
     usage = asyncio.run(rgw.usage())
     assert usage[rgw_uid("alice")]["bytes"] >= STORED and usage[rgw_uid("alice")]["objects"] >= 1, usage
     assert rgw_uid("nobody-has-stored-anything") not in usage
+
+
+def test_the_admin_sees_and_restarts_a_users_spark_cluster(hub, login, bob_server):
+    """Runs after bob's minimal server was stopped: bob starts one with a Spark cluster; the admin sees it in
+    the overview and restarts it; it comes back with its worker, under the same master URL."""
+    admin, bob = login("admin"), bob_server
+    if bob.model()["servers"].get(""):
+        bob.stop()
+    r = bob.api("POST", "/users/bob/server", json={"profile": "datascience", "spark": {"workers": 1}})
+    assert r.status_code in (201, 202), r.text
+    bob.wait_ready(timeout=180)
+    env = process_env(server_pid(admin, "bob"))
+    wait_spark_ready(env, workers=1)
+
+    def cluster(state: str):
+        found = user_of(overview(hub, admin), "bob")["spark"]
+        return found[0] if found and found[0]["state"] == state and found[0]["workers_alive"] == 1 else None
+
+    c = wait_for(lambda: cluster("running"), 60, "the overview to show bob's Spark cluster running", interval=1)
+    assert (c["server"], c["workers_requested"], c["last_error"]) == ("", 1, None), c
+    master_pid = spark_master_pid(env)
+
+    r = call(hub, admin.token, "POST", "/admin/users/bob/spark/restart", json={"server": ""})
+    assert r.status_code == 200, r.text
+    assert r.json()["master_url"] == env["SPARK_MASTER_URL"]  # the notebook's configuration still holds
+    wait_spark_ready(env, workers=1)
+    assert spark_master_pid(env) != master_pid  # a new master process: it did restart
+    wait_for(lambda: cluster("running"), 60, "the overview to show bob's restarted cluster running", interval=1)
+    bob.stop()
+    wait_for(lambda: not user_of(overview(hub, admin), "bob")["spark"], 30, "bob's cluster to leave the overview")
+
+
+def spark_master_pid(env: dict) -> int:
+    """The PID of the Spark master listening on the server's master port."""
+    import psutil
+
+    port = int(env["SPARK_MASTER_URL"].rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    raise AssertionError(f"nothing listens on the Spark master's port {port}")

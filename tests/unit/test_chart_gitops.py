@@ -233,7 +233,8 @@ def test_service_monitor_paths_follow_the_base_url_and_the_platform_switch():
 def test_service_monitors_without_a_scrape_token_fail_with_a_message():
     with pytest.raises(HelmError) as e:
         template(sets={"metrics.serviceMonitor.enabled": True})
-    assert "metrics.scrapeToken.existingSecret is required with metrics.serviceMonitor.enabled" in e.value.stderr
+    assert ("Set metrics.scrapeToken.existingSecret: metrics.serviceMonitor.enabled needs a Secret with a hub API "
+            "token for Prometheus." in e.value.stderr)
 
 
 def test_network_policies_let_prometheus_reach_the_hub_and_the_platform_only_with_service_monitors():

@@ -1,0 +1,194 @@
+"""The chart as Argo CD deploys it, against a real kube-apiserver v1.20.2 (tests/support/k8s_control_plane.py):
+`helm template` with ci/gitops-values.yaml and every metrics object on, the admin's Secrets created first, then
+`kubectl apply --server-side` (kubectl 1.20, Argo CD's ServerSideApply=true) into a fresh namespace, twice.
+
+prometheus-operator's upstream CRDs (tests/fixtures/crds/prometheus-operator) are installed first, so the API
+server validates the ServiceMonitors and the PrometheusRule against their schemas; a wrong field is refused with
+the server's validation message, and what was accepted reads back unpruned (a field unknown to the schema would
+be dropped silently). The second apply changes nothing: `kubectl diff --server-side` finds no difference, every
+object reads back the same (managedFields and generation included) and keeps its resourceVersion, except that
+kube-apiserver 1.20 writes each PersistentVolumeClaim once more on its first update whatever the update (shown
+below without the chart); the third apply leaves every resourceVersion as it was.
+
+The only cluster-scoped objects are those two CRDs (installed once per control plane; `install_crds` leaves
+existing ones alone, and no other test installs monitoring.coreos.com): the chart renders none.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+import yaml
+
+from tests.support.helm import CHART, ROOT, helm, values_args
+from tests.support.k8s_control_plane import install_crds
+
+pytestmark = pytest.mark.integration
+
+CRDS = [ROOT / "tests" / "fixtures" / "crds" / "prometheus-operator" / f"monitoring.coreos.com_{n}.yaml"
+        for n in ("servicemonitors", "prometheusrules")]
+METRICS = {"metrics.serviceMonitor.enabled": True, "metrics.prometheusRule.enabled": True,
+           "metrics.dashboard.enabled": True}
+RELEASE = "odh"
+MANAGER = "odh-gitops-test"
+# the admin's Secrets ci/gitops-values.yaml names, and the RGW admin keys the defaults name
+ADMIN_SECRETS = {"odh-hub-tokens": {"cookie-secret": "c" * 64, "proxy-token": "p" * 64,
+                                    "platform-api-token": "a" * 64},
+                 "odh-hub-admin": {"password": "admin-password-1234"},
+                 "odh-hub-prometheus": {"token": "m" * 64},
+                 "rgw-admin": {"access_key": "ADMINACCESS", "secret_key": "admin-secret"}}
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(k8s_control_plane):
+    names = install_crds(k8s_control_plane, CRDS)
+    assert names == ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"]
+    return names
+
+
+def render(namespace: str) -> tuple[str, list[dict]]:
+    text = helm("template", RELEASE, CHART, "--namespace", namespace, *values_args("gitops-values.yaml", METRICS))
+    return text, [d for d in yaml.safe_load_all(text) if d]
+
+
+def create_admin_secrets(cp, namespace: str) -> None:
+    for name, data in ADMIN_SECRETS.items():
+        r = cp.api("POST", f"/api/v1/namespaces/{namespace}/secrets",
+                   {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data})
+        assert r.ok, r.body
+
+
+def apply(cp, manifest: str, check: bool = True):
+    return cp.kubectl("apply", "--server-side", f"--field-manager={MANAGER}", "-f", "-", input=manifest, check=check)
+
+
+def live(cp, manifest: str) -> dict[tuple[str, str], dict]:
+    """The live objects of a manifest, read back from the API server."""
+    out = json.loads(cp.kubectl("get", "-f", "-", "-o", "json", input=manifest).stdout)
+    return {(o["kind"], o["metadata"]["name"]): o for o in out["items"]}
+
+
+def settle(cp, namespace: str, manifest: str, timeout: float = 60) -> dict[tuple[str, str], dict]:
+    """Wait until the controllers are done with the applied objects (the Deployments' status observed, the
+    ServiceAccounts' token Secrets linked) and their resourceVersions hold still; returns them."""
+    deadline = time.monotonic() + timeout
+    before = None
+    while True:
+        objs = live(cp, manifest)
+        ready = all(o["status"].get("observedGeneration") == o["metadata"]["generation"]
+                    for o in objs.values() if o["kind"] == "Deployment")
+        ready = ready and all(o.get("secrets") for o in objs.values() if o["kind"] == "ServiceAccount")
+        versions = {k: o["metadata"]["resourceVersion"] for k, o in objs.items()}
+        if ready and versions == before:
+            return objs
+        before = versions if ready else None
+        assert time.monotonic() < deadline, "the controllers did not settle"
+        time.sleep(1.0)
+
+
+def test_gitops_render_applies_server_side_twice_and_the_second_apply_changes_nothing(
+        k8s_control_plane, k8s_namespace, monitoring_crds):
+    cp, ns = k8s_control_plane, k8s_namespace
+    manifest, docs = render(ns)
+    assert "Secret" not in {d["kind"] for d in docs}
+    create_admin_secrets(cp, ns)
+
+    first = apply(cp, manifest)
+    applied = [line for line in first.stdout.splitlines() if line.strip()]
+    assert len(applied) == len(docs) and all(line.endswith(" serverside-applied") for line in applied), first.stdout
+    objs = settle(cp, ns, manifest)
+    assert set(objs) == {(d["kind"], d["metadata"]["name"]) for d in docs}
+
+    # the CRD-validated objects were accepted whole: nothing pruned (a field unknown to the schema would be)
+    for d in docs:
+        if d["kind"] in ("ServiceMonitor", "PrometheusRule"):
+            assert objs[(d["kind"], d["metadata"]["name"])]["spec"] == d["spec"], d["metadata"]["name"]
+    monitors = {name: o for (kind, name), o in objs.items() if kind == "ServiceMonitor"}
+    assert {m["spec"]["endpoints"][0]["relabelings"][0]["replacement"] for m in monitors.values()} == {
+        "odh-hub", "odh-platform"}
+    # the ServiceMonitors select the chart's live Services (as prometheus-operator would list them)
+    for name, m in monitors.items():
+        selector = ",".join(f"{k}={v}" for k, v in m["spec"]["selector"]["matchLabels"].items())
+        found = json.loads(cp.kubectl("get", "services", "-n", ns, "-l", selector, "-o", "json").stdout)["items"]
+        assert [s["metadata"]["name"] for s in found] == [name]
+    # the Deployments read the admin's Secrets, which exist (no generated Secret in the namespace)
+    secrets = {s["metadata"]["name"] for s in json.loads(cp.kubectl("get", "secrets", "-n", ns, "-o", "json").stdout)
+               ["items"] if s["type"] == "Opaque"}
+    assert secrets == set(ADMIN_SECRETS)
+
+    # Argo CD's next sync: the same bytes (a fresh render), applied again
+    again, _ = render(ns)
+    assert again == manifest
+    diff = cp.kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "-f", "-", input=again, check=False)
+    assert diff.returncode == 0 and diff.stdout == "", diff.stdout + diff.stderr
+    second = apply(cp, again)
+    assert [line for line in second.stdout.splitlines() if line.strip()] == applied
+    after = live(cp, manifest)
+    # no object's content changed (managedFields included): only resourceVersions may differ, see below
+    assert {k: strip_version(o) for k, o in after.items()} == {k: strip_version(o) for k, o in objs.items()}
+    assert {k: o["metadata"].get("generation") for k, o in after.items()} == {
+        k: o["metadata"].get("generation") for k, o in objs.items()}
+    # kube-apiserver 1.20 rewrites a PersistentVolumeClaim once on its first update even when nothing changed
+    # (test_a_first_unchanged_update_rewrites_a_claim_on_this_api_server shows it without the chart or kubectl)
+    assert changed_versions(objs, after) <= {k for k in objs if k[0] == "PersistentVolumeClaim"}
+    # from then on every sync is a no-op for every object
+    third = apply(cp, render(ns)[0])
+    assert [line for line in third.stdout.splitlines() if line.strip()] == applied
+    assert changed_versions(after, live(cp, manifest)) == set()
+
+
+def strip_version(obj: dict) -> dict:
+    obj = copy.deepcopy(obj)
+    del obj["metadata"]["resourceVersion"]
+    return obj
+
+
+def changed_versions(before: dict, after: dict) -> set:
+    return {k for k in before if before[k]["metadata"]["resourceVersion"] != after[k]["metadata"]["resourceVersion"]}
+
+
+def test_a_first_unchanged_update_rewrites_a_claim_on_this_api_server(k8s_control_plane, k8s_namespace):
+    """The API server's own behaviour the test above allows for: a PersistentVolumeClaim's first update writes it
+    again though nothing changed (a plain PUT of what a GET returned), the second does not; a ConfigMap's never."""
+    cp, base = k8s_control_plane, f"/api/v1/namespaces/{k8s_namespace}"
+    claim = {"metadata": {"name": "claim"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                     "resources": {"requests": {"storage": "1Gi"}}}}
+    for kind, body, rewritten in (("persistentvolumeclaims", claim, True),
+                                  ("configmaps", {"metadata": {"name": "claim"}, "data": {"a": "b"}}, False)):
+        assert cp.api("POST", f"{base}/{kind}", body).ok
+        got = cp.api("GET", f"{base}/{kind}/claim").body
+        first = cp.api("PUT", f"{base}/{kind}/claim", got)
+        second = cp.api("PUT", f"{base}/{kind}/claim", first.body)
+        assert first.ok and second.ok
+        versions = [o["metadata"]["resourceVersion"] for o in (got, first.body, second.body)]
+        assert (versions[0] != versions[1]) is rewritten, (kind, versions)
+        assert versions[1] == versions[2], (kind, versions)
+        assert strip_version(first.body) == strip_version(second.body)
+
+
+@pytest.mark.parametrize("kind, break_it, message", [
+    ("ServiceMonitor", lambda s: s["endpoints"][0]["relabelings"][0].update(action="Rename"),
+     'spec.endpoints.relabelings.action: Unsupported value: "Rename"'),
+    ("ServiceMonitor", lambda s: s["endpoints"][0].update(scheme="gopher"),
+     'spec.endpoints.scheme: Unsupported value: "gopher"'),
+    ("PrometheusRule", lambda s: s["groups"][0]["rules"][0].update({"for": "ten seconds"}),
+     "spec.groups.rules.for: Invalid value: \"ten seconds\""),
+])
+def test_the_crds_refuse_a_wrong_field_with_a_validation_message(k8s_control_plane, k8s_namespace, monitoring_crds,
+                                                                  kind, break_it, message):
+    cp, ns = k8s_control_plane, k8s_namespace
+    _, docs = render(ns)
+    obj = copy.deepcopy(next(d for d in docs if d["kind"] == kind))
+    # the right one is accepted (server-side dry run), the broken one refused by the CRD's schema
+    ok = cp.kubectl("apply", "--server-side", "--dry-run=server", f"--field-manager={MANAGER}", "-f", "-",
+                    input=yaml.safe_dump(obj), check=False)
+    assert ok.returncode == 0, ok.stderr
+    break_it(obj["spec"])
+    r = apply(cp, yaml.safe_dump(obj), check=False)
+    assert r.returncode != 0
+    assert "is invalid" in r.stderr and message in r.stderr, r.stderr
+    gone = cp.kubectl("get", kind.lower(), obj["metadata"]["name"], "-n", ns, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr

@@ -10,18 +10,31 @@ object reads back the same (managedFields and generation included) and keeps its
 kube-apiserver 1.20 writes each PersistentVolumeClaim once more on its first update whatever the update (shown
 below without the chart); the third apply leaves every resourceVersion as it was.
 
+A real JupyterHub then runs on this machine from the hub-config ConfigMap as applied, with its environment from the
+admin's Secrets: the ServiceMonitor's bearer token reads /hub/metrics (the hub service odh-prometheus, scope
+read:metrics), no token and the platform's token do not.
+
 The only cluster-scoped objects are those two CRDs (installed once per control plane; `install_crds` leaves
 existing ones alone, and no other test installs monitoring.coreos.com): the chart renders none.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
+import requests
 import yaml
+
+from tests.support import secretscan
 
 from tests.support.helm import CHART, ROOT, helm, values_args
 from tests.support.k8s_control_plane import install_crds
@@ -35,11 +48,15 @@ METRICS = {"metrics.serviceMonitor.enabled": True, "metrics.prometheusRule.enabl
 RELEASE = "odh"
 MANAGER = "odh-gitops-test"
 # the admin's Secrets ci/gitops-values.yaml names, and the RGW admin keys the defaults name
-ADMIN_SECRETS = {"odh-hub-tokens": {"cookie-secret": "c" * 64, "proxy-token": "p" * 64,
-                                    "platform-api-token": "a" * 64},
-                 "odh-hub-admin": {"password": "admin-password-1234"},
-                 "odh-hub-prometheus": {"token": "m" * 64},
-                 "rgw-admin": {"access_key": "ADMINACCESS", "secret_key": "admin-secret"}}
+ADMIN_SECRETS = {"odh-hub-tokens": {"cookie-secret": secrets.token_hex(32), "proxy-token": secrets.token_hex(32),
+                                    "platform-api-token": secrets.token_hex(32)},
+                 "odh-hub-admin": {"password": secrets.token_hex(12)},
+                 "odh-hub-prometheus": {"token": secrets.token_hex(32)},
+                 "rgw-admin": {"access_key": "ADMINACCESS", "secret_key": secrets.token_hex(20)}}
+for _name, _data in ADMIN_SECRETS.items():  # the secret scan at the end of the run looks for them in every log
+    for _key, _value in _data.items():
+        if _key != "access_key":
+            secretscan.register_secret(_value, f"gitops-{_name}-{_key}")
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +209,99 @@ def test_the_crds_refuse_a_wrong_field_with_a_validation_message(k8s_control_pla
     assert "is invalid" in r.stderr and message in r.stderr, r.stderr
     gone = cp.kubectl("get", kind.lower(), obj["metadata"]["name"], "-n", ns, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_the_applied_hub_config_lets_the_scrape_token_and_only_it_read_hub_metrics(
+        k8s_control_plane, k8s_namespace, monitoring_crds, tmp_path):
+    """A real JupyterHub runs here from the hub-config ConfigMap as applied (the fixed jupyterhub_config.py and the
+    rendered settings.json), with the hub container's environment resolved from the admin's Secrets, behind a
+    configurable-http-proxy: the ServiceMonitor's bearer token (the hub service odh-prometheus) reads /hub/metrics
+    at the ServiceMonitor's path; no token, and the platform service's token (no read:metrics), are refused.
+    In-cluster addresses become loopback ones and mount paths move under tmp_path; nothing else changes."""
+    cp, ns = k8s_control_plane, k8s_namespace
+    manifest, docs = render(ns)
+    create_admin_secrets(cp, ns)
+    apply(cp, manifest)
+    objs = live(cp, manifest)
+    config = objs[("ConfigMap", f"{RELEASE}-odh-hub-hub-config")]["data"]
+    hub_container = objs[("Deployment", f"{RELEASE}-odh-hub-hub")]["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for e in hub_container["env"]:
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:  # as the kubelet would: from the named Secret, as it is in the API server
+            secret = cp.api("GET", f"/api/v1/namespaces/{ns}/secrets/{ref['name']}").body
+            env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    assert env["ODH_METRICS_API_TOKEN"] == ADMIN_SECRETS["odh-hub-prometheus"]["token"]
+    root = tmp_path / "pod"
+    (root / "etc/odh-hub/config").mkdir(parents=True)
+    (root / "etc/odh-hub/rgw-admin").mkdir(parents=True)
+    for key in ("access_key", "secret_key"):
+        (root / "etc/odh-hub/rgw-admin" / key).write_text(ADMIN_SECRETS["rgw-admin"][key])
+    (root / "etc/odh-hub/config/jupyterhub_config.py").write_text(config["jupyterhub_config.py"])
+    settings = json.loads(config["settings.json"])
+    hub_port, proxy_port, proxy_api = free_port(), free_port(), free_port()
+    settings["hub"].update(port=hub_port, connectUrl=f"http://127.0.0.1:{hub_port}",
+                           dbUrl=f"sqlite:///{tmp_path}/jupyterhub.sqlite")
+    settings["proxy"]["apiUrl"] = f"http://127.0.0.1:{proxy_api}"
+    settings = json.loads(json.dumps(settings).replace('"/etc/odh-hub/', f'"{root}/etc/odh-hub/')
+                          .replace('"/run/odh-hub/', f'"{root}/run/odh-hub/'))
+    (root / "etc/odh-hub/config/settings.json").write_text(json.dumps(settings))
+    kubeconfig = cp.write_kubeconfig(tmp_path / "hub-kubeconfig", cp.service_account_token(ns, f"{RELEASE}-odh-hub-hub"),
+                                     namespace=ns, user="odh-hub")
+    chp = subprocess.Popen(
+        [os.environ["ODH_PROXY_COMMAND"], "--ip=127.0.0.1", f"--port={proxy_port}", "--api-ip=127.0.0.1",
+         f"--api-port={proxy_api}", f"--default-target=http://127.0.0.1:{hub_port}"],
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": env["ODH_PROXY_TOKEN"]}, stdout=open(tmp_path / "chp.log", "ab"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "--config", str(root / "etc/odh-hub/config/jupyterhub_config.py")],
+        cwd=tmp_path, env={**os.environ, **env, "ODH_HUB_SETTINGS": str(root / "etc/odh-hub/config/settings.json"),
+                           "KUBECONFIG": kubeconfig},
+        stdout=open(tmp_path / "hub.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        monitor = objs[("ServiceMonitor", f"{RELEASE}-odh-hub-hub")]["spec"]["endpoints"][0]
+        url = f"http://127.0.0.1:{proxy_port}{monitor['path']}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert hub.poll() is None, "the hub exited: " + (tmp_path / "hub.log").read_text()[-3000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{proxy_port}/hub/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the hub did not start: " + (tmp_path / "hub.log").read_text()[-3000:]
+            time.sleep(0.3)
+
+        scraped = requests.get(url, headers={"Authorization": f"Bearer {env['ODH_METRICS_API_TOKEN']}"}, timeout=10)
+        assert scraped.status_code == 200, scraped.text[:300]
+        assert "# TYPE jupyterhub_" in scraped.text and scraped.headers["Content-Type"].startswith("text/plain")
+        anonymous = requests.get(url, timeout=10)
+        assert anonymous.status_code == 403 and "read:metrics" in anonymous.text
+        platform = requests.get(url, headers={"Authorization": f"Bearer {env['ODH_PLATFORM_API_TOKEN']}"},
+                                timeout=10)
+        assert platform.status_code == 403 and "read:metrics" in platform.text
+        # the token's identity in the hub: the service odh-prometheus with exactly the read:metrics scope
+        me = requests.get(f"http://127.0.0.1:{proxy_port}/hub/api/user",
+                          headers={"Authorization": f"Bearer {env['ODH_METRICS_API_TOKEN']}"}, timeout=10).json()
+        assert me["kind"] == "service" and me["name"] == "odh-prometheus" and me["scopes"] == ["read:metrics"], me
+    finally:
+        for proc in (hub, chp):
+            stop(proc)

@@ -234,7 +234,7 @@ def test_the_applied_hub_config_lets_the_scrape_token_and_only_it_read_hub_metri
     """A real JupyterHub runs here from the hub-config ConfigMap as applied (the fixed jupyterhub_config.py and the
     rendered settings.json), with the hub container's environment resolved from the admin's Secrets, behind a
     configurable-http-proxy: the ServiceMonitor's bearer token (the hub service odh-prometheus) reads /hub/metrics
-    at the ServiceMonitor's path; no token, and the platform service's token (no read:metrics), are refused.
+    at the ServiceMonitor's path on the hub's own port (the Service's target); no token, and the platform service's token (no read:metrics), are refused.
     In-cluster addresses become loopback ones and mount paths move under tmp_path; nothing else changes."""
     cp, ns = k8s_control_plane, k8s_namespace
     manifest, docs = render(ns)
@@ -278,7 +278,12 @@ def test_the_applied_hub_config_lets_the_scrape_token_and_only_it_read_hub_metri
         stdout=open(tmp_path / "hub.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         monitor = objs[("ServiceMonitor", f"{RELEASE}-odh-hub-hub")]["spec"]["endpoints"][0]
-        url = f"http://127.0.0.1:{proxy_port}{monitor['path']}"
+        # the hub Service's port `http` is the hub container's 8081: here the hub's own (loopback) port
+        service_port = next(p for p in objs[("Service", f"{RELEASE}-odh-hub-hub")]["spec"]["ports"]
+                            if p["name"] == monitor["port"])
+        assert service_port["targetPort"] == "http" and hub_container["ports"][0] == {
+            "name": "http", "containerPort": 8081, "protocol": "TCP"}
+        url = f"http://127.0.0.1:{hub_port}{monitor['path']}"
         deadline = time.monotonic() + 90
         while True:
             assert hub.poll() is None, "the hub exited: " + (tmp_path / "hub.log").read_text()[-3000:]

@@ -58,11 +58,15 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
     if platform.get("enabled"):
         # an external service (its own Deployment): the hub routes /services/odh-platform/ to it and checks
         # its token; users and their servers' tokens may call it
-        service = {"name": PLATFORM, "url": _need(s, "platform", "url"), "display": False}
+        # oauth_no_confirm: its admin page logs in through the hub without a "grant access?" page
+        service = {"name": PLATFORM, "url": _need(s, "platform", "url"), "display": False, "oauth_no_confirm": True}
         if env.get("ODH_PLATFORM_API_TOKEN"):
             service["api_token"] = env["ODH_PLATFORM_API_TOKEN"]
         services.append(service)
         roles.append({"name": "user", "scopes": ["self", f"access:services!service={PLATFORM}"]})
+        # the admin view: the service lists every user with their servers and stops one on an admin's request
+        roles.append({"name": PLATFORM, "scopes": ["list:users", "read:users", "read:servers", "delete:servers"],
+                      "services": [PLATFORM]})
         server_scopes.append(f"access:services!service={PLATFORM}")
     c.Spawner.server_token_scopes = server_scopes
 

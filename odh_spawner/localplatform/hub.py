@@ -55,6 +55,7 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafk
         "profiles_file": settings.profiles_file,
         "users_file": settings.users_file,
         "start_timeout": settings.start_timeout,
+        "concurrent_spawn_limit": settings.concurrent_spawn_limit,
         "s3_endpoint": ceph.endpoint if ceph is not None else "",
         "rgw_admin_keys_file": ceph.admin_keys_file if ceph is not None else "",
         "object_store_data_dir": ceph.dir if ceph is not None else "",

@@ -38,6 +38,8 @@ def configure(c, s: dict) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = s.get("start_timeout", 120)
     c.Spawner.http_timeout = s.get("start_timeout", 120)
+    if s.get("concurrent_spawn_limit"):  # beyond it a user gets 429 "Too many users ... try again in N seconds"
+        c.JupyterHub.concurrent_spawn_limit = s["concurrent_spawn_limit"]
     if os.geteuid() == 0:
         c.SimpleLocalProcessSpawner.args = ["--allow-root"]
     if s.get("s3_endpoint"):
@@ -56,6 +58,7 @@ def configure(c, s: dict) -> None:
         # every user may call the platform service, and so may their servers' tokens (the notebook
         # forwards deploy and Spark calls with its own JUPYTERHUB_API_TOKEN)
         roles.append({"name": "user", "scopes": ["self", f"access:services!service={PLATFORM}"]})
+        roles.append(platform_role())
         c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
                                          f"access:services!service={PLATFORM}"]
         c.Spawner.environment = {"ODH_PLATFORM_URL": s["platform_url"] + f"/services/{PLATFORM}/"}
@@ -86,6 +89,13 @@ def configure(c, s: dict) -> None:
 
 PLATFORM = "odh-platform"
 PROMETHEUS = "odh-prometheus"  # the hub service of the local Prometheus (docs/metrics.md)
+# what the platform service's own token may do at the hub: the admin view lists every user with their servers
+# and stops a user's server on an admin's request (the admin is checked by the service)
+PLATFORM_SCOPES = ["list:users", "read:users", "read:servers", "delete:servers"]
+
+
+def platform_role() -> dict:
+    return {"name": PLATFORM, "scopes": list(PLATFORM_SCOPES), "services": [PLATFORM]}
 
 
 def platform_id(state_dir: str) -> str:
@@ -132,5 +142,6 @@ def platform_service(s: dict) -> dict:
     env = {"CONFIGPROXY_AUTH_TOKEN": s.get("proxy_auth_token", "")}
     if s.get("rgw_admin_keys_file"):
         env["ODH_RGW_ADMIN_KEYS"] = s["rgw_admin_keys_file"]
-    return {"name": PLATFORM, "url": s["platform_url"], "environment": env,
+    # oauth_no_confirm: the admin page logs in through the hub without a "grant access?" page (a part of the hub)
+    return {"name": PLATFORM, "url": s["platform_url"], "environment": env, "oauth_no_confirm": True,
             "command": [sys.executable, "-m", "odh_spawner.platform", *args]}

@@ -18,7 +18,7 @@ SECTIONS = {
     "ceph": {"enabled": bool, "objectstore": str, "bluestore_size": str, "osd_memory_target": str, "rgw_port": int,
              "user_quota_max_size": str, "user_quota_max_objects": int},
     "deployments": {"max_model_size": str, "max_per_user": int},
-    "spawner": {"start_timeout_seconds": int},
+    "spawner": {"start_timeout_seconds": int, "concurrent_spawn_limit": int},
     "kafka": {"enabled": bool, "broker": str, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
     "platform_service": {"drop_privileges": bool},
     "prometheus": {"enabled": bool, "port": int, "rules_file": str, "retention": str},
@@ -50,6 +50,7 @@ class PlatformSettings:
     deploy_max_model_size: str = "2Gi"
     deploy_max_per_user: int = 20
     start_timeout: int = 120
+    concurrent_spawn_limit: int = 20  # JupyterHub's: more pending spawns than this get 429 and "try again in N s"
     kafka_enabled: bool = True
     kafka_broker: str = "noida-db"  # or "apache-kafka": Apache Kafka itself (a JVM, jars from Maven Central)
     kafka_port: int = 0
@@ -140,6 +141,7 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         deploy_max_model_size=g("deployments.max_model_size", "2Gi"),
         deploy_max_per_user=g("deployments.max_per_user", 20),
         start_timeout=g("spawner.start_timeout_seconds", 120),
+        concurrent_spawn_limit=g("spawner.concurrent_spawn_limit", 20),
         kafka_enabled=g("kafka.enabled", True),
         kafka_broker=g("kafka.broker", "noida-db"),
         kafka_port=g("kafka.port", 0),

@@ -243,7 +243,8 @@ class PlatformService(Application):
     def make_app(self) -> web.Application:
         return web.Application(gateway_routes(self.gateway) + routes(self.service_prefix, self),
                                default_handler_class=NotFoundHandler, log_function=log_request,
-                               default_handler_args={"platform": self})
+                               default_handler_args={"platform": self},
+                               cookie_secret=os.urandom(32))  # the admin page's OAuth session, per process
 
     async def run(self) -> None:
         await self.deployments.adopt_all()

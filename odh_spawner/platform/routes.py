@@ -3,6 +3,7 @@ import only the base, `platform.api`, never each other)."""
 
 from __future__ import annotations
 
+from odh_spawner.platform.admin_handlers import admin_routes
 from odh_spawner.platform.api import HealthHandler
 from odh_spawner.platform.deploy_handlers import deploy_routes
 from odh_spawner.platform.ingest_handlers import ingest_routes
@@ -14,4 +15,4 @@ def routes(prefix: str, platform) -> list:
     api = prefix.rstrip("/") + "/api"
     kw = {"platform": platform}
     return [(api + r"/health", HealthHandler), (prefix.rstrip("/") + r"/metrics", MetricsHandler, kw), *deploy_routes(api, kw), *spark_routes(api, kw),
-            *ingest_routes(api, kw)]
+            *ingest_routes(api, kw), *admin_routes(prefix, kw)]

@@ -425,6 +425,6 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         elif os.path.isdir(self.spark_state_dir):  # a hub restarted since the start holds no handle
             await asyncio.to_thread(stop_server_cluster, self.spark_state_dir, self.user.name, self.name or "")
         limits = self.limits
-        if limits is not None:
-            limits.remove(self.cgroup_name)
+        if limits is not None:  # it may wait seconds for stray kernels to die: never on the hub's event loop
+            await asyncio.to_thread(limits.remove, self.cgroup_name)
         return await maybe_future(super().run_post_stop_hook())

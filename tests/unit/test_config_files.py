@@ -110,6 +110,10 @@ def test_hub_config_from_data():
     # the platform service: reachable by every user and by their servers' tokens; its secrets only in env
     assert platform["name"] == "odh-platform" and platform["url"] == "http://127.0.0.1:4567"
     assert "access:services!service=odh-platform" in roles["user"]["scopes"]
+    # the admin view: the service's own token lists users and their servers and stops one; no consent page
+    assert roles["odh-platform"]["services"] == ["odh-platform"]
+    assert set(roles["odh-platform"]["scopes"]) == {"list:users", "read:users", "read:servers", "delete:servers"}
+    assert platform["oauth_no_confirm"] is True
     assert "access:services!service=odh-platform" in c.Spawner.server_token_scopes
     assert c.Spawner.environment["ODH_PLATFORM_URL"] == "http://127.0.0.1:4567/services/odh-platform/"
     assert platform["environment"]["CONFIGPROXY_AUTH_TOKEN"] == "proxy-secret-123"

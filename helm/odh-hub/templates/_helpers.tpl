@@ -107,6 +107,50 @@ random one (64 hex characters). Call: include "odh-hub.secretValue" (list . "key
 {{- end -}}
 {{- end -}}
 
+{{/*
+Where each generated secret comes from: the admin's existing Secret (GitOps: `helm template` cannot `lookup`, so
+generating would rotate it on every sync) or the chart's own Secret. A JSON object: chart key -> {name, key,
+generated}. The values: hub.cookieSecret, proxy.authToken, platform.apiToken,
+authenticator.file.initialAdmin.password (each `existingSecret` and `key`).
+*/}}
+{{- define "odh-hub.secretSources" -}}
+{{- $v := .Values -}}
+{{- $sources := dict
+  "cookie-secret" $v.hub.cookieSecret
+  "proxy-token" $v.proxy.authToken
+  "platform-api-token" $v.platform.apiToken
+  "initial-admin-password" $v.authenticator.file.initialAdmin.password -}}
+{{- $out := dict -}}
+{{- range $id, $src := $sources -}}
+{{- if $src.existingSecret -}}
+{{- $_ := set $out $id (dict "name" $src.existingSecret "key" ($src.key | default $id) "generated" false) -}}
+{{- else -}}
+{{- $_ := set $out $id (dict "name" (include "odh-hub.secret" $) "key" $id "generated" true) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* A secretKeyRef (flow mapping) for one generated secret. Call: include "odh-hub.secretKeyRef" (list . "proxy-token") */}}
+{{- define "odh-hub.secretKeyRef" -}}
+{{- $ref := get (include "odh-hub.secretSources" (index . 0) | fromJson) (index . 1) -}}
+{name: {{ $ref.name | quote }}, key: {{ $ref.key | quote }}}
+{{- end -}}
+
+{{/* The keys the chart's own Secret must generate (those with no existingSecret), as a JSON list. */}}
+{{- define "odh-hub.generatedKeys" -}}
+{{- $sources := include "odh-hub.secretSources" . | fromJson -}}
+{{- $wanted := list "cookie-secret" "proxy-token" "platform-api-token" -}}
+{{- if and (eq .Values.authenticator.type "file") (not .Values.authenticator.file.usersSecret) -}}
+{{- $wanted = append $wanted "initial-admin-password" -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $wanted -}}
+{{- if (get $sources .).generated -}}{{- $out = append $out . -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{- define "odh-hub.platformUrl" -}}
 http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 {{- end -}}
@@ -255,4 +299,16 @@ differs per cluster, and RGW) */ -}}
     - ipBlock:
         cidr: 0.0.0.0/0
         except: [169.254.169.254/32]
+{{- end -}}
+{{- /* Prometheus (metrics.serviceMonitor.networkPeers) scrapes a port, when the ServiceMonitors are on. Call:
+include "odh-hub.prometheusIngress" (list . port) */ -}}
+{{- define "odh-hub.prometheusIngress" -}}
+{{- $root := index . 0 -}}
+{{- $sm := $root.Values.metrics.serviceMonitor -}}
+{{- if and $sm.enabled $sm.networkPeers }}
+# Prometheus (metrics.serviceMonitor.networkPeers)
+- ports: [{port: {{ index . 1 }}, protocol: TCP}]
+  from:
+    {{- toYaml $sm.networkPeers | nindent 4 }}
+{{- end }}
 {{- end -}}

@@ -1,5 +1,5 @@
-"""The `odh-hub` command: run the local platform, check a configuration, hash a password, build the profiles'
-lock environments."""
+"""The `odh-hub` command: run the local platform, see what of it runs and what its Prometheus alerts on, restart
+one of its components, check a configuration, hash a password, build the profiles' lock environments."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ def assemble(slug: str, owner: str, snapshot, totals: dict, quotas, *, deploymen
     return {
         "user": owner,
         "cpu_hours": round(total / 3600.0, 4),
+        "cpu_seconds": round(total, 1),
         "cpu_seconds_now": float(live.get("cpu_seconds", 0.0)),
         "memory_bytes": int(live.get("memory_bytes", 0)),
         "storage_bytes": int(stored or 0),

@@ -24,7 +24,7 @@ from odh_spawner.profiles.quotas import OdhQuotas, UserQuotas
 from odh_spawner.profiles.resolve import SpawnPlan, resolve, visible_profiles
 from odh_spawner.quantities import parse_memory
 from odh_spawner.spark.api import ClusterLimits
-from odh_spawner.spark.limits import SparkLimits
+from odh_spawner.spark.limits import SparkLimits, check_request
 from odh_spawner.metrics import hub as hub_metrics
 from odh_spawner.spawners.stages import SpawnStages, with_duration
 from odh_spawner.profiles.store import ProfileStore, shared_store
@@ -136,6 +136,12 @@ class OdhSpawnerMixin(Configurable):
         except OptionsError as e:
             spawner.log.warning("Refused user_options for %s: %s", spawner._log_name, e)
             raise user_error(e.status_code, str(e)) from None
+        if plan.spark is not None:  # over the user's Spark limits (their groups'): refused now, not a failed start
+            try:
+                check_request(spawner.odh_spark_limits(), plan.spark)
+            except OptionsError as e:  # SparkLimitError (403) among them
+                spawner.log.warning("Refused the Spark cluster of %s: %s", spawner._log_name, e)
+                raise user_error(e.status_code, str(e)) from None
         spawner.plan = plan
         spawner.user_options = plan.user_options()
         spawner.log.info("Spawning %s with profile %s, size %s", spawner._log_name, plan.profile, plan.size)

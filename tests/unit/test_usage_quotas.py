@@ -131,7 +131,7 @@ def test_usage_is_assembled_from_the_snapshot_totals_and_quotas():
     got = assemble("alice", "alice", snap, {"alice": {"cpu_seconds": 7200.0, "last": 90.0}}, quotas,
                    deployments=2, ingestions=1, as_of=1000.0)
     assert got == {
-        "user": "alice", "cpu_hours": 2.0, "cpu_seconds_now": 90.0, "memory_bytes": 300 * 2**20,
+        "user": "alice", "cpu_hours": 2.0, "cpu_seconds": 7200.0, "cpu_seconds_now": 90.0, "memory_bytes": 300 * 2**20,
         "storage_bytes": 5 * 2**20, "storage_known": True,
         "storage_quota_bytes": 2**30, "storage_quota_source": "group students",
         "deployments": {"count": 2, "limit": 3, "source": "group students"},
@@ -147,3 +147,18 @@ def test_usage_of_a_user_the_platform_has_not_seen_is_zero():
     assert (got["cpu_hours"], got["memory_bytes"], got["storage_bytes"], got["storage_known"]) == (0, 0, 0, False)
     assert got["storage_quota_bytes"] is None and got["spark_workers"] == {
         "count": 0, "limit": 4, "source": "the platform default"}
+
+
+def test_the_ledger_keeps_cpu_totals_across_a_restart_of_the_service(tmp_path):
+    from odh_spawner.platform.usage_handlers import TOTALS_FILE, UsageLedger
+
+    ledger = UsageLedger(str(tmp_path), save_every=0)
+    snap = Snapshot(usage={"alice": {"cpu_seconds": 30.0, "memory_bytes": 1}})
+    ledger.update(snap)
+    ledger.update(snap)  # the same snapshot is counted once
+    assert ledger.totals["alice"]["cpu_seconds"] == 30.0 and (tmp_path / TOTALS_FILE).exists()
+    again = UsageLedger(str(tmp_path))  # the service restarted; alice's server too (her counter began again)
+    again.update(Snapshot(usage={"alice": {"cpu_seconds": 5.0, "memory_bytes": 1}}))
+    assert again.totals["alice"]["cpu_seconds"] == 35.0
+    (tmp_path / TOTALS_FILE).write_text("not json")
+    assert UsageLedger(str(tmp_path)).totals == {}  # unreadable: counted from now, the service still starts

@@ -51,6 +51,8 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
     _authenticator(c, _need(s, "authenticator"), env)
     _spawner(c, s, ns)
     _storage(c, s.get("storage") or {})
+    if s.get("quotas"):  # per-group limits (profiles.quotas): validated when the hub loads them
+        c.OdhQuotas.quotas = {k: v for k, v in dict(s["quotas"]).items() if v}
 
     services, roles = [], []
     platform = s.get("platform") or {}
@@ -63,6 +65,8 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
             service["api_token"] = env["ODH_PLATFORM_API_TOKEN"]
         services.append(service)
         roles.append({"name": "user", "scopes": ["self", f"access:services!service={PLATFORM}"]})
+        # the service resolves users' per-group quotas from their groups
+        roles.append({"name": "odh-platform-quotas", "scopes": ["read:users:groups"], "services": [PLATFORM]})
         server_scopes.append(f"access:services!service={PLATFORM}")
     c.Spawner.server_token_scopes = server_scopes
 

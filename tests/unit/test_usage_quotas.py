@@ -3,6 +3,8 @@ usage API's assembly and CPU running totals (platform.usage); quotas in platform
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from odh_spawner.localplatform.settings import SettingsError, parse_settings
@@ -162,3 +164,29 @@ def test_the_ledger_keeps_cpu_totals_across_a_restart_of_the_service(tmp_path):
     assert again.totals["alice"]["cpu_seconds"] == 35.0
     (tmp_path / TOTALS_FILE).write_text("not json")
     assert UsageLedger(str(tmp_path)).totals == {}  # unreadable: counted from now, the service still starts
+
+
+def test_the_charts_quotas_reach_the_platform_service_and_the_hub():
+    from odh_spawner.kubeplatform.hubconfig import configure
+    from odh_spawner.platform.app import PlatformService
+    from tests.support.helm import template
+    from traitlets.config import Config
+
+    docs = template("full-values.yaml")
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-platform"))
+    app = PlatformService()
+    app.parse_command_line(dep["spec"]["template"]["spec"]["containers"][0]["args"])
+    want = {"default": {"deployments": 10},
+            "groups": {"students": {"storage": "1Gi", "spark_workers": 1, "deployments": 2, "ingestions": 1}}}
+    q = OdhQuotas(parent=app)
+    assert q.quotas == want
+    assert SparkLimits(parent=app).max_workers == 6  # spark.limits.maxWorkers: the fallback of spark_workers
+    got = q.for_groups(["students"], FALLBACKS)
+    assert (got.storage, got.deployments) == (Limit(2**30, "students"), Limit(2, "students"))
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-hub-config"))
+    settings = json.loads(config["data"]["settings.json"])
+    c = Config()
+    configure(c, settings, {})
+    assert c.OdhQuotas.quotas == want
+    assert {"name": "odh-platform-quotas", "scopes": ["read:users:groups"], "services": ["odh-platform"]} in \
+        c.JupyterHub.load_roles

@@ -190,3 +190,37 @@ def test_the_charts_quotas_reach_the_platform_service_and_the_hub():
     assert c.OdhQuotas.quotas == want
     assert {"name": "odh-platform-quotas", "scopes": ["read:users:groups"], "services": ["odh-platform"]} in \
         c.JupyterHub.load_roles
+
+
+async def test_groups_come_from_the_hub_with_the_services_token_and_survive_a_hub_hiccup():
+    from types import SimpleNamespace
+
+    from tornado import web as tweb
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    from odh_spawner.platform.quotas import UserGroups
+
+    seen = []
+
+    class User(tweb.RequestHandler):
+        def get(self, name):
+            seen.append(self.request.headers.get("Authorization"))
+            if name == "carol":
+                self.finish({"name": "carol", "groups": ["students", "a-team"]})
+            else:
+                self.send_error(404)
+
+    sock, port = bind_unused_port()
+    server = HTTPServer(tweb.Application([(r"/hub/api/users/([^/]+)", User)]))
+    server.add_sockets([sock])
+    groups = UserGroups(SimpleNamespace(api_url=f"http://127.0.0.1:{port}/hub/api", api_token="svc-token"), ttl=0)
+    try:
+        assert await groups.of("carol") == ["a-team", "students"]
+        assert seen == ["token svc-token"]
+        assert await groups.of("nobody") == []  # unknown to the hub: the defaults apply
+    finally:
+        server.stop()
+        sock.close()
+    assert await groups.of("carol") == ["a-team", "students"]  # the hub is gone: the last answer holds
+    assert await groups.of("dave") == []  # never seen, hub gone: the defaults, logged

@@ -79,6 +79,19 @@ class RgwCredentialStore:
     def _usage_sync(self) -> dict[str, dict]:
         return usage_by_owner(self._admin.get_bucket(stats=True) or [])
 
+    async def quotas(self, uids) -> dict[str, int | None]:
+        """The storage quota RGW enforces on each of `uids` (bytes; None: none), one Admin Ops call each."""
+        return await self._call(self._quotas_sync, list(uids))
+
+    def _quotas_sync(self, uids: list[str]) -> dict[str, int | None]:
+        out = {}
+        for uid in uids:
+            try:
+                out[uid] = quota_bytes(self._admin.get_user_quota(uid=uid))
+            except rgw_errors.NoSuchUser:
+                continue
+        return out
+
     # -- plumbing ----------------------------------------------------------------------------
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -240,6 +253,18 @@ def usage_by_owner(buckets: list) -> dict[str, dict]:
         u["objects"] += int(main.get("num_objects", 0) or 0)
         u["buckets"] += 1
     return out
+
+
+def quota_bytes(quota) -> int | None:
+    """The bytes an Admin Ops user quota allows (`max_size`, else `max_size_kb`), or None when it is off or
+    unlimited. Pure."""
+    if not isinstance(quota, dict) or not quota.get("enabled"):
+        return None
+    size = quota.get("max_size")
+    if not isinstance(size, int) or size <= 0:
+        kb = quota.get("max_size_kb")
+        size = kb * 1024 if isinstance(kb, int) and kb > 0 else None
+    return size
 
 
 def display_name(username: str) -> str:

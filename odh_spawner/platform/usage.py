@@ -1,12 +1,12 @@
 """A user's usage as GET <prefix>/api/usage answers it, and the CPU seconds each user has used in all. Pure.
 
 CPU seconds come from the users' cgroups (or /proc), whose counters start again at 0 when a server restarts.
-So the platform keeps, per user, a running total it persists in its state directory (`usage-totals.json`):
-each refresh adds the positive difference from the last reading; a reading below the last one means the
-counter started again (the server restarted) and the whole new reading is added. What a server used between
-the platform's last refresh and its stop is lost (at most one refresh interval, `metrics_interval`); what
-ran while the platform service itself was down is counted from its next reading, as long as the server
-still runs then.
+A user's reading is also the sum of several groups (their server's, each ingestion worker's; or, without
+cgroups, of their live processes), so it drops when one of them goes. The platform therefore keeps, per user,
+a running total it persists in its state directory (`usage-totals.json`): each refresh adds how much the
+reading grew since the last one; a reading below the last one adds nothing and becomes the new base. Nothing
+is ever counted twice; what is lost is at most one refresh interval (`metrics_interval`) of a group that
+went or restarted, and what ran while the platform service itself was down beyond its next reading.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ def accumulate(totals: dict, readings: dict) -> dict:
     """The new totals after `readings` (slug -> cpu seconds now, from the cgroups). `totals`: slug ->
     {"cpu_seconds": total so far, "last": the last reading} (not changed; a new dict is returned). A user with
     no reading now keeps their total and last reading (a reading missed once is not counted twice); a later
-    reading below the last one is a counter that began again, and counts whole."""
+    reading below the last one (a group went, or began again) adds nothing and becomes the new base."""
     out = {}
     for slug, entry in totals.items():
         out[slug] = {"cpu_seconds": float(entry.get("cpu_seconds", 0.0)), "last": float(entry.get("last", 0.0))}
     for slug, now in readings.items():
         now = max(0.0, float(now))
         entry = out.setdefault(slug, {"cpu_seconds": 0.0, "last": 0.0})
-        delta = now - entry["last"] if now >= entry["last"] else now
-        entry["cpu_seconds"] += delta
+        entry["cpu_seconds"] += max(0.0, now - entry["last"])
         entry["last"] = now
     return out
 

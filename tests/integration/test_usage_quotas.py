@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from rgwadmin import RGWAdmin
 
-from odh_spawner.naming import rgw_uid
+from odh_spawner.naming import rgw_uid, user_slug
 from server_extension.client import OdhApiError
 from server_extension.ingest import IngestClient
 from server_extension.usage_client import UsageClient
@@ -119,8 +119,11 @@ def test_an_ingestion_over_the_groups_limit_is_refused_naming_it(hub, carol, kaf
 
 
 def test_usage_shows_the_users_own_figures_and_limits(hub, login, carol):
-    got = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 and r.json()["memory_bytes"] > 10 * 2**20
-                            else None)(usage_of(hub, carol.token)), timeout=30, what="carol's server's memory", interval=1)
+    def with_memory():
+        r = usage_of(hub, carol.token)
+        return r.json() if r.status_code == 200 and r.json()["memory_bytes"] > 10 * 2**20 else None
+
+    got = wait_for(with_memory, timeout=30, what="carol's server's memory", interval=1)
     assert got["user"] == "carol"
     assert got["storage_quota_bytes"] == QUOTA and got["storage_quota_source"] == STUDENTS
     assert got["deployments"] == {"count": 0, "limit": 0, "source": STUDENTS}
@@ -133,10 +136,19 @@ def test_usage_shows_the_users_own_figures_and_limits(hub, login, carol):
     # her CPU time grows as her server works (the platform's running total): a kernel starts
     before = got["cpu_seconds"]
     auth = {"Authorization": f"token {carol.token}"}
-    kernel = requests.post(carol.url + "api/kernels", headers=auth, json={}, timeout=60).json()["id"]
+    r = requests.post(carol.url + "api/kernels", headers=auth, json={}, timeout=60)
+    assert r.status_code == 201, r.text
+    kernel, seen = r.json()["id"], []
+
+    def grown():
+        seen.append(usage_of(hub, carol.token).json()["cpu_seconds"])
+        return seen[-1] >= before + 0.5
+
     try:
-        wait_for(lambda: usage_of(hub, carol.token).json()["cpu_seconds"] >= before + 0.5, timeout=60,
-                 what="carol's CPU seconds growing", interval=1)
+        try:
+            wait_for(grown, timeout=60, what="carol's CPU seconds growing", interval=1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: from {before}, seen {seen}") from None
     finally:
         requests.delete(carol.url + f"api/kernels/{kernel}", headers=auth, timeout=30)
     # alice's limits are the platform's (no group of hers sets any)
@@ -157,3 +169,14 @@ def test_another_users_usage_is_for_admins_only(hub, login, carol):
     assert admin["storage_quota_bytes"] == 50 * 2**30 and admin["storage_quota_source"] == "group platform-admins"
     r = requests.get(platform_url(hub) + "api/usage", timeout=30)
     assert r.status_code == 403 and "token" in r.json()["message"]
+
+
+def test_the_metrics_report_each_users_own_quota(hub, login, carol):
+    """odh_user_quota_bytes is the quota RGW enforces on each user (their group's), read every storage refresh."""
+    from tests.integration.test_metrics import scrape_platform, value, wait_for_value
+
+    token = login("admin").token
+    got = wait_for_value(lambda: scrape_platform(hub, token),
+                         lambda s: value(s, "odh_user_quota_bytes", owner=user_slug("carol")) == QUOTA,
+                         75, "carol's 2 MiB quota in the metrics")
+    assert value(got, "odh_user_quota_bytes", owner=user_slug("admin")) in (None, 50 * 2**30)  # admin's group's

@@ -115,13 +115,13 @@ def test_cpu_totals_add_positive_differences_and_survive_a_counter_reset():
     assert t["alice"]["cpu_seconds"] == 10.0
     t = accumulate(t, {"alice": 25.0, "bob": 3.0})
     assert t["alice"]["cpu_seconds"] == 25.0 and t["bob"]["cpu_seconds"] == 3.0
-    t = accumulate(t, {"alice": 4.0})  # alice's server restarted: her counter began again
-    assert t["alice"]["cpu_seconds"] == 29.0
+    t = accumulate(t, {"alice": 4.0})  # alice's server restarted (or an ingestion's group went): a new base
+    assert t["alice"] == {"cpu_seconds": 25.0, "last": 4.0}
+    t = accumulate(t, {"alice": 10.0})
+    assert t["alice"]["cpu_seconds"] == 31.0  # counted from the new base, nothing twice
     assert t["bob"] == {"cpu_seconds": 3.0, "last": 3.0}  # no reading of bob's now: kept as it was
-    t = accumulate(t, {"alice": 4.0, "bob": 3.5})  # a reading missed once is not counted twice
-    assert t["alice"]["cpu_seconds"] == 29.0 and t["bob"]["cpu_seconds"] == 3.5
-    t = accumulate(t, {"bob": 2.0})  # bob's server stopped and started again meanwhile
-    assert t["bob"]["cpu_seconds"] == 5.5
+    t = accumulate(t, {"alice": 10.0, "bob": 3.5})  # a reading missed once is not counted twice
+    assert t["alice"]["cpu_seconds"] == 31.0 and t["bob"]["cpu_seconds"] == 3.5
 
 
 def test_usage_is_assembled_from_the_snapshot_totals_and_quotas():
@@ -159,9 +159,9 @@ def test_the_ledger_keeps_cpu_totals_across_a_restart_of_the_service(tmp_path):
     ledger.update(snap)
     ledger.update(snap)  # the same snapshot is counted once
     assert ledger.totals["alice"]["cpu_seconds"] == 30.0 and (tmp_path / TOTALS_FILE).exists()
-    again = UsageLedger(str(tmp_path))  # the service restarted; alice's server too (her counter began again)
-    again.update(Snapshot(usage={"alice": {"cpu_seconds": 5.0, "memory_bytes": 1}}))
-    assert again.totals["alice"]["cpu_seconds"] == 35.0
+    again = UsageLedger(str(tmp_path))  # the service restarted: alice's total is still hers
+    again.update(Snapshot(usage={"alice": {"cpu_seconds": 42.0, "memory_bytes": 1}}))
+    assert again.totals["alice"]["cpu_seconds"] == 42.0
     (tmp_path / TOTALS_FILE).write_text("not json")
     assert UsageLedger(str(tmp_path)).totals == {}  # unreadable: counted from now, the service still starts
 
@@ -224,3 +224,23 @@ async def test_groups_come_from_the_hub_with_the_services_token_and_survive_a_hu
         sock.close()
     assert await groups.of("carol") == ["a-team", "students"]  # the hub is gone: the last answer holds
     assert await groups.of("dave") == []  # never seen, hub gone: the defaults, logged
+
+
+def test_each_users_own_quota_is_in_the_metrics():
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from odh_spawner.credentials.rgw import quota_bytes
+    from odh_spawner.metrics.platform import SnapshotCollector, registry_with
+
+    assert quota_bytes({"enabled": True, "max_size": 2 * 2**20, "max_size_kb": 2048}) == 2 * 2**20
+    assert quota_bytes({"enabled": True, "max_size": -1, "max_size_kb": 2048}) == 2 * 2**20
+    assert quota_bytes({"enabled": True, "max_size": -1, "max_size_kb": 0}) is None
+    assert quota_bytes({"enabled": False, "max_size": 5}) is None and quota_bytes(None) is None
+    collector = SnapshotCollector()
+    collector.snapshot = Snapshot(storage={"alice": 1, "carol": 2, "dave": 3}, quota_bytes=10 * 2**30,
+                                  quotas={"carol": 2 * 2**20, "dave": None})
+    text = generate_latest(registry_with(collector)).decode()
+    got = {s.labels["owner"]: s.value for f in text_string_to_metric_families(text)
+           if f.name == "odh_user_quota_bytes" for s in f.samples}
+    assert got == {"alice": 10 * 2**30, "carol": 2 * 2**20}  # dave: no quota on his RGW user

@@ -244,3 +244,18 @@ def test_each_users_own_quota_is_in_the_metrics():
     got = {s.labels["owner"]: s.value for f in text_string_to_metric_families(text)
            if f.name == "odh_user_quota_bytes" for s in f.samples}
     assert got == {"alice": 10 * 2**30, "carol": 2 * 2**20}  # dave: no quota on his RGW user
+
+
+def test_a_clusters_recorded_limits_keep_their_group_for_a_refused_scale_up():
+    from odh_spawner.spark.api import ClusterLimits, check_scale_request
+
+    limits = SparkLimits(max_workers=2)
+    limits.limit_source = "group students"
+    recorded = ClusterLimits.of(limits, 3).to_json()
+    assert recorded["limit_source"] == "group students"
+    back = ClusterLimits.from_json(recorded)
+    with pytest.raises(SparkLimitError) as e:
+        check_scale_request(back, SparkRequest(workers=1, worker_cores=1, worker_memory=2**30), 3, SparkUsage(1, 1))
+    assert str(e.value) == "3 Spark workers exceed your limit of 2 (group students)."
+    assert "limit_source" not in ClusterLimits.of(SparkLimits(), 3).to_json()  # as before without quotas
+    assert ClusterLimits.from_json({"max_workers": 2, "limit_source": 5}).limit_source == ""

@@ -51,8 +51,15 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
     _authenticator(c, _need(s, "authenticator"), env)
     _spawner(c, s, ns)
     _storage(c, s.get("storage") or {})
-    if s.get("quotas"):  # per-group limits (profiles.quotas): validated when the hub loads them
-        c.OdhQuotas.quotas = {k: v for k, v in dict(s["quotas"]).items() if v}
+    if s.get("quotas"):  # per-group limits (profiles.quotas), checked now: a bad one stops the hub with its field
+        from odh_spawner.profiles.quotas import QuotaError, parse_quotas
+
+        quotas = {k: v for k, v in dict(s["quotas"]).items() if v}
+        try:
+            parse_quotas(quotas, source="values quotas")
+        except QuotaError as e:
+            raise HubSettingsError(str(e)) from None
+        c.OdhQuotas.quotas = quotas
 
     services, roles = [], []
     platform = s.get("platform") or {}

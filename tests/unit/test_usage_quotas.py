@@ -259,3 +259,18 @@ def test_a_clusters_recorded_limits_keep_their_group_for_a_refused_scale_up():
     assert str(e.value) == "3 Spark workers exceed your limit of 2 (group students)."
     assert "limit_source" not in ClusterLimits.of(SparkLimits(), 3).to_json()  # as before without quotas
     assert ClusterLimits.from_json({"max_workers": 2, "limit_source": 5}).limit_source == ""
+
+
+def test_the_hub_refuses_bad_chart_quotas_at_load():
+    from traitlets.config import Config
+
+    from odh_spawner.kubeplatform.hubconfig import HubSettingsError, configure
+    from tests.support.helm import template
+
+    config = next(d for d in template("full-values.yaml")
+                  if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-hub-config"))
+    settings = json.loads(config["data"]["settings.json"])
+    settings["quotas"]["groups"]["students"]["storage"] = "0"
+    with pytest.raises(HubSettingsError, match=r"quotas.groups.students.storage': Memory must be positive"):
+        configure(Config(), settings, {})
+

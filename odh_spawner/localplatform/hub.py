@@ -63,6 +63,7 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafk
         "kafka_bootstrap": kafka.bootstrap if kafka is not None else settings.kafka_bootstrap,
         "max_ingestions_per_user": settings.max_ingestions_per_user,
         "drop_privileges": settings.drop_privileges,
+        "quotas": settings.quotas,
         "idle_culler": {
             "enabled": settings.culler_enabled,
             "timeout_seconds": settings.culler_timeout,

@@ -1,5 +1,5 @@
-"""The `odh-hub` command: run the local platform, check a configuration, hash a password, build the profiles'
-lock environments."""
+"""The `odh-hub` command: run the local platform, see what of it runs and what its Prometheus alerts on, restart
+one of its components, check a configuration, hash a password, build the profiles' lock environments."""
 
 from __future__ import annotations
 
@@ -33,6 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     p_cred.add_argument("--endpoint", default=os.environ.get("ODH_RGW_ENDPOINT", ""),
                         help="RGW URL (default: the endpoint in the admin keys file, or $ODH_RGW_ENDPOINT)")
     p_cred.add_argument("--keep-data", action="store_true", help="with remove: keep the user's buckets")
+    state_help = "the local platform's state directory (default: $ODH_STATE_DIR or .odh-state)"
+    p_status = sub.add_parser("status", help="the running local platform's components: PID, state, address")
+    p_status.add_argument("--state-dir", default=os.environ.get("ODH_STATE_DIR", ".odh-state"), help=state_help)
+    p_status.add_argument("--url", metavar="COMPONENT", default="",
+                          help="print only this component's address (e.g. prometheus, hub, platform)")
+    p_restart = sub.add_parser("restart", help="stop one component of the running local platform and wait until "
+                                               "its supervisor has started it again")
+    p_restart.add_argument("component", help="a name `status` lists: ceph-rgw, ceph-mon, ceph-osd, kafka, hub, "
+                                             "platform, prometheus")
+    p_restart.add_argument("--state-dir", default=os.environ.get("ODH_STATE_DIR", ".odh-state"), help=state_help)
+    p_restart.add_argument("--timeout", type=float, default=120, help="seconds to wait for it (default 120)")
+    p_alerts = sub.add_parser("alerts", help="the alerts the local platform's Prometheus has pending or firing")
+    p_alerts.add_argument("--state-dir", default=os.environ.get("ODH_STATE_DIR", ".odh-state"), help=state_help)
     p_envs = sub.add_parser("envs", help="the virtualenvs the local platform builds from image locks")
     envs_sub = p_envs.add_subparsers(dest="envs_command", required=True)
     p_build = envs_sub.add_parser("build", help="build (once; cached) the lock environments of profiles")
@@ -54,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return credentials(args)
         if args.command == "envs":
             return build_envs(args)
+        if args.command in ("status", "restart", "alerts"):
+            return status(args)
         if args.command == "hash-password":
             from odh_spawner.auth.passwords import hash_password
 
@@ -67,6 +82,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 2
+
+
+def status(args) -> int:
+    from odh_spawner.localplatform import status as st
+
+    try:
+        if args.command == "restart":
+            st.restart(args.state_dir, args.component, timeout=args.timeout, report=lambda m: print(m, flush=True))
+            return 0
+        if args.command == "alerts":
+            print("\n".join(st.alert_lines(st.alerts(args.state_dir))) or "No alerts pending or firing.")
+            return 0
+        if args.url:
+            print(st.find(args.state_dir, args.url).address)
+            return 0
+        for c in st.components(args.state_dir):
+            print(f"{c.name:<12} {c.pid or '-':>8}  {c.state:<8} {c.address}")
+        return 0
+    except st.StatusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 def credentials(args) -> int:

@@ -27,6 +27,8 @@ command -v useradd >/dev/null || need_apt+=(passwd)
 [ -x /usr/sbin/nft ] || need_apt+=(nftables)  # model servers' ports guarded from users' direct connections
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # Spark, Apache Kafka (tests)
 command -v mvn >/dev/null || need_apt+=(maven)  # the s3a and Apache Kafka jars, from Maven Central
+# Prometheus 2.42 (`make up` runs its own on a random loopback port; promtool checks and tests the alert rules)
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need_apt+=(prometheus)
 if [ "$PYTHON" = /usr/bin/python3.11 ] && ! /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
   need_apt+=(python3.11-venv)
 fi
@@ -34,9 +36,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')
   say "apt-get install $pkgs"
   $SUDO apt-get update -qq
+  # no package may start its system daemon (Debian's prometheus would listen on :9090, the Ceph packages
+  # run their own): a policy-rc.d that refuses every start, only while installing, only if none is there
+  policy=/usr/sbin/policy-rc.d made_policy=""
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null && $SUDO chmod 755 $policy && made_policy=1
+    trap "$SUDO rm -f $policy" EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+  if [ -n "$made_policy" ]; then $SUDO rm -f $policy; trap - EXIT; fi
+  if [[ " $pkgs " == *" prometheus "* ]]; then
+    # the package's own service stays off at boot too (systemd or SysV); ours is the one `make up` runs
+    if [ -d /run/systemd/system ]; then $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi
+    if command -v update-rc.d >/dev/null; then $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true; fi
+  fi
 else
-  say "Debian packages present (ceph, radosgw, chromium, node)"
+  say "Debian packages present (ceph, radosgw, chromium, node, prometheus)"
 fi
 
 # 2. Python environment: the package and its pinned dependencies (+ test extras).

@@ -33,6 +33,18 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if len(fields) > 19 else None
 
 
+def state_letter(pid: int) -> str:
+    """The process's state from /proc (R, S, D, T stopped, t traced, Z zombie, ...); "" when it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else ""
+
+
+def parent(pid: int) -> int:
+    """The process's parent PID (0 when it is gone)."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if len(fields) > 1 else 0
+
+
 def _threads_exiting(pid: int) -> bool:
     """True while a process whose main thread is already a zombie still has threads running.
 

@@ -85,11 +85,16 @@ def configure(c, s: dict) -> None:
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         })
+    if s.get("prometheus_token"):
+        # the local Prometheus scrapes /hub/metrics and the platform service's metrics with this token
+        services.append({"name": PROMETHEUS, "api_token": s["prometheus_token"]})
+        roles.append({"name": PROMETHEUS, "scopes": ["read:metrics"], "services": [PROMETHEUS]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
 
 PLATFORM = "odh-platform"
+PROMETHEUS = "odh-prometheus"  # the hub service of the local Prometheus (docs/metrics.md)
 # what the platform service's own token may do at the hub: the admin view lists every user with their servers
 # and stops a user's server on an admin's request (the admin is checked by the service)
 PLATFORM_SCOPES = ["list:users", "read:users", "read:servers", "delete:servers"]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from typing import Callable
 
 from odh_spawner.host.ports import free_port
-from odh_spawner.host.supervise import RestartBudget, exit_text
+from odh_spawner.host.supervise import RestartBudget, SupervisedProcess, exit_text
 
 HARMLESS = ("GLIBC_2.39",)  # noida-db's loader warning on Debian bookworm's glibc 2.36
 
@@ -59,53 +58,17 @@ def answers(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-class BrokerProcess:
+class BrokerProcess(SupervisedProcess):
     """Supervising, stopping and killing a broker process by PID, shared by the local brokers. A subclass gives
     `proc`, `budget`, `report`, `bootstrap`, `log_path`, `_spawn()` and `_wait(timeout)`, and its timings."""
 
     error: type[Exception] = KafkaError
     keeps_exiting = "The Kafka broker"
-    restart_timeout = 30.0  # seconds to answer again after a (re)start
-    stop_timeout = 10.0     # SIGTERM, then SIGKILL after this long
-    reap_timeout = 5.0      # waiting for a killed process
+    restarted_name = "Kafka broker"
 
-    def supervise(self) -> str | None:
-        """Start the broker again (same ports, same data) if it exited on its own; a message when it did."""
-        if self.proc is None or self.proc.poll() is None:
-            return None
-        how = exit_text(self.proc.returncode)
-        if not self.budget.spend():
-            raise self.error(f"{self.keeps_exiting} keeps exiting (last with {how}); see {self.log_path}.")
-        old = self.proc.pid
-        self.proc = self._spawn()
-        self._wait(self.restart_timeout)
-        msg = f"Kafka broker (pid {old}) exited unexpectedly ({how}); restarted it at {self.bootstrap}"
-        self.report(msg)
-        return msg
-
-    def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM (the broker saves its data), SIGKILL after `timeout` seconds (default: stop_timeout)."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(self.stop_timeout if timeout is None else timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(self.reap_timeout)
-
-    def kill(self) -> None:
-        """SIGKILL (tests: a crash)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(self.reap_timeout)
-
-    def restart(self, timeout: float | None = None) -> None:
-        """Stop cleanly and start again on the same ports with the same data."""
-        self.stop()
-        self.proc = self._spawn()
-        self._wait(self.restart_timeout if timeout is None else timeout)
+    @property
+    def address(self) -> str:
+        return self.bootstrap
 
 
 class KafkaBroker(BrokerProcess):

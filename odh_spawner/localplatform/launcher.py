@@ -1,7 +1,8 @@
-"""`odh-hub up`: Ceph RGW + JupyterHub (proxy, idle culler, odh spawner) on this machine, until Ctrl-C.
+"""`odh-hub up`: Ceph RGW + Kafka + JupyterHub (proxy, idle culler, odh spawner) + Prometheus on this machine,
+until Ctrl-C.
 
-While running it supervises what it started: a Ceph daemon (mon, OSD, RGW) or the hub that exits on its own is
-started again, on the same addresses, with one log line each. The hub itself restarts its managed services
+While running it supervises what it started: a Ceph daemon (mon, OSD, RGW), the Kafka broker, the hub or
+Prometheus that exits on its own is started again, on the same addresses, with one log line each. The hub itself restarts its managed services
 (the platform service, the idle culler) when they exit.
 """
 
@@ -19,6 +20,7 @@ from odh_spawner.localplatform.ceph import CephCluster
 from odh_spawner.localplatform.hub import HubProcess, runtime_settings
 from odh_spawner.localplatform.apache_kafka import ApacheKafkaBroker
 from odh_spawner.localplatform.kafka import KafkaBroker
+from odh_spawner.localplatform.prometheus import RULES_FILE, PrometheusProcess
 from odh_spawner.localplatform import runrecord
 from odh_spawner.localplatform.settings import load_settings
 from odh_spawner.host.supervise import RestartBudget, exit_text
@@ -59,18 +61,20 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    ceph = hub = kafka = None
+    ceph = hub = kafka = prometheus = None
     recorded: list[tuple[str, int]] = []
 
     def record() -> None:
         """Keep up.json naming what runs now (the supervisors restart processes under new PIDs)."""
-        running = [("launcher", os.getpid())]
-        running += [(f"ceph-{name}", d.proc.pid) for name, d in (ceph.daemons.items() if ceph else ())
-                    if d.proc is not None]
-        running += [("kafka", kafka.proc.pid)] if kafka is not None and kafka.proc is not None else []
-        running += [("hub", hub.proc.pid)] if hub is not None and hub.proc is not None else []
+        running = [("launcher", os.getpid(), "")]
+        running += [(f"ceph-{name}", d.proc.pid, ceph.endpoint if name == "rgw" else "")
+                    for name, d in (ceph.daemons.items() if ceph else ()) if d.proc is not None]
+        running += [("kafka", kafka.proc.pid, kafka.bootstrap)] if kafka is not None and kafka.proc is not None else []
+        running += [("hub", hub.proc.pid, hub.url)] if hub is not None and hub.proc is not None else []
+        running += ([("prometheus", prometheus.proc.pid, prometheus.url)]
+                    if prometheus is not None and prometheus.proc is not None else [])
         if running != recorded:
-            runrecord.write(state_dir, [runrecord.entry(what, pid) for what, pid in running])
+            runrecord.write(state_dir, [runrecord.entry(*r) for r in running])
             recorded[:] = running
 
     owns_record = False  # a refused start must not remove the running launcher's record
@@ -97,10 +101,17 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
         hub = HubProcess(runtime_settings(settings, state_dir, ceph, kafka), report=_say)
         hub.start()
         record()
+        if settings.prometheus_enabled:
+            _say("Starting Prometheus (scraping the hub and the platform service every 5 s)")
+            prometheus = PrometheusProcess(
+                os.path.join(state_dir, "prometheus"), hub_url=hub.url, platform_url=hub.runtime["platform_url"],
+                token=hub.runtime["prometheus_token"], rules_files=[settings.prometheus_rules_file or RULES_FILE],
+                port=settings.prometheus_port, retention=settings.prometheus_retention, report=_say).start()
+            record()
         prebuild_envs(profiles)  # in the background: the hub is up meanwhile, a first spawn waits for its build
         stop.running = True
         _banner(hub.url, users, ceph.endpoint if ceph else "", hub.log_path,
-                hub.runtime.get("kafka_bootstrap", ""))
+                hub.runtime.get("kafka_bootstrap", ""), prometheus.url if prometheus else "")
         if not wait:
             return 0
         hub_budget = RestartBudget()
@@ -109,6 +120,8 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
                 ceph.supervise()
             if kafka is not None:
                 kafka.supervise()
+            if prometheus is not None:
+                prometheus.supervise()
             if hub.proc.poll() is not None and not stop.is_set():
                 stop.running = False  # Ctrl-C while the hub starts again unwinds at once, as at start-up
                 try:
@@ -129,6 +142,9 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
         return 1
     finally:
         stop.running = True  # a second Ctrl-C must not interrupt the cleanup
+        if prometheus is not None:
+            _say("Stopping Prometheus")
+            prometheus.stop()
         if hub is not None:
             _say("Stopping JupyterHub (servers, proxy, idle culler)")
             hub.stop()
@@ -138,7 +154,7 @@ def up(config_dir: str, state_dir: str, wait: bool = True) -> int:
         if ceph is not None:
             _say("Stopping Ceph")
             ceph.stop()
-        if hub is not None or ceph is not None or kafka is not None:
+        if hub is not None or ceph is not None or kafka is not None or prometheus is not None:
             _say("Stopped; nothing left running")
         if owns_record:
             runrecord.clear(state_dir)
@@ -161,7 +177,7 @@ def restart_hub(hub: HubProcess, budget: RestartBudget) -> bool:
     return True
 
 
-def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "") -> None:
+def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "", prometheus: str = "") -> None:
     lines = ["", "=" * 64, f"  odh-hub is running:  {url}", "", "  Log in as:"]
     for u in users.values():
         hint = f" ({u.login_hint})" if u.login_hint else ""
@@ -171,6 +187,8 @@ def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "") -
         lines.append(f"\n  Ceph RGW (S3): {s3_endpoint}")
     if kafka:
         lines.append(f"  Kafka (bootstrap): {kafka}")
+    if prometheus:
+        lines.append(f"  Prometheus: {prometheus}  (alerts: {prometheus}/alerts)")
     lines += [f"  Hub log: {log_path}", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
     print("\n".join(lines), flush=True)
 

@@ -20,7 +20,7 @@ from odh_spawner.errors import OdhError
 from odh_spawner.host import procs
 
 RECORD = "up.json"
-STOP_ORDER = ("hub", "kafka", "ceph")  # the hub first: it talks to the others while it stops
+STOP_ORDER = ("prometheus", "hub", "kafka", "ceph")  # the hub before the others: it talks to them while it stops
 
 
 class LauncherRunning(OdhError):
@@ -29,15 +29,16 @@ class LauncherRunning(OdhError):
 
 @dataclass(frozen=True)
 class Entry:
-    what: str      # "launcher", "hub", "kafka", "ceph-<daemon>"
+    what: str      # "launcher", "prometheus", "hub", "kafka", "ceph-<daemon>"
     pid: int
     started: int   # start time in clock ticks since boot (/proc/<pid>/stat field 22)
+    address: str = ""  # where it answers (a URL or host:port), for `odh-hub status`
 
 
-def entry(what: str, pid: int) -> Entry | None:
+def entry(what: str, pid: int, address: str = "") -> Entry | None:
     """The record of a running process (None when it is already gone)."""
     started = procs.start_time(pid)
-    return Entry(what, pid, started) if started is not None else None
+    return Entry(what, pid, started, address) if started is not None else None
 
 
 def path_of(state_dir: str) -> str:
@@ -60,7 +61,7 @@ def read(state_dir: str) -> list[Entry]:
         fd = os.open(path_of(state_dir), os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd) as f:
             raw = json.load(f)
-        return [Entry(str(r["what"]), int(r["pid"]), int(r["started"])) for r in raw]
+        return [Entry(str(r["what"]), int(r["pid"]), int(r["started"]), str(r.get("address", ""))) for r in raw]
     except (OSError, ValueError, TypeError, KeyError):
         return []
 

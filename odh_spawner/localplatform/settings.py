@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field as dc_field
 
 import yaml
@@ -22,6 +23,7 @@ SECTIONS = {
     "kafka": {"enabled": bool, "broker": str, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
     "platform_service": {"drop_privileges": bool},
     "quotas": {"default": dict, "groups": dict},  # per-group limits, validated by profiles.quotas
+    "prometheus": {"enabled": bool, "port": int, "rules_file": str, "retention": str},
 }
 
 
@@ -58,6 +60,10 @@ class PlatformSettings:
     max_ingestions_per_user: int = 10
     drop_privileges: bool = True  # the platform service runs as its own user; root work through its helper
     quotas: dict = dc_field(default_factory=dict)  # per-group limits (profiles.quotas), as written
+    prometheus_enabled: bool = True  # a local Prometheus scraping the hub and the platform service
+    prometheus_port: int = 0
+    prometheus_rules_file: str = ""  # "" = the chart's rules (helm/odh-hub/files/prometheus/alerts.yaml)
+    prometheus_retention: str = "7d"
 
     @property
     def ceph_store(self) -> ObjectStore:
@@ -116,6 +122,12 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
                 raise SettingsError(f"Must be one of {', '.join(KAFKA_BROKERS)} (noida-db: one small process; "
                                     f"apache-kafka: Apache Kafka itself, a JVM), got {value!r}.",
                                     source=source, field=field)
+            if field == "prometheus.retention" and not re.fullmatch(r"[1-9][0-9]*(ms|s|m|h|d|w|y)", value):
+                raise SettingsError(f"Must be a Prometheus duration such as 7d or 12h, got {value!r}.",
+                                    source=source, field=field)
+            if field == "prometheus.rules_file" and not value:
+                raise SettingsError("Must name a file (leave the key out for the chart's rules).",
+                                    source=source, field=field)
             if field == "ceph.objectstore" and value not in OBJECTSTORES:
                 raise SettingsError(f"Must be one of {', '.join(OBJECTSTORES)} (bluestore keeps objects on disk "
                                     f"across restarts; memstore keeps them in memory only), got {value!r}.",
@@ -147,6 +159,11 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         max_ingestions_per_user=g("kafka.max_ingestions_per_user", 10),
         drop_privileges=g("platform_service.drop_privileges", True),
         quotas=g("quotas", {}),
+        prometheus_enabled=g("prometheus.enabled", True),
+        prometheus_port=g("prometheus.port", 0),
+        prometheus_rules_file=os.path.join(os.path.abspath(config_dir), g("prometheus.rules_file"))
+        if g("prometheus.rules_file") else "",
+        prometheus_retention=g("prometheus.retention", "7d"),
     )
 
 

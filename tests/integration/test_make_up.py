@@ -15,6 +15,7 @@ import requests
 
 from tests.support.fixtures import pid_alive, process_env, server_pid
 from tests.support.hubclient import HubUserSession
+from tests.support.wait import wait_for
 
 
 def _listening(pids: set[int]) -> set[int]:
@@ -76,6 +77,18 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         assert process_env(server_pid(HubUserSession(url, "admin", "admin-odh"), "alice"))[
             "KAFKA_BOOTSTRAP_SERVERS"] == m.group(1)
         assert len(ports) >= 5, ports  # proxy, hub API, proxy API, RGW, mon v1/v2, server, ...
+        # Prometheus on a loopback port of its own, scraping the hub and the platform service: every target up
+        m = re.search(r"Prometheus: (http://127\.0\.0\.1:(\d+))", out)
+        assert m and "prometheus" in names and int(m.group(2)) in ports, out
+        prometheus = m.group(1)
+
+        def all_up():
+            active = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+            return {t["labels"]["job"]: t["health"] for t in active} == {"odh-hub": "up", "odh-platform": "up"}
+
+        wait_for(all_up, 30, "Prometheus to scrape the hub and the platform service", interval=1)
+        assert stat.S_IMODE(os.stat(tmp_path / "prometheus" / "scrape-token").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(tmp_path / "prometheus").st_mode) == 0o700
 
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=90)[0]
@@ -86,6 +99,10 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
         still_open = [p for p in ports if _port_open(p)]
         assert not still_open, still_open
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # after a failure: Ctrl-C first (Ceph and the rest run in sessions of their own)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

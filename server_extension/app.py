@@ -14,6 +14,7 @@ from .handlers import HANDLERS, NOT_FOUND
 from .ingestions import HANDLERS as INGEST_HANDLERS
 from .s3 import client_from_env
 from .spark import HANDLERS as SPARK_HANDLERS
+from .usage import HANDLERS as USAGE_HANDLERS
 from .validate import MiB
 
 SPEC_PATH = os.path.join(os.path.dirname(__file__), "openapi.yaml")
@@ -64,4 +65,5 @@ class OdhExtensionApp(ExtensionApp):
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 
     def initialize_handlers(self):
-        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS + [NOT_FOUND])
+        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS + USAGE_HANDLERS
+                             + [NOT_FOUND])

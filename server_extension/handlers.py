@@ -17,12 +17,13 @@ from urllib.parse import quote
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from tornado.iostream import StreamClosedError
 
 from odh_spawner.quantities import format_bytes
 
 from . import validate as v
-from .s3 import client_error, http_error, s3_errors
+from .s3 import client_error, http_error, s3_code, s3_errors
 
 CHUNK = 1024 * 1024
 
@@ -44,7 +45,10 @@ def api(method):
         except s3_errors() as e:
             err = http_error(e)
             self.log.info("odh: S3 %s -> %s %s", type(e).__name__, err.status_code, err)
-            self.reply_error(err.status_code, str(err))
+            message = str(err)
+            if s3_code(e) == "QuotaExceeded":  # name the quota and the group it comes from
+                message = await self.quota_message() or message
+            self.reply_error(err.status_code, message)
 
     return wrapper
 
@@ -62,6 +66,25 @@ class OdhHandler(ExtensionHandlerMixin, APIHandler):
         """Run one blocking boto3 call in a thread."""
         return await asyncio.get_running_loop().run_in_executor(self.extensionapp.executor,
                                                                  functools.partial(fn, **kwargs))
+
+    async def quota_message(self) -> str:
+        """The storage quota's refusal with its size and where it comes from (the platform's usage API), or ''
+        when the platform does not say."""
+        app = self.extensionapp
+        if not getattr(app, "platform_url", ""):
+            return ""
+        url = app.platform_url.rstrip("/") + "/api/usage"
+        try:
+            r = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {app.platform.token}"},
+                                              request_timeout=5, raise_error=False)
+            data = json.loads(r.body) if r.code == 200 else {}
+        except (OSError, ValueError):
+            return ""
+        quota = data.get("storage_quota_bytes")
+        if not isinstance(quota, int) or isinstance(quota, bool):
+            return ""
+        source = data.get("storage_quota_source") or "the platform default"
+        return f"Your storage quota of {format_bytes(quota)} ({source}) is full; delete objects first."
 
     def reply_error(self, status: int, message: str) -> None:
         self.clear()

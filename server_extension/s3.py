@@ -75,6 +75,12 @@ def client_from_env(env=os.environ):
     )
 
 
+def s3_code(e: Exception) -> str:
+    """The S3 error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(e, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def http_error(e: Exception) -> BadRequest:
     """Map a botocore error to a BadRequest(status, message) safe for the user."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError

@@ -47,3 +47,15 @@ export const ingestIcon = new LabIcon({
   name: '@odh-hub/labextension:ingest',
   svgstr: ingestSvg
 });
+
+const usageSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M3 21h18v-2H3v2zm2-4h3V9H5v8zm5.5 0h3V4h-3v13zM16 17h3v-6h-3v6z"/>
+  </g>
+</svg>`;
+
+/** The Usage panel's icon (sidebar tab). */
+export const usageIcon = new LabIcon({
+  name: '@odh-hub/labextension:usage',
+  svgstr: usageSvg
+});

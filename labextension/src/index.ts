@@ -15,6 +15,7 @@ import { activateIngestions } from './ingestCommands';
 import { BucketBrowser } from './panel';
 import { ISnippet, parseSnippets } from './snippets';
 import { activateSpark } from './sparkCommands';
+import { UsagePanel } from './usage';
 
 export { CommandIDs } from './commands';
 export { DeployCommandIDs } from './deployCommands';
@@ -103,4 +104,23 @@ const ingestions: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, deployments, spark, ingestions];
+/** The user's usage and limits: the Usage panel. */
+const usage: JupyterFrontEndPlugin<void> = {
+  id: '@odh-hub/labextension:usage',
+  description: "Show the user's CPU hours, memory, storage against their quota and running resources with their limits.",
+  autoStart: true,
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, restorer: ILayoutRestorer | null) => {
+    const panel = new UsagePanel();
+    app.shell.add(panel, 'left', { rank: 280 });
+    restorer?.add(panel, 'odh-usage-panel');
+    app.commands.addCommand('odh:open-usage', {
+      label: 'Open Usage',
+      caption: 'Show your usage and limits',
+      execute: () => app.shell.activateById(panel.id)
+    });
+    palette?.addItem({ command: 'odh:open-usage', category: 'odh-hub' });
+  }
+};
+
+export default [plugin, deployments, spark, ingestions, usage];

@@ -41,11 +41,23 @@ class RgwCredentialStore:
         self.squatted: dict[str, list[str]] = {}  # hub user -> their default buckets another user owns
 
     # -- public ------------------------------------------------------------------------------
-    async def ensure(self, username: str) -> S3Credentials:
-        """The user's keys: created on first use, the same ones afterwards."""
+    async def ensure(self, username: str, quota_bytes: int | None = None) -> S3Credentials:
+        """The user's keys: created on first use, the same ones afterwards. `quota_bytes`: the user's storage
+        quota (their groups', profiles.quotas), set on their RGW user now (at every spawn, so a changed quota
+        takes effect at the next one); None leaves the quota as it is."""
         uid = rgw_uid(username)
         async with self._lock(uid):
-            return await self._call(self._ensure_sync, uid, username)
+            return await self._call(self._ensure_sync, uid, username, quota_bytes)
+
+    async def quota(self, username: str) -> dict:
+        """The user's RGW user quota as the Admin Ops API reports it ({"enabled", "max_size", ...})."""
+        return await self._call(self._quota_sync, username)
+
+    def _quota_sync(self, username: str) -> dict:
+        found = self._existing_sync(username)
+        if found is None:
+            raise CredentialsUnavailable(f"{username!r} has no object-storage user yet.")
+        return self._admin.get_user_quota(uid=found[0])
 
     async def rotate(self, username: str) -> S3Credentials:
         """New keys for the user; the old ones stop working."""
@@ -66,6 +78,19 @@ class RgwCredentialStore:
 
     def _usage_sync(self) -> dict[str, dict]:
         return usage_by_owner(self._admin.get_bucket(stats=True) or [])
+
+    async def quotas(self, uids) -> dict[str, int | None]:
+        """The storage quota RGW enforces on each of `uids` (bytes; None: none), one Admin Ops call each."""
+        return await self._call(self._quotas_sync, list(uids))
+
+    def _quotas_sync(self, uids: list[str]) -> dict[str, int | None]:
+        out = {}
+        for uid in uids:
+            try:
+                out[uid] = quota_bytes(self._admin.get_user_quota(uid=uid))
+            except rgw_errors.NoSuchUser:
+                continue
+        return out
 
     # -- plumbing ----------------------------------------------------------------------------
     def _lock(self, uid: str) -> asyncio.Lock:
@@ -123,12 +148,15 @@ class RgwCredentialStore:
                 return legacy, info
         return None
 
-    def _ensure_sync(self, uid: str, username: str) -> S3Credentials:
+    def _ensure_sync(self, uid: str, username: str, quota_bytes: int | None = None) -> S3Credentials:
         found = self._existing_sync(username)
         if found is None:
             info = self._create_sync(uid, username)
         else:
             uid, info = found
+        if quota_bytes is not None:
+            self._admin.set_user_quota(uid=uid, quota_type="user", max_size_kb=-(-quota_bytes // 1024),
+                                       max_objects=self.quota_max_objects, enabled=True)
         creds = self._keys(info)
         if creds is None:  # a user without keys (e.g. an admin removed them): make one
             self._admin.create_key(uid=uid, generate_key=True)
@@ -225,6 +253,18 @@ def usage_by_owner(buckets: list) -> dict[str, dict]:
         u["objects"] += int(main.get("num_objects", 0) or 0)
         u["buckets"] += 1
     return out
+
+
+def quota_bytes(quota) -> int | None:
+    """The bytes an Admin Ops user quota allows (`max_size`, else `max_size_kb`), or None when it is off or
+    unlimited. Pure."""
+    if not isinstance(quota, dict) or not quota.get("enabled"):
+        return None
+    size = quota.get("max_size")
+    if not isinstance(size, int) or size <= 0:
+        kb = quota.get("max_size_kb")
+        size = kb * 1024 if isinstance(kb, int) and kb > 0 else None
+    return size
 
 
 def display_name(username: str) -> str:

@@ -23,10 +23,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from odh_spawner.host.supervise import restart_delay
 from odh_spawner.tasks import every
 from odh_spawner.deploy import artifacts
-from odh_spawner.deploy.model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, Deployment,
+from odh_spawner.deploy.model import (AVAILABLE, DELETING, FAILED, RETIRED, DeployError, DeployForbidden, Deployment,
                     DeploymentExists, DeploymentNotFound, new_api_key, parse_model_uri, v2_request,
                     validate_digests, validate_framework, validate_name, validate_rows)
 from odh_spawner.deploy.routing import ModelRoutes
+from odh_spawner.profiles.quotas import Limit, count_refusal, over
 from odh_spawner.deploy.store import DeploymentStore
 
 # artifacts the platform uploaded live under this folder of a bucket; delete removes only those
@@ -38,13 +39,15 @@ CredentialsFor = Callable[[str], Awaitable["object"]]
 class DeploymentManager:
     def __init__(self, backend, store: DeploymentStore, credentials_for: CredentialsFor, *,
                  max_model_bytes: int = 2 * 2**30, max_per_user: int = 20, restart_backoff_max: float = 60,
-                 routes: ModelRoutes | None = None, log: logging.Logger | None = None):
+                 routes: ModelRoutes | None = None, log: logging.Logger | None = None,
+                 limit_for: Callable[[str], Awaitable[Limit]] | None = None):
         self.backend = backend
         self.routes = routes
         self.store = store
         self.credentials_for = credentials_for
         self.max_model_bytes = max_model_bytes
         self.max_per_user = max_per_user
+        self.limit_for = limit_for  # owner -> their Limit (per-group quotas); None: max_per_user for everyone
         self.restart_backoff_max = restart_backoff_max
         self.log = log or logging.getLogger("odh_spawner.deploy")
         self.deployments: dict[tuple[str, str], Deployment] = {}
@@ -52,6 +55,17 @@ class DeploymentManager:
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._next_restart: dict[tuple[str, str], float] = {}
         self._models: dict[str, Deployment] = {}  # model name -> deployment, for the gateway
+
+    # -- limits ------------------------------------------------------------------------------
+    async def limit(self, owner: str) -> Limit:
+        """How many deployments `owner` may have: their groups' quota (limit_for), else max_per_user."""
+        if self.limit_for is not None:
+            return await self.limit_for(owner)
+        return Limit(self.max_per_user)
+
+    def _check_count(self, owner: str, limit: Limit) -> None:
+        if over(limit, len(self.list(owner))):
+            raise DeployForbidden(count_refusal(limit, "deployment"))
 
     # -- queries -----------------------------------------------------------------------------
     def list(self, owner: str | None = None) -> list[Deployment]:
@@ -74,13 +88,14 @@ class DeploymentManager:
         bucket, _ = parse_model_uri(model_uri)
         example_input = validate_rows(example_input) if example_input is not None else None
         digests = validate_digests(model_sha256)
+        limit = await self.limit(owner)
+        self._check_count(owner, limit)  # before anything slow: a refusal costs nothing
         await self._check_bucket(owner, bucket)
         async with self._lock((owner, name)):
             if (owner, name) in self.deployments:
                 raise DeploymentExists(f"You already have a deployment named {name!r}: deploy a new version "
                                        "of it, or choose another name.")
-            if len(self.list(owner)) >= self.max_per_user:
-                raise DeployError(f"You have {self.max_per_user} deployments, the most allowed; delete one first.")
+            self._check_count(owner, limit)
             d = Deployment(owner=owner, name=name, backend=self.backend.name,
                            model_name=self.backend.model_name_for(owner, name), api_key=new_api_key())
             if d.model_name in self._models:  # two owners' names that the backend's naming maps together

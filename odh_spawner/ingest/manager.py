@@ -22,6 +22,7 @@ from odh_spawner.ingest.model import DESIRED, PAUSED, RUNNING, STOPPED, Ingestio
 from odh_spawner.ingest.spec import (IngestError, IngestForbidden, IngestionExists, IngestionNotFound, IngestUnavailable, Spec,
                    build_spec, topic_creation, validate_name)
 from odh_spawner.ingest.store import IngestionStore
+from odh_spawner.profiles.quotas import Limit, count_refusal, over
 from odh_spawner.ingest.verify import verify
 
 CredentialsFor = Callable[[str], Awaitable["object"]]
@@ -97,13 +98,15 @@ class KafkaCheck:
 
 class IngestionManager:
     def __init__(self, backend, store: IngestionStore, credentials_for: CredentialsFor, bootstrap: str, *,
-                 max_per_user: int = 10, restart_backoff_max: float = 60, log: logging.Logger | None = None):
+                 max_per_user: int = 10, restart_backoff_max: float = 60, log: logging.Logger | None = None,
+                 limit_for: Callable[[str], Awaitable[Limit]] | None = None):
         self.backend = backend
         self.store = store
         self.credentials_for = credentials_for
         self.bootstrap = bootstrap
         self.kafka = KafkaCheck(bootstrap)
         self.max_per_user = max_per_user
+        self.limit_for = limit_for  # owner -> their Limit (per-group quotas); None: max_per_user for everyone
         self.restart_backoff_max = restart_backoff_max
         self.log = log or logging.getLogger("odh_spawner.ingest")
         self.ingestions: dict[tuple[str, str], Ingestion] = {}
@@ -201,6 +204,17 @@ class IngestionManager:
                 raise IngestionExists(f"Your ingestion {other.name!r} writes topic {spec.topic!r} under "
                                       f"s3://{spec.bucket}/{spec.prefix}; choose another prefix.")
 
+    # -- limits ----------------------------------------------------------------------------------
+    async def limit(self, owner: str) -> Limit:
+        """How many ingestions `owner` may have: their groups' quota (limit_for), else max_per_user."""
+        if self.limit_for is not None:
+            return await self.limit_for(owner)
+        return Limit(self.max_per_user)
+
+    def _check_count(self, owner: str, limit: Limit) -> None:
+        if over(limit, len(self.list(owner))):
+            raise IngestForbidden(count_refusal(limit, "ingestion"))
+
     # -- changes ---------------------------------------------------------------------------------
     async def create(self, owner: str, data: dict) -> Ingestion:
         if not isinstance(data, dict):
@@ -209,13 +223,13 @@ class IngestionManager:
         name = validate_name(data.pop("name", None))
         partitions = topic_creation(data.pop("create_topic", False), data.pop("partitions", None))
         spec = build_spec(data)
+        limit = await self.limit(owner)
+        self._check_count(owner, limit)  # before Kafka or the object store are asked: a refusal costs nothing
         async with self._lock((owner, name)):
             if (owner, name) in self.ingestions:
                 raise IngestionExists(f"You already have an ingestion named {name!r}; change it, or choose "
                                       "another name.")
-            if len(self.list(owner)) >= self.max_per_user:
-                raise IngestForbidden(f"You have {self.max_per_user} ingestions, the most allowed; delete one "
-                                      "first.")
+            self._check_count(owner, limit)
             self._one_writer(owner, name, spec)
             creds = await self._check(owner, spec, partitions)
             ing = Ingestion(owner=owner, name=name, spec=spec)

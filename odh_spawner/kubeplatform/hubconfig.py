@@ -51,6 +51,15 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
     _authenticator(c, _need(s, "authenticator"), env)
     _spawner(c, s, ns)
     _storage(c, s.get("storage") or {})
+    if s.get("quotas"):  # per-group limits (profiles.quotas), checked now: a bad one stops the hub with its field
+        from odh_spawner.profiles.quotas import QuotaError, parse_quotas
+
+        quotas = {k: v for k, v in dict(s["quotas"]).items() if v}
+        try:
+            parse_quotas(quotas, source="values quotas")
+        except QuotaError as e:
+            raise HubSettingsError(str(e)) from None
+        c.OdhQuotas.quotas = quotas
 
     services, roles = [], []
     platform = s.get("platform") or {}
@@ -67,6 +76,8 @@ def configure(c, s: Mapping, env: Mapping[str, str]) -> None:
         # the admin view: the service lists every user with their servers and stops one on an admin's request
         roles.append({"name": PLATFORM, "scopes": ["list:users", "read:users", "read:servers", "delete:servers"],
                       "services": [PLATFORM]})
+        # the service resolves users' per-group quotas from their groups
+        roles.append({"name": "odh-platform-quotas", "scopes": ["read:users:groups"], "services": [PLATFORM]})
         server_scopes.append(f"access:services!service={PLATFORM}")
     c.Spawner.server_token_scopes = server_scopes
 

@@ -63,6 +63,7 @@ def runtime_settings(settings: PlatformSettings, state_dir: str, ceph=None, kafk
         "kafka_bootstrap": kafka.bootstrap if kafka is not None else settings.kafka_bootstrap,
         "max_ingestions_per_user": settings.max_ingestions_per_user,
         "drop_privileges": settings.drop_privileges,
+        "quotas": settings.quotas,
         # the local Prometheus's hub API token (service odh-prometheus, scope read:metrics): only here (the
         # hub's settings file, 0600) and in Prometheus's scrape-token file (0600); never logged
         "prometheus_token": secrets.token_hex(32) if settings.prometheus_enabled else "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 
@@ -52,6 +53,9 @@ def configure(c, s: dict) -> None:
         if quota.get("max_objects"):
             c.OdhStorage.quota_max_objects = quota["max_objects"]
 
+    if s.get("quotas"):  # per-group limits: the spawners apply storage and Spark ones at spawn
+        c.OdhQuotas.quotas = s["quotas"]
+
     services, roles = [], []
     if s.get("platform_url"):
         services.append(platform_service(s))
@@ -59,6 +63,8 @@ def configure(c, s: dict) -> None:
         # forwards deploy and Spark calls with its own JUPYTERHUB_API_TOKEN)
         roles.append({"name": "user", "scopes": ["self", f"access:services!service={PLATFORM}"]})
         roles.append(platform_role())
+        # the service resolves users' per-group quotas from their groups
+        roles.append({"name": "odh-platform-quotas", "scopes": ["read:users:groups"], "services": [PLATFORM]})
         c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
                                          f"access:services!service={PLATFORM}"]
         c.Spawner.environment = {"ODH_PLATFORM_URL": s["platform_url"] + f"/services/{PLATFORM}/"}
@@ -130,6 +136,8 @@ def platform_service(s: dict) -> dict:
         args.append(f"--PlatformService.object_store_data_dir={s['object_store_data_dir']}")
     # users' CPU seconds and memory, from their servers' cgroups (or /proc without cgroups)
     args.append(f"--PlatformService.usage_cgroup_parent={cgroup_parent(state)}")
+    if s.get("quotas"):
+        args.append(f"--OdhQuotas.quotas={json.dumps(s['quotas'])}")
     if s.get("kafka_bootstrap"):
         args.append(f"--PlatformService.kafka_bootstrap_servers={s['kafka_bootstrap']}")
     if s.get("max_ingestions_per_user"):

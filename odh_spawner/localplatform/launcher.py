@@ -189,6 +189,8 @@ def _banner(url: str, users, s3_endpoint: str, log_path: str, kafka: str = "", p
         lines.append(f"  Kafka (bootstrap): {kafka}")
     if prometheus:
         lines.append(f"  Prometheus: {prometheus}  (alerts: {prometheus}/alerts)")
+    if any(u.admin for u in users.values()):
+        lines.append(f"  Admin view (admins): {url.rstrip('/')}/services/odh-platform/admin/")
     lines += [f"  Hub log: {log_path}", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
     print("\n".join(lines), flush=True)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field
 
 import yaml
 
 from odh_spawner.errors import ProfileError
 from odh_spawner.quantities import parse_memory
+from odh_spawner.profiles.quotas import QuotaError, parse_quotas
 from odh_spawner.localplatform.ceph import MIN_BLUESTORE_SIZE, MIN_OSD_MEMORY_TARGET, OBJECTSTORES, ObjectStore
 
 SECTIONS = {
@@ -21,6 +22,7 @@ SECTIONS = {
     "spawner": {"start_timeout_seconds": int, "concurrent_spawn_limit": int},
     "kafka": {"enabled": bool, "broker": str, "port": int, "bootstrap_servers": str, "max_ingestions_per_user": int},
     "platform_service": {"drop_privileges": bool},
+    "quotas": {"default": dict, "groups": dict},  # per-group limits, validated by profiles.quotas
     "prometheus": {"enabled": bool, "port": int, "rules_file": str, "retention": str},
 }
 
@@ -57,6 +59,7 @@ class PlatformSettings:
     kafka_bootstrap: str = ""  # an external broker instead of the local one
     max_ingestions_per_user: int = 10
     drop_privileges: bool = True  # the platform service runs as its own user; root work through its helper
+    quotas: dict = dc_field(default_factory=dict)  # per-group limits (profiles.quotas), as written
     prometheus_enabled: bool = True  # a local Prometheus scraping the hub and the platform service
     prometheus_port: int = 0
     prometheus_rules_file: str = ""  # "" = the chart's rules (helm/odh-hub/files/prometheus/alerts.yaml)
@@ -87,6 +90,13 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
             raise SettingsError(f"Unknown section; allowed: {', '.join(SECTIONS)}.", source=source, field=str(section))
         if not isinstance(raw, dict):
             raise SettingsError("Must be a mapping.", source=source, field=section)
+        if section == "quotas":
+            try:  # a bad size or count: a clear error naming the field
+                parse_quotas(raw, source=source)
+            except QuotaError as e:
+                raise SettingsError(e.reason, source=source, field=e.field) from None
+            values["quotas"] = raw
+            continue
         for key, value in raw.items():
             kind = SECTIONS[section].get(key)
             field = f"{section}.{key}"
@@ -148,6 +158,7 @@ def parse_settings(data, config_dir: str, source: str = "platform.yaml") -> Plat
         kafka_bootstrap=g("kafka.bootstrap_servers", ""),
         max_ingestions_per_user=g("kafka.max_ingestions_per_user", 10),
         drop_privileges=g("platform_service.drop_privileges", True),
+        quotas=g("quotas", {}),
         prometheus_enabled=g("prometheus.enabled", True),
         prometheus_port=g("prometheus.port", 0),
         prometheus_rules_file=os.path.join(os.path.abspath(config_dir), g("prometheus.rules_file"))

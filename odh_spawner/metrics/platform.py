@@ -36,6 +36,7 @@ class Snapshot:
     usage: dict = field(default_factory=dict)  # owner slug -> {"cpu_seconds", "memory_bytes"}
     storage: dict = field(default_factory=dict)  # owner slug -> bytes stored
     quota_bytes: int | None = None  # every user's storage quota (None: unlimited)
+    quotas: dict = field(default_factory=dict)  # owner slug -> their own storage quota (per-group), over quota_bytes
     disk: tuple | None = None  # the object store's disk: (capacity bytes, free bytes)
 
 
@@ -124,8 +125,9 @@ def families(snap: Snapshot) -> list:
     quota = GaugeMetricFamily("odh_user_quota_bytes", "The user's storage quota.", labels=["owner"])
     for slug, n in sorted(snap.storage.items()):
         stored.add_metric([slug], float(n))
-        if snap.quota_bytes:
-            quota.add_metric([slug], float(snap.quota_bytes))
+        own = snap.quotas.get(slug, snap.quota_bytes)
+        if own:
+            quota.add_metric([slug], float(own))
     out += [cpu, mem, stored, quota]
 
     if snap.disk is not None:

@@ -30,9 +30,11 @@ from odh_spawner.platform.gateway import (ModelGateway, OwnerCheck, TokenUsers, 
                                           log_request)
 from odh_spawner.platform.api import NotFoundHandler
 from odh_spawner.platform.metrics import PlatformMetrics
+from odh_spawner.platform.quotas import PlatformQuotas, UserGroups
 from odh_spawner.platform.routes import routes
 from odh_spawner.platform.spark_handlers import SparkClusters
 from odh_spawner.platform.upstream import UpstreamPool
+from odh_spawner.platform.usage_handlers import UsageLedger
 
 
 class PlatformService(Application):
@@ -207,10 +209,13 @@ class PlatformService(Application):
         ingest_backend = self.ingest_backend_class(parent=self) if self.kafka_bootstrap_servers else None
         if self.drop_privileges and os.geteuid() == 0:
             self._separate(getattr(ingest_backend, "cgroup_parent", ""))
+        self.quotas = PlatformQuotas(self, UserGroups(self.hub_auth))  # per-group limits (profiles.quotas)
+        self.usage_ledger = UsageLedger(self.state_dir)  # users' CPU seconds in all, across restarts
         self.deployments = DeploymentManager(
             self.backend, DeploymentStore(os.path.join(self.state_dir, "deployments")), self._credentials_for,
             max_model_bytes=parse_memory(self.max_model_size), max_per_user=self.max_deployments_per_user,
             routes=ModelRoutes(self.gateway_url, proxy, self.public_url, log=self.log), log=self.log,
+            limit_for=lambda owner: self.quotas.limit(owner, "deployments"),
         )
         self.gateway = ModelGateway(
             self.deployments,
@@ -235,7 +240,7 @@ class PlatformService(Application):
             self.ingestions = IngestionManager(
                 ingest_backend, IngestionStore(os.path.join(self.state_dir, "ingestions")),
                 self._credentials_for, self.kafka_bootstrap_servers, max_per_user=self.max_ingestions_per_user,
-                log=self.log)
+                log=self.log, limit_for=lambda owner: self.quotas.limit(owner, "ingestions"))
 
     async def _credentials_for(self, owner: str):
         return await self.storage.store().ensure(owner)
@@ -256,6 +261,7 @@ class PlatformService(Application):
         server = self.make_app().listen(url.port or 80, address=url.hostname or "127.0.0.1")
         watcher = asyncio.ensure_future(self.deployments.watch(self.watch_interval))
         metrics = asyncio.ensure_future(self.metrics.run())
+        ledger = asyncio.ensure_future(self.usage_ledger.run(self.metrics, self.metrics_interval))
         spark_pruner = PeriodicCallback(self.spark.prune, 10_000)  # drop handles on clusters the hub stopped
         spark_pruner.start()
         self.log.info("odh platform service on %s%s", self.service_url.rstrip("/"), self.service_prefix)
@@ -268,6 +274,7 @@ class PlatformService(Application):
         server.stop()
         watcher.cancel()
         metrics.cancel()
+        ledger.cancel()
         if ingest_watcher is not None:
             ingest_watcher.cancel()  # ingestion workers keep running too
             if hasattr(self.ingestions.backend, "close"):

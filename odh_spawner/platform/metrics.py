@@ -41,6 +41,7 @@ class PlatformMetrics:
         self.gateway = GatewayMetrics(self.registry)
         self._kafka_admin = None
         self._storage: dict = {}
+        self._quotas: dict = {}  # owner slug -> bytes or None
         self._storage_at = 0.0
 
     # -- probes -----------------------------------------------------------------------------------
@@ -90,6 +91,11 @@ class PlatformMetrics:
             log.info("Storage usage not refreshed (%s)", type(e).__name__)
             return self._storage
         self._storage = {uid[4:]: u["bytes"] for uid, u in by_uid.items() if uid.startswith("odh-")}
+        try:  # each user's own quota (per group, set at spawn), as RGW enforces it
+            quotas = await self.platform.storage.store().quotas(u for u in by_uid if u.startswith("odh-"))
+            self._quotas = {uid[4:]: q for uid, q in quotas.items()}
+        except Exception as e:
+            log.info("Storage quotas not refreshed (%s)", type(e).__name__)
         return self._storage
 
     def _usage(self) -> dict:
@@ -140,6 +146,7 @@ class PlatformMetrics:
             snap.storage = await self._storage_usage()
             quota = p.storage.quota_max_size
             snap.quota_bytes = parse_memory(quota) if quota else None
+            snap.quotas = dict(self._quotas)
         snap.disk = self._disk()
         self.collector.snapshot = snap
         return snap

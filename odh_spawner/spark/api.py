@@ -28,10 +28,12 @@ class ClusterLimits:
     profile_max_workers: int  # the profile's spark.workers.max
     max_workers: int  # the admin's per-user limit, over all of the user's servers (SparkLimits.max_workers)
     max_total_workers: int | None = None  # the admin's hub-wide limit (SparkLimits.max_total_workers)
+    limit_source: str = ""  # where max_workers came from ("group students"), for messages
 
     @classmethod
     def of(cls, limits: SparkLimits, profile_max_workers: int) -> ClusterLimits:
-        return cls(profile_max_workers, limits.max_workers, limits.max_total_workers)
+        return cls(profile_max_workers, limits.max_workers, limits.max_total_workers,
+                   getattr(limits, "limit_source", ""))
 
     @property
     def cluster_max_workers(self) -> int:
@@ -39,11 +41,16 @@ class ClusterLimits:
         return min(self.profile_max_workers, self.max_workers)
 
     def spark_limits(self) -> SparkLimits:
-        return SparkLimits(max_workers=self.max_workers, max_total_workers=self.max_total_workers)
+        limits = SparkLimits(max_workers=self.max_workers, max_total_workers=self.max_total_workers)
+        limits.limit_source = self.limit_source
+        return limits
 
     def to_json(self) -> dict:
-        return {"profile_max_workers": self.profile_max_workers, "max_workers": self.max_workers,
-                "max_total_workers": self.max_total_workers}
+        out = {"profile_max_workers": self.profile_max_workers, "max_workers": self.max_workers,
+               "max_total_workers": self.max_total_workers}
+        if self.limit_source:
+            out["limit_source"] = self.limit_source
+        return out
 
     @classmethod
     def from_json(cls, data: dict | None) -> ClusterLimits:
@@ -57,8 +64,10 @@ class ClusterLimits:
             return value if ok else fallback
 
         max_workers = positive("max_workers", default.max_workers)
+        source = data.get("limit_source", "")
         return cls(profile_max_workers=positive("profile_max_workers", max_workers), max_workers=max_workers,
-                   max_total_workers=positive("max_total_workers", None))
+                   max_total_workers=positive("max_total_workers", None),
+                   limit_source=source[:200] if isinstance(source, str) else "")
 
 
 def check_scale_request(limits: ClusterLimits, current: SparkRequest, workers, usage: SparkUsage) -> SparkRequest:

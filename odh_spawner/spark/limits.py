@@ -55,6 +55,8 @@ class SparkLimits(Configurable):
         limit. A spawn or scale-up that would pass it is refused with a message saying so.""",
     )
 
+    limit_source = ""  # where max_workers came from, for messages ("group students"); "" says nothing
+
     @validate("max_worker_memory")
     def _valid_memory(self, proposal):
         try:
@@ -85,13 +87,15 @@ def check_request(limits: SparkLimits, request: SparkRequest, usage: SparkUsage 
 
 def _check_workers(limits: SparkLimits, workers: int, others: SparkUsage, adding: int) -> None:
     """`workers`: this cluster's size after the change; `others`: workers running outside this cluster."""
+    source = f" ({limits.limit_source})" if getattr(limits, "limit_source", "") else ""
     if others.user_workers + workers > limits.max_workers:
         if others.user_workers:
             raise SparkLimitError(
                 f"You already run {_plural(others.user_workers, 'Spark worker')} on other servers; {workers} more "
-                f"would exceed your limit of {limits.max_workers}.")
+                f"would exceed your limit of {limits.max_workers}{source}.")
         verb = "exceeds" if workers == 1 else "exceed"
-        raise SparkLimitError(f"{_plural(workers, 'Spark worker')} {verb} your limit of {limits.max_workers}.")
+        raise SparkLimitError(f"{_plural(workers, 'Spark worker')} {verb} your limit of {limits.max_workers}"
+                              f"{source}.")
     cap = limits.max_total_workers
     if cap is not None and others.total_workers + workers > cap:
         in_use = others.total_workers + workers - adding

@@ -23,7 +23,7 @@ from odh_spawner.spawners.mixin import OdhSpawnerMixin, user_error
 from odh_spawner.quantities import format_cpu, format_memory
 from odh_spawner.kube.pods import toleration_manifests, volume_manifests
 from odh_spawner.profiles.resolve import SpawnPlan
-from odh_spawner.spark import SparkError, SparkLimits
+from odh_spawner.spark import SparkError
 from odh_spawner.spawners import kube_spark
 
 
@@ -213,7 +213,7 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         if not (self.plan and self.plan.spark):
             return {}, None
         return await self._spark_errors(
-            kube_spark.prepare_for_spawner(self, self.plan, self._s3_secret, SparkLimits(parent=self)))
+            kube_spark.prepare_for_spawner(self, self.plan, self._s3_secret, self.odh_spark_limits()))
 
     async def _remove_pod_quietly(self) -> None:
         try:

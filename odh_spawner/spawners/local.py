@@ -37,7 +37,7 @@ from odh_spawner.naming import state_dir_name
 from odh_spawner.quantities import format_bytes
 from odh_spawner.spawners.readiness import ServerExited, wait_http
 from odh_spawner.profiles.resolve import SpawnPlan
-from odh_spawner.spark import (LocalSparkCluster, SparkError, SparkLimitError, SparkLimits, check_request, cluster_slug,
+from odh_spawner.spark import (LocalSparkCluster, SparkError, SparkLimitError, check_request, cluster_slug,
                     current_usage, reap_orphans, s3a, stop_server_cluster)
 
 
@@ -313,7 +313,7 @@ class OdhLocalSpawner(OdhSpawnerMixin, LocalProcessSpawner):
         wait for them runs in the background, and a notebook's getOrCreate() waits for them if it is first)."""
         self.odh_stage(40, "spark launch", "Launching your Spark cluster", "Spark cluster launched")
         await self._reap_once()
-        limits = SparkLimits(parent=self)
+        limits = self.odh_spark_limits()  # the admin's, with this user's Spark-worker quota
         try:
             check_request(limits, plan.spark, current_usage(self.spark_state_dir, self.user.name))
         except SparkLimitError as e:

@@ -20,8 +20,11 @@ from odh_spawner.credentials.naming import models_bucket
 from odh_spawner.credentials.config import OdhStorage
 from odh_spawner.errors import OptionsError, ProfileError
 from odh_spawner.profiles.form import options_from_form, render_form
+from odh_spawner.profiles.quotas import OdhQuotas, UserQuotas
 from odh_spawner.profiles.resolve import SpawnPlan, resolve, visible_profiles
+from odh_spawner.quantities import parse_memory
 from odh_spawner.spark.api import ClusterLimits
+from odh_spawner.spark.limits import SparkLimits, check_request
 from odh_spawner.metrics import hub as hub_metrics
 from odh_spawner.spawners.stages import SpawnStages, with_duration
 from odh_spawner.profiles.store import ProfileStore, shared_store
@@ -60,6 +63,26 @@ class OdhSpawnerMixin(Configurable):
 
     def visible(self):
         return visible_profiles(self.profile_store.get(), self.user.name, self.user_groups())
+
+    # -- per-group quotas (profiles.quotas) --------------------------------------------------------
+    def odh_quotas(self) -> UserQuotas:
+        """This user's limits from their groups, over the older single settings."""
+        size = self.storage.quota_max_size
+        fallbacks = {"storage": parse_memory(size) if size else None,
+                     "spark_workers": SparkLimits(parent=self).max_workers}
+        return OdhQuotas(parent=self).for_groups(self.user_groups(), fallbacks)
+
+    def odh_spark_limits(self) -> SparkLimits:
+        """The admin's Spark limits with this user's Spark-worker quota (and where it came from)."""
+        limits = SparkLimits(parent=self)
+        quota = self.odh_quotas().spark_workers
+        if quota.value is not None:
+            if quota.value < 1:
+                raise user_error(403, f"You may have no Spark workers ({quota.source}); choose a profile without "
+                                      "Spark, or ask your platform admin for a quota.")
+            limits.max_workers = quota.value
+            limits.limit_source = quota.source
+        return limits
 
     # -- Spark (both backends) -------------------------------------------------------------------
     def spark_ui_path(self) -> str:
@@ -113,6 +136,12 @@ class OdhSpawnerMixin(Configurable):
         except OptionsError as e:
             spawner.log.warning("Refused user_options for %s: %s", spawner._log_name, e)
             raise user_error(e.status_code, str(e)) from None
+        if plan.spark is not None:  # over the user's Spark limits (their groups'): refused now, not a failed start
+            try:
+                check_request(spawner.odh_spark_limits(), plan.spark)
+            except OptionsError as e:  # SparkLimitError (403) among them
+                spawner.log.warning("Refused the Spark cluster of %s: %s", spawner._log_name, e)
+                raise user_error(e.status_code, str(e)) from None
         spawner.plan = plan
         spawner.user_options = plan.user_options()
         spawner.log.info("Spawning %s with profile %s, size %s", spawner._log_name, plan.profile, plan.size)
@@ -140,7 +169,8 @@ class OdhSpawnerMixin(Configurable):
             return None
         self.odh_stage(20, "credentials", "Getting your object-storage credentials", "Object-storage credentials ready")
         try:
-            creds = await self.storage.store().ensure(self.user.name)
+            # the user's storage quota (their groups') is set at every spawn: a changed one applies at the next
+            creds = await self.storage.store().ensure(self.user.name, quota_bytes=self.odh_quotas().storage.value)
         except CredentialsUnavailable as e:
             hub_metrics.record_credentials(False)
             raise user_error(503, str(e)) from None

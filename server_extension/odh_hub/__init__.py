@@ -14,6 +14,8 @@ pyspark are loaded only by the calls that need them. The code lives in the noteb
 - your Spark cluster: `spark_status()`, `scale_spark(workers)`, `restart_spark()`, `spark_ui_url()`,
   `SparkClient`, the widget `SparkClusterWidget` (also as `odh_hub.spark`: `status`, `scale`, `restart`,
   `ui_url`; a notebook's SparkSession is often named `spark`, so the top-level names do not clash with it)
+- your usage and limits: `usage()` (CPU hours, memory, stored bytes and quota, deployments, ingestions and
+  Spark workers with their limits), `UsageClient`
 - errors: `OdhApiError` (every API error), `DeployError`
 """
 
@@ -45,6 +47,8 @@ _EXPORTS = {
     "scale_spark": ("server_extension.spark_client", "scale"),
     "restart_spark": ("server_extension.spark_client", "restart"),
     "spark_ui_url": ("server_extension.spark_client", "spark_ui_url"),
+    "usage": ("server_extension.usage_client", "usage"),
+    "UsageClient": ("server_extension.usage_client", "UsageClient"),
 }
 _SUBMODULES = ("buckets", "spark")
 

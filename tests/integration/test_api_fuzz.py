@@ -47,6 +47,7 @@ GATEWAY = schemathesis.openapi.from_path(os.path.join(PF, "gateway.openapi.yaml"
 NB_DEPLOYMENTS = schemathesis.openapi.from_path(os.path.join(NB, "deployments.openapi.yaml"))
 NB_INGESTIONS = schemathesis.openapi.from_path(os.path.join(NB, "ingestions.openapi.yaml"))
 NB_SPARK = schemathesis.openapi.from_path(os.path.join(NB, "spark.openapi.yaml"))
+NB_USAGE = schemathesis.openapi.from_path(os.path.join(NB, "usage.openapi.yaml"))
 
 SENT: dict[str, Counter] = defaultdict(Counter)  # api -> status -> count
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -156,7 +157,8 @@ def test_platform_service_as_bob(case, seeds, hub, login):
     if (case.query or {}).get("user") == "alice":
         assert response.status_code in (400, 403, 404, 405, 414, 431), (case.formatted_path, response.text[:200])
         if response.status_code == 403:
-            assert response.json()["message"].startswith("Only admins may act on other users'"), response.text
+            assert response.json()["message"].startswith(("Only admins may act on other users'",
+                                                          "Only admins may see other users' usage.")), response.text
 
 
 @GATEWAY.parametrize()
@@ -193,13 +195,20 @@ def test_notebook_spark(case, seeds):
     check("notebook spark", case, seeds.url + "odh/api", seeds.token)
 
 
+@NB_USAGE.parametrize()
+@FUZZ
+def test_notebook_usage(case, seeds):
+    seeded(case)
+    check("notebook usage", case, seeds.url + "odh/api", seeds.token)
+
+
 def test_every_api_was_fuzzed_and_the_seeds_were_reached(seeds, hub):
     """What was sent, per API and status (printed for the record); each API got requests, none a 5xx, and the
     seeded cases reached alice's real deployment and ingestion (200s from each)."""
     for api, statuses in sorted(SENT.items()):
         print(f"schemathesis {api}: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
     assert set(SENT) == {"platform", "gateway", "notebook deployments", "notebook ingestions", "notebook spark",
-                         "platform as bob", "gateway as bob"}
+                         "notebook usage", "platform as bob", "gateway as bob"}
     for api, statuses in SENT.items():
         assert sum(statuses.values()) >= EXAMPLES, (api, statuses)
         assert not [s for s in statuses if s >= 500], (api, statuses)

@@ -19,7 +19,9 @@ from tests.support.wait import wait_for
 
 DEMO_DIR = os.path.join(ROOT, "config", "demo")
 INGESTIONS_PER_USER = 4
-PASSWORDS = {"alice": "alice-odh", "bob": "bob-odh", "admin": "admin-odh"}
+PASSWORDS = {"alice": "alice-odh", "bob": "bob-odh", "admin": "admin-odh", "carol": "carol-odh"}
+# carol (tests only) is in the small-quota group `students` (tests/integration/test_usage_quotas.py)
+STUDENT_QUOTAS = {"storage": "2Mi", "deployments": 0, "ingestions": 1, "spark_workers": 1}
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,7 +92,14 @@ def config_dir(tmp_path_factory):
     platform = yaml.safe_load((d / "platform.yaml").read_text())
     platform["deployments"]["max_model_size"] = "8Mi"  # so the size limit is testable with small uploads
     platform["kafka"]["max_ingestions_per_user"] = INGESTIONS_PER_USER  # reachable in a test
+    platform.setdefault("quotas", {}).setdefault("groups", {})["students"] = STUDENT_QUOTAS
     (d / "platform.yaml").write_text(yaml.safe_dump(platform))
+    from odh_spawner.auth.passwords import hash_password
+
+    users = yaml.safe_load((d / "users.yaml").read_text())
+    users["users"]["carol"] = {"password_hash": hash_password(PASSWORDS["carol"]), "groups": ["students"],
+                               "admin": False}
+    (d / "users.yaml").write_text(yaml.safe_dump(users))
     return str(d)
 
 

@@ -16,7 +16,7 @@ import server_extension
 from odh_spawner import platform as platform_pkg
 from odh_spawner.platform.gateway import gateway_routes
 from odh_spawner.platform.routes import routes
-from server_extension import deployments, handlers, ingestions, spark
+from server_extension import deployments, handlers, ingestions, spark, usage
 
 pytestmark = pytest.mark.unit
 
@@ -40,6 +40,7 @@ APIS = {
     "notebook ingestions and Kafka topics": (os.path.join(NB, "ingestions.openapi.yaml"),
                                              _prefixed(ingestions.HANDLERS, "/odh/api")),
     "notebook Spark": (os.path.join(NB, "spark.openapi.yaml"), _prefixed(spark.HANDLERS, "/odh/api")),
+    "notebook usage": (os.path.join(NB, "usage.openapi.yaml"), _prefixed(usage.HANDLERS, "/odh/api")),
     "platform service": (os.path.join(PF, "openapi.yaml"),
                          _prefixed(routes("/services/odh-platform", None), "/services/odh-platform/api")),
     "model gateway": (os.path.join(PF, "gateway.openapi.yaml"), _prefixed(gateway_routes(None), "")),

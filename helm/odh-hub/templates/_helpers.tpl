@@ -192,6 +192,7 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
     "adminKeysFile" "/etc/odh-hub/rgw-admin"
     "quota" $v.storage.quota)
   "kafka" (dict "bootstrap" $v.kafka.bootstrap)
+  "quotas" $v.quotas
   "platform" (dict "enabled" $v.platform.enabled "url" (include "odh-hub.platformUrl" .))
   "spark" $v.spark
   "networkPolicy" (dict "enabled" $v.networkPolicy.enabled)
@@ -275,9 +276,19 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 - --KubeIngestBackend.s3_endpoint={{ . }}
 {{- end }}
 {{- end }}
+{{- if or .Values.quotas.default .Values.quotas.groups }}
+{{- /* per-group limits, as JSON (nested) */}}
+- {{ printf "--OdhQuotas.quotas=%s" (toJson .Values.quotas) | quote }}
+{{- end }}
+{{- if .Values.spark.enabled }}
+- --SparkLimits.max_workers={{ .Values.spark.limits.maxWorkers }}
+{{- end }}
 {{- if .Values.storage.enabled }}
 - --OdhStorage.admin_endpoint={{ .Values.storage.adminEndpoint }}
 - --OdhStorage.admin_keys_file=/etc/odh-hub/rgw-admin
+{{- with .Values.storage.quota.maxSize }}
+- --OdhStorage.quota_max_size={{ . }}
+{{- end }}
 {{- with .Values.storage.s3Endpoint }}
 - --OdhStorage.s3_endpoint={{ . }}
 {{- end }}

@@ -105,7 +105,7 @@ class ObjectsHandler(IngestBase):
     @api
     async def get(self, name):
         limit = self.arg("limit") or "1000"
-        if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100_000:
             raise v.BadRequest("Limit must be a number from 1 to 100000.")
         await self.forward("GET", f"ingestions/{_name(name)}/objects?{urlencode({'limit': int(limit)})}")
 

@@ -257,7 +257,7 @@ class KubeServingBackend(KubeApiSettings):
         """Port numbers (from the command line they arrive as text)."""
         ports = []
         for port in proposal["value"]:
-            if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+            if isinstance(port, bool) or not (str(port).isascii() and str(port).isdigit()) or not 0 < int(port) < 65536:
                 raise TraitError(f"In {proposal['trait'].name}, {str(port)[:20]!r} is not a port number.")
             ports.append(int(port))
         return ports

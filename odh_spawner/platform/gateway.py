@@ -100,7 +100,7 @@ def screen_answer(status: int, headers: Iterable[tuple[str, str]], has_body: boo
             types.append(v)
         elif lk == "content-encoding" and v.strip().lower() not in ("", "identity"):
             return Screened(refusal="it answered with an encoded body, which the gateway does not pass on")
-        elif lk == "retry-after" and v.strip().isdigit() and len(v.strip()) <= 9:
+        elif lk == "retry-after" and v.strip().isascii() and v.strip().isdigit() and len(v.strip()) <= 9:
             retry_after = v.strip()
     out = []
     if has_body:
@@ -352,7 +352,7 @@ class ModelGatewayHandler(web.RequestHandler):
     # -- the body: counted as it comes, refused past the limit before any other check ------------------------
     def prepare(self):
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > self.gateway.max_body_size:
+        if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) > self.gateway.max_body_size:
             self._too_large()
 
     def data_received(self, chunk: bytes) -> None:

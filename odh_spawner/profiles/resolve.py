@@ -82,7 +82,7 @@ def _int_option(value, name: str) -> int:
         raise OptionsError(f"{name} must be a whole number, got {value!r}.")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 9:
         return int(value.strip())
     raise OptionsError(f"{name} must be a whole number, got {_short(value)}.")
 

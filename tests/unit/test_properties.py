@@ -1,5 +1,6 @@
 """Property tests: arbitrary user_options never raise anything but our typed errors."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,3 +44,12 @@ def test_any_posted_form_is_handled(form, who):
         resolve(PROFILES, who[0], who[1], options_from_form(form))
     except OptionsError:
         pass
+
+
+def test_unicode_digits_are_refused_with_a_message_not_a_traceback():
+    """'²' and '١' are str.isdigit() but not int()-able: found by hypothesis in test_resolve_never_raises_unhandled."""
+    from odh_spawner.profiles.resolve import _int_option
+
+    for odd in ("²", "١٢", "３"):
+        with pytest.raises(OptionsError, match="whole number"):
+            _int_option(odd, "GPUs")

@@ -112,7 +112,8 @@ def test_status_through_the_users_own_server(alice, hub):
     assert (s["workers_alive"], s["workers_requested"], s["max_workers"]) == (1, 1, 3)
     assert (s["cores"], s["cores_used"], s["memory_mb"], s["applications"]) == (1, 0, 1024, [])
     # the spawner recorded what the platform service needs to scale it within the same limits
-    assert state.limits == {"profile_max_workers": 3, "max_workers": 4, "max_total_workers": None}
+    assert state.limits == {"profile_max_workers": 3, "max_workers": 4, "max_total_workers": None,
+                            "limit_source": "the platform default"}  # no group of alice's sets a Spark quota
     assert (state.worker_cores, state.worker_memory, state.ui_proxy_url) == (1, 2**30, "/user/alice/odh/spark-ui")
 
 

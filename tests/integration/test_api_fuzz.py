@@ -167,6 +167,11 @@ def test_model_gateway_as_bob(case, seeds, hub, login):
     """bob calls alice's model (and others) with his own hub token: never a 2xx from hers, and the refusal
     says why (403: it belongs to another user)."""
     seeded(case, "model", f"alice.{SEED_DEPLOYMENT}")
+    # the fuzzing of alice's own deployments API may have made her seed public ({"public": true} is a valid
+    # PATCH): a public endpoint answers everyone on purpose, so bob's refusal is checked on a private one
+    r = requests.patch(f"{platform_api(hub)}/deployments/{SEED_DEPLOYMENT}", json={"public": False}, timeout=30,
+                       headers={"Authorization": f"token {seeds.token}"})
+    assert r.status_code == 200 and r.json()["public"] is False, r.text
     response = check("gateway as bob", case, hub.runtime["platform_url"], login("bob").token, scheme="Bearer")
     if (case.path_parameters or {}).get("model") == f"alice.{SEED_DEPLOYMENT}":
         assert not 200 <= response.status_code < 300, (case.formatted_path, response.status_code)

@@ -58,6 +58,12 @@ def system_user(username: str) -> str:
     return f"odh-{user_slug(username)}"
 
 
+def slug_of(name: str) -> str | None:
+    """The slug an `odh-<slug>` name (a Unix user of `system_user`, an RGW user of `rgw_uid`) stands for; None
+    for any other name. For the metrics, which count per slug what such accounts use."""
+    return name[4:] if name.startswith("odh-") and len(name) > 4 else None
+
+
 def rgw_uid(username: str) -> str:
     """The RGW user that holds a hub user's buckets."""
     return f"odh-{user_slug(username)}"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import pwd
 
-PREFIX = "odh-"
+from odh_spawner.naming import slug_of
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -39,7 +40,7 @@ def slug_of_uid(uid: int, cache: dict | None = None) -> str | None:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         name = ""
-    slug = name[len(PREFIX):] if name.startswith(PREFIX) and len(name) > len(PREFIX) else None
+    slug = slug_of(name)
     if cache is not None:
         cache[uid] = slug
     return slug

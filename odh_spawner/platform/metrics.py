@@ -21,6 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from odh_spawner.deploy.model import AVAILABLE, CREATING, DELETING, FAILED
 from odh_spawner.host.usage import user_usage
 from odh_spawner.ingest.model import DESIRED
+from odh_spawner.naming import slug_of
 from odh_spawner.metrics.platform import GatewayMetrics, Snapshot, SnapshotCollector, registry_with
 from odh_spawner.quantities import parse_memory
 
@@ -90,10 +91,11 @@ class PlatformMetrics:
         except Exception as e:  # the object store is down: keep the last figures (its own probe says so)
             log.info("Storage usage not refreshed (%s)", type(e).__name__)
             return self._storage
-        self._storage = {uid[4:]: u["bytes"] for uid, u in by_uid.items() if uid.startswith("odh-")}
+        ours = {uid: slug for uid in by_uid if (slug := slug_of(uid)) is not None}  # RGW users odh-<slug>
+        self._storage = {slug: by_uid[uid]["bytes"] for uid, slug in ours.items()}
         try:  # each user's own quota (per group, set at spawn), as RGW enforces it
-            quotas = await self.platform.storage.store().quotas(u for u in by_uid if u.startswith("odh-"))
-            self._quotas = {uid[4:]: q for uid, q in quotas.items()}
+            quotas = await self.platform.storage.store().quotas(iter(ours))
+            self._quotas = {ours[uid]: q for uid, q in quotas.items()}
         except Exception as e:
             log.info("Storage quotas not refreshed (%s)", type(e).__name__)
         return self._storage

@@ -15,11 +15,13 @@ install:
 up: install
 	@$(PY) -m odh_spawner.cli up --config-dir "$(ODH_CONFIG_DIR)" --state-dir "$(ODH_STATE_DIR)"
 
+# the unit layer first, in a random order (pytest-randomly prints the seed; rerun one with --randomly-seed=N)
 test: install k8s
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m unit -p randomly $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not unit" $(PYTEST_ARGS)
 
 test-unit: install
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+	$(PY) -m pytest -m unit -p randomly $(PYTEST_ARGS)
 
 test-integration: install k8s
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)

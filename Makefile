@@ -15,10 +15,11 @@ install:
 up: install
 	@$(PY) -m odh_spawner.cli up --config-dir "$(ODH_CONFIG_DIR)" --state-dir "$(ODH_STATE_DIR)"
 
-# the unit layer first, in a random order (pytest-randomly prints the seed; rerun one with --randomly-seed=N)
+# the unit layer first, in a random order (pytest-randomly prints the seed; rerun one with --randomly-seed=N); then
+# the rest with their modules in reverse order, so no module leans on what an earlier one left (tests/conftest.py)
 test: install k8s
 	$(PY) -m pytest -m unit -p randomly $(PYTEST_ARGS)
-	$(PY) -m pytest -m "not unit" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not unit" --module-order=reverse $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -m unit -p randomly $(PYTEST_ARGS)

@@ -3,6 +3,7 @@ tests/docs (every Python block of the README and user guide, run in its profile 
 tests/browser (real Chromium). Each test is marked by its folder so one layer runs alone (`-m unit`)."""
 
 import os
+import random
 
 import pytest
 
@@ -28,9 +29,35 @@ def pytest_collection_modifyitems(config, items):
         if _layer(item) in _LAYERS:
             item.add_marker(getattr(pytest.mark, _layer(item)))
     # fast layers first; the browser layer last (Playwright's sync API owns the main thread's loop while open);
-    # within a layer, tests marked `scan_last` (the secret scan) after all the others
+    # within a layer, tests marked `scan_last` (the secret scan) after all the others, and the modules in the
+    # order --module-order asks for (each module's own tests keep their order: the sort is stable)
+    rank = module_ranks(config.getoption("module_order"), [str(i.fspath) for i in items])
     items.sort(key=lambda item: (_LAYERS.index(_layer(item)) if _layer(item) in _LAYERS else 0,
-                                 item.get_closest_marker("scan_last") is not None))
+                                 item.get_closest_marker("scan_last") is not None, rank[str(item.fspath)]))
+
+
+def module_ranks(order: str, paths: list[str]) -> dict[str, int]:
+    """Each test module's place: `file` (as collected), `reverse`, or `random:SEED` (a shuffle that SEED repeats).
+    Pure."""
+    mods = list(dict.fromkeys(paths))
+    if order == "reverse":
+        mods.reverse()
+    elif order.startswith("random:") and order[7:].isdigit():
+        random.Random(int(order[7:])).shuffle(mods)
+    elif order != "file":
+        raise pytest.UsageError(f"--module-order must be file, reverse or random:SEED (digits), not {order!r}")
+    return {m: n for n, m in enumerate(mods)}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--module-order", default="file",
+                     help="the order of test modules within each layer: file (default), reverse, or random:SEED. "
+                          "`make test` runs the layers that start real components in reverse, so a module that "
+                          "needs an earlier module's leftovers fails there (the unit layer runs with -p randomly)")
+
+
+def pytest_report_header(config):
+    return f"test modules in {config.getoption('module_order')} order within each layer"
 
 
 def pytest_configure(config):

@@ -153,6 +153,13 @@ class PlatformService(Application):
         help="""The parent cgroup of users' local servers (OdhLocalSpawner.cgroup_parent), read for users' CPU
         seconds and memory; the ingestion workers' parent is added. Empty: the servers' usage comes from /proc
         (live processes of odh- accounts).""")
+    pod_usage_class = Type(
+        None, klass=object, allow_none=True, config=True,
+        help="""Where users' CPU seconds and memory come from on Kubernetes:
+        odh_spawner.platform.kube_usage.KubePodUsage (the pod metrics, metrics.k8s.io, joined to the pods' user
+        annotation; the chart sets it with metrics.podUsage.enabled). None: this machine's cgroups, else /proc
+        (the local platform).""",
+    )
     object_store_data_dir = Unicode(
         os.environ.get("ODH_OBJECT_STORE_DATA_DIR", ""),
         config=True,
@@ -229,6 +236,7 @@ class PlatformService(Application):
                          else None),
         )
         self.spark = self.spark_clusters_class.for_platform(self)
+        self.pod_usage = self.pod_usage_class.for_platform(self) if self.pod_usage_class else None
         disable_created_metrics()  # no `_created` twin of every counter: half the series, nothing lost
         self.metrics = PlatformMetrics(self, interval=self.metrics_interval)
         self.gateway.metrics = self.metrics.gateway
@@ -283,6 +291,8 @@ class PlatformService(Application):
         await self.deployments.close()
         self.gateway.upstream.close()
         await self.spark.close()
+        if self.pod_usage is not None:
+            await self.pod_usage.close()
         self.log.info("odh platform service stopped (deployments keep serving)")
 
     def start(self):

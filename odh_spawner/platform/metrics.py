@@ -105,6 +105,18 @@ class PlatformMetrics:
         parents = [p.usage_cgroup_parent, getattr(getattr(p.ingestions, "backend", None), "cgroup_parent", "")]
         return user_usage(p.usage_cgroup_root, [x for x in parents if x])
 
+    async def _users_usage(self) -> dict:
+        pod_usage = getattr(self.platform, "pod_usage", None)
+        if pod_usage is None:
+            return await asyncio.to_thread(self._usage)
+        try:
+            return await pod_usage.usage()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the reason is logged by pod_usage; the other figures go on
+            log.debug("Users' pod usage not read (%s)", type(e).__name__)
+            return {}
+
     def _disk(self) -> tuple[int, int] | None:
         path = self.platform.object_store_data_dir
         if not path:
@@ -143,7 +155,7 @@ class PlatformMetrics:
             snap.spark = await p.spark.metrics_summary()
         except Exception as e:
             log.warning("Spark clusters not summarised for metrics (%s: %s)", type(e).__name__, str(e)[:200])
-        snap.usage = await asyncio.to_thread(self._usage)
+        snap.usage = await self._users_usage()
         if p.storage.enabled:
             snap.storage = await self._storage_usage()
             quota = p.storage.quota_max_size

@@ -109,9 +109,15 @@ def labels(spec: KubeSparkSpec, component: str) -> dict[str, str]:
             "odh-hub/user": label_value(spec.user), "odh-hub/server": label_value(spec.server)}
 
 
+def annotations(spec: KubeSparkSpec) -> dict[str, str]:
+    """Who the objects and pods are for (the pods' own copy lets the platform count their CPU and memory as the
+    user's: kube.podmetrics)."""
+    return {"hub.jupyter.org/username": spec.user, "hub.jupyter.org/servername": spec.server}
+
+
 def _metadata(spec: KubeSparkSpec, name: str, component: str, owned: bool = True) -> dict:
     meta = {"name": name, "namespace": spec.namespace, "labels": labels(spec, component),
-            "annotations": {"hub.jupyter.org/username": spec.user, "hub.jupyter.org/servername": spec.server}}
+            "annotations": annotations(spec)}
     if owned:
         meta["ownerReferences"] = [owner_reference(spec)]
     return meta
@@ -240,7 +246,8 @@ def _deployment(spec: KubeSparkSpec, name: str, component: str, replicas: int, c
             "replicas": replicas,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector(spec, component)},
-            "template": {"metadata": {"labels": labels(spec, component)}, "spec": _pod_spec(spec, container)},
+            "template": {"metadata": {"labels": labels(spec, component), "annotations": annotations(spec)},
+                         "spec": _pod_spec(spec, container)},
         },
     }
 
@@ -394,7 +401,7 @@ def _connect_template(spec: KubeSparkSpec, container_name: str, component: str) 
         pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
         pod["tolerations"] = list(spec.tolerations)
-    return {"metadata": {"labels": labels(spec, component)}, "spec": pod}
+    return {"metadata": {"labels": labels(spec, component), "annotations": annotations(spec)}, "spec": pod}
 
 
 def spark_connect(spec: KubeSparkSpec, server_cores: int = 1, server_memory: int = 1024 * MIB) -> dict:

@@ -127,6 +127,7 @@ def test_restart_patch_adds_the_rollout_annotation_and_keeps_others():
     d = kube.master_deployment(spec())
     restarted = jsonpatch.apply_patch(d, kube.restart_patch(d, "2026-11-22T10:00:00Z"))
     assert restarted["spec"]["template"]["metadata"]["annotations"] == {
+        "hub.jupyter.org/username": "alice", "hub.jupyter.org/servername": "",
         "kubectl.kubernetes.io/restartedAt": "2026-11-22T10:00:00Z"}
     assert restarted["spec"]["template"]["metadata"]["labels"] == d["spec"]["template"]["metadata"]["labels"]
     kubernetes_validate.validate(restarted, K8S, strict=True)

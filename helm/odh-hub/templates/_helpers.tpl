@@ -30,6 +30,10 @@
 {{- end -}}
 {{- end -}}
 {{- define "odh-hub.servingNamespace" -}}{{ .Values.serving.namespace | default .Release.Namespace }}{{- end -}}
+{{- /* the namespaces users' pods run in (space-separated, may repeat): servers and Spark, serving, ingestion */}}
+{{- define "odh-hub.usageNamespaces" -}}
+{{ .Release.Namespace }} {{ include "odh-hub.servingNamespace" . }}{{ if .Values.kafka.bootstrap }} {{ include "odh-hub.ingestNamespace" . }}{{ end }}
+{{- end -}}
 
 {{/* Labels */}}
 {{- define "odh-hub.selectorLabels" -}}
@@ -274,6 +278,12 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 {{- end }}
 {{- with .Values.storage.s3Endpoint }}
 - --KubeIngestBackend.s3_endpoint={{ . }}
+{{- end }}
+{{- end }}
+{{- if .Values.metrics.podUsage.enabled }}
+- --PlatformService.pod_usage_class=odh_spawner.platform.kube_usage.KubePodUsage
+{{- range (include "odh-hub.usageNamespaces" . | splitList " " | uniq) }}
+- --KubePodUsage.namespaces={{ . }}
 {{- end }}
 {{- end }}
 {{- if or .Values.quotas.default .Values.quotas.groups }}

@@ -1,5 +1,6 @@
 """The admin view: every user's servers, Spark clusters, deployments, ingestions and storage use, each with
-its last error, and the actions an admin takes on them. Hub admins only; anyone else gets 403 with a message.
+its last error (a server's: the hub's message of its failed last start, see platform.hubapi), and the actions
+an admin takes on them. Hub admins only; anyone else gets 403 with a message.
 
     GET    <prefix>/api/admin/overview                              -> the overview (platform.overview)
     POST   <prefix>/api/admin/users/USER/server/stop   {"server": ""} -> stop a server (the hub's API)
@@ -154,14 +155,34 @@ def _ingestions(manager, log) -> list[dict]:
     return described
 
 
+SPAWN_ERROR_QUERIES = 8  # progress requests to the hub at a time (one per server that is not running)
+
+
+async def _spawn_errors(hub: HubApi, stopped: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(user, server) -> the hub's message of the failed last start, for each server that is not running and
+    whose last start failed (one progress request each, a few at a time)."""
+    gate = asyncio.Semaphore(SPAWN_ERROR_QUERIES)
+
+    async def ask(user: str, server: str) -> str | None:
+        async with gate:
+            return await hub.last_spawn_error(user, server)
+
+    found = await asyncio.gather(*(ask(u, s) for u, s in stopped))
+    return {pair: message for pair, message in zip(stopped, found) if message}
+
+
 async def gather_overview(platform, hub: HubApi) -> dict:
     errors: dict[str, str] = {}
     try:
-        hub_users = await hub.users()
+        hub_users = await hub.users(include_stopped=True)
     except HubApiError as e:
         hub_users, errors["servers"] = None, str(e)
-    pairs = [(u["name"], s) for u in hub_users or () for s in sorted(u.get("servers") or {})]
-    statuses = await asyncio.gather(*(_spark_status(platform.spark, platform.log, u, s) for u, s in pairs))
+    listed = [(u["name"], s, m) for u in hub_users or () for s, m in sorted((u.get("servers") or {}).items())]
+    pairs = [(u, s) for u, s, m in listed if not m.get("stopped")]
+    stopped = [(u, s) for u, s, m in listed if m.get("stopped") and not m.get("pending")]
+    spawn_errors, statuses = await asyncio.gather(
+        _spawn_errors(hub, stopped),
+        asyncio.gather(*(_spark_status(platform.spark, platform.log, u, s) for u, s in pairs)))
     deployments = [d.to_api() for d in platform.deployments.list()]
     ingestions = _ingestions(platform.ingestions, platform.log) if platform.ingestions is not None else None
     storage = None
@@ -175,7 +196,7 @@ async def gather_overview(platform, hub: HubApi) -> dict:
         else:  # a user without buckets (or without an RGW user yet) stores nothing
             storage = {n: (by_uid.get(rgw_uid(n)), None) for n in names}
     return build_overview(hub_users=hub_users, spark=dict(zip(pairs, statuses)), deployments=deployments,
-                          ingestions=ingestions, storage=storage, errors=errors)
+                          ingestions=ingestions, storage=storage, errors=errors, spawn_errors=spawn_errors)
 
 
 # -- the API ---------------------------------------------------------------------------------------------

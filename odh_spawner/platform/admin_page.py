@@ -213,7 +213,8 @@ SCRIPT = r"""
       u.servers.forEach(function (s) {
         servers.push(row({"data-user": u.name, "data-name": s.name, "data-state": s.state},
           [u.name, s.name || "(default)", s.state, s.profile || "", when(s.started), when(s.last_activity),
-           {error: s.last_error}, actionButton("stop-server", u.name, s.name, s.state === "stopping")]));
+           {error: s.last_error},
+           s.state === "failed" ? "" : actionButton("stop-server", u.name, s.name, s.state === "stopping")]));
       });
       u.spark.forEach(function (c) {
         spark.push(row({"data-user": u.name, "data-name": c.server, "data-state": c.state},
@@ -237,7 +238,7 @@ SCRIPT = r"""
       }
     });
     table("odh-admin-servers", ["User", "Server", "State", "Profile", "Started", "Last activity", "Last error", ""],
-          servers, "No running servers.");
+          servers, "No running servers, and none whose last start failed.");
     table("odh-admin-spark", ["User", "Server", "State", "Workers", "Applications", "Last error", ""], spark,
           "No Spark clusters.");
     table("odh-admin-deployments", ["User", "Name", "State", "Version", "Framework", "Access", "Updated", "Last error", ""],

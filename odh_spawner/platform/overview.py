@@ -14,12 +14,15 @@ from odh_spawner.quantities import format_bytes
 SECTIONS = ("servers", "spark", "deployments", "ingestions", "storage")
 
 
-def server_item(name: str, model: dict) -> dict:
-    """One server of a hub user's model (GET /hub/api/users, scope read:servers)."""
+def server_item(name: str, model: dict, spawn_error: str | None = None) -> dict:
+    """One server of a hub user's model (GET /hub/api/users, scope read:servers); `spawn_error`: the hub's
+    message of its failed last start (a server that is not running), which makes its state "failed"."""
     pending = model.get("pending")
     ready = bool(model.get("ready"))
     state = ("stopping" if pending == "stop" else "starting" if pending else "running" if ready
              else "stopped" if model.get("stopped") else "starting")
+    if spawn_error and state == "stopped":
+        state = "failed"
     options = model.get("user_options") or {}
     return {
         "name": name,
@@ -29,8 +32,7 @@ def server_item(name: str, model: dict) -> dict:
         "started": model.get("started"),
         "last_activity": model.get("last_activity"),
         "url": model.get("url"),
-        # the hub's REST API keeps no spawn failure: a server that failed to start is simply not listed
-        "last_error": None,
+        "last_error": spawn_error if state == "failed" else None,
     }
 
 
@@ -96,14 +98,16 @@ def storage_item(usage: dict | None, error: str | None = None) -> dict:
 def build_overview(*, hub_users: list[dict] | None, spark: dict[tuple[str, str], tuple[dict | None, str | None]],
                    deployments: list[dict], ingestions: list[dict] | None,
                    storage: dict[str, tuple[dict | None, str | None]] | None,
-                   errors: dict[str, str] | None = None) -> dict:
+                   errors: dict[str, str] | None = None,
+                   spawn_errors: dict[tuple[str, str], str] | None = None) -> dict:
     """The admin overview.
 
     hub_users: the hub's user models (name, admin, last_activity, servers), None when the hub did not answer;
     spark: (user, server) -> (status, error) for each running server; deployments: every deployment's API
     listing; ingestions: every ingestion's description, None when ingestion is not configured; storage: user
     -> (usage, error), None when per-user storage is not configured; errors: section -> message for a part
-    that could not be asked at all.
+    that could not be asked at all; spawn_errors: (user, server) -> the hub's message of that server's failed
+    last start. A server the hub lists as stopped is shown only with such an error (state "failed").
     """
     users: dict[str, dict] = {}
 
@@ -118,7 +122,9 @@ def build_overview(*, hub_users: list[dict] | None, spark: dict[tuple[str, str],
         u["admin"] = bool(model.get("admin"))
         u["last_activity"] = model.get("last_activity")
         servers = model.get("servers") or {}
-        u["servers"] = [server_item(name, servers[name]) for name in sorted(servers)]
+        items = [server_item(name, servers[name], (spawn_errors or {}).get((model["name"], name)))
+                 for name in sorted(servers)]
+        u["servers"] = [s for s in items if s["state"] != "stopped"]
     for (owner, server), (status, error) in sorted(spark.items()):
         item = spark_item(server, status, error)
         if item is not None:
@@ -136,7 +142,7 @@ def build_overview(*, hub_users: list[dict] | None, spark: dict[tuple[str, str],
         "enabled": {"ingestions": ingestions is not None, "storage": storage is not None},
         "totals": {
             "users": len(listed),
-            "servers": sum(len(u["servers"]) for u in listed),
+            "servers": sum(1 for u in listed for s in u["servers"] if s["state"] != "failed"),
             "spark": sum(len(u["spark"]) for u in listed),
             "deployments": sum(len(u["deployments"]) for u in listed),
             "ingestions": sum(len(u["ingestions"]) for u in listed),

@@ -1,6 +1,7 @@
 """The admin view in a real browser: an admin logs in to the hub, opens <hub>/services/odh-platform/admin/ (the
-page logs in through the hub by OAuth), sees every user, stops a user's server after confirming, and sees it
-stopped (the hub confirms), then deletes another user's failed deployment; a user who is not an admin gets the 403 page with its message."""
+page logs in through the hub by OAuth), sees every user (a server whose start failed with the hub's message),
+stops a user's server after confirming, and sees it stopped (the hub confirms), then deletes another user's
+failed deployment; a user who is not an admin gets the 403 page with its message."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import requests
 from odh_spawner.naming import models_bucket
 from tests.support import secretscan
 from tests.support.fixtures import PASSWORDS
+from tests.support.profiles import broken_profile, extra_profiles
+from tests.support.wait import wait_for
 
 PAGE = "/services/odh-platform/admin/"
 API = "/services/odh-platform/api"
 DEPLOYMENT = "admin-page-missing"
+BROKEN = "admin-page-broken"
 RECORD = {"response": secretscan.record_requests_response}  # every answer joins the secret scan
 
 
@@ -24,7 +28,13 @@ def log_in(page, hub, name: str) -> None:
     page.wait_for_url(lambda url: "/hub/login" not in url)
 
 
-def test_an_admin_sees_every_user_and_stops_a_users_server(hub, login, page, shot):
+def test_an_admin_sees_every_user_and_stops_a_users_server(hub, login, config_dir, page, shot):
+    # carol's start from a profile whose environment cannot be read fails in the spawner's start
+    carol = login("carol")
+    with extra_profiles(config_dir, broken_profile(BROKEN, ["carol"])):
+        wait_for(lambda: BROKEN in carol.offered_profiles(), 30, "the hub to offer the broken profile")
+        r = carol.api("POST", "/users/carol/server", json={"profile": BROKEN})
+    assert r.status_code == 400 and "Cannot read the lock" in r.json()["message"], r.text
     bob = login("bob")
     r = bob.api("POST", "/users/bob/server", json={"profile": "minimal"})
     assert r.status_code in (201, 202), r.text
@@ -52,6 +62,11 @@ def test_an_admin_sees_every_user_and_stops_a_users_server(hub, login, page, sho
     row = page.locator('#odh-admin-servers tbody tr[data-user="bob"][data-name=""]')
     assert row.get_attribute("data-state") == "running"
     assert "minimal" in row.inner_text()
+    broken = page.locator('#odh-admin-servers tbody tr[data-user="carol"][data-name=""]')
+    assert broken.get_attribute("data-state") == "failed"
+    assert broken.locator("td.error").inner_text().startswith(
+        f"Spawn failed: The '{BROKEN}' environment is misconfigured: Cannot read the lock")
+    assert broken.locator("button").count() == 0  # nothing runs: nothing to stop
     shot(page, "50-admin-view")
 
     # the page's session cookie alone does not act: a call without the page's XSRF token is refused

@@ -16,6 +16,7 @@ from odh_spawner.naming import models_bucket
 from odh_spawner.quantities import format_bytes
 from tests.support import secretscan
 from tests.support.fixtures import process_env, server_pid, wait_spark_ready
+from tests.support.profiles import broken_profile, extra_profiles
 from tests.support.wait import wait_for
 
 NOT_ADMIN = "Only hub admins may use the admin view."
@@ -177,6 +178,42 @@ def test_admin_actions_on_what_does_not_exist_answer_4xx_with_a_message(hub, log
         message = r.json()["message"]
         assert message[0].isupper() or message[0] in "'\"", message
         assert message.rstrip("'\"").endswith("."), message
+
+
+BROKEN = "admin-view-broken"
+
+
+def test_a_server_whose_last_start_failed_shows_the_hubs_message(hub, login, config_dir):
+    """alice starts a server from a profile whose lock environment cannot be read: the spawn fails in the
+    spawner's start. The admin view lists her server as failed with the hub's own message (the one the hub's
+    progress API gives alice), until her next start succeeds."""
+    admin, alice = login("admin"), login("alice")
+    assert not alice.model()["servers"].get("")
+    with extra_profiles(config_dir, broken_profile(BROKEN, ["alice"])):
+        wait_for(lambda: BROKEN in alice.offered_profiles(), 30, "the hub to offer the broken profile")
+        r = alice.api("POST", "/users/alice/server", json={"profile": BROKEN})
+    assert r.status_code == 400, r.text
+    assert "Cannot read the lock" in r.json()["message"], r.text  # it failed for real, in the spawner's start
+    assert not alice.model()["servers"].get("")  # nothing runs
+
+    (server,) = user_of(overview(hub, admin), "alice")["servers"]
+    assert (server["name"], server["state"], server["ready"], server["profile"]) == ("", "failed", False, BROKEN)
+    assert server["last_error"].startswith(f"Spawn failed: The '{BROKEN}' environment is misconfigured: "), server
+    assert "Cannot read the lock" in server["last_error"], server
+    (event,) = alice.progress_messages(timeout=30)  # what the hub tells alice herself: the same message
+    assert event["failed"] is True and event["message"] == server["last_error"], event
+    assert overview(hub, admin)["totals"]["errors"] >= 1
+
+    # her next start succeeds: the failure is gone, the server runs
+    r = alice.api("POST", "/users/alice/server", json={"profile": "minimal"})
+    assert r.status_code in (201, 202), r.text
+    try:
+        alice.wait_ready()
+        (server,) = user_of(overview(hub, admin), "alice")["servers"]
+        assert (server["state"], server["profile"], server["last_error"]) == ("running", "minimal", None), server
+    finally:
+        alice.stop()
+    assert user_of(overview(hub, admin), "alice")["servers"] == []  # stopped normally: not listed
 
 
 def test_storage_usage_counts_what_a_user_stores_under_their_rgw_user(rgw, alice_things):

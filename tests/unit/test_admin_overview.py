@@ -10,7 +10,7 @@ import re
 import pytest
 
 from odh_spawner.platform import admin_page
-from odh_spawner.platform.hubapi import PAGE, HubApi, HubApiError, HubNotFound, HubRefused
+from odh_spawner.platform.hubapi import PAGE, HubApi, HubApiError, HubNotFound, HubRefused, failure_of
 from odh_spawner.platform.overview import build_overview, server_item, spark_item, storage_item
 
 pytestmark = pytest.mark.unit
@@ -69,6 +69,33 @@ def test_servers_states_come_from_the_hub_model():
     assert [(s["name"], s["state"]) for s in users["alice"]["servers"]] == [("", "starting"), ("gpu", "stopping")]
     assert server_item("x", {"ready": False, "pending": None, "stopped": True})["state"] == "stopped"
     assert server_item("x", {"ready": True, "user_options": None})["profile"] is None
+
+
+def test_a_stopped_server_shows_only_with_the_hubs_message_of_its_failed_start():
+    stopped = {"ready": False, "pending": None, "stopped": True, "user_options": {"profile": "broken"}}
+    users = [{"name": "dave", "servers": {"": stopped, "old": dict(stopped)}},
+             {"name": "erin", "servers": {"": dict(stopped)}}]
+    message = "Spawn failed: The 'broken' environment is misconfigured: Cannot read the lock."
+    o = overview(hub_users=users, deployments=[], ingestions=[], spawn_errors={("dave", ""): message})
+    dave, erin = by_name(o)["dave"], by_name(o)["erin"]
+    assert [(s["name"], s["state"], s["profile"], s["last_error"]) for s in dave["servers"]] == [
+        ("", "failed", "broken", message)]  # "old" stopped normally: not listed
+    assert erin["servers"] == []
+    assert o["totals"]["servers"] == 0 and o["totals"]["errors"] == 1
+    # a running server never shows an old failure
+    assert server_item("", {"ready": True}, message)["last_error"] is None
+
+
+@pytest.mark.parametrize("stream,message", [
+    (b'data: {"progress": 100, "failed": true, "message": "Spawn failed: no lock", "html_message": "<b>x</b>"}\n\n',
+     "Spawn failed: no lock"),
+    (b'\n\ndata: {"progress": 100, "failed": true}\n\n', "Spawn failed."),
+    (b'data: {"progress": 100, "ready": true, "message": "Server ready"}\n\n', None),
+    (b'data: not json\n\n', None),
+    (b'', None),
+])
+def test_the_failure_in_the_hubs_progress_stream_is_its_text(stream, message):
+    assert failure_of(stream) == message
 
 
 def test_deployments_keep_their_last_error_and_never_their_key():

@@ -37,11 +37,11 @@ def quantity(value) -> Decimal:
     """A non-negative Kubernetes quantity ('1234567n', '250m', '300Mi', '2', 0) as a number; ValueError else."""
     m = _QUANTITY.match(str(value).strip())
     if not m:
-        raise ValueError(f"not a quantity: {value!r}")
+        raise ValueError(f"{value!r} is not a Kubernetes quantity.")
     try:
         return Decimal(m.group(1)) * _FACTOR[m.group(2)]
     except InvalidOperation:  # pragma: no cover - the pattern guards this
-        raise ValueError(f"not a quantity: {value!r}") from None
+        raise ValueError(f"{value!r} is not a Kubernetes quantity.") from None
 
 
 class PodMetricsUnavailable(OdhError):

@@ -74,6 +74,11 @@ def secret_name(username: str) -> str:
     return f"odh-s3-{user_slug(username)}"
 
 
+def home_claim_name(username: str) -> str:
+    """The PersistentVolumeClaim holding the user's home on Kubernetes (a DNS subdomain; injective, as the slug)."""
+    return f"home-{user_slug(username)}"
+
+
 def models_bucket(username: str) -> str:
     """The user's bucket for models the platform uploads for deployments (a valid S3 bucket name)."""
     return f"odh-models-{user_slug(username)}"

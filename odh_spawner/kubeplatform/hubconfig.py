@@ -139,6 +139,14 @@ def _spawner(c, s: Mapping, ns: str) -> None:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    home = su.get("storage") or {}
+    if home.get("type", "none") == "dynamic":  # each user's home: a PVC of their own, kept across servers
+        c.KubeSpawner.storage_pvc_ensure = True
+        c.KubeSpawner.storage_capacity = str(home.get("capacity", "10Gi"))
+        if home.get("storageClass"):
+            c.KubeSpawner.storage_class = str(home["storageClass"])
+        c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+        c.OdhKubeSpawner.home_mount_path = str(home.get("homeMountPath", "/home/jovyan"))
     c.KubeSpawner.image_pull_policy = su.get("imagePullPolicy", "IfNotPresent")
     if su.get("imagePullSecrets"):
         c.KubeSpawner.image_pull_secrets = list(su["imagePullSecrets"])

@@ -12,13 +12,14 @@ import copy
 from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Bool
+from traitlets import Bool, Unicode
 
 from odh_spawner.spawners import pod_progress
 from odh_spawner.tasks import gather_all
 from odh_spawner.credentials.kube import hub_token_env, hub_token_secret, s3_env, s3_secret
 from odh_spawner.credentials.naming import secret_name
 from odh_spawner.errors import OptionsError
+from odh_spawner.naming import home_claim_name
 from odh_spawner.spawners.mixin import OdhSpawnerMixin, user_error
 from odh_spawner.quantities import format_cpu, format_memory
 from odh_spawner.kube.pods import toleration_manifests, volume_manifests
@@ -27,8 +28,19 @@ from odh_spawner.spark import SparkError
 from odh_spawner.spawners import kube_spark
 
 
+HOME_VOLUME = "odh-home"
+
+
 class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
     backend_name = "kubernetes"
+
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="""Where the user's home claim is mounted in their pod, with KubeSpawner.storage_pvc_ensure (the
+        claim is named by odh_spawner.naming.home_claim_name, `home-<user slug>`, one per user, created at the
+        first start and kept when servers stop; KubeSpawner.storage_capacity and storage_class size it).""",
+    )
     spark_available = True  # the plan's Spark cluster: spark.kube_io, owned by a per-server anchor ConfigMap
 
     _s3_secret = ""  # the per-user S3 Secret of the current plan; "" when storage is off
@@ -60,6 +72,10 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
         self.node_selector = node_selector
         self.tolerations = [*self._admin("tolerations"), *toleration_manifests(plan)]
         volumes, mounts = volume_manifests(plan)
+        if self.storage_pvc_ensure:  # the user's home: their own claim, kept when the server stops
+            self.pvc_name = home_claim_name(self.user.name)
+            volumes = [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": self.pvc_name}}, *volumes]
+            mounts = [{"name": HOME_VOLUME, "mountPath": self.home_mount_path}, *mounts]
         self.volumes = [*self._admin("volumes"), *volumes]
         self.volume_mounts = [*self._admin("volume_mounts"), *mounts]
         self.environment = {**self._admin("environment"), **self.odh_env(plan)}

@@ -35,9 +35,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from odh_spawner.naming import home_claim_name
 from tests.support import secretscan
 from tests.support.helm import CHART, helm, values_args
 from tests.support.hubclient import HubUserSession
+from tests.support.kube_real import provide_volume
 from tests.support.kubelet import TestKubelet
 
 RELEASE = "odh"
@@ -229,6 +231,8 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
                            stderr=subprocess.STDOUT, start_new_session=True)
     runtime = PodRuntime(cp, ns, tmp_path)
     url = f"http://127.0.0.1:{proxy_port}"
+    # the volume a provisioner would make for admin's home claim (the chart's default singleuser.storage)
+    home_pv = provide_volume(cp, ns, home_claim_name("admin"))
     try:
         await asyncio.to_thread(wait_http, f"{url}/hub/health", 90, hub)
         async with TestKubelet(cp.kubeconfig, ns, pod_cidr="127.0.0.0/24"):
@@ -259,6 +263,9 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
                        (kv.split("=") for kv in USER_LABELS.split(",")))
             assert pod["metadata"]["labels"]["odh-hub/profile"] == "spark"
             c = pod["spec"]["containers"][0]
+            home_mount = [m for m in c["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
+            assert [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                    if v["name"] == home_mount[0]["name"]] == [home_claim_name("admin")]
             assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]} and c["securityContext"]["runAsUser"] == 1000
             env = {e["name"]: e for e in c["env"]}
             assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{pod_name}-hub-token"
@@ -292,7 +299,13 @@ async def test_chart_hub_config_spawns_and_stops_a_user_with_spark(installed, tm
                 raise AssertionError(f"left after stop: {left}")
 
             await gone()
+            # admin's home claim was mounted and outlives the server
+            home = api_json(cp, f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{home_claim_name('admin')}")
+            assert home["status"]["phase"] == "Bound", home["status"]
+            assert home["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
     finally:
+        cp.api("DELETE", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{home_claim_name('admin')}")
+        cp.api("DELETE", f"/api/v1/persistentvolumes/{home_pv}")
         runtime.stop_all()
         for proc in (hub, chp):
             if proc.poll() is None:

@@ -65,6 +65,20 @@ def group(api_version: str, ns: str, plural: str, name: str = "") -> str:
     return f"/apis/{api_version}/namespaces/{ns}/{plural}" + (f"/{name}" if name else "")
 
 
+def provide_volume(cp, ns: str, claim: str, size: str = "10Gi") -> str:
+    """A PersistentVolume (hostPath; nothing mounts it: no kubelet) reserved for the claim `ns/claim` that
+    something else (KubeSpawner) will create: the controller-manager's PV binder binds them when it appears, as a
+    dynamic provisioner would. Returns the PV's name (cluster-scoped: delete it after the test)."""
+    pv = f"{ns}-{claim}"
+    r = cp.api("POST", "/api/v1/persistentvolumes", {
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/nonexistent/{pv}"},
+                 "claimRef": {"namespace": ns, "name": claim}}})
+    assert r.ok, r.body
+    return pv
+
+
 def create_bound_pvc(cp, ns: str, name: str, size: str = "1Gi") -> str:
     """A PersistentVolumeClaim bound to a PersistentVolume of its own (hostPath; nothing mounts it: no kubelet),
     as an admin would pre-create a user's data volume. The controller-manager's PV binder binds them for real

@@ -126,6 +126,8 @@ def test_rbac_is_least_privilege(values):
     spark = (values_doc.get("spark") or {}).get("enabled", True)
     connect = (values_doc.get("spark") or {}).get("clusterType") == "spark-connect"
     expected = {"pods", "events", "secrets"}
+    if ((values_doc.get("singleuser") or {}).get("storage") or {}).get("type", "dynamic") == "dynamic":
+        expected |= {"persistentvolumeclaims"}  # users' home claims
     if spark:
         expected |= {"configmaps", "sparkconnects"} if connect else {"configmaps", "services", "deployments"}
         if (values_doc.get("networkPolicy") or {}).get("enabled", True):

@@ -209,6 +209,7 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
     "defaultUrl" $v.singleuser.defaultUrl
     "nodeSelector" $v.singleuser.nodeSelector
     "tolerations" $v.singleuser.tolerations
+    "storage" $v.singleuser.storage
     "imagePullPolicy" $v.images.pullPolicy
     "imagePullSecrets" $pullSecrets
     "podLabels" (include "odh-hub.userPodLabels" . | fromYaml))

@@ -9,11 +9,14 @@ never from a table of ours.
 Maven is the client (host.maven: `mvn -C dependency:get`, strict checksums, so a jar whose published SHA-1 does
 not match fails the fetch); each jar is checked once more against the `.sha1` Maven kept beside it. Everything is
 cached in a Maven repository of our own (`~/.cache/odh-hub/maven/repository`, or $ODH_MAVEN_CACHE), and the
-jars are hard-linked (else copied) into `pyspark/jars/` of the environment: what the Spark image does with
-images/notebook/spark-extras.sh, the same two jars.
+jars are hard-linked (else copied) into `pyspark/jars/` of the environment. The Spark image gets the same jars
+the same way: its build stage runs this module (with Maven) and its runtime stage copies them in
+(images/notebook/spark-extras.sh).
 
-`python -m odh_spawner.host.hadoop_jars [PYSPARK_DIR]` installs them into the running interpreter's pyspark (or
-the pyspark directory given) and prints what it did.
+`python -m odh_spawner.host.hadoop_jars [PYSPARK_DIR] [--export DIR]` installs them into the running interpreter's
+pyspark (or the pyspark directory given) and prints what it did; with --export it also copies them into DIR (the
+Spark image's build stage does this; its runtime stage, without Maven, puts them beside the lock's pyspark with
+images/notebook/spark-extras.sh).
 
 The pure parts (versions, coordinates, paths) are apart from the I/O (`install`).
 """
@@ -127,6 +130,19 @@ def install(pyspark_dir: str, repository: str = "", log=print) -> list[str]:
     return out
 
 
+def export(pyspark_dir: str, dest: str, repository: str = "", log=print) -> list[str]:
+    """`install` into `pyspark_dir`, then copy the s3a jars into `dest` too (what the Spark image's build stage
+    hands to its runtime stage, which has no Maven); returns the copies' paths."""
+    os.makedirs(dest, exist_ok=True)
+    out = []
+    for path in install(pyspark_dir, repository, log):
+        copy = os.path.join(dest, os.path.basename(path))
+        shutil.copyfile(path, copy)
+        os.chmod(copy, 0o644)
+        out.append(copy)
+    return out
+
+
 def pyspark_dir_of(python: str) -> str:
     """The pyspark package directory of an interpreter ('' when it has none)."""
     code = "import importlib.util as u; s = u.find_spec('pyspark'); print(s.submodule_search_locations[0] if s else '')"
@@ -136,12 +152,21 @@ def pyspark_dir_of(python: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """[PYSPARK_DIR] [--export DIR]"""
+    argv, dest = list(argv), ""
+    if "--export" in argv:
+        i = argv.index("--export")
+        if i + 1 >= len(argv):
+            print("s3a: --export needs a directory.", file=sys.stderr)
+            return 2
+        dest = argv[i + 1]
+        del argv[i:i + 2]
     target = argv[0] if argv else pyspark_dir_of(sys.executable)
     if not target:
         print("s3a: no pyspark in this environment; nothing to do.")
-        return 0
+        return 1 if dest else 0
     try:
-        for path in install(target):
+        for path in (export(target, dest) if dest else install(target)):
             print(f"s3a: {path}")
     except HadoopJarsError as e:
         print(f"s3a: {e}", file=sys.stderr)

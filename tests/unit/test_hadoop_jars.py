@@ -90,3 +90,13 @@ def test_the_driver_conf_for_rgw():
             s3a.driver_conf(bad)
     with pytest.raises(s3a.S3aConfigError, match="secret key"):
         s3a.driver_conf("http://x:1", "AK", "S K")
+
+
+def test_export_without_a_directory_is_refused_with_a_message(capsys):
+    assert hj.main(["/nonexistent/pyspark", "--export"]) == 2
+    assert "--export needs a directory" in capsys.readouterr().err
+
+
+def test_export_of_a_pyspark_that_is_not_there_names_the_directory(tmp_path, capsys):
+    assert hj.main([str(tmp_path / "nope"), "--export", str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'nope' / 'jars'} cannot be listed" in capsys.readouterr().err

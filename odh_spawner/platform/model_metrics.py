@@ -72,8 +72,8 @@ class ModelServerScraper:
             else:
                 text = r.body.decode("utf-8", errors="replace")
                 screened = await asyncio.to_thread(screen, text, owner, d.name, d.model_name, self.max_series)
-        except UpstreamRefused as e:
-            reason = f"not read: {e}"
+        except UpstreamRefused as e:  # nothing was sent: the recorded process is gone or is not who answers
+            reason = str(e)
         except AnswerTooLarge as e:
             reason = f"answered too much: {e}"
         except (UpstreamError, asyncio.TimeoutError) as e:

@@ -1,5 +1,6 @@
-"""The local platform's Prometheus: Debian's /usr/bin/prometheus on a random loopback port, scraping the hub and
-the platform service every 5 s and evaluating the chart's alert rules (helm/odh-hub/files/prometheus/alerts.yaml).
+"""The local platform's Prometheus: Debian's /usr/bin/prometheus on a random loopback port, scraping the hub,
+the platform service and (through it) users' model servers every 5 s and evaluating the chart's alert rules
+(helm/odh-hub/files/prometheus/alerts.yaml).
 
 `prometheus_config` builds its configuration from plain data (pure, unit-tested). `PrometheusProcess` writes it
 with the scrape token (both 0600, under <state>/prometheus), starts Prometheus, waits until it is ready, keeps it
@@ -29,6 +30,7 @@ RULES_FILE = str(Path(odh_spawner.__file__).parents[1] / "helm" / "odh-hub" / "f
 INTERVAL_SECONDS = 5  # scrape and rule evaluation: an alert's `for` counts in these steps
 HUB_SERVICE = "odh-prometheus"  # the hub service whose token Prometheus scrapes with (scope read:metrics)
 PLATFORM_METRICS = "/services/odh-platform/metrics"
+MODEL_METRICS = PLATFORM_METRICS + "/models"  # users' model servers' own metrics, through the platform service
 
 
 class PrometheusError(RuntimeError):
@@ -51,11 +53,12 @@ def scrape_target(url: str, path: str) -> dict:
 def prometheus_config(hub_url: str, platform_url: str, token_file: str, rules_files: list[str],
                       interval: int = INTERVAL_SECONDS) -> dict:
     """Prometheus's configuration (as a dict, written as YAML): job `odh-hub` scrapes the hub's /hub/metrics
-    through its public URL, job `odh-platform` the platform service's metrics on its loopback URL, both with the
-    bearer token in `token_file`; the rules in `rules_files` are evaluated as often as targets are scraped.
-    Pure."""
+    through its public URL, job `odh-platform` the platform service's metrics on its loopback URL and job
+    `odh-models` the users' model servers' own metrics through the platform service, all with the bearer token
+    in `token_file`; the rules in `rules_files` are evaluated as often as targets are scraped. Pure."""
     jobs = []
-    for job, base, path in (("odh-hub", hub_url, "/hub/metrics"), ("odh-platform", platform_url, PLATFORM_METRICS)):
+    for job, base, path in (("odh-hub", hub_url, "/hub/metrics"), ("odh-platform", platform_url, PLATFORM_METRICS),
+                            ("odh-models", platform_url, MODEL_METRICS)):
         if not base:
             continue
         t = scrape_target(base, path)

@@ -30,6 +30,7 @@ from odh_spawner.platform.gateway import (ModelGateway, OwnerCheck, TokenUsers, 
                                           log_request)
 from odh_spawner.platform.api import NotFoundHandler
 from odh_spawner.platform.metrics import PlatformMetrics
+from odh_spawner.platform.model_metrics import ModelServerScraper
 from odh_spawner.platform.quotas import PlatformQuotas, UserGroups
 from odh_spawner.platform.routes import routes
 from odh_spawner.platform.spark_handlers import SparkClusters
@@ -147,6 +148,19 @@ class PlatformService(Application):
         5.0, config=True,
         help="""Seconds between refreshes of the metrics' snapshot (component probes, states, usage); a scrape
         serves the latest one. Match Prometheus's scrape interval.""")
+    model_metrics_timeout = Float(
+        2.0, config=True,
+        help="""Seconds a scrape of <prefix>/metrics/models waits for one model server's metrics (all are read
+        at once); a slower one is reported down (odh_model_server_scrape_up 0). Keep it below Prometheus's
+        scrape timeout.""")
+    model_metrics_max_size = Unicode(
+        "1Mi", config=True,
+        help="""Longest metrics answer read from one model server (e.g. "1Mi"); a longer one is not read and
+        the model server is reported down.""")
+    model_metrics_max_series = Int(
+        1000, config=True,
+        help="""Most series of one model server re-exposed per scrape (a histogram's buckets count as one
+        series); the rest are dropped and counted (odh_model_server_scrape_samples_dropped).""")
     usage_cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
     usage_cgroup_parent = Unicode(
         "", config=True,
@@ -240,6 +254,12 @@ class PlatformService(Application):
         disable_created_metrics()  # no `_created` twin of every counter: half the series, nothing lost
         self.metrics = PlatformMetrics(self, interval=self.metrics_interval)
         self.gateway.metrics = self.metrics.gateway
+        # local model servers' own metrics (<prefix>/metrics/models), read from the recorded processes only
+        self.model_metrics = (ModelServerScraper(self.deployments, self.gateway.owner_check,
+                                                 timeout=self.model_metrics_timeout,
+                                                 max_bytes=parse_memory(self.model_metrics_max_size),
+                                                 max_series=self.model_metrics_max_series)
+                              if self.gateway.owner_check is not None else None)
         self.ingestions = None
         if self.kafka_bootstrap_servers:
             from odh_spawner.ingest.manager import IngestionManager
@@ -290,6 +310,8 @@ class PlatformService(Application):
         spark_pruner.stop()
         await self.deployments.close()
         self.gateway.upstream.close()
+        if self.model_metrics is not None:
+            self.model_metrics.close()
         await self.spark.close()
         if self.pod_usage is not None:
             await self.pod_usage.close()

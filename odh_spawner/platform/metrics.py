@@ -186,16 +186,23 @@ class MetricsHandler(web.RequestHandler):
     def check_xsrf_cookie(self):
         """Token-authenticated; no cookies."""
 
-    async def get(self):
+    async def authorize(self) -> None:
         auth = self.platform.hub_auth
         who = await auth.get_user(self, sync=False)
         if not who:
             raise web.HTTPError(403, "A JupyterHub token with the read:metrics scope is needed.")
         if METRICS_SCOPE not in who.get("scopes", []):
             raise web.HTTPError(403, "This token may not read metrics (it lacks the read:metrics scope).")
+
+    async def exposition(self) -> bytes:
+        return generate_latest(self.platform.metrics.registry)
+
+    async def get(self):
+        await self.authorize()
+        body = await self.exposition()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.set_header("Cache-Control", "no-store")
-        self.finish(generate_latest(self.platform.metrics.registry))
+        self.finish(body)
 
     def write_error(self, status_code, **kwargs):
         import json
@@ -204,3 +211,16 @@ class MetricsHandler(web.RequestHandler):
         message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"message": message}))
+
+
+class ModelMetricsHandler(MetricsHandler):
+    """GET <prefix>/metrics/models: users' local model servers' own metrics (platform.model_metrics), read at
+    scrape time, screened and labelled with their owner and deployment; the same read:metrics token."""
+
+    async def exposition(self) -> bytes:
+        scraper = getattr(self.platform, "model_metrics", None)
+        if scraper is None:
+            raise web.HTTPError(404, "Model servers' metrics are served here only with the local serving backend; "
+                                     "on Kubernetes, scrape the model server pods with a PodMonitor "
+                                     "(docs/metrics.md).")
+        return await scraper.exposition()

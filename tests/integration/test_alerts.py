@@ -140,7 +140,7 @@ def rule_states(up) -> list:
 
 def quiet(up) -> None:
     """Every target up, none of the outage alerts pending or firing."""
-    wait_for(lambda: set(targets(up).values()) == {"up"} and len(targets(up)) == 2, 90,
+    wait_for(lambda: set(targets(up).values()) == {"up"} and len(targets(up)) == 3, 90,
              "every target up", interval=1)
     try:
         wait_for(lambda: not [a for a in alerts(up) if a["labels"]["alertname"] in OUTAGES], 120,
@@ -179,7 +179,7 @@ def fault_and_fix(up, alert: str, component: str) -> None:
 
 def test_prometheus_scrapes_hub_and_platform_with_nothing_firing(up):
     quiet(up)
-    assert targets(up) == {"odh-hub": "up", "odh-platform": "up"}
+    assert targets(up) == {"odh-hub": "up", "odh-platform": "up", "odh-models": "up"}
     rules = requests.get(f"{up.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} == {r["alert"] for r in runbooks.alert_rules()}
     assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules

@@ -84,7 +84,8 @@ def test_up_runs_the_platform_and_ctrl_c_leaves_nothing(config_dir, tmp_path):
 
         def all_up():
             active = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-            return {t["labels"]["job"]: t["health"] for t in active} == {"odh-hub": "up", "odh-platform": "up"}
+            jobs = {t["labels"]["job"]: t["health"] for t in active}
+            return jobs == {"odh-hub": "up", "odh-platform": "up", "odh-models": "up"}
 
         wait_for(all_up, 30, "Prometheus to scrape the hub and the platform service", interval=1)
         assert stat.S_IMODE(os.stat(tmp_path / "prometheus" / "scrape-token").st_mode) == 0o600

@@ -136,7 +136,7 @@ def test_runbook_blocks_are_found_by_section():
     assert runbooks.sh_blocks(text, "Confirm") == []
 
 
-def test_the_prometheus_config_scrapes_hub_and_platform_with_the_token():
+def test_the_prometheus_config_scrapes_hub_platform_and_model_servers_with_the_token():
     assert prometheus_config("http://127.0.0.1:8000", "http://127.0.0.1:9100", "/s/prometheus/scrape-token",
                              ["/repo/alerts.yaml"]) == {
         "global": {"scrape_interval": "5s", "scrape_timeout": "4s", "evaluation_interval": "5s"},
@@ -146,6 +146,10 @@ def test_the_prometheus_config_scrapes_hub_and_platform_with_the_token():
              "authorization": {"credentials_file": "/s/prometheus/scrape-token"},
              "static_configs": [{"targets": ["127.0.0.1:8000"]}]},
             {"job_name": "odh-platform", "scheme": "http", "metrics_path": "/services/odh-platform/metrics",
+             "authorization": {"credentials_file": "/s/prometheus/scrape-token"},
+             "static_configs": [{"targets": ["127.0.0.1:9100"]}]},
+            # users' model servers' own metrics, through the platform service (its owner checks, its screening)
+            {"job_name": "odh-models", "scheme": "http", "metrics_path": "/services/odh-platform/metrics/models",
              "authorization": {"credentials_file": "/s/prometheus/scrape-token"},
              "static_configs": [{"targets": ["127.0.0.1:9100"]}]},
         ],

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from odh_spawner.credentials.rgw import usage_by_owner
 from odh_spawner.host.usage import proc_usage, slug_of_uid
 from odh_spawner.metrics import hub
+from odh_spawner.metrics.modelservers import FamiliesCollector, Scrape, Screened, families
 from odh_spawner.metrics.platform import GatewayMetrics, Snapshot, SnapshotCollector, registry_with
 from odh_spawner.naming import user_slug
 
@@ -91,7 +92,11 @@ def test_every_documented_platform_metric_is_exposed_and_nothing_undocumented():
     registry = registry_with(collector_of(snapshot()))
     gw = GatewayMetrics(registry)
     gw.observe("alice", "iris", 200, 0.01)
-    names = {fam.name for fam in text_string_to_metric_families(generate_latest(registry).decode())
+    # <platform>/metrics/models: the scrape's own odh_model_server_scrape_* families (MLServer's are not odh_*)
+    models = CollectorRegistry()
+    models.register(FamiliesCollector(families([Scrape("alice", "iris", True, 0.01, Screened())])))
+    names = {fam.name for reg in (registry, models)
+             for fam in text_string_to_metric_families(generate_latest(reg).decode())
              if not fam.name.endswith("_created")}  # prometheus_client's creation times, where not disabled
     names = {n + "_total" if f"{n}_total" in documented else n for n in names}
     hub_names = {"odh_spawns_total", "odh_spawn_stage_duration_seconds", "odh_credentials_issued_total",

@@ -46,4 +46,6 @@ def test_notebook_flavours_share_one_dockerfile_and_only_spark_adds_java_and_jar
     assert sorted(flavours) == ["datascience", "hub", "minimal", "spark"]
     assert not [d for d in flavours if d != "hub" and os.path.exists(os.path.join(IMAGES, d, "Dockerfile"))]
     text = open(os.path.join(IMAGES, "notebook", "Dockerfile")).read()
-    assert text.count('if [ "$FLAVOR" = spark ]') == 2
+    # only spark: the s3a build stage fetches the jars (others get an empty /s3a), Java, the jars installed
+    assert text.count('if [ "$FLAVOR" = spark ]') == 3
+    assert 'RUN mkdir /s3a && if [ "$FLAVOR" = spark ]' in text

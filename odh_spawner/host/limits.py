@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 
 log = logging.getLogger("odh_spawner.limits")
@@ -23,6 +24,7 @@ CPU_PERIOD_US = 100_000
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 # one ordinary process's CPU weight, and the most a group may have: cgroup v1 cpu.shares, v2 cpu.weight
 _WEIGHT = {1: ("cpu.shares", 1024, 262_144), 2: ("cpu.weight", 100, 10_000)}
+_weigh_lock = threading.Lock()
 
 
 def parent_cpu_weight(servers: int, version: int) -> str:
@@ -97,8 +99,9 @@ class CgroupLimits:
         parent = self._cpu_parent()
         fname = _WEIGHT[self.version][0]
         try:
-            servers = sum(1 for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
-            _write(parent, fname, parent_cpu_weight(servers, self.version))
+            with _weigh_lock:  # starts (event loop) and stops (worker threads) count and write one at a time
+                servers = sum(1 for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
+                _write(parent, fname, parent_cpu_weight(servers, self.version))
         except OSError as e:
             log.info("cgroup %s of %s not set (%s): its servers share one process's CPU weight", fname, parent, e)
 

@@ -323,7 +323,7 @@ def main() -> None:
             home_root = os.path.join(d, "ours", "home")
             os.makedirs(home_root, exist_ok=True)
             for n in names:
-                ensure_system_user(system_user(n), os.path.join(home_root, state_dir_name(n)))
+                ensure_system_user(n, os.path.join(home_root, state_dir_name(n)))  # makes system_user(n)
                 asyncio.run(store.ensure(n))
                 try:
                     pwd.getpwnam(n)

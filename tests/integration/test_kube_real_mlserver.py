@@ -443,3 +443,64 @@ async def test_the_pods_own_commands_fetch_from_rgw_and_answer_through_the_servi
         stop(proc)
     await backend.teardown(d)
     assert get(cp, core(ns, "secrets", "odh-mlserver-storage-alice")) is None
+
+
+async def test_through_the_deployment_manager_with_real_rgw(k8s_control_plane, k8s_namespace, kubelet,  # noqa: F811
+                                                            platform, ceph, tmp_path):
+    """The real DeploymentManager over the mlserver kind, the model listed and its bucket's owner checked on real
+    RGW: create -> Available; a new version; a rollback puts v1's spec back (the controller rolls back to its
+    ReplicaSet); a restarted manager adopts it from its store; delete leaves nothing."""
+    from odh_spawner.deploy.manager import DeploymentManager
+    from odh_spawner.deploy.model import AVAILABLE
+    from odh_spawner.deploy.store import DeploymentStore
+
+    cp, ns = k8s_control_plane, k8s_namespace
+    _, bucket, _, digests = upload_model(ceph, "odh-deployments/fraud/v1/")
+    upload_model(ceph, "odh-deployments/fraud/v2/")
+    creds = S3Credentials(ceph.admin.access_key, ceph.admin.secret_key, ceph.endpoint)
+
+    async def credentials_for(owner):
+        return creds
+
+    async def settled(m, version):
+        d = m.get("alice", "fraud")
+        await wait_until(lambda: d.state == AVAILABLE and d.serving == version and d.stage == "ready", 60,
+                         f"v{version} served")
+        dep = get(cp, apps(ns, "deployments", "alice--fraud"))
+        env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+        assert env["MODEL_URI"] == f"s3://{bucket}/odh-deployments/fraud/v{version}/"
+        assert json.loads(env["MODEL_SHA256"]) == digests  # the digests recorded at upload reach the pod
+        await wait_until(lambda: running_named(cp, ns, "alice--fraud", version), 30, f"v{version}'s pod")
+        return d
+
+    _, make = platform
+    manager = DeploymentManager(make(), DeploymentStore(str(tmp_path / "store")), credentials_for)
+    await manager.create("alice", "fraud", f"s3://{bucket}/odh-deployments/fraud/v1/", model_sha256=digests)
+    d = await settled(manager, 1)
+    assert d.backend == "kubernetes" and d.model_name == "alice--fraud"
+    assert d.upstream == f"http://alice--fraud.{ns}.svc.cluster.local:8080"
+    await manager.add_version("alice", "fraud", f"s3://{bucket}/odh-deployments/fraud/v2/", model_sha256=digests)
+    await settled(manager, 2)
+    await manager.rollback("alice", "fraud")
+    await settled(manager, 1)
+    await manager.watch_once()
+    assert manager.get("alice", "fraud").restarts == 0
+    await manager.close()
+
+    again = DeploymentManager(make(), DeploymentStore(str(tmp_path / "store")), credentials_for)
+    await again.adopt_all()
+    adopted = again.get("alice", "fraud")
+    assert (adopted.state, adopted.serving, adopted.upstream) == (AVAILABLE, 1, d.upstream)
+    await again.delete("alice", "fraud")
+    for path in (apps(ns, "deployments", "alice--fraud"), core(ns, "services", "alice--fraud"),
+                 core(ns, "secrets", "odh-mlserver-storage-alice")):
+        assert get(cp, path) is None, path
+    await again.close()
+
+
+def running_named(cp, ns, name: str, version: int) -> bool:
+    r = cp.api("GET", core(ns, "pods") + f"?labelSelector=odh-hub/mlserver={name}")
+    pods = [p for p in r.body["items"] if not p["metadata"].get("deletionTimestamp")
+            and p["status"].get("phase") != "Failed"]
+    return (len(pods) == 1 and pods[0]["metadata"]["labels"]["odh-hub/version"] == str(version)
+            and pods[0]["status"].get("phase") == "Running")

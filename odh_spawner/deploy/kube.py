@@ -1,5 +1,5 @@
 """Kubernetes serving backend: one Seldon `SeldonDeployment` (or Seldon Core 2 `Model`, or KServe
-`InferenceService`) per deployment.
+`InferenceService`, or — with no operator at all — a plain MLServer `Deployment` and `Service`) per deployment.
 
 The objects come from the pure builders in `manifests`; this module is the thin I/O layer that applies them
 with kubernetes_asyncio and reads their status back. The serving operator (Seldon Core, Seldon Core 2 or KServe)
@@ -35,7 +35,10 @@ RESOURCES = {
     "seldon": ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment"),
     "seldon-v2": ("mlops.seldon.io", "v1alpha1", "models", "Model"),
     "kserve": ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
+    "mlserver": ("apps", "v1", "deployments", "Deployment"),  # no operator: the Deployment controller
 }
+# kinds served by built-in objects, not a custom resource
+BUILT_IN = {"mlserver"}
 # Kinds whose operator writes no status.observedGeneration (Seldon Core 2's): after we change the spec, a status
 # written for the previous spec is told apart by its readiness condition being still the one from before the
 # change (see cr_state).
@@ -80,6 +83,8 @@ def storage_objects(kind: str, owner: str, namespace: str, *, access_key: str, s
         return [manifests.rclone_storage_secret(owner, namespace, **keys)]
     if kind == "seldon-v2":
         return [manifests.seldon_v2_storage_secret(owner, namespace, **keys)]
+    if kind == "mlserver":
+        return [manifests.mlserver_storage_secret(owner, namespace, **keys)]
     secret = manifests.kserve_storage_secret(owner, namespace, **keys)
     return [secret, manifests.kserve_service_account(owner, namespace, secret["metadata"]["name"])]
 
@@ -90,14 +95,24 @@ def storage_names(kind: str, owner: str) -> list[tuple[str, str]]:
         return [("secret", manifests.storage_secret_name(owner))]
     if kind == "seldon-v2":
         return [("secret", manifests.seldon_v2_storage_secret_name(owner))]
+    if kind == "mlserver":
+        return [("secret", manifests.mlserver_storage_secret_name(owner))]
     return [("service_account", manifests.kserve_service_account_name(owner)),
             ("secret", manifests.kserve_storage_secret_name(owner))]
 
 
-def serving_manifest(kind: str, d: Deployment, v: Version, namespace: str, resources: dict | None = None) -> dict:
-    """The SeldonDeployment / Model / InferenceService serving version `v` of `d`. `resources` are those of the
-    model server container; a Seldon Core 2 Model has none (it runs on a shared Server the Seldon admin sizes)."""
+def serving_manifest(kind: str, d: Deployment, v: Version, namespace: str, resources: dict | None = None,
+                     mlserver: dict | None = None) -> dict:
+    """The SeldonDeployment / Model / InferenceService / MLServer Deployment serving version `v` of `d`.
+    `resources` are those of the model server container; a Seldon Core 2 Model has none (it runs on a shared
+    Server the Seldon admin sizes). `mlserver`: the plain-MLServer settings (image, image_pull_policy,
+    progress_deadline)."""
     args = {"model_uri": v.model_uri, "framework": v.framework, "version": v.version}
+    if kind == "mlserver":
+        return manifests.mlserver_deployment(d.owner, d.name, namespace,
+                                             secret_name=manifests.mlserver_storage_secret_name(d.owner),
+                                             digests=v.sha256, resources=resources or None, **args,
+                                             **(mlserver or {}))
     if kind == "seldon-v2":
         return manifests.seldon_v2_model(d.owner, d.name, namespace,
                                          secret_name=manifests.seldon_v2_storage_secret_name(d.owner), **args)
@@ -134,15 +149,28 @@ class KubeServingBackend(KubeApiSettings):
     name = "kubernetes"
 
     serving_resource = Enum(
-        ["seldon", "seldon-v2", "kserve"],
+        ["seldon", "seldon-v2", "kserve", "mlserver"],
         default_value="seldon",
         config=True,
         help="""Which operator serves models: "seldon" (Seldon Core v1 SeldonDeployment with its prepackaged
         MLServer servers), "seldon-v2" (Seldon Core 2 Model, mlops.seldon.io/v1alpha1, scheduled onto an MLServer
         Server with the sklearn/mlflow capabilities and reached through the seldon-mesh Service, see `mesh_url`;
         the SeldonRuntime must run in `namespace`) — both Business Source License since 2024 — or "kserve"
-        (KServe InferenceService with the kserve-mlserver runtime; Apache-2.0). The operator and its CRD must be
-        installed in the cluster. Existing deployments keep the kind they were created with.""",
+        (KServe InferenceService with the kserve-mlserver runtime; Apache-2.0): the operator and its CRD must be
+        installed in the cluster. "mlserver" needs no operator: a Deployment running MLServer (`mlserver_image`)
+        whose init container fetches the model from S3, and a ClusterIP Service the model gateway forwards to.
+        Existing deployments keep the kind they were created with.""",
+    )
+    mlserver_image = Unicode(
+        "",
+        config=True,
+        help="""Image of the plain-MLServer pods (serving_resource = "mlserver"): it must carry mlserver with its
+        sklearn/mlflow runtimes, boto3 and odh-hub (the init container runs `python -m odh_spawner.deploy.fetch`)
+        — the hub image does. Required for that kind.""",
+    )
+    mlserver_image_pull_policy = Enum(
+        ["Always", "IfNotPresent", "Never"], default_value="IfNotPresent", config=True,
+        help="imagePullPolicy of the plain-MLServer pods.",
     )
     mesh_url = Unicode(
         config=True,
@@ -286,6 +314,24 @@ class KubeServingBackend(KubeApiSettings):
     async def _custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(await self.api())
 
+    async def _apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(await self.api())
+
+    async def _plain(self, call) -> dict:
+        """A typed API answer as the plain dict the API sent (camelCase field names, no unset fields)."""
+        return (await self.api()).sanitize_for_serialization(await call)
+
+    def _mlserver_settings(self) -> dict:
+        return {"image": self.mlserver_image, "image_pull_policy": self.mlserver_image_pull_policy,
+                "progress_deadline": max(1, int(self.ready_timeout))}
+
+    def manifest(self, kind: str, d: Deployment, v: Version) -> dict:
+        """serving_manifest with this backend's settings; DeployError when the kind cannot be served here."""
+        if kind == "mlserver" and not self.mlserver_image:
+            raise DeployError("Model serving is not configured on this platform (no MLServer image); tell your "
+                              "platform admin.")
+        return serving_manifest(kind, d, v, self.namespace, self.resources, self._mlserver_settings())
+
     async def _retry(self, attempt, what: str):
         """Run an attempt coroutine until it returns something truthy; API errors become BackendFailed."""
         return await retry(attempt, what, self.retry_timeout, self.log, BackendFailed)
@@ -299,7 +345,15 @@ class KubeServingBackend(KubeApiSettings):
 
     async def _create_or_patch(self, kind: str, cr: dict) -> bool:
         group, version, plural, _ = RESOURCES[kind]
-        custom, name = await self._custom(), cr["metadata"]["name"]
+        name = cr["metadata"]["name"]
+        if kind in BUILT_IN:
+            apps = await self._apps()
+            return await create_or_update(
+                lambda: apps.create_namespaced_deployment(self.namespace, cr),
+                lambda: apps.patch_namespaced_deployment(name, self.namespace, spec_patch(cr),
+                                                         _content_type="application/json-patch+json"),
+                self.request_timeout)
+        custom = await self._custom()
         return await create_or_update(
             lambda: custom.create_namespaced_custom_object(group, version, self.namespace, plural, cr),
             lambda: custom.patch_namespaced_custom_object(group, version, self.namespace, plural, name,
@@ -308,9 +362,39 @@ class KubeServingBackend(KubeApiSettings):
 
     async def _get(self, kind: str, name: str) -> tuple[dict | None] | bool:
         group, version, plural, _ = RESOURCES[kind]
+        if kind in BUILT_IN:
+            apps = await self._apps()
+
+            async def read():  # plain dicts (API field names), as the custom objects API answers
+                return await self._plain(apps.read_namespaced_deployment(name, self.namespace))
+
+            return await read_or_none(read, self.request_timeout)
         custom = await self._custom()
         return await read_or_none(lambda: custom.get_namespaced_custom_object(group, version, self.namespace,
                                                                              plural, name), self.request_timeout)
+
+    async def _pods(self, name: str) -> tuple[list[dict]] | bool:
+        """The pods of a plain-MLServer Deployment (by the label its pod template gives them)."""
+        core = await self._core()
+        try:
+            found = await asyncio.wait_for(self._plain(core.list_namespaced_pod(
+                self.namespace, label_selector=f"{manifests.MLSERVER_POD_LABEL}={name}")), self.request_timeout)
+        except TimeoutError:
+            return False
+        return (found.get("items") or [],)
+
+    async def _create_service(self, service: dict) -> bool:
+        """Create the Service of a plain-MLServer Deployment; one already there is the same (it never changes
+        between versions)."""
+        core = await self._core()
+        try:
+            await asyncio.wait_for(core.create_namespaced_service(self.namespace, service), self.request_timeout)
+        except TimeoutError:
+            return False
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        return True
 
     async def _delete(self, delete, name: str, **kw) -> bool:
         try:
@@ -327,6 +411,14 @@ class KubeServingBackend(KubeApiSettings):
         custom = await self._custom()
         selector = (f"app.kubernetes.io/managed-by=odh-hub,app.kubernetes.io/component=model-serving,"
                     f"odh-hub/user={manifests.label_value(owner)}")
+        if kind in BUILT_IN:
+            apps = await self._apps()
+            try:
+                found = await asyncio.wait_for(self._plain(apps.list_namespaced_deployment(
+                    self.namespace, label_selector=selector)), self.request_timeout)
+            except TimeoutError:
+                return False
+            return (owned_by(found.get("items") or [], owner, exclude),)
         try:
             found = await asyncio.wait_for(custom.list_namespaced_custom_object(
                 group, version, self.namespace, plural, label_selector=selector), self.request_timeout)
@@ -395,6 +487,13 @@ class KubeServingBackend(KubeApiSettings):
         `cr` (see cr_state): over a different spec, the readiness condition it had before; a new resource has
         none; over the same spec, what held before still holds (the operator has nothing new to report)."""
         name = cr["metadata"]["name"]
+        if kind == "mlserver":
+            await self.apply(kind, cr)
+            labels = cr["metadata"]["labels"]
+            service = manifests.mlserver_service(cr["metadata"]["annotations"]["hub.jupyter.org/username"],
+                                                 labels["odh-hub/deployment"], self.namespace)
+            await self._retry(partial(self._create_service, service), f"the Service {service['metadata']['name']}")
+            return
         if kind not in NO_OBSERVED_GENERATION:
             await self.apply(kind, cr)
             return
@@ -416,8 +515,25 @@ class KubeServingBackend(KubeApiSettings):
             del self._superseded[name]
         return state
 
+    async def _state(self, kind: str, cr: dict) -> dict:
+        """The state of a serving resource: for a plain-MLServer Deployment from its status and its pods', else
+        _cr_state."""
+        if kind not in BUILT_IN:
+            return self._cr_state(cr)
+        name = cr["metadata"]["name"]
+        (pods,) = await self._retry(partial(self._pods, name), f"listing the pods of the Deployment {name}")
+        return manifests.mlserver_state(cr, pods)
+
     async def delete_resource(self, kind: str, name: str) -> None:
         group, version, plural, label = RESOURCES[kind]
+        if kind in BUILT_IN:  # the Deployment (the garbage collector removes its ReplicaSets and pods), its Service
+            apps, core = await self._apps(), await self._core()
+            await self._retry(partial(self._delete, partial(apps.delete_namespaced_deployment,
+                                                            propagation_policy="Background"), name),
+                              f"deleting the Deployment {name}")
+            await self._retry(partial(self._delete, core.delete_namespaced_service, name),
+                              f"deleting the Service {name}")
+            return
         delete = partial((await self._custom()).delete_namespaced_custom_object, group, version, plural=plural,
                          propagation_policy="Background")
         await self._retry(partial(self._delete, delete, name), f"deleting the {label} {name}")
@@ -437,12 +553,14 @@ class KubeServingBackend(KubeApiSettings):
         """Poll the resource's status until Available; BackendFailed when Failed, gone or too slow."""
         label = RESOURCES[kind][3]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ready_timeout
+        # a Deployment's own progress deadline is ready_timeout: a little longer here, so that the controller's
+        # reason (ProgressDeadlineExceeded) is what the user reads
+        deadline = loop.time() + self.ready_timeout + (10 if kind in BUILT_IN else 0)
         while True:
             cr = await self.read(kind, name)
             if cr is None:
                 raise BackendFailed(f"The {label} {name} was deleted while the model was starting.")
-            state = self._cr_state(cr)
+            state = await self._state(kind, cr)
             if state["state"] == AVAILABLE:
                 return state
             if state["state"] == FAILED:
@@ -457,9 +575,12 @@ class KubeServingBackend(KubeApiSettings):
         kind = d.runtime.get("resource") or self.serving_resource
         return kind, d.runtime.get("name") or manifests.resource_name(d.owner, d.name)
 
-    def _url(self, kind: str, state: dict) -> str | None:
+    def _url(self, kind: str, state: dict, name: str = "") -> str | None:
         """The endpoint base of an Available resource: the seldon-mesh URL for a Seldon Core 2 Model (its status
-        has none), else the URL the operator reports, without a protocol path."""
+        has none), the Service's in-cluster URL for plain MLServer, else the URL the operator reports, without a
+        protocol path."""
+        if kind == "mlserver":
+            return manifests.mlserver_url(name, self.namespace)
         return self.mesh_url if kind == "seldon-v2" else endpoint_base(state["url"])
 
     @staticmethod
@@ -485,7 +606,7 @@ class KubeServingBackend(KubeApiSettings):
         before is put back (or, for a first version, the resource is removed). `objects`/`version_dir` are
         for backends that copy the model themselves: here the operator fetches it."""
         kind = d.runtime.get("resource") or self.serving_resource
-        cr = serving_manifest(kind, d, v, self.namespace, self.resources)
+        cr = self.manifest(kind, d, v)
         name = cr["metadata"]["name"]
         d.runtime.update(resource=kind, name=name, namespace=self.namespace)
         try:
@@ -503,14 +624,13 @@ class KubeServingBackend(KubeApiSettings):
         except BackendFailed:
             await self._restore(d, kind, name)
             raise
-        self._serve_at(d, self._url(kind, state))
+        self._serve_at(d, self._url(kind, state, name))
 
     async def _restore(self, d: Deployment, kind: str, name: str) -> None:
         """After a failed bring-up: serve the previous version again, or remove a first version's resource."""
         try:
             if d.serving:
-                await self.apply_serving(kind, serving_manifest(kind, d, d.version_of(d.serving), self.namespace,
-                                                                self.resources))
+                await self.apply_serving(kind, self.manifest(kind, d, d.version_of(d.serving)))
             else:
                 async with self._owner_lock(d.owner):
                     await self.delete_resource(kind, name)
@@ -524,14 +644,14 @@ class KubeServingBackend(KubeApiSettings):
         label = RESOURCES[kind][3]
         try:
             cr = await self.read(kind, name)
+            state = await self._state(kind, cr) if cr is not None else None
         except BackendFailed as e:  # the API, not the model, is in trouble: say nothing about the model
             self.log.warning("Cannot check %s/%s: %s", d.owner, d.name, e.message)
             return None
         if cr is None:
             return f"Its {label} {name} no longer exists in the cluster."
-        state = self._cr_state(cr)
         if state["state"] == AVAILABLE:
-            self._serve_at(d, self._url(kind, state))
+            self._serve_at(d, self._url(kind, state, name))
             return None
         detail = f": {state['message'].rstrip('.')}" if state["message"] else ""
         return f"The {label} is {state['state']}{detail}."
@@ -543,14 +663,14 @@ class KubeServingBackend(KubeApiSettings):
         label = RESOURCES[kind][3]
         cr = await self.read(kind, name)
         if cr is None:
-            await self.apply_serving(kind, serving_manifest(kind, d, v, self.namespace, self.resources))
+            await self.apply_serving(kind, self.manifest(kind, d, v))
             raise BackendFailed(f"The {label} {name} was missing and has been created again; it is starting.")
-        state = self._cr_state(cr)
+        state = await self._state(kind, cr)
         if state["state"] == FAILED:
             raise BackendFailed(f"The {label} failed: {(state['message'] or 'no reason given').rstrip('.')}.")
         if state["state"] != AVAILABLE:
             raise BackendFailed(f"The {label} is not ready yet ({state['state']}); the operator is working on it.")
-        self._serve_at(d, self._url(kind, state))
+        self._serve_at(d, self._url(kind, state, name))
 
     async def adopt(self, d: Deployment) -> bool:
         """After a restart of the service: live when the resource still exists."""
@@ -558,9 +678,9 @@ class KubeServingBackend(KubeApiSettings):
         cr = await self.read(kind, name)
         if cr is None:
             return False
-        state = self._cr_state(cr)
+        state = await self._state(kind, cr)
         if state["state"] == AVAILABLE:
-            self._serve_at(d, self._url(kind, state))
+            self._serve_at(d, self._url(kind, state, name))
         return True
 
     async def teardown(self, d: Deployment) -> None:

@@ -10,7 +10,11 @@ Three serving backends speak the same inputs:
   comes from the per-user Secret named by `secretName` (one data key holding the remote as JSON: `name`, `type`,
   `parameters`; the remote name must be the scheme of `storageUri`, here `s3`);
 - KServe `InferenceService` (runtime `kserve-mlserver`) whose storage initializer finds the user's S3 keys
-  through the predictor's ServiceAccount, which lists a Secret annotated in KServe's S3 convention.
+  through the predictor's ServiceAccount, which lists a Secret annotated in KServe's S3 convention;
+- plain MLServer, no operator at all: an apps/v1 `Deployment` whose init container (`odh_spawner.deploy.fetch`,
+  boto3) copies the model from S3 into an emptyDir with the keys of a per-user Secret (`secretKeyRef`), checks
+  the digests recorded at upload and writes MLServer's settings; the model container runs `mlserver start` on
+  that folder; a ClusterIP `Service` in front of it.
 
 Credentials only ever live in those Secrets (base64 in `data`); the serving resources name them, never hold them.
 
@@ -40,6 +44,11 @@ SELDON_SERVERS = {"sklearn": "SKLEARN_SERVER", "mlflow": "MLFLOW_SERVER"}
 SELDON_V2_REQUIREMENTS = {"sklearn": ["sklearn"], "mlflow": ["mlflow"]}
 RCLONE_REMOTE = "s3"  # the rclone remote of the storage Secrets; Seldon v2 requires it to be storageUri's scheme
 KSERVE_RUNTIME = "kserve-mlserver"
+MLSERVER_HTTP_PORT = 8080  # MLServer's own default ports, in the pod
+MLSERVER_GRPC_PORT = 8081
+MLSERVER_METRICS_PORT = 8082
+MLSERVER_MODEL_DIR = "/mnt/models"
+MLSERVER_POD_LABEL = "odh-hub/mlserver"  # on the pods of one Deployment: its name (the Service selects by it)
 DNS_LABEL_MAX = 63
 
 _PLAIN = re.compile(r"^[a-z]([a-z0-9]|-(?!-))*(?<!-)$")  # a DNS label that starts with a letter and has no "--"
@@ -81,6 +90,11 @@ def seldon_v2_storage_secret_name(owner: str) -> str:
 def kserve_storage_secret_name(owner: str) -> str:
     """The per-user Secret holding S3 keys in KServe's convention."""
     return _per_user_name("odh-kserve-storage-", owner)
+
+
+def mlserver_storage_secret_name(owner: str) -> str:
+    """The per-user Secret holding the S3 keys and endpoint the plain-MLServer init container reads."""
+    return _per_user_name("odh-mlserver-storage-", owner)
 
 
 def kserve_service_account_name(owner: str) -> str:
@@ -286,6 +300,165 @@ def inference_service(owner: str, name: str, namespace: str, *, model_uri: str, 
     }
 
 
+# -- plain MLServer (no operator) --------------------------------------------------------------------------------
+def mlserver_storage_secret(owner: str, namespace: str, *, access_key: str, secret_key: str, endpoint: str,
+                            labels: dict | None = None) -> dict:
+    """The per-user Secret the plain-MLServer init container takes its S3 keys and endpoint from (`secretKeyRef`:
+    the Deployment names the keys, never holds them)."""
+    _split_endpoint(endpoint)
+    return _storage_secret(mlserver_storage_secret_name(owner), owner, namespace,
+                           {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
+                            "S3_ENDPOINT_URL": endpoint}, labels)
+
+
+def _secret_env(secret_name: str, *keys: str) -> list[dict]:
+    return [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}} for key in keys]
+
+
+def mlserver_deployment(owner: str, name: str, namespace: str, *, model_uri: str, framework: str, secret_name: str,
+                        version: int, image: str, digests: dict | None = None, resources: dict | None = None,
+                        progress_deadline: int = 600, image_pull_policy: str = "IfNotPresent",
+                        labels: dict | None = None) -> dict:
+    """An apps/v1 Deployment serving one sklearn/MLflow model from S3 with MLServer (protocol v2), no operator.
+
+    The init container `fetch` (python -m odh_spawner.deploy.fetch, in `image`) downloads the model into an
+    emptyDir with the keys of `secret_name`, refuses a file whose SHA-256 is not the one recorded at upload
+    (`digests`) and writes settings.json / model-settings.json; the container `mlserver` serves the folder.
+    A new version rolls the pod (one surge pod, none unavailable: the old version serves until the new is
+    Ready); `progress_deadline` seconds without progress make the Deployment controller report
+    ProgressDeadlineExceeded."""
+    _check_model(model_uri, framework)
+    meta = _deployment_metadata(owner, name, namespace, version, labels)
+    rname = meta["name"]
+    pod_labels = {**meta["labels"], MLSERVER_POD_LABEL: rname}
+    resources_field = {"resources": resources} if resources else {}
+    volume_mount = [{"name": "models", "mountPath": MLSERVER_MODEL_DIR}]
+    fetch = {
+        "name": "fetch",
+        "image": image,
+        "imagePullPolicy": image_pull_policy,
+        "command": ["python", "-m", "odh_spawner.deploy.fetch"],
+        "env": [{"name": "MODEL_URI", "value": model_uri}, {"name": "MODEL_NAME", "value": rname},
+                {"name": "MODEL_FRAMEWORK", "value": framework}, {"name": "MODEL_VERSION", "value": str(version)},
+                {"name": "MODEL_SHA256", "value": json.dumps(digests or {}, sort_keys=True)},
+                {"name": "MODEL_DIR", "value": MLSERVER_MODEL_DIR},
+                {"name": "MLSERVER_HTTP_PORT", "value": str(MLSERVER_HTTP_PORT)},
+                {"name": "MLSERVER_GRPC_PORT", "value": str(MLSERVER_GRPC_PORT)},
+                {"name": "MLSERVER_METRICS_PORT", "value": str(MLSERVER_METRICS_PORT)},
+                *_secret_env(secret_name, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL")],
+        "volumeMounts": volume_mount,
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # the fetch step writes why it refused
+        **resources_field,
+        "securityContext": json.loads(json.dumps(CONTAINER_SECURITY)),
+    }
+    server = {
+        "name": "mlserver",
+        "image": image,
+        "imagePullPolicy": image_pull_policy,
+        "command": ["mlserver", "start", MLSERVER_MODEL_DIR],
+        "ports": [{"name": "http", "containerPort": MLSERVER_HTTP_PORT, "protocol": "TCP"},
+                  {"name": "grpc", "containerPort": MLSERVER_GRPC_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": f"/v2/models/{rname}/ready", "port": "http"},
+                           "periodSeconds": 5, "failureThreshold": 3},
+        "volumeMounts": volume_mount,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        **resources_field,
+    }
+    pod_spec = _locked_pod_spec(server)
+    pod_spec["initContainers"] = [fetch]
+    pod_spec["volumes"] = [{"name": "models", "emptyDir": {}}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {MLSERVER_POD_LABEL: rname}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": max(1, int(progress_deadline)),
+            "revisionHistoryLimit": 2,
+            "template": {"metadata": {"labels": pod_labels, "annotations": dict(meta["annotations"])},
+                         "spec": pod_spec},
+        },
+    }
+
+
+def mlserver_service(owner: str, name: str, namespace: str, labels: dict | None = None) -> dict:
+    """The ClusterIP Service in front of a plain-MLServer Deployment's pods (HTTP on port 8080)."""
+    rname = resource_name(owner, name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": rname, "namespace": namespace,
+                     "labels": owner_labels(owner, "model-serving", {"odh-hub/deployment": name,
+                                                                    **(labels or {})}),
+                     "annotations": {"hub.jupyter.org/username": owner, "odh-hub/deployment": name}},
+        "spec": {"type": "ClusterIP", "selector": {MLSERVER_POD_LABEL: rname},
+                 "ports": [{"name": "http", "port": MLSERVER_HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
+    }
+
+
+def mlserver_url(service_name: str, namespace: str) -> str:
+    """The in-cluster base URL of a plain-MLServer deployment's Service."""
+    return f"http://{service_name}.{namespace}.svc.cluster.local:{MLSERVER_HTTP_PORT}"
+
+
+# container waiting reasons that do not resolve by waiting
+MLSERVER_STUCK = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+
+def _pod_failure(pod: dict) -> str | None:
+    """Why a pod of a plain-MLServer Deployment will not serve, or None while it may still come up."""
+    status = pod.get("status") or {}
+    name = (pod.get("metadata") or {}).get("name", "?")
+    for kind in ("initContainerStatuses", "containerStatuses"):
+        for c in status.get(kind) or []:
+            for state in (c.get("state") or {}, c.get("lastState") or {}):
+                done = state.get("terminated") or {}
+                if done and done.get("exitCode", 0) != 0:
+                    detail = (done.get("message") or done.get("reason") or "").strip()
+                    return (f"the container {c.get('name')} of pod {name} exited with code {done['exitCode']}"
+                            + (f": {detail}" if detail else ""))
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in MLSERVER_STUCK:
+                detail = (waiting.get("message") or "").strip()
+                return f"the container {c.get('name')} of pod {name} is in {waiting['reason']}" + (
+                    f": {detail}" if detail else "")
+    if status.get("phase") == "Failed":
+        return f"pod {name} failed: " + (status.get("message") or status.get("reason") or "no reason given")
+    return None
+
+
+def mlserver_state(deployment: dict, pods: list[dict] | None = None) -> dict:
+    """{"state", "url": None, "message"} of a plain-MLServer Deployment and its pods: Available once the
+    Deployment controller has seen the current spec (observedGeneration), every replica is updated and
+    available and no old one is left (its new ReplicaSet is available); Failed when the controller reports
+    ProgressDeadlineExceeded, or a pod of the current version failed (a container exited non-zero — the fetch
+    step's refusal is its termination message — or is stuck in CrashLoopBackOff, image-pull errors, ...);
+    else Creating. The URL is the Service's, which the backend knows."""
+    meta, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
+    version = (meta.get("labels") or {}).get("odh-hub/version")
+    wanted = spec.get("replicas", 1)
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    progressing = conditions.get("Progressing") or {}
+    if isinstance(meta.get("generation"), int) and status.get("observedGeneration", 0) < meta["generation"]:
+        return _state("Creating", None, "The Deployment controller has not yet picked up the new version.")
+    if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return _state("Failed", None, progressing.get("message") or "ProgressDeadlineExceeded")
+    for pod in pods or []:
+        pod_meta = pod.get("metadata") or {}
+        if pod_meta.get("deletionTimestamp") or (pod_meta.get("labels") or {}).get("odh-hub/version") != version:
+            continue
+        failure = _pod_failure(pod)
+        if failure:
+            return _state("Failed", None, failure[0].upper() + failure[1:])
+    if (status.get("updatedReplicas", 0) >= wanted and status.get("availableReplicas", 0) >= wanted
+            and status.get("replicas", 0) <= wanted and (conditions.get("Available") or {}).get("status") == "True"):
+        return _state("Available")
+    return _state("Creating", None, progressing.get("message") or "Waiting for the model server pod.")
+
+
 # -- status -----------------------------------------------------------------------------------------------------
 def _state(state: str, url: str | None = None, message: str | None = None) -> dict:
     return {"state": state, "url": url or None, "message": message or None}
@@ -334,6 +507,8 @@ def deployment_state(cr: dict) -> dict:
         state = status.get("state")
         return _state(state if state in ("Available", "Failed") else "Creating",
                       (status.get("address") or {}).get("url"), status.get("description"))
+    if cr.get("kind") == "Deployment":
+        return mlserver_state(cr)
     if cr.get("kind") == "InferenceService":
         conditions = status.get("conditions") or []
         url = status.get("url") or (status.get("address") or {}).get("url")
@@ -355,6 +530,7 @@ def deployment_state(cr: dict) -> dict:
 SERVING_POD_SELECTORS = {
     "seldon": {"matchExpressions": [{"key": "seldon-deployment-id", "operator": "Exists"}]},
     "kserve": {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]},
+    "mlserver": {"matchExpressions": [{"key": MLSERVER_POD_LABEL, "operator": "Exists"}]},
 }
 NETWORK_POLICY_NAME = "odh-model-serving"
 

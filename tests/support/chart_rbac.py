@@ -44,7 +44,12 @@ def hub_rules() -> list[dict]:
 def platform_rules() -> list[dict]:
     """The platform service's Spark Role (both cluster types) and serving Role (every serving backend)."""
     return union(*(role_rules("-platform-spark", spark__clusterType=t) for t in ("standalone", "spark-connect")),
-                 *(role_rules("-platform-serving", serving__backend=b) for b in ("seldon-v1", "kserve", "seldon-v2")))
+                 *(role_rules("-platform-serving", serving__backend=b) for b in ("seldon-v1", "kserve", "seldon-v2", "mlserver")))
+
+
+def serving_rules(backend: str) -> list[dict]:
+    """The platform service's serving Role for one `serving.backend`."""
+    return role_rules("-platform-serving", serving__backend=backend)
 
 
 def ingest_rules(mode: str) -> list[dict]:

@@ -58,6 +58,7 @@ class TestKubelet:
         self.require_scheduled = require_scheduled
         self._ips = (str(ip) for ip in itertools.islice(ipaddress.ip_network(pod_cidr).hosts(), 1, None))
         self._failures: dict[str, Failure] = {}
+        self._label_failures: list[tuple[dict, Failure]] = []  # (labels a pod must have, its failure)
         self._done: set[str] = set()  # pod uids reported
         self.running: dict[str, str] = {}  # pod name -> podIP reported
         self.failed: list[str] = []
@@ -100,6 +101,12 @@ class TestKubelet:
                 self._done.discard(uid)
         if self._task and self.core:
             asyncio.ensure_future(self._fail_now(pod_name))
+
+    def fail_labelled(self, labels: dict, reason: str = "Error", message: str = "the test kubelet fails this pod",
+                      exit_code: int = 1) -> None:
+        """Report every pod that appears from now on with all of `labels` Failed instead of Running (e.g. a new
+        ReplicaSet's pods, whose names are not known in advance: none of them is ever reported Ready)."""
+        self._label_failures.append((dict(labels), Failure(reason, message, exit_code)))
 
     async def _fail_now(self, pod_name: str) -> None:
         try:
@@ -173,7 +180,8 @@ class TestKubelet:
             return
         if self.require_scheduled and not spec.get("nodeName"):
             return  # the scheduler has not bound it (yet): a real kubelet never sees it
-        failure = self._failures.get(name)
+        failure = self._failures.get(name) or next(
+            (f for labels, f in self._label_failures if labels.items() <= (meta.get("labels") or {}).items()), None)
         if failure is None and status.get("phase") == "Running":
             return
         self._done.add(key)

@@ -153,7 +153,7 @@ def test_serving_manifest_of_a_version():
         "alice", "iris", "odh", model_uri=v.model_uri, framework="mlflow", secret_name="odh-seldon2-storage-alice",
         version=1)
     for kind, (group, version, _, label) in kube.RESOURCES.items():
-        cr = kube.serving_manifest(kind, d, v, "odh", res)
+        cr = kube.serving_manifest(kind, d, v, "odh", res, {"image": "quay.io/odh-hub/hub:0.1.0"})  # mlserver's
         assert (cr["apiVersion"], cr["kind"]) == (f"{group}/{version}", label)
 
 

@@ -138,10 +138,19 @@ def test_rbac_is_least_privilege(values):
     assert len(serving) == (1 if platform else 0)
     if platform:
         backend = (values_doc.get("serving") or {}).get("backend", "kserve")
-        kind = {"kserve": "inferenceservices", "seldon-v1": "seldondeployments", "seldon-v2": "models"}[backend]
+        kind = {"kserve": "inferenceservices", "seldon-v1": "seldondeployments", "seldon-v2": "models",
+                "mlserver": "deployments"}[backend]
         resources = {r for rule in serving[0]["rules"] for r in rule["resources"]}
-        assert kind in resources and not ({"inferenceservices", "seldondeployments", "models"} - {kind}) & resources
+        kinds = {"inferenceservices", "seldondeployments", "models", "deployments"}
+        assert kind in resources and not (kinds - {kind}) & resources
         assert ("serviceaccounts" in resources) == (backend == "kserve")
+        # plain MLServer (no operator): its Deployments, their Services (create/delete) and pods (list) only
+        assert ({"services", "pods"} <= resources) == (backend == "mlserver")
+        if backend == "mlserver":
+            verbs = {r: rule["verbs"] for rule in serving[0]["rules"] for r in rule["resources"]}
+            assert [rule["apiGroups"] for rule in serving[0]["rules"] if "deployments" in rule["resources"]] == [["apps"]]
+            assert verbs["deployments"] == ["get", "list", "create", "patch", "delete"]
+            assert verbs["services"] == ["create", "delete"] and verbs["pods"] == ["list"]
         ns = (values_doc.get("serving") or {}).get("namespace") or "odh"
         assert serving[0]["metadata"]["namespace"] == ns
         binding = by_kind_name(docs)[("RoleBinding", serving[0]["metadata"]["name"])]
@@ -270,7 +279,7 @@ def test_hub_config_change_rolls_the_hub_but_a_profiles_change_does_not():
 @pytest.mark.parametrize("sets, message", [
     ({"hub.bogus": 1}, "at '/hub': additional properties 'bogus' not allowed"),
     ({"bogus": True}, "additional properties 'bogus' not allowed"),
-    ({"serving.backend": "torchserve"}, "at '/serving/backend': value must be one of 'kserve', 'seldon-v1', 'seldon-v2'"),
+    ({"serving.backend": "torchserve"}, "at '/serving/backend': value must be one of 'kserve', 'seldon-v1', 'seldon-v2', 'mlserver'"),
     ({"spark.clusterType": "yarn"}, "at '/spark/clusterType': value must be one of 'standalone', 'spark-connect'"),
     ({"kafka.ingest.backend": "camel"}, "at '/kafka/ingest/backend': value must be one of 'deployment', 'strimzi'"),
     ({"culler.timeout": "an hour"}, "at '/culler/timeout': got string, want integer"),
@@ -456,6 +465,12 @@ def test_rendered_platform_args_configure_the_platform_service(values):
     assert app.gateway_url.endswith("-platform.odh.svc:10101")
     serving = values_doc.get("serving") or {}
     assert backend.resources == serving.get("resources", {})
+    if backend_value == "mlserver":  # the hub image serves the models (it carries MLServer and the fetch step)
+        hub = container["image"]
+        assert backend.mlserver_image == hub and hub.startswith("quay.io/odh-hub/hub")
+        assert backend.mlserver_image_pull_policy == "IfNotPresent"
+    else:
+        assert backend.mlserver_image == ""
     if serving.get("servingPodSelector"):
         assert backend.serving_pod_selector == serving["servingPodSelector"]
     # the model-serving pods reach only the object store and DNS when NetworkPolicies are on

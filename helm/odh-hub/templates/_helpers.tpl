@@ -235,6 +235,10 @@ http://{{ include "odh-hub.platform" . }}.{{ .Release.Namespace }}.svc:10101
 {{- with .Values.serving.meshUrl }}
 - --KubeServingBackend.mesh_url={{ . }}
 {{- end }}
+{{- if eq .Values.serving.backend "mlserver" }}
+- --KubeServingBackend.mlserver_image={{ .Values.serving.mlserverImage | default (include "odh-hub.image" .Values.images.hub) }}
+- --KubeServingBackend.mlserver_image_pull_policy={{ .Values.images.pullPolicy }}
+{{- end }}
 {{- with .Values.serving.resources }}
 {{- /* nested: JSON (traitlets warns this form is deprecated, but its key=value form cannot nest) */}}
 - {{ printf "--KubeServingBackend.resources=%s" (toJson .) | quote }}

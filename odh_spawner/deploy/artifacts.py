@@ -38,11 +38,8 @@ CHANGED = "The model file changed after upload; deploy it again."
 
 
 def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def expect_digests(objects: list[dict], prefix: str, digests: dict[str, str] | None) -> list[dict]:

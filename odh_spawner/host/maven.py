@@ -79,11 +79,8 @@ def default_repository() -> str:
 
 
 def sha1_of(path: str) -> str:
-    h = hashlib.sha1()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def published_sha1(path: str) -> str:

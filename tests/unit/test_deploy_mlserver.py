@@ -285,3 +285,9 @@ def test_fetch_refuses_bad_settings(env, message, tmp_path, monkeypatch, capsys)
     assert fetch.main() == 1
     assert message in capsys.readouterr().err
     assert message in (tmp_path / "termination-log").read_text()  # what the backend reports
+
+
+def test_the_pods_fetch_step_says_what_the_platforms_loader_says_of_a_changed_file():
+    from odh_spawner.deploy import artifacts
+
+    assert fetch.CHANGED == artifacts.CHANGED  # one sentence for the owner, wherever the model is loaded

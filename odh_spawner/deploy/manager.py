@@ -217,6 +217,10 @@ class DeploymentManager:
                     other.state = RETIRED
             v.state, v.error = AVAILABLE, None
             d.serving = d.target = v.version
+            # restarts count the serving version's model server: a new version or a rollback starts from 0 (so
+            # a crash loop that a rollback ended stops alerting), and its first crash is retried at once
+            d.restarts = 0
+            self._next_restart.pop(d.key, None)
             d.last_error, d.log_tail = None, []
             d.test_prediction = None
             if v.example_input:  # through the public URL with the key, as users call it; before "ready"

@@ -255,7 +255,7 @@ class Supervisor:
             return child
         return OwnedProcess(pid, started, log, log_offset, marker)
 
-    def stop(self, proc: OwnedProcess, timeout: float, group: bool = True) -> list[int]:
-        """Stop it (stop_all) and forget it as a child."""
+    def stop(self, proc: OwnedProcess, timeout: float, group: bool = True, also: tuple[int, ...] = ()) -> list[int]:
+        """Stop it (stop_all, with the `also` signals after SIGTERM) and forget it as a child."""
         self.children.pop(proc.pid, None)
-        return stop_all([proc], timeout, group=group)
+        return stop_all([proc], timeout, group=group, also=also)

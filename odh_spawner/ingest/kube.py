@@ -29,29 +29,8 @@ from odh_spawner.kube.client import KubeApiSettings
 from odh_spawner.ingest import kube_manifests as km
 from odh_spawner.ingest import kube_strimzi as ks
 from odh_spawner.ingest.model import PAUSED, RUNNING, STOPPED, Ingestion
+from odh_spawner.ingest.progress import group_progress
 from odh_spawner.ingest.spec import IngestError, IngestUnavailable
-
-
-def group_progress(bootstrap: str, group: str, topic: str, timeout: float = 5) -> dict:
-    """Per partition: committed offset, end offset and lag of `group` on `topic`; plus the records committed
-    (committed minus the low watermark). Blocking (run in a thread)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        parts = sorted(c.list_topics(topic, timeout=timeout).topics[topic].partitions)
-        committed = {tp.partition: tp.offset
-                     for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=timeout)}
-        out, records = {}, 0
-        for p in parts:
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            got = committed.get(p, -1)
-            got = got if got >= 0 else None
-            out[str(p)] = {"committed": got, "end": high, "lag": max(high - (got if got is not None else low), 0)}
-            records += max((got or low) - low, 0)
-        return {"partitions": out, "records": records}
-    finally:
-        c.close()
 
 
 class KubeIngestBackend(KubeApiSettings):

@@ -11,11 +11,14 @@ directory (status.json) is read safely: never through a link, never blocking on 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import signal
 import sys
+import time
 
 from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -28,7 +31,8 @@ from odh_spawner.host.privsep import PrivsepError
 from odh_spawner.host.safefiles import RefusedFile, private_dir, read_bytes
 from odh_spawner.host.users import SystemUser, can_switch_users, ensure_traversable, lookup
 from odh_spawner.naming import state_dir_name
-from odh_spawner.ingest.model import Ingestion
+from odh_spawner.ingest.model import RUNNING, Ingestion
+from odh_spawner.ingest.progress import group_progress
 from odh_spawner.ingest.spec import IngestError
 
 STATUS, LOG = "status.json", "worker.log"  # the log was in the run directory before it moved to LOG_DIR
@@ -89,11 +93,16 @@ class LocalIngestBackend(LoggingConfigurable):
     cpu_limit = Float(1.0, config=True, help="CPUs one ingestion worker may use (with memory_limit_mb).")
     cgroup_root = Unicode("/sys/fs/cgroup", config=True, help="Where the cgroup filesystem is mounted.")
     cgroup_parent = Unicode("odh-hub-ingest", config=True, help="Parent cgroup holding one group per worker.")
+    offsets_interval = Float(
+        5, config=True,
+        help="""Seconds between reads of a running ingestion's committed and end offsets from Kafka: its lag as
+        the broker sees it (the worker's own status stops when the worker is stuck or down).""")
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self._sup = Supervisor()
         self._limits: CgroupLimits | None = None
+        self._progress: dict[str, tuple[float, dict]] = {}  # run directory -> (monotonic time, group_progress)
 
     @property
     def limits(self) -> CgroupLimits | None:
@@ -180,7 +189,33 @@ class LocalIngestBackend(LoggingConfigurable):
         return self._owned(rt).exit_status() if rt.get("pid") else "it stopped"
 
     def status(self, rt: dict | None, run_dir: str) -> dict:
-        return read_json_nofollow(os.path.join(run_dir, STATUS), logger=self.log)
+        """The worker's status file; its partitions' lag from Kafka while the ingestion runs (refresh)."""
+        st = read_json_nofollow(os.path.join(run_dir, STATUS), logger=self.log)
+        progress = self._progress.get(run_dir)
+        if progress is not None and rt and rt.get("run_dir") == run_dir:
+            st = {**st, "partitions": progress[1]["partitions"]}
+        return st
+
+    async def refresh(self, ingestions: list[Ingestion], bootstrap: str = "") -> None:
+        """For running ingestions, every `offsets_interval` seconds: their consumer group's progress from Kafka.
+        (Called by the manager's watch loop.)"""
+        now = time.monotonic()
+        running = {i.runtime["run_dir"]: i for i in ingestions
+                   if i.desired == RUNNING and i.runtime and i.runtime.get("run_dir")}
+        for gone in set(self._progress) - set(running):
+            self._progress.pop(gone, None)
+        if not bootstrap:
+            return
+        for run_dir, i in running.items():
+            if now - self._progress.get(run_dir, (-1e9, {}))[0] < self.offsets_interval:
+                continue
+            try:
+                got = await asyncio.to_thread(group_progress, bootstrap, i.group, i.spec.topic)
+            except Exception as e:  # Kafka down or the topic gone: the worker's own figures stand
+                self.log.info("No offsets for ingestion %s/%s (%s)", i.owner, i.name, type(e).__name__)
+                self._progress.pop(run_dir, None)
+                continue
+            self._progress[run_dir] = (now, got)
 
     def log_tail(self, rt: dict | None, run_dir: str, lines: int = 15) -> list[str]:
         if rt and rt.get("pid"):
@@ -189,10 +224,11 @@ class LocalIngestBackend(LoggingConfigurable):
 
     def stop(self, rt: dict | None, timeout: float | None = None, desired: str | None = None) -> None:
         """SIGTERM (the worker writes and commits what it holds), SIGKILL after the timeout. (`desired`, paused or
-        stopped, is the same here.)"""
+        stopped, is the same here.) A worker held with SIGSTOP (stuck) gets SIGCONT too, so it sees the SIGTERM and
+        commits at once rather than being killed after the timeout."""
         if not rt or not rt.get("pid"):
             return
-        self._sup.stop(self._owned(rt), timeout or self.stop_timeout)
+        self._sup.stop(self._owned(rt), timeout or self.stop_timeout, also=(signal.SIGCONT,))
         self._remove_group(rt)
 
     def _remove_group(self, rt: dict) -> None:

@@ -247,6 +247,11 @@ class IngestionManager:
         async with self._lock(ing.key):
             if desired == ing.desired and (desired != RUNNING or self.backend.alive(ing.runtime)):
                 return ing
+            # restarts count the current run's worker: pausing, stopping or resuming starts from 0 (so a worker
+            # that kept crashing stops alerting once an admin paused it), and a resumed worker's first crash is
+            # retried at once
+            ing.restarts = 0
+            self._next_restart.pop(ing.key, None)
             if desired == RUNNING:
                 creds = await self._check(owner, ing.spec)
                 ing.desired, ing.last_error = RUNNING, None
@@ -351,7 +356,8 @@ class IngestionManager:
         return await asyncio.to_thread(fn, *args, **kw)
 
     async def refresh(self) -> None:
-        """Backends that report state from elsewhere (Kubernetes) read it here, for the synchronous queries."""
+        """Backends that report state from elsewhere (Kubernetes; the local one's lag from Kafka) read it here, for
+        the synchronous queries."""
         if hasattr(self.backend, "refresh"):
             await self.backend.refresh(list(self.ingestions.values()), self.bootstrap)
 

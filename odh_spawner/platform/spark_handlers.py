@@ -109,8 +109,9 @@ class SparkClusters:
         return self._locks.setdefault(name, asyncio.Lock())
 
     # -- attached handles --------------------------------------------------------------------------
-    def _attach(self, state: ClusterState) -> LocalSparkCluster:
-        """This service's handle on the cluster, fresh unless the one it holds still matches the state file."""
+    def _attach(self, state: ClusterState, dead_master_ok: bool = False) -> LocalSparkCluster:
+        """This service's handle on the cluster, fresh unless the one it holds still matches the state file
+        (`dead_master_ok`: also a failed cluster's, whose master died, to restart it)."""
         held = self._attached.get(state.name)
         if held is not None and held.pids == [p.pid for p in state.processes]:
             return held
@@ -121,7 +122,7 @@ class SparkClusters:
                 helper.call("take_over", path=state.directory)
             except PrivsepError as e:
                 raise SparkError(f"Your Spark cluster's directory could not be taken over: {e}") from None
-        cluster = LocalSparkCluster.attach(state, **self.cluster_config)
+        cluster = LocalSparkCluster.attach(state, dead_master_ok=dead_master_ok, **self.cluster_config)
         self._attached[state.name] = cluster
         return cluster
 
@@ -219,7 +220,8 @@ class SparkClusters:
     async def restart(self, user: str, server: str) -> dict:
         name = self._require(user, server).name
         async with self._lock(name):
-            cluster = self._attach_running(self._require(user, server))
+            # a failed cluster (its master died) restarts too: that is what the OdhSparkClusterFailed runbook does
+            cluster = self._attach_running(self._require(user, server), dead_master_ok=True)
             self.log.info("Restarting Spark cluster %s of %s", name, user)
             try:
                 await cluster.restart()
@@ -230,9 +232,9 @@ class SparkClusters:
                                        "to get a new one.") from None
         return await self._status(self._require(user, server))
 
-    def _attach_running(self, state: ClusterState) -> LocalSparkCluster:
+    def _attach_running(self, state: ClusterState, dead_master_ok: bool = False) -> LocalSparkCluster:
         try:
-            return self._attach(state)
+            return self._attach(state, dead_master_ok)
         except SparkError as e:
             raise SparkBusy(str(e)) from None
 

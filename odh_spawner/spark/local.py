@@ -311,11 +311,12 @@ class LocalSparkCluster(LoggingConfigurable):
         return conf
 
     @classmethod
-    def attach(cls, state: ClusterState, **kwargs) -> "LocalSparkCluster":
+    def attach(cls, state: ClusterState, dead_master_ok: bool = False, **kwargs) -> "LocalSparkCluster":
         """A handle on a running cluster started by another process (the hub), to scale, restart or stop it.
 
         Everything comes from the state file: shape, ports, limits, owner, and the PID and start time of each
-        process. Raises SparkError when the state lacks what scaling needs or the master is gone.
+        process. Raises SparkError when the state lacks what scaling needs or the master is gone (unless
+        `dead_master_ok`: a handle to restart a cluster whose master died, i.e. a failed one).
         """
         master = state.master
         if master is None or not state.worker_cores or not state.worker_memory:
@@ -326,7 +327,7 @@ class LocalSparkCluster(LoggingConfigurable):
         if state.authenticate and not secret:
             raise SparkError(f"The Spark cluster {state.name!r} cannot be managed from here (its secret is gone); "
                              "restart your server.")
-        if not procs.is_spark_process(master.pid, state.conf_dir, master.started):
+        if not dead_master_ok and not procs.is_spark_process(master.pid, state.conf_dir, master.started):
             raise SparkError(f"The Spark cluster {state.name!r} is not running.")
         workers = {int(p.role.rpartition("-")[2]): p for p in state.workers}
         request = SparkRequest(workers=len(workers), worker_cores=state.worker_cores,

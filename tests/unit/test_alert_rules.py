@@ -5,6 +5,7 @@ configuration, settings and hub service, built from plain data."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -126,6 +127,32 @@ def test_each_alert_has_a_runbook_with_every_section(alert):
             assert r.returncode == 0, f"{alert} ## {section}: {r.stderr}"
     assert "kubectl" in runbooks.sections(text)["On Kubernetes"]
     assert f"[{alert}]({alert}.md)" in (runbooks.RUNBOOKS / "README.md").read_text()
+
+
+NOT_MADE = {"OdhSpawnFailureRatioHigh", "OdhObjectStoreDiskFilling"}  # promtool only (docs/runbooks/README.md says why)
+
+
+def timing_row(alert: str, t: dict) -> str:
+    """The row of docs/runbooks/README.md's measured table for one alert of docs/runbooks/alert-timings.json."""
+    def s(v):
+        return "-" if v is None else f"{v} s"
+    return (f"| [{alert}]({alert}.md) | {t['fault']} | {s(t['fired_after_s'])} | {s(t['fix_commands_s'])} | "
+            f"{s(t['resolved_after_fix_s'])} |")
+
+
+def test_the_runbooks_readme_quotes_the_measured_timings_of_every_alert_made_for_real():
+    """docs/runbooks/alert-timings.json is test-artifacts/alert-timings.json of a full run of
+    tests/integration/test_alerts.py; the README's table shows it as it is, one row per alert, and names the
+    alerts not made for real."""
+    measured = json.loads((runbooks.RUNBOOKS / "alert-timings.json").read_text())
+    readme = (runbooks.RUNBOOKS / "README.md").read_text()
+    assert set(measured["alerts"]) == set(ALERTS) - NOT_MADE
+    for alert, t in measured["alerts"].items():
+        assert t["fired_after_s"] > 0 and t["resolved_after_fix_s"] > 0, (alert, t)
+        assert timing_row(alert, t) in readme, timing_row(alert, t)
+    assert f"measured {measured['when']}" in readme
+    for alert in NOT_MADE:
+        assert f"| [{alert}]({alert}.md) | not made for real" in readme, alert
 
 
 def test_runbook_blocks_are_found_by_section():

@@ -67,6 +67,20 @@ def read_json_nofollow(path: str, max_bytes: int = 1 << 20, logger: logging.Logg
     return data if isinstance(data, dict) else {}
 
 
+def merge_partitions(worker: dict, broker: dict) -> dict:
+    """Each partition's committed and end offsets, the later of what the worker last wrote in its status and what
+    Kafka said at the last read (up to offsets_interval old), and the lag between them: a live worker's figures
+    are the fresher, a stuck worker's stop while the broker's end offsets go on. Pure."""
+    out = {}
+    for p in sorted(set(worker) | set(broker), key=lambda k: int(k) if str(k).isdigit() else 0):
+        w, b = worker.get(p) or {}, broker.get(p) or {}
+        committed = max((x for x in (w.get("committed"), b.get("committed")) if x is not None), default=None)
+        end = max((x for x in (w.get("end"), b.get("end")) if x is not None), default=None)
+        lag = max(end - committed, 0) if end is not None and committed is not None else b.get("lag", w.get("lag"))
+        out[p] = {"committed": committed, "end": end, "lag": lag}
+    return out
+
+
 class LocalIngestBackend(LoggingConfigurable):
     name = "local"
 
@@ -193,7 +207,7 @@ class LocalIngestBackend(LoggingConfigurable):
         st = read_json_nofollow(os.path.join(run_dir, STATUS), logger=self.log)
         progress = self._progress.get(run_dir)
         if progress is not None and rt and rt.get("run_dir") == run_dir:
-            st = {**st, "partitions": progress[1]["partitions"]}
+            st = {**st, "partitions": merge_partitions(st.get("partitions") or {}, progress[1]["partitions"])}
         return st
 
     async def refresh(self, ingestions: list[Ingestion], bootstrap: str = "") -> None:

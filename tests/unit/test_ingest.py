@@ -359,3 +359,20 @@ def test_read_without_pandas_names_a_profile_that_has_it(monkeypatch):
     assert "Standard Data Science" in text and "ing.objects()" in text
     monkeypatch.delenv("ODH_PROFILE")
     assert "which this environment leaves out" in missing_stack_message("Ingestion.read()")
+
+
+def test_a_local_ingestions_lag_takes_the_later_of_the_workers_and_the_brokers_offsets():
+    from odh_spawner.ingest.local import merge_partitions
+
+    # a live worker wrote everything; Kafka's figures are a few seconds old: no lag
+    worker = {"0": {"committed": 1500, "end": 1500, "lag": 0}, "1": {"committed": 1500, "end": 1500, "lag": 0}}
+    broker = {"0": {"committed": 1000, "end": 1500, "lag": 500}, "1": {"committed": None, "end": 1200, "lag": 1200}}
+    assert merge_partitions(worker, broker) == {"0": {"committed": 1500, "end": 1500, "lag": 0},
+                                                "1": {"committed": 1500, "end": 1500, "lag": 0}}
+    # a stuck worker's status stops; the broker's end offsets go on: the lag grows
+    stuck = {"0": {"committed": 1500, "end": 1500, "lag": 0}}
+    assert merge_partitions(stuck, {"0": {"committed": 1500, "end": 4500, "lag": 3000}}) == {
+        "0": {"committed": 1500, "end": 4500, "lag": 3000}}
+    # a partition only one side knows; one with no committed offset yet keeps the broker's lag (from the low mark)
+    assert merge_partitions({}, {"2": {"committed": None, "end": 10, "lag": 10}}) == {
+        "2": {"committed": None, "end": 10, "lag": 10}}

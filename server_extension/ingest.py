@@ -24,6 +24,7 @@ import time
 import requests
 
 from .client import OdhApiError, raise_for_answer
+from .features import left_out_reason
 
 __all__ = ["Ingestion", "IngestClient", "ingest", "ingestion", "ingestions", "plan", "produce_sample"]
 
@@ -33,6 +34,9 @@ class IngestClient:
 
     def __init__(self, platform_url: str | None = None, token: str | None = None, timeout: float = 120,
                  user: str | None = None):
+        left_out = left_out_reason("ingestions", os.environ)  # the profile of this server leaves it out
+        if left_out:
+            raise OdhApiError(409, left_out)
         platform_url = platform_url or os.environ.get("ODH_PLATFORM_URL", "")
         if not platform_url:
             raise OdhApiError(0, "No platform service: run inside an odh-hub notebook server (ODH_PLATFORM_URL).")

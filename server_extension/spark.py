@@ -55,8 +55,9 @@ class SparkApiHandler(OdhHandler):
 
     def check_feature(self) -> None:
         """A status query of a server whose profile leaves Spark out answers {"enabled": false, "reason"} (what
-        it always answered when there is no cluster); scale and restart answer 409 with the reason."""
-        if self.request.method != "GET":
+        it always answered when there is no cluster); scale and restart answer 409 with the reason. A request
+        naming another user's cluster (?user=, admins only: the platform checks) is not about this server's."""
+        if self.request.method != "GET" and not self.get_query_argument("user", ""):
             super().check_feature()
 
     def platform(self) -> Platform:
@@ -72,7 +73,7 @@ class SparkApiHandler(OdhHandler):
         return f"spark{suffix}?{urlencode(params)}"
 
     async def forward(self, method: str, suffix: str = "", body: dict | None = None) -> None:
-        reason = refusal("spark")
+        reason = None if self.get_query_argument("user", "") else refusal("spark")
         if reason and method == "GET":
             self.reply({**DISABLED, "reason": reason})
             return

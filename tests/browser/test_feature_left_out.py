@@ -39,6 +39,9 @@ def test_left_out_panels_show_the_reason(hub, lean_lab, page, shot):
     off = page.locator('#odh-ingestions-panel .odh-feature-off[data-feature="ingestions"]')
     expect(off).to_have_text(INGEST_OFF)
     assert page.locator("#odh-ingestions-panel button").count() == 0  # no New ingestion, no Refresh
+    news = page.locator(".jp-Notification-Toast-Close, .Toastify__close-button")
+    if news.count():
+        news.first.click()  # JupyterLab's "news?" toast, which may show up after the lab opened
     shot(page, "42-ingestions-left-out")
 
     page.click('.lm-TabBar-tab[data-id="odh-deployments-panel"]')

@@ -55,6 +55,21 @@ def test_leave_out_parses_and_spark_is_left_out_without_a_spark_block():
     assert parse_profiles(document(profile("p", leave_out=["spark"])))[0].leave_out == {"spark"}
 
 
+def test_the_demo_gpu_profile_leaves_ingestion_out_and_the_form_says_so():
+    from odh_spawner.profiles.form import render_form
+    from odh_spawner.profiles.format import load_profiles
+    from odh_spawner.profiles.resolve import visible_profiles
+    from tests.conftest import ROOT
+
+    demo = load_profiles(f"{ROOT}/config/demo/profiles.yaml")
+    assert [p.slug for p in demo if p.leave_out] == ["pytorch-gpu"] and demo[2].leave_out == {"ingestions"}
+    plan = resolve(demo, "bob", ["ml-engineering"], {"profile": "pytorch-gpu"})
+    assert plan.left_out == {"ingestions", "spark"}
+    assert plan.offered_elsewhere["ingestions"] == ("Minimal Python", "Standard Data Science")
+    form = render_form(visible_profiles(demo, "bob", ["ml-engineering"]), "bob", ["ml-engineering"], None, "local")
+    assert form.count("without ingestions") == 1
+
+
 def test_unknown_feature_is_refused_naming_file_profile_and_field():
     e = refused(document(profile("p", leave_out=["ingestions", "notebooks"])))
     assert "profiles.yaml" in str(e)
@@ -189,3 +204,17 @@ def test_ingest_client_raises_the_left_out_message(monkeypatch):
     with pytest.raises(OdhApiError) as e:
         IngestClient()
     assert e.value.status == 409 and e.value.message == INGEST_OFF
+
+
+# -- the Helm chart's profiles ---------------------------------------------------------------------------------
+def test_the_chart_passes_leave_out_to_the_hub_and_its_schema_refuses_unknown_features():
+    from tests.support.helm import HelmError, by_kind_name, template
+
+    lean = profile("lean", leave_out=["ingestions"])
+    docs = by_kind_name(template(sets={"profiles": [lean]}))
+    cm = next(d for (kind, _), d in docs.items() if kind == "ConfigMap" and "profiles.yaml" in d.get("data", {}))
+    (parsed,) = parse_profiles(yaml.safe_load(cm["data"]["profiles.yaml"]))
+    assert parsed.leave_out == {"ingestions"}
+    with pytest.raises(HelmError) as e:
+        template(sets={"profiles": [profile("lean", leave_out=["notebooks"])]})
+    assert "values don't meet the specifications of the schema" in e.value.stderr and "leave_out" in e.value.stderr

@@ -12,6 +12,7 @@ from traitlets import Bool, Int, Unicode
 
 from .deployments import HANDLERS as DEPLOY_HANDLERS
 from .deployments import Platform
+from .features_api import HANDLERS as FEATURE_HANDLERS
 from .handlers import HANDLERS, NOT_FOUND
 from .ingestions import HANDLERS as INGEST_HANDLERS
 from .s3 import client_from_env
@@ -92,5 +93,5 @@ class OdhExtensionApp(ExtensionApp):
         self.log.info("odh: bucket API ready (endpoint %s)", os.environ.get("S3_ENDPOINT_URL", "<aws default>"))
 
     def initialize_handlers(self):
-        self.handlers.extend(HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS + USAGE_HANDLERS
+        self.handlers.extend(FEATURE_HANDLERS + HANDLERS + DEPLOY_HANDLERS + SPARK_HANDLERS + INGEST_HANDLERS + USAGE_HANDLERS
                              + [NOT_FOUND])

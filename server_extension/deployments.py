@@ -19,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from odh_spawner.quantities import format_bytes
 
 from . import validate as v
+from .features import NO_PLATFORM
 from .deploy import sha256_of  # the platform checks the model it downloads against it
 from .handlers import OdhHandler, api
 from .s3 import delete_prefix, ensure_bucket, models_bucket_not_yours
@@ -37,8 +38,7 @@ class Platform:
 
     async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         if not self.url:
-            raise v.BadRequest("Model deployment is not available on this platform (no platform service); "
-                               "tell your platform admin.", 503)
+            raise v.BadRequest(NO_PLATFORM["deployments"], 503)
         req = HTTPRequest(self.url + path, method=method, request_timeout=self.timeout,
                           headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
                           body=json.dumps(body) if body is not None else None, allow_nonstandard_methods=True)
@@ -85,6 +85,8 @@ def example_input_of(path: str):
 
 
 class DeploymentsBase(OdhHandler):
+    feature = "deployments"
+
     @property
     def platform(self) -> Platform:
         return self.extensionapp.platform

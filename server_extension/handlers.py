@@ -23,6 +23,7 @@ from tornado.iostream import StreamClosedError
 from odh_spawner.quantities import format_bytes
 
 from . import validate as v
+from .features import LEFT_OUT_STATUS, refusal
 from .s3 import client_error, http_error, s3_code, s3_errors
 
 CHUNK = 1024 * 1024
@@ -39,6 +40,7 @@ def api(method):
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
         try:
+            self.check_feature()
             return await method(self, *args, **kwargs)
         except v.BadRequest as e:
             self.reply_error(e.status_code, str(e))
@@ -54,6 +56,14 @@ def api(method):
 
 
 class OdhHandler(ExtensionHandlerMixin, APIHandler):
+    feature = ""  # the odh feature (server_extension.features) whose endpoint this is: refused when left out
+
+    def check_feature(self) -> None:
+        """409 with the left-out message when this server's profile leaves this endpoint's feature out."""
+        message = refusal(self.feature) if self.feature else None
+        if message:
+            raise v.BadRequest(message, LEFT_OUT_STATUS)
+
     @property
     def s3(self):
         return self.extensionapp.s3
@@ -424,3 +434,5 @@ HANDLERS = [
     (rf"/odh/api/buckets/{B}/uploads/{U}/parts/(?P<part_number>[^/]+)", PartHandler),
     (rf"/odh/api/buckets/{B}/uploads/{U}/complete", CompleteHandler),
 ]
+for _, _handler in HANDLERS:
+    _handler.feature = "buckets"

@@ -24,6 +24,7 @@ import time
 import requests
 
 from .client import OdhApiError, raise_for_answer
+from .features import left_out_reason
 
 __all__ = ["Ingestion", "IngestClient", "ingest", "ingestion", "ingestions", "plan", "produce_sample"]
 
@@ -33,6 +34,9 @@ class IngestClient:
 
     def __init__(self, platform_url: str | None = None, token: str | None = None, timeout: float = 120,
                  user: str | None = None):
+        left_out = left_out_reason("ingestions", os.environ)  # the profile of this server leaves it out
+        if left_out:
+            raise OdhApiError(409, left_out)
         platform_url = platform_url or os.environ.get("ODH_PLATFORM_URL", "")
         if not platform_url:
             raise OdhApiError(0, "No platform service: run inside an odh-hub notebook server (ODH_PLATFORM_URL).")
@@ -175,12 +179,12 @@ def ingest(topic: str, bucket: str, prefix: str = "", format: str = "jsonl", flu
     """Start streaming `topic` into s3://bucket/prefix. Shows the plan first; bad input raises OdhApiError
     (4xx) with the reason (unknown topic, bucket not writable, invalid settings). With `create_topic=True` a
     missing topic is created first (`partitions`, default 3)."""
+    client = client or IngestClient()  # first: a server whose profile leaves ingestion out says so, and no plan
     p = plan(topic, bucket, prefix, format, flush_records, flush_seconds, partition_by, name)
     if create_topic:
         p["reads"] += f" (created with {partitions or 3} partitions if missing)"
     if show_plan:
         _show(p)
-    client = client or IngestClient()
     body = {"name": p["name"], "topic": topic, "bucket": bucket, "prefix": prefix, "format": format,
             "flush_records": flush_records, "flush_seconds": flush_seconds, "partition_by": partition_by}
     if create_topic:

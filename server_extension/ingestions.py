@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from odh_spawner.ingest.spec import SETTINGS, IngestError, build_spec, validate_name
 
 from . import validate as v
+from .features import NO_KAFKA, NO_PLATFORM
 from .deployments import DeploymentsBase
 from .handlers import api
 from .s3 import check_owned
@@ -56,10 +57,11 @@ def change_body(data) -> dict:
 
 
 class IngestBase(DeploymentsBase):
+    feature = "ingestions"
+
     async def forward(self, method: str, path: str, body: dict | None = None) -> None:
         if not self.platform.url:
-            raise v.BadRequest("Kafka ingestion is not available on this platform (no platform service); "
-                               "tell your platform admin.", 503)
+            raise v.BadRequest(NO_PLATFORM["ingestions"], 503)
         await super().forward(method, path, body)
 
 
@@ -137,8 +139,7 @@ class TopicsHandler(IngestBase):
         """The topics of the platform's Kafka (KAFKA_BOOTSTRAP_SERVERS of this server)."""
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
         if not bootstrap:
-            raise v.BadRequest("No Kafka is configured for this server (KAFKA_BOOTSTRAP_SERVERS); "
-                               "tell your platform admin.", 503)
+            raise v.BadRequest(NO_KAFKA, 503)
         self.reply({"topics": await self.call(list_topics, bootstrap=bootstrap)})
 
 

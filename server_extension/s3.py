@@ -96,8 +96,9 @@ def http_error(e: Exception) -> BadRequest:
             return BadRequest(f"Object storage refused the request ({code or status}).", status)
         return BadRequest(f"Object storage failed ({code or status}); try again.", 502)
     if isinstance(e, NoCredentialsError):
-        return BadRequest("This server has no object-storage credentials (AWS_ACCESS_KEY_ID is not set); tell your "
-                          "platform admin.", 503)
+        from .features import NO_STORAGE
+
+        return BadRequest(NO_STORAGE, 503)
     if isinstance(e, EndpointConnectionError):
         return BadRequest("Object storage is not reachable right now; try again in a minute.", 503)
     if isinstance(e, BotoCoreError):

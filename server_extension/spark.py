@@ -23,6 +23,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import validate as v
+from .features import NO_PLATFORM, refusal
 from .deployments import Platform
 from .handlers import OdhHandler, api
 
@@ -50,6 +51,15 @@ def proxied_location(location: str, target: str, prefix: str) -> str:
 
 
 class SparkApiHandler(OdhHandler):
+    feature = "spark"
+
+    def check_feature(self) -> None:
+        """A status query of a server whose profile leaves Spark out answers {"enabled": false, "reason"} (what
+        it always answered when there is no cluster); scale and restart answer 409 with the reason. A request
+        naming another user's cluster (?user=, admins only: the platform checks) is not about this server's."""
+        if self.request.method != "GET" and not self.get_query_argument("user", ""):
+            super().check_feature()
+
     def platform(self) -> Platform:
         app = self.extensionapp
         return Platform(app.platform_url, app.platform.token, timeout=PLATFORM_TIMEOUT)
@@ -63,12 +73,15 @@ class SparkApiHandler(OdhHandler):
         return f"spark{suffix}?{urlencode(params)}"
 
     async def forward(self, method: str, suffix: str = "", body: dict | None = None) -> None:
+        reason = None if self.get_query_argument("user", "") else refusal("spark")
+        if reason and method == "GET":
+            self.reply({**DISABLED, "reason": reason})
+            return
         if not self.extensionapp.platform_url:
             if method == "GET":
                 self.reply(DISABLED)
                 return
-            raise v.BadRequest("Spark clusters are not available on this platform (no platform service); "
-                               "tell your platform admin.", 503)
+            raise v.BadRequest(NO_PLATFORM["spark"], 503)
         status, data = await self.platform().call(method, self.platform_path(suffix), body)
         if status >= 400:
             self.reply_error(status, data.get("message") or f"the platform service answered {status}")

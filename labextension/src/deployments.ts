@@ -15,7 +15,7 @@ const REFRESH_MS = 5000;
 
 export class DeploymentsPanel extends PollingPanel {
   constructor() {
-    super(REFRESH_MS);
+    super(REFRESH_MS, { name: 'deployments', title: 'Deployments' });
     this.id = 'odh-deployments-panel';
     this.addClass('odh-Panel');
     this.addClass('odh-DeploymentsPanel');

@@ -145,7 +145,7 @@ export interface IIngestionsPanelOptions {
 
 export class IngestionsPanel extends PollingPanel {
   constructor(options: IIngestionsPanelOptions) {
-    super(REFRESH_MS);
+    super(REFRESH_MS, { name: 'ingestions', title: 'Ingestions' });
     this._options = options;
     this.id = 'odh-ingestions-panel';
     this.addClass('odh-Panel');

@@ -25,6 +25,7 @@ import {
   rowTarget
 } from './dom';
 import { installDropZone } from './dropzone';
+import { FeatureGate } from './features';
 import { errorMessage } from './handler';
 import { bucketIcon } from './icons';
 import { IFileToUpload, uploadAll } from './upload';
@@ -129,6 +130,9 @@ export class BucketBrowser extends Widget {
   /** Reload the current location from its first page. */
   async refresh(): Promise<void> {
     this._loaded = true;
+    if (!(await this.gate.isOn())) {
+      return; // no buckets on this server: the reason is shown instead
+    }
     await this._load(false);
   }
 
@@ -276,6 +280,9 @@ export class BucketBrowser extends Widget {
       void this.refresh();
     }
   }
+
+  /** Whether the server has object storage for this panel (when not, the panel shows why instead). */
+  readonly gate = new FeatureGate(this.node, 'buckets', 'Buckets');
 
   /** Run a user action: a new action clears the previous error; a failure shows its message. */
   private async _run<T>(fn: () => Promise<T>, fallback?: T): Promise<T> {

@@ -18,6 +18,8 @@ export interface ISparkApplication {
 
 export interface ISparkStatus {
   enabled: boolean;
+  /** With enabled false: why (the server's profile leaves Spark out, and which profile has it). */
+  reason?: string;
   state?: 'running' | 'starting' | 'stopped';
   master_url?: string;
   ui_url?: string;
@@ -90,6 +92,9 @@ export class SparkModel {
       }
       this._error = errorMessage(error);
       this._changed.emit();
+    }
+    if (this._status?.enabled === false && this._status.reason) {
+      return; // left out of this server's profile: it will not change while the server runs
     }
     if (this._started) {
       window.clearTimeout(this._timer);

@@ -6,6 +6,7 @@ import { Widget } from '@lumino/widgets';
 
 import { field, stateBadge } from './deployView';
 import { h, iconButton } from './dom';
+import { FeatureGate } from './features';
 import { errorMessage } from './handler';
 import { sparkIcon } from './icons';
 import { ISparkStatus, restartSpark, scaleSpark, SparkModel } from './spark';
@@ -60,8 +61,17 @@ export class SparkPanel extends Widget {
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this.model.start();
-    void this.model.refresh();
+    void this._show();
+  }
+
+  /** Whether this server has Spark (when not, the panel shows why instead of the cluster). */
+  readonly gate = new FeatureGate(this.node, 'spark', 'Spark cluster');
+
+  private async _show(): Promise<void> {
+    if (await this.gate.isOn()) {
+      this.model.start();
+      void this.model.refresh();
+    }
   }
 
   /** An action's error (kept until the next action), else the last refresh's. */
@@ -118,7 +128,7 @@ export class SparkPanel extends Widget {
     const enabled = !!s?.enabled;
     this.node.dataset.state = s?.state ?? '';
     this._disabled.hidden = enabled || s === null;
-    this._disabled.textContent = 'Spark is not enabled for this server.';
+    this._disabled.textContent = s?.reason ?? 'Spark is not enabled for this server.';
     (this.node.querySelector('.odh-spark-body') as HTMLElement | null)?.toggleAttribute('hidden', !enabled);
     this._badge.textContent = '';
     if (s?.state) {

@@ -20,6 +20,8 @@ A profile file is YAML::
         tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
         spark: {workers: {default: 1, max: 4}, worker_cores: {default: 1, max: 2},
                 worker_memory: {default: 1Gi, max: 4Gi}}
+        leave_out: [ingestions]       # features servers of this profile go without (profiles.features):
+                                      # buckets, deployments, ingestions, spark (spark also: no spark: block)
         local: {environment: hub}     # what the local (no container) backend runs: the hub's own Python,
                                       # a name from OdhLocalSpawner.environments, or an image's lock:
         # local: {environment: {lock: images/minimal/requirements.lock}}  (relative to the odh-hub project)
@@ -36,6 +38,7 @@ from typing import Any, Mapping
 import yaml
 
 from odh_spawner.errors import ProfileError
+from odh_spawner.profiles.features import FEATURES
 from odh_spawner.quantities import parse_cpu, parse_memory
 
 SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -135,6 +138,7 @@ class Profile:
     tolerations: tuple[Toleration, ...] = ()
     spark: SparkShape | None = None
     local: LocalEnvironment = LocalEnvironment()
+    leave_out: frozenset[str] = frozenset()  # features left out on purpose (profiles.features.FEATURES)
 
     @property
     def pinned(self) -> bool:
@@ -225,6 +229,7 @@ class _Ctx:
 _PROFILE_KEYS = (
     "slug", "display_name", "description", "image", "allow_unpinned", "default", "users", "groups",
     "sizes", "gpu", "env", "volumes", "node_selector", "tolerations", "spark", "local",
+    "leave_out",
 )
 
 
@@ -384,7 +389,24 @@ def _parse_profile(source: str, raw, index: int) -> Profile:
         ),
         spark=_parse_spark(ctx, raw["spark"]) if raw.get("spark") is not None else None,
         local=_parse_local(ctx, local_raw.get("environment", "hub")),
+        leave_out=_parse_leave_out(ctx, raw.get("leave_out", []), raw.get("spark") is not None),
     )
+
+
+def _parse_leave_out(ctx: _Ctx, value, has_spark: bool) -> frozenset[str]:
+    names = _list(ctx, value, "leave_out")
+    out = set()
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or name not in FEATURES:
+            ctx.fail(f"leave_out[{i}]", f"unknown feature {name!r}; features a profile may leave out: "
+                                        f"{', '.join(FEATURES)}")
+        if name in out:
+            ctx.fail(f"leave_out[{i}]", f"{name!r} is listed twice")
+        out.add(name)
+    if "spark" in out and has_spark:
+        ctx.fail("leave_out", "leaves out spark but the profile has a spark: block; remove one of them "
+                              "(a profile without spark: leaves Spark out anyway)")
+    return frozenset(out)
 
 
 LOCK_HINT = "expected a name (e.g. hub) or {lock: images/<name>/requirements.lock}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from odh_spawner.errors import ForbiddenOption, OptionsError
+from odh_spawner.profiles.features import left_out, offered_by
 from odh_spawner.profiles.format import Profile, Toleration, Volume
 from odh_spawner.quantities import format_bytes, format_memory, parse_memory
 
@@ -52,6 +53,9 @@ class SpawnPlan:
     spark: SparkRequest | None = None
     local_environment: str = "hub"
     local_lock: str = ""  # local_environment 'lock': the image lock the server's virtualenv is built from
+    left_out: frozenset[str] = frozenset()  # features the profile leaves out (profiles.features.left_out)
+    # feature -> display names of the profiles this user may use that offer it (for the server's messages)
+    offered_elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def user_options(self) -> dict:
         """The canonical user_options that reproduce this plan (remembered by the hub)."""
@@ -175,6 +179,7 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
             raise ForbiddenOption(f"{gpu} GPUs exceed profile {profile.slug!r}'s limit of {limit}.")
 
     spark = _resolve_spark(profile, user_options.get("spark"))
+    off = left_out(profile)
 
     return SpawnPlan(
         profile=profile.slug,
@@ -196,4 +201,6 @@ def resolve(profiles: Iterable[Profile], user: str, groups: Iterable[str], user_
         spark=spark,
         local_environment=profile.local.environment,
         local_lock=profile.local.lock,
+        left_out=off,
+        offered_elsewhere={f: tuple(names) for f, names in offered_by(visible, off).items()},
     )

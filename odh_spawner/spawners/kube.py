@@ -21,6 +21,7 @@ from odh_spawner.credentials.naming import secret_name
 from odh_spawner.errors import OptionsError
 from odh_spawner.naming import home_claim_name
 from odh_spawner.spawners.mixin import OdhSpawnerMixin, user_error
+from odh_spawner.profiles.features import ELSEWHERE_ENV, PROFILE_NAME_ENV
 from odh_spawner.quantities import format_cpu, format_memory
 from odh_spawner.kube.pods import toleration_manifests, volume_manifests
 from odh_spawner.profiles.resolve import SpawnPlan
@@ -78,7 +79,10 @@ class OdhKubeSpawner(OdhSpawnerMixin, KubeSpawner):
             mounts = [{"name": HOME_VOLUME, "mountPath": self.home_mount_path}, *mounts]
         self.volumes = [*self._admin("volumes"), *volumes]
         self.volume_mounts = [*self._admin("volume_mounts"), *mounts]
-        self.environment = {**self._admin("environment"), **self.odh_env(plan)}
+        env = self.odh_env(plan)
+        for key in (ELSEWHERE_ENV, PROFILE_NAME_ENV):  # KubeSpawner expands {...} in values: JSON and names are data
+            env[key] = env[key].replace("{", "{{").replace("}", "}}")
+        self.environment = {**self._admin("environment"), **env}
         creds = await self.odh_s3_credentials()
         self._s3_secret = secret_name(self.user.name) if creds is not None else ""
         if creds is not None:

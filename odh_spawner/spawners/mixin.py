@@ -19,6 +19,7 @@ from odh_spawner.credentials import CredentialsUnavailable, S3Credentials
 from odh_spawner.credentials.naming import models_bucket
 from odh_spawner.credentials.config import OdhStorage
 from odh_spawner.errors import OptionsError, ProfileError
+from odh_spawner.profiles.features import feature_env
 from odh_spawner.profiles.form import options_from_form, render_form
 from odh_spawner.profiles.quotas import OdhQuotas, UserQuotas
 from odh_spawner.profiles.resolve import SpawnPlan, resolve, visible_profiles
@@ -152,6 +153,8 @@ class OdhSpawnerMixin(Configurable):
         env = dict(plan.env)
         env.update(ODH_PROFILE=plan.profile, ODH_SIZE=plan.size, ODH_BACKEND=self.backend_name,
                    ODH_MODELS_BUCKET=models_bucket(self.user.name))
+        # the features the profile leaves out, and which of this user's profiles offer them (profiles.features)
+        env.update(feature_env(plan.left_out, plan.display_name, plan.offered_elsewhere))
         return env
 
     # -- per-user object storage -------------------------------------------------------------

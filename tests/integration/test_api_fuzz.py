@@ -48,6 +48,7 @@ NB_DEPLOYMENTS = schemathesis.openapi.from_path(os.path.join(NB, "deployments.op
 NB_INGESTIONS = schemathesis.openapi.from_path(os.path.join(NB, "ingestions.openapi.yaml"))
 NB_SPARK = schemathesis.openapi.from_path(os.path.join(NB, "spark.openapi.yaml"))
 NB_USAGE = schemathesis.openapi.from_path(os.path.join(NB, "usage.openapi.yaml"))
+NB_FEATURES = schemathesis.openapi.from_path(os.path.join(NB, "features.openapi.yaml"))
 
 SENT: dict[str, Counter] = defaultdict(Counter)  # api -> status -> count
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -207,15 +208,22 @@ def test_notebook_usage(case, seeds):
     check("notebook usage", case, seeds.url + "odh/api", seeds.token)
 
 
+@NB_FEATURES.parametrize()
+@FUZZ
+def test_notebook_features(case, seeds):
+    check("notebook features", case, seeds.url + "odh/api", seeds.token)
+
+
 def test_every_api_was_fuzzed_and_the_seeds_were_reached(seeds, hub):
     """What was sent, per API and status (printed for the record); each API got requests, none a 5xx, and the
     seeded cases reached alice's real deployment and ingestion (200s from each)."""
     for api, statuses in sorted(SENT.items()):
         print(f"schemathesis {api}: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
     assert set(SENT) == {"platform", "gateway", "notebook deployments", "notebook ingestions", "notebook spark",
-                         "notebook usage", "platform as bob", "gateway as bob"}
+                         "notebook usage", "notebook features", "platform as bob", "gateway as bob"}
     for api, statuses in SENT.items():
-        assert sum(statuses.values()) >= EXAMPLES, (api, statuses)
+        # GET /odh/api/features takes no parameters: Schemathesis has one case to send
+        assert sum(statuses.values()) >= (1 if api == "notebook features" else EXAMPLES), (api, statuses)
         assert not [s for s in statuses if s >= 500], (api, statuses)
         if not api.endswith(" as bob"):
             assert statuses[200] > 0, (api, statuses)

@@ -16,7 +16,7 @@ import server_extension
 from odh_spawner import platform as platform_pkg
 from odh_spawner.platform.gateway import gateway_routes
 from odh_spawner.platform.routes import routes
-from server_extension import deployments, handlers, ingestions, spark, usage
+from server_extension import deployments, features_api, handlers, ingestions, spark, usage
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +41,7 @@ APIS = {
                                              _prefixed(ingestions.HANDLERS, "/odh/api")),
     "notebook Spark": (os.path.join(NB, "spark.openapi.yaml"), _prefixed(spark.HANDLERS, "/odh/api")),
     "notebook usage": (os.path.join(NB, "usage.openapi.yaml"), _prefixed(usage.HANDLERS, "/odh/api")),
+    "notebook features": (os.path.join(NB, "features.openapi.yaml"), _prefixed(features_api.HANDLERS, "/odh/api")),
     "platform service": (os.path.join(PF, "openapi.yaml"),
                          _prefixed(routes("/services/odh-platform", None), "/services/odh-platform/api")),
     "model gateway": (os.path.join(PF, "gateway.openapi.yaml"), _prefixed(gateway_routes(None), "")),

@@ -68,13 +68,15 @@ def read_json_nofollow(path: str, max_bytes: int = 1 << 20, logger: logging.Logg
 
 
 def merge_partitions(worker: dict, broker: dict) -> dict:
-    """Each partition's committed and end offsets, the later of what the worker last wrote in its status and what
-    Kafka said at the last read (up to offsets_interval old), and the lag between them: a live worker's figures
-    are the fresher, a stuck worker's stop while the broker's end offsets go on. Pure."""
+    """Each partition's position, end offset and the lag between them. The position is the worker's own (from its
+    objects, as its status last said), never the group's committed offset on the broker, which anyone who knows
+    the group may move; the broker's only when the worker has said nothing of that partition yet. The end is the
+    later of the worker's and the broker's (read up to offsets_interval ago): a stuck worker's status stops, the
+    broker's end offsets go on, and so does its lag. Pure."""
     out = {}
     for p in sorted(set(worker) | set(broker), key=lambda k: int(k) if str(k).isdigit() else 0):
         w, b = worker.get(p) or {}, broker.get(p) or {}
-        committed = max((x for x in (w.get("committed"), b.get("committed")) if x is not None), default=None)
+        committed = w.get("committed") if w.get("committed") is not None else b.get("committed")
         end = max((x for x in (w.get("end"), b.get("end")) if x is not None), default=None)
         lag = max(end - committed, 0) if end is not None and committed is not None else b.get("lag", w.get("lag"))
         out[p] = {"committed": committed, "end": end, "lag": lag}

@@ -361,7 +361,7 @@ def test_read_without_pandas_names_a_profile_that_has_it(monkeypatch):
     assert "which this environment leaves out" in missing_stack_message("Ingestion.read()")
 
 
-def test_a_local_ingestions_lag_takes_the_later_of_the_workers_and_the_brokers_offsets():
+def test_a_local_ingestions_lag_is_the_workers_position_against_the_later_end_offset():
     from odh_spawner.ingest.local import merge_partitions
 
     # a live worker wrote everything; Kafka's figures are a few seconds old: no lag
@@ -372,6 +372,10 @@ def test_a_local_ingestions_lag_takes_the_later_of_the_workers_and_the_brokers_o
     # a stuck worker's status stops; the broker's end offsets go on: the lag grows
     stuck = {"0": {"committed": 1500, "end": 1500, "lag": 0}}
     assert merge_partitions(stuck, {"0": {"committed": 1500, "end": 4500, "lag": 3000}}) == {
+        "0": {"committed": 1500, "end": 4500, "lag": 3000}}
+    # a colleague who knows the group commits far ahead on the broker: the position stays the worker's own
+    assert merge_partitions({"0": {"committed": 1500, "end": 1500, "lag": 0}},
+                            {"0": {"committed": 9999, "end": 4500, "lag": 0}}) == {
         "0": {"committed": 1500, "end": 4500, "lag": 3000}}
     # a partition only one side knows; one with no committed offset yet keeps the broker's lag (from the low mark)
     assert merge_partitions({}, {"2": {"committed": None, "end": 10, "lag": 10}}) == {

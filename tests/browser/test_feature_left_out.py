@@ -7,25 +7,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_bucket_panel import login_and_open_lab
-from tests.integration.test_leave_out import DEPLOY_OFF, INGEST_OFF, SLUG, lean_profile
-from tests.support.profiles import extra_profiles
-from tests.support.wait import wait_for
+from tests.integration.test_leave_out import DEPLOY_OFF, INGEST_OFF, alice_on_the_lean_profile
 
 
 @pytest.fixture(scope="module")
 def lean_lab(hub, login, config_dir):
-    alice = login("alice")
-    if alice.model()["servers"].get(""):
-        alice.stop()
-    with extra_profiles(config_dir, lean_profile()):
-        wait_for(lambda: SLUG in alice.offered_profiles(), 30, "the hub to offer the test profile")
-        r = alice.api("POST", "/users/alice/server", json={"profile": SLUG})
-        assert r.status_code in (201, 202), r.text
-        alice.wait_ready(timeout=180)
-        try:
-            yield alice
-        finally:
-            alice.stop()
+    with alice_on_the_lean_profile(login, config_dir) as alice:
+        yield alice
 
 
 def test_left_out_panels_show_the_reason(hub, lean_lab, page, shot):

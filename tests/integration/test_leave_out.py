@@ -4,6 +4,8 @@ with the reason naming the profiles of hers that have them; every endpoint of th
 that message (the Python client raises it as OdhApiError, in a real kernel of her server too); buckets, still
 on, work; bob cannot read her server's features."""
 
+import contextlib
+
 import pytest
 import requests
 
@@ -29,8 +31,9 @@ def lean_profile() -> dict:
                    local={"environment": {"lock": "images/minimal/requirements.lock"}})
 
 
-@pytest.fixture(scope="module")
-def lean_server(hub, login, config_dir):
+@contextlib.contextmanager
+def alice_on_the_lean_profile(login, config_dir):
+    """alice's server started from the test-only profile (offered to her alone while this runs), stopped after."""
     alice = login("alice")
     if alice.model()["servers"].get(""):
         alice.stop()
@@ -43,6 +46,12 @@ def lean_server(hub, login, config_dir):
             yield alice
         finally:
             alice.stop()
+
+
+@pytest.fixture(scope="module")
+def lean_server(hub, login, config_dir):
+    with alice_on_the_lean_profile(login, config_dir) as alice:
+        yield alice
 
 
 def _api(alice, method: str, path: str, **kw) -> requests.Response:

@@ -84,13 +84,7 @@ def create_bound_pvc(cp, ns: str, name: str, size: str = "1Gi") -> str:
     as an admin would pre-create a user's data volume. The controller-manager's PV binder binds them for real
     (waited for: the scheduler keeps a pod with an unbound claim Pending). Returns the PV's name (cluster-scoped:
     delete it after the test)."""
-    pv = f"{ns}-{name}"
-    r = cp.api("POST", "/api/v1/persistentvolumes", {
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-        "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
-                 "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/nonexistent/{pv}"},
-                 "claimRef": {"namespace": ns, "name": name}}})
-    assert r.ok, r.body
+    pv = provide_volume(cp, ns, name, size)
     r = cp.api("POST", core(ns, "persistentvolumeclaims"), {
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv,
